@@ -1,0 +1,226 @@
+"""SoundNet8 in PyTorch, faithful to the original Torch model.
+
+The network takes a mono waveform at 22050 Hz scaled x256 (see :mod:`soundnet.audio`) shaped
+``(batch, 1, n_samples)`` and returns the object logits ``(batch, 1000, n_frames8)`` and the place
+logits ``(batch, 401, n_frames8)``.
+
+Layer names follow the seed's ``SoundNet8_pytorch`` (``conv1`` .. ``conv7``, ``conv8``,
+``conv8_2``) so that its ``sound8.pth`` state dict loads unchanged (after squeezing the Conv2d
+width axis). Each block ``convN`` is ``Conv1d -> BatchNorm1d(eps=1e-5) -> ReLU`` followed, for
+conv1, conv2 and conv5, by a max-pool; a layer's *features* are the output of its whole block,
+exactly what the seed's ``extract_feat`` returned (conv5's output is the paper's "pool5").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "LayerSpec",
+    "LAYER_SPECS",
+    "LAYERS",
+    "CONV_LAYERS",
+    "HEAD_LAYERS",
+    "SoundNet8",
+    "load_soundnet",
+]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Geometry of one SoundNet block.
+
+    Attributes
+    ----------
+    name : str
+        Block name, e.g. ``"conv5"``.
+    in_channels, out_channels : int
+        Channels in and units out.
+    kernel : int
+        Convolution kernel length (in samples of the block's input).
+    stride : int
+        Convolution stride.
+    padding : int
+        Zero padding on each side of the block's input.
+    pool : int
+        Max-pool size and stride after the ReLU (0 when there is no pool).
+    batchnorm : bool
+        Whether the block has BatchNorm + ReLU (heads do not).
+    """
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    pool: int = 0
+    batchnorm: bool = True
+
+
+LAYER_SPECS: tuple[LayerSpec, ...] = (
+    LayerSpec("conv1", 1, 16, 64, 2, 32, pool=8),
+    LayerSpec("conv2", 16, 32, 32, 2, 16, pool=8),
+    LayerSpec("conv3", 32, 64, 16, 2, 8),
+    LayerSpec("conv4", 64, 128, 8, 2, 4),
+    LayerSpec("conv5", 128, 256, 4, 2, 2, pool=4),
+    LayerSpec("conv6", 256, 512, 4, 2, 2),
+    LayerSpec("conv7", 512, 1024, 4, 2, 2),
+    LayerSpec("conv8", 1024, 1000, 8, 2, 0, batchnorm=False),
+    LayerSpec("conv8_2", 1024, 401, 8, 2, 0, batchnorm=False),
+)
+#: All layer names, in forward order (heads last).
+LAYERS: tuple[str, ...] = tuple(s.name for s in LAYER_SPECS)
+#: The seven convolutional blocks whose units are studied.
+CONV_LAYERS: tuple[str, ...] = LAYERS[:7]
+#: The two heads: objects (ImageNet 1000) and places (401 Places2 categories).
+HEAD_LAYERS: tuple[str, ...] = ("conv8", "conv8_2")
+SPEC_BY_NAME: dict[str, LayerSpec] = {s.name: s for s in LAYER_SPECS}
+
+
+def _block(spec: LayerSpec) -> nn.Sequential:
+    mods: list[nn.Module] = [
+        nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding)
+    ]
+    if spec.batchnorm:
+        mods += [nn.BatchNorm1d(spec.out_channels, eps=1e-5), nn.ReLU(inplace=True)]
+    if spec.pool:
+        mods.append(nn.MaxPool1d(spec.pool, spec.pool))
+    return nn.Sequential(*mods)
+
+
+class SoundNet8(nn.Module):
+    """The 8-layer SoundNet (Aytar, Vondrick and Torralba, NeurIPS 2016).
+
+    Use :func:`load_soundnet` to get it with the pretrained weights in eval mode.
+
+    Notes
+    -----
+    Input: float32 ``(batch, 1, n_samples)`` at 22050 Hz, *scaled x256* (what
+    :func:`soundnet.audio.load_audio` returns). Output of :meth:`forward`: ``(objects, places)``
+    logits of shapes ``(batch, 1000, n_frames8)`` and ``(batch, 401, n_frames8)``; ``n_frames8``
+    is 0 for inputs shorter than 209,374 samples (about 9.5 s), see :mod:`soundnet.geometry`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        for spec in LAYER_SPECS:
+            self.add_module(spec.name, _block(spec))
+
+    # -- the seed's conveniences -------------------------------------------------------------
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Run conv1..conv7 and return conv7's output ``(batch, 1024, n_frames7)``."""
+        for name in CONV_LAYERS:
+            x = self.run_block(name, x)
+        return x
+
+    def run_block(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        """Apply block ``name`` to ``h``; an input too short for one frame gives 0 frames.
+
+        PyTorch raises on a convolution or pool whose input is shorter than its kernel; SoundNet
+        semantics are simply "no frame", so this returns ``(batch, out_channels, 0)`` instead,
+        which keeps :mod:`soundnet.geometry` and the real shapes equal for every input length.
+        """
+        spec = SPEC_BY_NAME[name]
+        block = getattr(self, name)
+        if h.shape[-1] + 2 * spec.padding < spec.kernel:
+            return h.new_zeros((h.shape[0], spec.out_channels, 0))
+        if spec.pool:
+            h = block[:-1](h)
+            if h.shape[-1] < spec.pool:
+                return h.new_zeros((h.shape[0], spec.out_channels, 0))
+            return block[-1](h)
+        return block(h)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object and place logits, ``(batch, 1000, T8)`` and ``(batch, 401, T8)``."""
+        _check_input(x)
+        h = self.trunk(x)
+        return self.run_block("conv8", h), self.run_block("conv8_2", h)
+
+    def extract_features(
+        self, x: torch.Tensor, *, layers: tuple[str, ...] | list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Every layer's output by name.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, 1, n_samples)
+            Waveform at 22050 Hz, scaled x256.
+        layers : sequence of str, optional
+            Names to return (default all of :data:`LAYERS`). The forward pass stops after the
+            last one needed.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            ``{"conv1": (batch, 16, T1), ..., "conv7": (batch, 1024, T7), "conv8": (batch, 1000,
+            T8), "conv8_2": (batch, 401, T8)}``; the heads have ``T8 = 0`` frames for inputs
+            shorter than 209,374 samples.
+        """
+        _check_input(x)
+        wanted = list(LAYERS if layers is None else layers)
+        unknown = [w for w in wanted if w not in SPEC_BY_NAME]
+        if unknown:
+            raise ValueError(f"Unknown layer(s) {unknown}; expected names from {list(LAYERS)}")
+        out: dict[str, torch.Tensor] = {}
+        h = x
+        last_conv = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
+        if any(w in HEAD_LAYERS for w in wanted):
+            last_conv = len(CONV_LAYERS) - 1
+        for name in CONV_LAYERS[: last_conv + 1]:
+            h = self.run_block(name, h)
+            if name in wanted:
+                out[name] = h
+        for name in HEAD_LAYERS:
+            if name in wanted:
+                out[name] = self.run_block(name, h)
+        return {name: out[name] for name in wanted}
+
+    def extract_feat(self, x: torch.Tensor) -> list:
+        """The seed's API: a list of numpy arrays, conv1..conv7, conv8, conv8_2."""
+        feats = self.extract_features(x)
+        return [feats[n].detach().cpu().numpy() for n in LAYERS]
+
+
+
+def _check_input(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            "SoundNet8 expects a float tensor shaped (batch, 1, n_samples) at 22050 Hz scaled "
+            f"x256 (use soundnet.load_audio). Got {shape} instead."
+        )
+
+
+def load_soundnet(
+    weights: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> SoundNet8:
+    """SoundNet8 with the pretrained weights, in eval mode.
+
+    Parameters
+    ----------
+    weights : str or path, optional
+        A ``sound8.npy`` (TensorFlow layout) or ``sound8.pth`` (the seed's state dict). When
+        omitted, :func:`soundnet.weights.resolve_weights` finds or downloads them.
+    device : str or torch.device
+        Where to put the model.
+
+    Returns
+    -------
+    SoundNet8
+        In eval mode (BatchNorm uses its running statistics), gradients off.
+    """
+    from soundnet.weights import load_state_dict
+
+    model = SoundNet8()
+    model.load_state_dict(load_state_dict(weights))
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device)
