@@ -125,15 +125,11 @@ class SoundNet8(nn.Module):
         which keeps :mod:`soundnet.geometry` and the real shapes equal for every input length.
         """
         spec = SPEC_BY_NAME[name]
-        block = getattr(self, name)
-        if h.shape[-1] + 2 * spec.padding < spec.kernel:
+        length = h.shape[-1]
+        conv_frames = (length + 2 * spec.padding - spec.kernel) // spec.stride + 1
+        if length == 0 or conv_frames < max(1, spec.pool):
             return h.new_zeros((h.shape[0], spec.out_channels, 0))
-        if spec.pool:
-            h = block[:-1](h)
-            if h.shape[-1] < spec.pool:
-                return h.new_zeros((h.shape[0], spec.out_channels, 0))
-            return block[-1](h)
-        return block(h)
+        return getattr(self, name)(h)  # the whole block, so that forward hooks on it fire
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Object and place logits, ``(batch, 1000, T8)`` and ``(batch, 401, T8)``."""

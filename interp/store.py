@@ -1,0 +1,295 @@
+"""The run directory: Parquet tables, atomic writes, resumable shards, pandas accessors.
+
+See ``docs/run-directory.md`` for the layout and every column. A run directory is the single
+hand-off between the recorder, the analyses, the dashboard and the studies.
+
+Examples
+--------
+>>> run = open_run("runs/demo")
+>>> run.clips.head()                       # one row per clip, with status
+>>> run.activations("conv7", "max")        # DataFrame: clip_id x units (0..1023)
+>>> run.topk("conv7", 123)                 # the unit's top clips and moments
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from soundnet.errors import ParameterError, SoundNetError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "STATS",
+    "HEAD_STATS",
+    "RunError",
+    "Run",
+    "open_run",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "write_parquet",
+    "unit_columns",
+    "activation_file",
+]
+
+FORMAT_VERSION = 1
+#: Per-clip summaries recorded for every layer.
+STATS = ("mean", "max", "peak_s")
+#: Extra per-clip summaries recorded for the heads.
+HEAD_STATS = ("prob",)
+TOPK_COLUMNS = ("layer", "unit", "rank", "clip_id", "value", "peak_s", "start_s", "end_s")
+
+
+class RunError(SoundNetError):
+    """A run directory is missing, incomplete, or was produced with other inputs."""
+
+
+def unit_columns(n_units: int) -> list[str]:
+    """Parquet column names of the unit columns: ``["0", "1", ...]``."""
+    return [str(i) for i in range(n_units)]
+
+
+def activation_file(layer: str, stat: str) -> str:
+    """File name (relative to ``activations/``) of one layer's per-clip statistic."""
+    return f"{layer}.{stat}.parquet"
+
+
+def _tmp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (no half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically (indent 1, sorted keys)."""
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_parquet(path: str | os.PathLike, df: pd.DataFrame | pa.Table) -> None:
+    """Write a DataFrame or Arrow table to Parquet atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    tmp = _tmp_path(path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class Run:
+    """A recorded run directory (see :func:`open_run`).
+
+    Parameters
+    ----------
+    path : str or path
+        The run directory.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    meta : dict
+        The contents of ``run.json``.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        meta_path = self.path / "run.json"
+        if not meta_path.is_file():
+            raise RunError(f"{str(self.path)!r} is not a run directory (no run.json). "
+                           "Create one with `soundnet-interp record CORPUS --out DIR`.")
+        self.meta: dict = json.loads(meta_path.read_text())
+        if not self.meta.get("complete", False):
+            raise RunError(f"Run {str(self.path)!r} is incomplete (interrupted?). Re-run the same "
+                           "`soundnet-interp record` command to resume it.")
+        self._act_cache: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        n = len(self.clips)
+        ok = int((self.clips["status"] == "ok").sum())
+        return f"Run({str(self.path)!r}, {n} clips, {ok} ok, layers={self.layers})"
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        """Recorded layers, in forward order."""
+        return list(self.meta["layers"])
+
+    def n_units(self, layer: str) -> int:
+        """Number of units of ``layer``."""
+        self._check_layer(layer)
+        return int(self.meta["units"][layer])
+
+    def _check_layer(self, layer: str) -> None:
+        if layer not in self.meta["layers"]:
+            raise ParameterError(f"Layer {layer!r} was not recorded in {str(self.path)!r}; "
+                                 f"recorded layers: {self.layers}.")
+
+    # -- tables --------------------------------------------------------------------------
+    @cached_property
+    def clips(self) -> pd.DataFrame:
+        """All clip rows (every status), in corpus order."""
+        return pd.read_parquet(self.path / "clips.parquet")
+
+    @cached_property
+    def ok_clips(self) -> pd.DataFrame:
+        """Clip rows with ``status == "ok"``, indexed by ``clip_id``."""
+        c = self.clips
+        return c[c["status"] == "ok"].set_index("clip_id", drop=False)
+
+    @property
+    def labels(self) -> pd.Series:
+        """Label of each ok clip, indexed by ``clip_id``."""
+        return self.ok_clips["label"]
+
+    def activations(self, layer: str, stat: str = "max") -> pd.DataFrame:
+        """Per-clip summary of every unit of ``layer``.
+
+        Parameters
+        ----------
+        layer : str
+        stat : {"mean", "max", "peak_s", "prob"}
+            ``peak_s`` is the time of the max in seconds from the clip start; ``prob`` (heads
+            only) is the clip-level probability.
+
+        Returns
+        -------
+        pandas.DataFrame, shape (n_ok_clips, n_units)
+            Indexed by ``clip_id`` (corpus order), integer unit columns ``0..n_units-1``,
+            float32. NaN where the clip gave the layer no frame.
+        """
+        self._check_layer(layer)
+        allowed = STATS + (HEAD_STATS if layer in ("conv8", "conv8_2") else ())
+        if stat not in allowed:
+            raise ParameterError(f"The 'stat' parameter of activations must be one of {allowed}. Got {stat!r} instead.")
+        key = (layer, stat)
+        if key not in self._act_cache:
+            df = pd.read_parquet(self.path / "activations" / activation_file(layer, stat))
+            df = df.set_index("clip_id")
+            df.columns = df.columns.astype(int)
+            self._act_cache[key] = df
+        return self._act_cache[key]
+
+    def activation_matrix(self, layer: str, stat: str = "max") -> np.ndarray:
+        """:meth:`activations` as a float32 array ``(n_ok_clips, n_units)``."""
+        return self.activations(layer, stat).to_numpy(dtype=np.float32, copy=False)
+
+    @cached_property
+    def _topk(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "topk.parquet")
+
+    def topk(self, layer: str | None = None, unit: int | None = None) -> pd.DataFrame:
+        """Top-k clips and moments: ``layer, unit, rank, clip_id, value, peak_s, start_s, end_s``.
+
+        Parameters
+        ----------
+        layer : str, optional
+        unit : int, optional
+            Filter to one layer / one unit.
+        """
+        t = self._topk
+        if layer is not None:
+            self._check_layer(layer)
+            t = t[t["layer"] == layer]
+        if unit is not None:
+            t = t[t["unit"] == int(unit)]
+        return t.reset_index(drop=True)
+
+    def has_table(self, name: str) -> bool:
+        """Whether an analysis table ``<name>.parquet`` exists."""
+        return (self.path / f"{_safe_name(name)}.parquet").is_file()
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """Read an analysis table ``<name>.parquet`` from the run directory."""
+        p = self.path / f"{_safe_name(name)}.parquet"
+        if not p.is_file():
+            raise RunError(f"No table {name!r} in {str(self.path)!r}.")
+        return pd.read_parquet(p)
+
+    def write_table(self, name: str, df: pd.DataFrame) -> Path:
+        """Write an analysis table ``<name>.parquet`` atomically; returns its path."""
+        p = self.path / f"{_safe_name(name)}.parquet"
+        write_parquet(p, df)
+        return p
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder for derived caches (spectrograms, traces)."""
+        d = self.path / "cache"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def clip(self, clip_id: str) -> pd.Series:
+        """The clip row of ``clip_id`` (any status)."""
+        rows = self.clips[self.clips["clip_id"] == clip_id]
+        if rows.empty:
+            raise KeyError(clip_id)
+        return rows.iloc[0]
+
+
+def _safe_name(name: str) -> str:
+    if not name or any(c in name for c in "/\\\0") or name.startswith("."):
+        raise ParameterError(f"Table names are plain file stems. Got {name!r} instead.")
+    return name
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open a complete run directory; see :class:`Run`.
+
+    Raises
+    ------
+    RunError
+        No ``run.json``, or the run is incomplete.
+    """
+    return Run(path)
+
+
+def iter_parquet_batches(paths: Iterable[Path]) -> Iterable[pa.Table]:
+    """Read Parquet files one after another (helper for streaming merges)."""
+    for p in paths:
+        yield pq.read_table(p)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder if it exists."""
+    shutil.rmtree(path, ignore_errors=True)
