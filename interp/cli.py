@@ -1,0 +1,193 @@
+"""The ``soundnet-interp`` command: thin over :mod:`soundnet` and :mod:`interp`.
+
+Sub-commands
+------------
+record     record every unit over a corpus into a run directory
+analyze    selectivity, unit labels and top clips for a run directory
+rank       print the units most selective for a category
+unit       print one unit's card
+predict    object and place predictions for audio files
+dashboard  browse a run in the Dash app
+study      run one of the studies in ``studies/``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from soundnet.errors import SoundNetError
+
+__all__ = ["main", "build_parser"]
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    from soundnet.model import LAYERS
+
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [n for n in names if n not in LAYERS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown layer(s) {bad}; choose from {','.join(LAYERS)}")
+    return names
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from interp.record import RecordConfig, record_corpus
+
+    settings = dict(batch_size=args.batch_size, workers=args.workers, device=args.device,
+                    topk=args.topk, shard_size=args.shard_size, short=args.short,
+                    heads_short=args.heads_short, chunk_s=args.chunk_s, fast=not args.no_fast)
+    if args.layers:
+        settings["layers"] = args.layers
+    corpus_options = {}
+    if args.esc10:
+        corpus_options["esc10"] = True
+    if args.segment_s:
+        corpus_options["segment_s"] = args.segment_s
+    summary = record_corpus(args.corpus, args.out, config=RecordConfig(**settings), weights=args.weights,
+                            overwrite=args.overwrite, progress=not args.quiet,
+                            corpus_options=corpus_options, max_shards=args.max_shards)
+    print(summary)
+    if args.strict and summary.n_failed:
+        print(f"--strict: {summary.n_failed} clip(s) failed", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from interp.analysis import analyze_run
+
+    report = analyze_run(args.run, stat=args.stat, overwrite=args.overwrite)
+    print(report)
+    return 0
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from interp.selectivity import format_rank_table, rank_units
+    from interp.store import open_run
+
+    run = open_run(args.run)
+    table = rank_units(run, args.category, metric=args.metric, layer=args.layer, top=args.top)
+    print(format_rank_table(table))
+    return 0
+
+
+def _cmd_unit(args: argparse.Namespace) -> int:
+    from interp.selectivity import unit_card
+    from interp.store import open_run
+
+    layer, _, unit = args.unit.partition(":")
+    if not unit.isdigit():
+        raise SystemExit(f"error: units are written LAYER:INDEX, e.g. conv7:123. Got {args.unit!r}.")
+    print(unit_card(open_run(args.run), layer, int(unit)))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from soundnet.predict import main as predict_main
+
+    return predict_main(list(args.paths) + ["-k", str(args.k)])
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.app import main as dash_main
+
+    return dash_main([str(args.run), "--host", args.host, "--port", str(args.port)] + (["--debug"] if args.debug else []))
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    import runpy
+
+    studies = Path(__file__).resolve().parents[1] / "studies"
+    script = studies / f"{args.name}.py"
+    if not script.is_file():
+        names = sorted(p.stem for p in studies.glob("*.py") if not p.stem.startswith("_"))
+        raise SystemExit(f"error: no study {args.name!r}; available: {', '.join(names)}")
+    sys.argv = [str(script)] + list(args.study_args)
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``soundnet-interp``."""
+    ap = argparse.ArgumentParser(prog="soundnet-interp", description="Unit-level interpretability of SoundNet.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("record", help="record every unit over a corpus into a run directory")
+    r.add_argument("corpus", help="'demo', 'probes', or a path (ESC-50, UrbanSound8K, GTZAN, folder-per-class, CSV manifest)")
+    r.add_argument("--out", required=True, type=Path, help="run directory (resumed if interrupted)")
+    r.add_argument("--layers", type=_layers, help="comma-separated layers (default: all)")
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--workers", type=int, default=2, help="decoding processes (0: decode inline)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--topk", type=int, default=16, help="clips kept per unit")
+    r.add_argument("--shard-size", type=int, default=128, help="clips per resumable shard")
+    r.add_argument("--short", choices=("pad", "tile", "none"), default="pad",
+                   help="how clips too short for conv7 are lengthened (default pad with silence)")
+    r.add_argument("--heads-short", choices=("tile", "pad", "none"), default="tile",
+                   help="how clips under 9.5 s are lengthened for the heads only (default tile)")
+    r.add_argument("--segment-s", type=float, help="split files into segments of this many seconds")
+    r.add_argument("--chunk-s", type=float, default=120.0, help="stream files longer than this in chunks")
+    r.add_argument("--esc10", action="store_true", help="ESC-50: keep the ESC-10 subset")
+    r.add_argument("--weights", help="a sound8.npy or sound8.pth (default: cache / download)")
+    r.add_argument("--overwrite", action="store_true", help="replace a run made from other inputs")
+    r.add_argument("--strict", action="store_true", help="exit non-zero when any clip failed")
+    r.add_argument("--no-fast", action="store_true", help="use the plain PyTorch model")
+    r.add_argument("--max-shards", type=int, help=argparse.SUPPRESS)
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_record)
+
+    a = sub.add_parser("analyze", help="selectivity, unit labels and top clips of a run")
+    a.add_argument("run", type=Path)
+    a.add_argument("--stat", choices=("max", "mean"), default="max")
+    a.add_argument("--overwrite", action="store_true", help="recompute existing tables")
+    a.set_defaults(func=_cmd_analyze)
+
+    k = sub.add_parser("rank", help="units most selective for a category")
+    k.add_argument("run", type=Path)
+    k.add_argument("--category", "-c", help="category (default: every category)")
+    k.add_argument("--layer", "-l", help="restrict to a layer")
+    k.add_argument("--metric", "-m", default="auroc", help="auroc, csi, dprime, mi, iou")
+    k.add_argument("--top", type=int, default=20)
+    k.set_defaults(func=_cmd_rank)
+
+    u = sub.add_parser("unit", help="one unit's card")
+    u.add_argument("run", type=Path)
+    u.add_argument("unit", help="LAYER:INDEX, e.g. conv7:123")
+    u.set_defaults(func=_cmd_unit)
+
+    p = sub.add_parser("predict", help="object and place predictions for audio files")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-k", type=int, default=3)
+    p.set_defaults(func=_cmd_predict)
+
+    d = sub.add_parser("dashboard", help="browse a run in the Dash app")
+    d.add_argument("run", type=Path)
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--debug", action="store_true")
+    d.set_defaults(func=_cmd_dashboard)
+
+    s = sub.add_parser("study", help="run a study from studies/ (same flags as the script)")
+    s.add_argument("name")
+    s.add_argument("study_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_cmd_study)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``soundnet-interp``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SoundNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
