@@ -45,11 +45,14 @@ class AudioInfo:
     Attributes
     ----------
     sample_rate_hz : int
+        The file's sampling rate, in Hz.
     channels : int
     n_frames : int
         Samples per channel at ``sample_rate_hz``.
     duration_s : float
+        Length in seconds.
     format : str
+        Container as libsndfile names it (``WAV``, ``FLAC``, ``MP3``, ...) or ``ffmpeg``.
     """
 
     sample_rate_hz: int
@@ -57,6 +60,16 @@ class AudioInfo:
     n_frames: int
     duration_s: float
     format: str
+
+    def note(self, *, sr: int = SAMPLE_RATE_HZ) -> str:
+        """What :func:`read_audio` does to this file, e.g. ``"mixed 6 channels to mono;
+        resampled 192000 Hz -> 22050 Hz"`` (empty when nothing)."""
+        parts = []
+        if self.channels > 1:
+            parts.append(f"mixed {self.channels} channels to mono")
+        if self.sample_rate_hz != sr:
+            parts.append(f"resampled {self.sample_rate_hz} Hz -> {sr} Hz")
+        return "; ".join(parts)
 
 
 def _check_exists(path: Path) -> None:
@@ -71,61 +84,235 @@ def _check_exists(path: Path) -> None:
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Sample rate, channels and length of an audio file without decoding it.
 
+    Files libsndfile cannot read are probed with ffmpeg (through ``audioread``).
+
     Raises
     ------
     AudioError
-        Missing, empty or not decodable by ``soundfile``.
+        ``missing``, ``empty``, ``not audio``, ``corrupt`` (a broken header, or a WAV whose
+        header declares more data than the file holds) or ``no channels``.
+    """
+    p = Path(path)
+    _check_exists(p)
+    f, complaint = _open_soundfile(p)
+    if f is None:
+        try:
+            from audioread.ffdec import FFmpegAudioFile
+
+            with FFmpegAudioFile(str(p)) as af:
+                sr, ch, dur = int(af.samplerate), int(af.channels), float(af.duration)
+        except Exception as exc:
+            raise _fallback_failed(p, exc, complaint) from exc
+        if ch < 1:
+            raise AudioError(p, "no channels")
+        return AudioInfo(sr, ch, int(round(dur * sr)), dur, "ffmpeg")
+    with f:
+        sr, ch, n, fmt = int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
+    if ch < 1:
+        raise AudioError(p, "no channels")
+    return AudioInfo(sr, ch, n, n / sr if sr else 0.0, fmt)
+
+
+#: libsndfile error codes meaning "not a format/encoding I know" (others: it knows, but fails).
+_SF_UNRECOGNISED = (1, 4)
+#: MP3 lengths in headers can be estimates: tolerate this many missing samples (plus 1 %).
+_MP3_SLACK_FRAMES = 4 * 1152
+
+
+def _open_soundfile(p: Path):
+    """Open ``p`` with libsndfile after the structural checks libsndfile skips.
+
+    Returns
+    -------
+    (soundfile.SoundFile or None, str)
+        The open file and ``""``; or ``None`` (use the ffmpeg fallback) and libsndfile's complaint
+        when it knows the format but cannot open this file (``""`` when it does not know it).
+
+    Raises
+    ------
+    AudioError
+        ``corrupt`` when a WAV header declares more data than the file holds or an Ogg stream
+        lacks its end (both read "fine", but short, with libsndfile).
     """
     import soundfile as sf
 
-    p = Path(path)
-    _check_exists(p)
+    _check_wav_data_size(p)
+    _check_ogg_end(p)
     try:
-        info = sf.info(str(p))
-    except Exception as exc:
-        try:  # fallback decoder
-            import audioread
+        return sf.SoundFile(str(p)), ""
+    except sf.LibsndfileError as exc:
+        return None, "" if exc.code in _SF_UNRECOGNISED else (exc.error_string or str(exc))
+    except Exception as exc:  # libsndfile may raise RuntimeError/TypeError on odd headers
+        return None, _exc_text(exc)
 
-            with audioread.audio_open(str(p)) as f:
-                n = int(round(f.duration * f.samplerate))
-                return AudioInfo(int(f.samplerate), int(f.channels), n, float(f.duration), "audioread")
-        except Exception:
-            raise AudioError(p, "not audio", f"{type(exc).__name__}: {exc}") from exc
-    if info.channels < 1:
-        raise AudioError(p, "no channels")
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames),
-                     float(info.frames) / info.samplerate if info.samplerate else 0.0, info.format)
+
+def _fallback_failed(p: Path, exc: BaseException, sf_complaint: str) -> AudioError:
+    """The error for a file neither libsndfile nor ffmpeg can use."""
+    if sf_complaint:
+        return AudioError(p, "corrupt", f"libsndfile: {sf_complaint}; ffmpeg: {_exc_text(exc)}")
+    reason = "corrupt" if _looks_like_audio(p) else "not audio"
+    return AudioError(p, reason, f"neither libsndfile nor ffmpeg can decode it ({_exc_text(exc)})")
+
+
+def _check_wav_data_size(p: Path) -> None:
+    """Raise ``corrupt`` if a RIFF/WAVE header declares more data bytes than the file holds.
+
+    libsndfile silently shortens a truncated WAV to the bytes present (its frame count is then
+    computed from the file size), so the header's ``data`` chunk size is checked here.
+    Placeholder sizes written by streaming encoders (0 and 0xFFFFFFFF) are accepted.
+    """
+    import struct
+
+    with open(p, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        file_bytes = p.stat().st_size
+        pos = 12
+        while pos + 8 <= file_bytes:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                if size in (0, 0xFFFFFFFF):
+                    return
+                held = file_bytes - (pos + 8)
+                if size > held:
+                    raise AudioError(
+                        p, "corrupt",
+                        f"truncated: the WAV header declares {size} bytes of audio data, "
+                        f"the file holds {held} ({held / size:.1%})")
+                return
+            pos += 8 + size + (size & 1)
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def _ogg_page_crc_ok(page: bytes) -> bool:
+    crc = 0
+    data = page[:22] + b"\0\0\0\0" + page[26:]
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((crc >> 24) & 0xFF) ^ byte]
+    return crc == int.from_bytes(page[22:26], "little")
+
+
+def _check_ogg_end(p: Path, *, tail_bytes: int = 1 << 17) -> None:
+    """Raise ``corrupt`` if an Ogg file does not end with a complete end-of-stream page.
+
+    libsndfile takes an Ogg file's length from its last page, so a file cut at a page boundary
+    decodes "fine" but short. The last page whose checksum holds must end exactly at the end of
+    the file and carry the end-of-stream flag.
+    """
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        if fh.read(4) != b"OggS":
+            return
+        fh.seek(max(0, size - tail_bytes))
+        tail = fh.read()
+    base = size - len(tail)
+    at = tail.rfind(b"OggS")
+    while at >= 0:
+        head = tail[at : at + 27]
+        if len(head) == 27 and head[4] == 0:
+            n_seg = head[26]
+            table = tail[at + 27 : at + 27 + n_seg]
+            end = at + 27 + n_seg + sum(table)
+            if len(table) == n_seg and end <= len(tail) and _ogg_page_crc_ok(tail[at:end]):
+                if base + end < size:
+                    raise AudioError(p, "corrupt", f"truncated: {size - base - end} bytes of an "
+                                     "incomplete Ogg page after the last complete one")
+                if not head[5] & 0x04:
+                    raise AudioError(p, "corrupt", "truncated: the Ogg stream stops without its "
+                                     "end-of-stream page")
+                return
+        at = tail.rfind(b"OggS", 0, at)
+
+
+def _expected_frames(total: int, start: int, count: int) -> int:
+    left = max(total - start, 0)
+    return left if count < 0 else min(count, left)
+
+
+def _check_complete(p: Path, got: int, expected: int, fmt: str) -> None:
+    """Raise ``corrupt`` when fewer frames were decoded than the header announced."""
+    slack = _MP3_SLACK_FRAMES + expected // 100 if fmt == "MP3" else 0
+    if got + slack < expected:
+        raise AudioError(
+            p, "corrupt",
+            f"truncated: decoded {got} of the {expected} frames the {fmt} header announces")
 
 
 def _decode(p: Path, offset_s: float, duration_s: float | None) -> tuple[np.ndarray, int]:
     """Decode to float32 ``(n, channels)`` at the file's rate."""
-    import soundfile as sf
-
-    try:
-        with sf.SoundFile(str(p)) as f:
-            sr = int(f.samplerate)
-            if f.channels < 1:
-                raise AudioError(p, "no channels")
-            start = int(round(offset_s * sr))
-            if start > f.frames:
-                raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is past the end ({f.frames / sr:.3f} s)")
-            f.seek(start)
-            count = -1 if duration_s is None else int(round(duration_s * sr))
+    f, complaint = _open_soundfile(p)
+    if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
+        return _decode_fallback(p, offset_s, duration_s, sf_complaint=complaint)
+    with f:
+        sr = int(f.samplerate)
+        if f.channels < 1:
+            raise AudioError(p, "no channels")
+        total = int(f.frames)
+        start = int(round(offset_s * sr))
+        if total > 0 and start >= total:
+            raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)")
+        count = -1 if duration_s is None else max(1, int(round(duration_s * sr)))
+        try:
+            if start:
+                f.seek(start)
             data = f.read(frames=count, dtype="float32", always_2d=True)
-            return data, sr
+        except Exception as exc:  # libsndfile recognised the file but cannot decode it
+            raise AudioError(p, "corrupt", f"decoding failed: {exc}") from exc
+        _check_complete(p, len(data), _expected_frames(total, start, count), f.format)
+        return data, sr
+
+
+def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,
+                     sf_complaint: str = "") -> tuple[np.ndarray, int]:
+    """Decode what libsndfile cannot read (M4A/AAC, WMA, ...) with ffmpeg through audioread."""
+    try:
+        from audioread.ffdec import FFmpegAudioFile
+
+        with FFmpegAudioFile(str(p)) as f:
+            sr, channels = int(f.samplerate), int(f.channels)
+            if channels < 1:
+                raise AudioError(p, "no channels")
+            start = int(round(offset_s * sr)) * channels
+            stop = None if duration_s is None else start + max(1, int(round(duration_s * sr))) * channels
+            parts, n = [], 0
+            for buf in f:
+                parts.append(np.frombuffer(buf, dtype="<i2"))
+                n += len(parts[-1])
+                if stop is not None and n >= stop:
+                    break
     except AudioError:
         raise
-    except Exception as sf_exc:  # not something libsndfile reads: try the fallback decoder
-        try:
-            import librosa
+    except Exception as exc:
+        raise _fallback_failed(p, exc, sf_complaint) from exc
+    pcm = np.concatenate(parts) if parts else np.zeros(0, dtype="<i2")
+    pcm = pcm[: len(pcm) - len(pcm) % channels]
+    if start and start >= len(pcm):
+        raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({len(pcm) / channels / sr:.3f} s)")
+    pcm = pcm[start:stop]
+    data = (pcm.astype(np.float32) / 32768.0).reshape(-1, channels)
+    return data, sr
 
-            y, sr = librosa.load(str(p), sr=None, mono=False, offset=offset_s, duration=duration_s,
-                                 dtype=np.float32)
-        except Exception:
-            reason = "corrupt" if _looks_like_audio(p) else "not audio"
-            raise AudioError(p, reason, f"{type(sf_exc).__name__}: {sf_exc}") from sf_exc
-        y = np.atleast_2d(y).T if y.ndim == 1 else y.T
-        return np.ascontiguousarray(y, dtype=np.float32), int(sr)
+
+def _exc_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _looks_like_audio(p: Path) -> bool:
@@ -134,6 +321,13 @@ def _looks_like_audio(p: Path) -> bool:
         head = fh.read(12)
     return head[:4] in (b"RIFF", b"fLaC", b"OggS", b"FORM", b".snd", b"RF64") or head[:3] == b"ID3" or (
         len(head) > 1 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0)
+
+
+def _check_range(func: str, offset_s: float, duration_s: float | None) -> None:
+    if not np.isfinite(offset_s) or offset_s < 0:
+        raise ParameterError(f"The 'offset_s' parameter of {func} must be a finite number >= 0 (seconds). Got {offset_s!r} instead.")
+    if duration_s is not None and (not np.isfinite(duration_s) or duration_s <= 0):
+        raise ParameterError(f"The 'duration_s' parameter of {func} must be None or a finite number > 0 (seconds). Got {duration_s!r} instead.")
 
 
 def read_audio(
@@ -168,9 +362,9 @@ def read_audio(
         Reasons ``missing``, ``not audio``, ``corrupt``, ``empty``, ``non-finite samples``,
         ``no channels``, ``silent``, ``bad range``.
     """
-    if offset_s < 0 or (duration_s is not None and duration_s <= 0):
-        raise ParameterError(
-            f"offset_s must be >= 0 and duration_s > 0. Got offset_s={offset_s}, duration_s={duration_s} instead.")
+    _check_range("read_audio", offset_s, duration_s)
+    if not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ParameterError(f"The 'sr' parameter of read_audio must be a positive int (Hz). Got {sr!r} instead.")
     p = Path(path)
     _check_exists(p)
     data, src_sr = _decode(p, offset_s, duration_s)
@@ -252,13 +446,20 @@ def load_audio(
     AudioError
         For a missing, empty, corrupt, non-audio, channel-less or non-finite file.
     """
+    if short not in SHORT_POLICIES:
+        raise ParameterError(f"The 'short' parameter of load_audio must be one of {SHORT_POLICIES}. Got {short!r} instead.")
+    target = min_length if min_length is not None else "conv8"
+    if isinstance(target, str):
+        n = min_samples(target)
+    elif isinstance(target, (int, np.integer)) and target >= 0:
+        n = int(target)
+    else:
+        raise ParameterError(
+            "The 'min_length' parameter of load_audio must be a layer name or an int >= 0 (samples). "
+            f"Got {min_length!r} instead.")
     y = read_audio(path, offset_s=offset_s, duration_s=duration_s)
     if short != "none":
-        target = min_length if min_length is not None else "conv8"
-        n = min_samples(target) if isinstance(target, str) else int(target)
         y = fit_length(y, min_samples=n, policy=short)
-    elif short not in SHORT_POLICIES:
-        raise ParameterError(f"The 'short' parameter of load_audio must be one of {SHORT_POLICIES}. Got {short!r} instead.")
     return to_model_input(y)
 
 
@@ -282,36 +483,38 @@ def iter_audio_blocks(
     np.ndarray, shape (n,)
         Consecutive blocks; their concatenation equals the streamed resampling of the file.
     """
-    import soundfile as sf
     import soxr
 
+    if not np.isfinite(block_s) or block_s <= 0:
+        raise ParameterError(f"The 'block_s' parameter of iter_audio_blocks must be > 0 (seconds). Got {block_s!r} instead.")
     p = Path(path)
     _check_exists(p)
-    try:
-        f = sf.SoundFile(str(p))
-    except Exception:  # formats libsndfile cannot stream: decode whole
+    f, _ = _open_soundfile(p)
+    if f is None:  # formats libsndfile cannot stream: decode whole
         yield read_audio(p, sr=sr)
         return
     with f:
         src_sr = int(f.samplerate)
         stream = soxr.ResampleStream(src_sr, sr, 1, dtype="float32", quality="HQ") if src_sr != sr else None
         block = max(1, int(block_s * src_sr))
-        got_any = False
+        got = 0
         while True:
             try:
                 data = f.read(frames=block, dtype="float32", always_2d=True)
             except Exception as exc:
-                raise AudioError(p, "corrupt", f"{type(exc).__name__}: {exc}") from exc
+                raise AudioError(p, "corrupt", f"decoding failed after {got} frames: {exc}") from exc
             last = len(data) < block
+            if last:
+                _check_complete(p, got + len(data), int(f.frames), f.format)
             if len(data):
                 if not np.isfinite(data).all():
                     raise AudioError(p, "non-finite samples", "NaN or infinite samples")
-                got_any = True
+                got += len(data)
             mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
             out = stream.resample_chunk(np.ascontiguousarray(mono), last=last) if stream else mono
             if len(out):
                 yield np.ascontiguousarray(out, dtype=np.float32)
             if last:
                 break
-        if not got_any:
+        if not got:
             raise AudioError(p, "empty", "no samples decoded")

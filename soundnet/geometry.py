@@ -79,7 +79,7 @@ class LayerGeometry:
 def _ops(layer: str) -> list[tuple[int, int, int]]:
     """(kernel, stride, padding) of every operation from the input up to ``layer``'s output."""
     if layer not in SPEC_BY_NAME:
-        raise ParameterError(f"Unknown layer {layer!r}; expected one of {list(LAYERS)}.")
+        raise ParameterError(f"The 'layer' parameter must be one of {list(LAYERS)}. Got {layer!r} instead.")
     ops: list[tuple[int, int, int]] = []
     chain = list(LAYERS[:7]) + [layer] if layer in ("conv8", "conv8_2") else list(LAYERS[: LAYERS.index(layer) + 1])
     for name in chain:
@@ -106,8 +106,8 @@ def n_frames(n_samples: int, layer: str) -> int:
 
     Conv: ``floor((L + 2p - k) / s) + 1``; pools: ``floor(L / k)``.
     """
-    if n_samples < 0:
-        raise ParameterError(f"n_samples must be >= 0. Got {n_samples} instead.")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+        raise ParameterError(f"The 'n_samples' parameter of n_frames must be an int >= 0. Got {n_samples!r} instead.")
     length = int(n_samples)
     for k, s, p in _ops(layer):
         if length + 2 * p < k:

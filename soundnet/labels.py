@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from soundnet.errors import ParameterError
+from soundnet.errors import InputTooShortError, ParameterError
 
 __all__ = [
     "object_labels",
@@ -81,8 +81,11 @@ def clip_probabilities(logits) -> np.ndarray:
     np.ndarray, shape (batch, n_classes)
     """
     p = softmax(logits, axis=1)
-    if p.ndim != 3 or p.shape[-1] == 0:
+    if p.ndim != 3:
         raise ParameterError(
+            f"clip_probabilities needs logits shaped (batch, n_classes, n_frames). Got {p.shape} instead.")
+    if p.shape[-1] == 0:
+        raise InputTooShortError(
             "clip_probabilities needs logits shaped (batch, n_classes, n_frames) with n_frames >= 1 "
             f"(inputs of at least 209,374 samples, or load_audio(short='tile')). Got {p.shape} instead.")
     return p.mean(axis=2)

