@@ -45,9 +45,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
         corpus_options["esc10"] = True
     if args.segment_s:
         corpus_options["segment_s"] = args.segment_s
-    summary = record_corpus(args.corpus, args.out, config=RecordConfig(**settings), weights=args.weights,
-                            overwrite=args.overwrite, progress=not args.quiet,
-                            corpus_options=corpus_options, max_shards=args.max_shards)
+    common = dict(config=RecordConfig(**settings), weights=args.weights, overwrite=args.overwrite,
+                  progress=not args.quiet, corpus_options=corpus_options, max_shards=args.max_shards)
+    if args.engine == "ray":
+        from interp.distributed import record_corpus_ray
+
+        summary = record_corpus_ray(args.corpus, args.out, address=args.address, num_actors=args.num_actors,
+                                    use_gpu=args.device.startswith("cuda"), **common)
+    else:
+        summary = record_corpus(args.corpus, args.out, **common)
     print(summary)
     if args.strict and summary.n_failed:
         print(f"--strict: {summary.n_failed} clip(s) failed", file=sys.stderr)
@@ -134,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace a run made from other inputs")
     r.add_argument("--strict", action="store_true", help="exit non-zero when any clip failed")
     r.add_argument("--no-fast", action="store_true", help="use the plain PyTorch model")
+    r.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local processes, or a Ray cluster (pip install soundnet-interp[distributed])")
+    r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: start a local Ray")
+    r.add_argument("--num-actors", type=int, help="Ray: model actors (default: one per CPU or GPU)")
     r.add_argument("--max-shards", type=int, help=argparse.SUPPRESS)
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_record)
