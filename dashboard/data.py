@@ -1,0 +1,526 @@
+"""The dashboard's view of one run directory: memoised reads of its tables.
+
+:class:`RunData` only reads what the recorder and the analyses wrote (through
+:mod:`interp.store`, :mod:`interp.selectivity`, :mod:`interp.topclips`) and asks
+:mod:`interp.traces` for the time-resolved views it caches in ``<run>/cache``. One instance
+belongs to one Dash app (``app.server.config[CONFIG_KEY]``); pages and callbacks reach it with
+:func:`get_data` inside a request, so there is no module-level state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from interp.store import Run, open_run
+from soundnet.model import HEAD_LAYERS
+
+__all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
+
+#: Key of the :class:`RunData` in the Flask app config.
+CONFIG_KEY = "SOUNDNET_RUN_DATA"
+#: Clips longer than this are shown through a window around the moment of interest.
+LONG_CLIP_S = 60.0
+#: Length of that window, in seconds.
+VIEW_WINDOW_S = 30.0
+#: Bootstrap resamples for the AUROC intervals on the unit page (as ``rank_units``).
+N_BOOT = 2000
+
+
+def get_data() -> "RunData":
+    """The :class:`RunData` of the app serving the current request."""
+    import flask
+
+    return flask.current_app.config[CONFIG_KEY]
+
+
+def clip_display_name(path: str) -> str:
+    """A short readable name for a clip path (file stem, or the probe name of ``probes://``)."""
+    p = str(path)
+    if p.startswith("probes://"):
+        return p[len("probes://"):]
+    return Path(p).stem
+
+
+class RunData:
+    """Memoised access to a run directory for the dashboard.
+
+    Parameters
+    ----------
+    run_dir : str or path
+        A complete run directory (``soundnet-interp record``); analysis tables
+        (``soundnet-interp analyze``) are used when present.
+    probes_dir : str or path, optional
+        A run recorded on the synthetic probe corpus, for tuning curves. Default: the run's
+        ``probes/`` subfolder when it holds a run.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, probes_dir: str | os.PathLike | None = None) -> None:
+        self.run: Run = open_run(run_dir)
+        if probes_dir is None and (Path(run_dir) / "probes" / "run.json").is_file():
+            probes_dir = Path(run_dir) / "probes"
+        self.probes_run: Run | None = open_run(probes_dir) if probes_dir is not None else None
+        self._memo: dict[Hashable, Any] = {}
+        self._memo_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._model = None
+
+    def preload(self) -> "RunData":
+        """Read the run-level tables and build their indices now (so the first page is fast)."""
+        _ = self.clips, self.clip_id_set, self.categories, self.colors, self.unit_labels, self.category_counts
+        self._unit_slices()
+        self._unit_outputs()
+        self.run.topk(self.layers[0], 0)  # reads topk.parquet once
+        return self
+
+    # -- memo ----------------------------------------------------------------------------------
+    def _cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._memo_lock:
+            if key in self._memo:
+                return self._memo[key]
+        value = compute()
+        with self._memo_lock:
+            return self._memo.setdefault(key, value)
+
+    # -- run basics ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The run directory's name."""
+        return self.run.path.resolve().name
+
+    @property
+    def corpus_name(self) -> str:
+        """The corpus the run was recorded from (``""`` for a table passed from Python)."""
+        spec = str((self.run.meta.get("corpus") or {}).get("spec", "") or "")
+        if not spec or spec.startswith("<"):
+            return ""
+        return Path(spec).name or spec
+
+    @property
+    def layers(self) -> list[str]:
+        """Recorded layers in forward order."""
+        return self.run.layers
+
+    @property
+    def conv_layers(self) -> list[str]:
+        """Recorded layers that are not heads."""
+        return [layer for layer in self.run.layers if layer not in HEAD_LAYERS]
+
+    def n_units(self, layer: str) -> int:
+        """Units of ``layer``."""
+        return self.run.n_units(layer)
+
+    def check_unit(self, layer: Any, unit: Any) -> tuple[str, int] | None:
+        """``(layer, unit)`` when they name a recorded unit, else None (input from a URL)."""
+        if not isinstance(layer, str) or layer not in self.run.layers:
+            return None
+        text = str(unit)
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            return None
+        u = int(text)
+        if not 0 <= u < self.n_units(layer):
+            return None
+        return layer, u
+
+    def neighbours(self, layer: str, unit: int) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+        """The previous and next unit, crossing layer boundaries."""
+        layers = self.layers
+        i = layers.index(layer)
+        prev = (layer, unit - 1) if unit > 0 else ((layers[i - 1], self.n_units(layers[i - 1]) - 1) if i > 0 else None)
+        nxt = (layer, unit + 1) if unit + 1 < self.n_units(layer) else ((layers[i + 1], 0) if i + 1 < len(layers) else None)
+        return prev, nxt
+
+    @property
+    def clips(self) -> pd.DataFrame:
+        """The ok clips, indexed by ``clip_id``, with a ``name`` column."""
+        def build() -> pd.DataFrame:
+            c = self.run.ok_clips.copy()
+            c["name"] = [clip_display_name(p) for p in c["path"]]
+            c["label"] = c["label"].fillna("").astype(str)
+            return c
+        return self._cached("clips", build)
+
+    def has_clip(self, clip_id: Any) -> bool:
+        """Whether ``clip_id`` is an ok clip of the run (membership test only)."""
+        return isinstance(clip_id, str) and clip_id in self.clip_id_set
+
+    @property
+    def clip_id_set(self) -> frozenset[str]:
+        """The ok clip ids."""
+        return self._cached("clip_id_set", lambda: frozenset(self.clips.index.astype(str)))
+
+    @property
+    def categories(self) -> list[str]:
+        """Sorted non-empty labels of the ok clips."""
+        def build() -> list[str]:
+            labs = self.clips["label"]
+            return sorted(str(x) for x in labs.unique() if str(x))
+        return self._cached("categories", build)
+
+    @property
+    def colors(self) -> dict[str, str]:
+        """Category colours shared by every figure."""
+        from interp.figures import category_colors
+
+        return self._cached("colors", lambda: category_colors(self.categories + ([""] if (self.clips["label"] == "").any() else [])))
+
+    # -- analysis tables -------------------------------------------------------------------------
+    def _table(self, name: str) -> pd.DataFrame | None:
+        def build() -> pd.DataFrame | None:
+            return self.run.read_table(name) if self.run.has_table(name) else None
+        return self._cached(("table", name), build)
+
+    @property
+    def has_selectivity(self) -> bool:
+        """Whether ``soundnet-interp analyze`` has been run on this run."""
+        return self._table("selectivity") is not None
+
+    @property
+    def stat(self) -> str:
+        """The per-clip statistic the selectivity analysis used (``max`` when none)."""
+        sel = self._table("selectivity")
+        if sel is None:
+            return "max"
+        return str((sel.attrs.get("selectivity") or {}).get("stat", "max"))
+
+    @property
+    def selectivity(self) -> pd.DataFrame | None:
+        """``selectivity.parquet`` sorted by layer order, unit and category (or None)."""
+        def build() -> pd.DataFrame | None:
+            sel = self._table("selectivity")
+            if sel is None:
+                return None
+            order = {layer: i for i, layer in enumerate(self.layers)}
+            s = sel.assign(_o=sel["layer"].map(order)).sort_values(["_o", "unit", "category"], kind="stable")
+            s = s.drop(columns="_o").reset_index(drop=True)
+            s.attrs = dict(sel.attrs)
+            return s
+        return self._cached("selectivity_sorted", build)
+
+    def _unit_slices(self) -> dict[tuple[str, int], tuple[int, int]]:
+        def build() -> dict[tuple[str, int], tuple[int, int]]:
+            s = self.selectivity
+            if s is None:
+                return {}
+            key = s["layer"].astype(str) + ":" + s["unit"].astype(str)
+            change = np.flatnonzero(np.r_[True, key.to_numpy()[1:] != key.to_numpy()[:-1], True])
+            out = {}
+            for a, b in zip(change[:-1], change[1:]):
+                out[(str(s["layer"].iat[a]), int(s["unit"].iat[a]))] = (int(a), int(b))
+            return out
+        return self._cached("unit_slices", build)
+
+    def unit_metrics(self, layer: str, unit: int) -> pd.DataFrame:
+        """The unit's selectivity rows, one per category, best AUROC first (empty without analysis)."""
+        s = self.selectivity
+        if s is None:
+            return pd.DataFrame()
+        ab = self._unit_slices().get((layer, int(unit)))
+        if ab is None:
+            return pd.DataFrame(columns=s.columns)
+        return s.iloc[ab[0]:ab[1]].sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
+
+    def unit_intervals(self, layer: str, unit: int, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Stratified bootstrap interval of the unit's AUROC for every category.
+
+        The same interval as :func:`interp.selectivity.rank_units` reports (``n_boot`` 2000,
+        seed 0), computed on first request and memoised.
+
+        Returns
+        -------
+        DataFrame ``category, auroc_lo, auroc_hi``.
+        """
+        from interp import stats
+
+        def build() -> pd.DataFrame:
+            lab = self.clips["label"]
+            acts = self.unit_column(layer, unit, self.stat)
+            acts = acts[acts.index.isin(lab.index)]
+            x = acts.to_numpy(dtype=np.float64)
+            ok = np.isfinite(x)
+            x = x[ok][:, None]
+            labels = lab.reindex(acts.index).to_numpy()[ok]
+            rows = []
+            for cat in self.categories:
+                pos = labels == cat
+                if 0 < pos.sum() < len(pos):
+                    lo, hi = stats.bootstrap_auroc_ci(x, pos, n_boot=N_BOOT, confidence=confidence, seed=0)[0]
+                else:
+                    lo, hi = math.nan, math.nan
+                rows.append((cat, float(lo), float(hi)))
+            return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])
+        return self._cached(("intervals", layer, int(unit), confidence), build)
+
+    @property
+    def unit_labels(self) -> pd.DataFrame | None:
+        """``unit_labels.parquet`` indexed by ``(layer, unit)`` (or None)."""
+        def build() -> pd.DataFrame | None:
+            t = self._table("unit_labels")
+            return None if t is None else t.set_index(["layer", "unit"])
+        return self._cached("unit_labels_idx", build)
+
+    def unit_label(self, layer: str, unit: int) -> dict[str, Any] | None:
+        """The unit's row of ``unit_labels`` as a dict (or None)."""
+        t = self.unit_labels
+        if t is None:
+            return None
+        try:
+            return t.loc[(layer, int(unit))].to_dict()
+        except KeyError:
+            return None
+
+    @property
+    def label_thresholds(self) -> dict[str, float]:
+        """The thresholds the stored unit labels used: ``{"q_max": ..., "auroc_min": ...}``."""
+        t = self._table("unit_labels")
+        meta = (t.attrs.get("unit_labels") if t is not None else None) or {}
+        return {"q_max": float(meta.get("q_max", 0.05)), "auroc_min": float(meta.get("auroc_min", 0.75))}
+
+    @property
+    def layer_summary(self) -> pd.DataFrame | None:
+        """``selectivity_layers.parquet``: ``layer, n_units, n_selective, fraction_selective``."""
+        return self._table("selectivity_layers")
+
+    @property
+    def category_counts(self) -> pd.DataFrame | None:
+        """``selectivity_counts.parquet`` pivoted: index category, columns layer."""
+        def build() -> pd.DataFrame | None:
+            t = self._table("selectivity_counts")
+            if t is None:
+                return None
+            p = t.pivot_table(index="category", columns="layer", values="n_units", aggfunc="sum", fill_value=0)
+            p = p[[layer for layer in self.layers if layer in p.columns]]
+            p.attrs["n_units"] = {layer: self.n_units(layer) for layer in p.columns}
+            return p
+        return self._cached("category_counts_pivot", build)
+
+    @property
+    def probes_accuracy(self) -> pd.DataFrame | None:
+        """``probes.parquet`` (``layer, accuracy, ci_low, ci_high``) when a probe study stored it."""
+        t = self._table("probes")
+        if t is None or not {"layer", "accuracy", "ci_low", "ci_high"} <= set(t.columns):
+            return None
+        return t
+
+    def promoted(self, layer: str, unit: int, head: str, *, top: int = 8) -> pd.DataFrame:
+        """The head classes that rise with the unit: ``class_name, r`` (from ``unit_outputs``).
+
+        For a head unit the unit is itself a class; the rows are then the classes of the *other*
+        head whose probability correlates with it (Pearson r across clips).
+        """
+        from soundnet.labels import head_labels
+
+        def build() -> pd.DataFrame:
+            empty = pd.DataFrame(columns=["class_name", "r"])
+            if head not in self.layers:
+                return empty
+            if layer in HEAD_LAYERS:
+                from interp.selectivity import output_correlations
+
+                acts = self.run.activations(layer, "prob")[[int(unit)]]
+                t = output_correlations(acts, self.run.activations(head, "prob"), names=list(head_labels(head)),
+                                        top=top + 1)
+                if head == layer:
+                    t = t[t["class_index"] != int(unit)]
+                return t[["class_name", "r"]].head(top).reset_index(drop=True)
+            t = self._unit_outputs()
+            if t is None:
+                return empty
+            key = (layer, int(unit), head)
+            if key not in t.index:
+                return empty
+            return t.loc[[key]].sort_values("rank")[["class_name", "r"]].head(top).reset_index(drop=True)
+        return self._cached(("promoted", layer, int(unit), head, top), build)
+
+    def _unit_outputs(self) -> pd.DataFrame | None:
+        def build() -> pd.DataFrame | None:
+            name = "unit_outputs" if self.stat == "max" else f"unit_outputs_{self.stat}"
+            t = self._table(name)
+            return None if t is None else t.set_index(["layer", "unit", "head"]).sort_index()
+        return self._cached("unit_outputs_idx", build)
+
+    def rank(self, category: str, *, metric: str = "auroc", layers: Sequence[str] | None = None,
+             selective_only: bool = False, top: int | None = 50) -> pd.DataFrame:
+        """Units ranked for a category (:func:`interp.selectivity.rank_table`), with unit labels."""
+        from interp.selectivity import rank_table
+
+        sel = self.selectivity
+        if sel is None or category not in set(sel["category"].astype(str)):
+            return pd.DataFrame()
+        layers = [layer for layer in (layers or self.layers) if layer in self.layers]
+        if not layers:
+            return pd.DataFrame()
+        df = rank_table(sel, category, metric=metric, layer=layers, top=None)
+        if selective_only:
+            meta = self.label_thresholds
+            df = df[(df["q"] < meta["q_max"]) & (df["auroc"] >= meta["auroc_min"])]
+        if top is not None:
+            df = df.head(int(top))
+        df = df.reset_index(drop=True)
+        df["rank"] = np.arange(len(df))
+        labels = self.unit_labels
+        if labels is not None and len(df):
+            idx = pd.MultiIndex.from_arrays([df["layer"], df["unit"].astype(int)])
+            df["label"] = labels["label"].reindex(idx).to_numpy()
+        return df
+
+    # -- per unit ------------------------------------------------------------------------------
+    def unit_column(self, layer: str, unit: int, stat: str) -> pd.Series:
+        """One unit's per-clip ``stat``, indexed by ``clip_id`` (float64).
+
+        Reads the single Parquet column, not the layer's whole table (which for a large corpus
+        and conv7 is hundreds of megabytes).
+        """
+        import pyarrow.parquet as pq
+
+        from interp.store import activation_file
+
+        def build() -> pd.Series:
+            self.run.n_units(layer)  # validates the layer
+            path = self.run.path / "activations" / activation_file(layer, stat)
+            t = pq.read_table(path, columns=["clip_id", str(int(unit))])
+            return pd.Series(t.column(1).to_numpy().astype(np.float64), index=pd.Index(t.column(0).to_pylist(), name="clip_id"),
+                             name=int(unit))
+        return self._cached(("column", layer, int(unit), stat), build)
+
+    def unit_values(self, layer: str, unit: int, *, stat: str | None = None) -> pd.DataFrame:
+        """The unit's per-clip statistic with each clip's label: columns ``value, label``."""
+        st = stat or self.stat
+
+        def build() -> pd.DataFrame:
+            v = self.unit_column(layer, unit, st)
+            lab = self.clips["label"].reindex(v.index)
+            return pd.DataFrame({"value": v.to_numpy(dtype=np.float64), "label": lab.to_numpy()}, index=v.index)
+        return self._cached(("values", layer, int(unit), st), build)
+
+    def unit_max_moments(self, layer: str) -> dict[str, np.ndarray]:
+        """Per unit of ``layer``, the ``mean``, ``std`` and ``max`` over the corpus of its per-clip max.
+
+        Returns
+        -------
+        dict of str to np.ndarray, each shape (n_units,)
+        """
+        def build() -> dict[str, np.ndarray]:
+            m = self.run.activation_matrix(layer, "max").astype(np.float64)
+            m = np.where(np.isfinite(m), m, np.nan)
+            with np.errstate(all="ignore"):
+                return {"mean": np.nanmean(m, axis=0), "std": np.nanstd(m, axis=0), "max": np.nanmax(m, axis=0)}
+        return self._cached(("max_moments", layer), build)
+
+    def top_clips(self, layer: str, unit: int, *, k: int = 16) -> pd.DataFrame:
+        """:func:`interp.topclips.top_clips` with a ``name`` column."""
+        from interp.topclips import top_clips
+
+        def build() -> pd.DataFrame:
+            t = top_clips(self.run, layer, int(unit), k=k)
+            t["name"] = [clip_display_name(p) for p in t["path"]]
+            return t
+        return self._cached(("top", layer, int(unit), k), build)
+
+    def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
+        """Clips from each decile of the unit's max (:func:`interp.topclips.quantile_bins`), with
+        ``label, path, duration_s, name``."""
+        from interp.topclips import quantile_bins
+
+        def build() -> pd.DataFrame:
+            t = quantile_bins(self.unit_column(layer, unit, "max"), n_bins=n_bins, per_bin=per_bin)
+            info = self.clips.reindex(t["clip_id"])
+            for col in ("label", "path", "duration_s", "name"):
+                t[col] = info[col].to_numpy()
+            return t
+        return self._cached(("quantiles", layer, int(unit), n_bins, per_bin), build)
+
+    def tuning(self, layer: str, unit: int) -> pd.DataFrame | None:
+        """The unit's tuning curves from the attached probes run (:func:`interp.tuning.stimulus_responses`).
+
+        Returns
+        -------
+        DataFrame or None
+            One row per probe (tones, AM noise, click trains): ``kind, freq_hz, level_db, rate_hz,
+            ..., response, response_norm``; None without a probes run, or when it lacks the layer
+            or those probe kinds.
+        """
+        pr = self.probes_run
+        if pr is None or layer not in pr.layers or layer in HEAD_LAYERS or "kind" not in pr.ok_clips.columns:
+            return None
+        kinds = [k for k in ("tone", "am_noise", "click_train") if k in set(pr.ok_clips["kind"].astype(str))]
+        if not kinds:
+            return None
+
+        def build() -> pd.DataFrame:
+            from interp.tuning import stimulus_responses
+
+            st = self.stat if self.stat in ("max", "mean") else "max"
+            return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
+        curves = self._cached(("tuning", layer), build)
+        return curves.loc[[int(unit)]].reset_index() if int(unit) in curves.index else None
+
+    # -- per clip ------------------------------------------------------------------------------
+    def clip(self, clip_id: str) -> pd.Series:
+        """The ok clip row (KeyError for anything else)."""
+        if not self.has_clip(clip_id):
+            raise KeyError(clip_id)
+        return self.clips.loc[clip_id]
+
+    def view_window(self, clip_id: str, around_s: float | None = None) -> tuple[float, float] | None:
+        """The part of a clip to show: None (all of it) unless it is longer than :data:`LONG_CLIP_S`.
+
+        Long clips get a :data:`VIEW_WINDOW_S` window on a 10 s grid containing ``around_s``
+        (default: the start), so nearby moments share one cached view.
+        """
+        dur = float(self.clip(clip_id)["duration_s"])
+        if not math.isfinite(dur) or dur <= LONG_CLIP_S:
+            return None
+        t = 0.0 if around_s is None or not math.isfinite(around_s) else float(around_s)
+        start = max(0.0, min(math.floor((t - VIEW_WINDOW_S / 2) / 10.0) * 10.0, dur - VIEW_WINDOW_S))
+        return (start, min(dur, start + VIEW_WINDOW_S))
+
+    @property
+    def model(self):
+        """SoundNet, loaded on first use (only needed to compute uncached traces)."""
+        with self._model_lock:
+            if self._model is None:
+                from soundnet.model import load_soundnet
+
+                self._model = load_soundnet()
+            return self._model
+
+    def spectrogram(self, clip_id: str, *, window_s: tuple[float, float] | None = None):
+        """:func:`interp.traces.clip_spectrogram` (cached on disk)."""
+        from interp.traces import clip_spectrogram
+
+        return clip_spectrogram(self.run, clip_id, window_s=window_s)
+
+    def traces(self, clip_id: str, layer: str, *, window_s: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`interp.traces.unit_traces` (cached on disk); loads the model only on a miss."""
+        from interp import traces
+
+        return traces.unit_traces(self.run, clip_id, layer, window_s=window_s, model=_LazyModel(self))
+
+    def audio(self, clip_id: str, *, window_s: tuple[float, float] | None = None) -> np.ndarray:
+        """:func:`interp.traces.clip_audio`: the clip's samples, mono [-1, 1] at 22050 Hz."""
+        from interp.traces import clip_audio
+
+        return clip_audio(self.run, clip_id, window_s=window_s)
+
+    def clip_values(self, clip_id: str, layer: str, *, stat: str = "max") -> np.ndarray:
+        """Every unit's ``stat`` on one clip, shape (n_units,)."""
+        a = self.run.activations(layer, stat)
+        return a.loc[clip_id].to_numpy(dtype=np.float64)
+
+
+class _LazyModel:
+    """Stands in for the model: loads the real one (once per :class:`RunData`) when called."""
+
+    def __init__(self, data: RunData) -> None:
+        self._data = data
+
+    def extract_features(self, *args: Any, **kwargs: Any):
+        return self._data.model.extract_features(*args, **kwargs)

@@ -1,0 +1,58 @@
+"""Every component id of the dashboard, in one place (pages and callbacks import them from here)."""
+
+from __future__ import annotations
+
+# -- app shell --------------------------------------------------------------------------------
+NAV_LOCATION = "nav-location"          # dcc.Location used by callbacks to navigate
+NAV_JUMP_LAYER = "nav-jump-layer"      # jump box: layer dropdown
+NAV_JUMP_UNIT = "nav-jump-unit"        # jump box: unit number
+NAV_JUMP_GO = "nav-jump-go"            # jump box: button
+NAV_JUMP_MESSAGE = "nav-jump-message"
+
+# -- overview ---------------------------------------------------------------------------------
+OVERVIEW_LAYERS_GRAPH = "overview-layers-graph"
+OVERVIEW_HEATMAP_GRAPH = "overview-heatmap-graph"
+OVERVIEW_PROBES_GRAPH = "overview-probes-graph"
+OVERVIEW_BEST_TABLE = "overview-best-table"
+
+# -- unit page --------------------------------------------------------------------------------
+UNIT_STORE = "unit-store"                  # {"layer": ..., "unit": ...} of the page shown
+UNIT_HISTOGRAM_GRAPH = "unit-histogram-graph"
+UNIT_DISTRIBUTIONS_GRAPH = "unit-distributions-graph"
+UNIT_METRICS_TABLE = "unit-metrics-table"
+UNIT_METRICS_NOTE = "unit-metrics-note"
+UNIT_TOPK_GRID = "unit-topk-grid"
+UNIT_QUANTILES = "unit-quantiles"
+UNIT_OBJECTS_GRAPH = "unit-objects-graph"
+UNIT_PLACES_GRAPH = "unit-places-graph"
+UNIT_TUNING_GRAPH = "unit-tuning-graph"
+UNIT_PREV = "unit-prev"
+UNIT_NEXT = "unit-next"
+UNIT_CLIP_GRAPH = "unit-clip-graph"        # pattern id type: {"type": UNIT_CLIP_GRAPH, "rank": r}
+UNIT_CLIP_AUDIO = "unit-clip-audio"        # pattern id type: {"type": UNIT_CLIP_AUDIO, "rank": r}
+UNIT_PLAYER = "unit-player"                # shared hidden player of the play buttons
+PLAY_BUTTON = "play-button"                # pattern id type: {"type": PLAY_BUTTON, "clip": id, "key": k}
+
+# -- search -----------------------------------------------------------------------------------
+SEARCH_TEXT = "search-text"                # free text over category names
+SEARCH_MATCHES = "search-matches"          # matching categories, as chips
+SEARCH_CATEGORY = "search-category"
+SEARCH_METRIC = "search-metric"
+SEARCH_LAYERS = "search-layers"
+SEARCH_SELECTIVE_ONLY = "search-selective-only"
+SEARCH_TOP = "search-top"
+SEARCH_TABLE = "search-table"
+SEARCH_SUMMARY = "search-summary"
+SEARCH_CHIP = "search-chip"                # pattern id type: {"type": SEARCH_CHIP, "category": c}
+CLIPS_TEXT = "clips-text"                  # free text over clip names and labels
+CLIPS_TABLE = "clips-table"
+
+# -- clip page --------------------------------------------------------------------------------
+CLIP_STORE = "clip-store"
+CLIP_SPECTROGRAM_GRAPH = "clip-spectrogram-graph"
+CLIP_OVERLAY_LAYER = "clip-overlay-layer"
+CLIP_OVERLAY_UNIT = "clip-overlay-unit"
+CLIP_UNITS_TABLE = "clip-units-table"
+CLIP_OBJECTS_GRAPH = "clip-objects-graph"
+CLIP_PLACES_GRAPH = "clip-places-graph"
+CLIP_AUDIO = "clip-audio"

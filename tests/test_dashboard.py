@@ -1,0 +1,460 @@
+"""The dashboard, its figures and the trace cache, on a real recorded minibank run.
+
+The run fixture records 4 real minibank clips per category with the real weights and analyses
+them; browser tests drive Debian's headless Chromium through dash[testing]'s ``DashComposite``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import soundfile as sf
+
+from soundnet.errors import ParameterError
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+PER_CATEGORY = 4
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dash_run(tmp_path_factory, minibank_dir, long_dir, model) -> Path:
+    """A recorded and analysed run: 4 minibank clips per category plus the long read-speech clip
+    (17 s, so the heads have frames over time); all layers, heads included."""
+    from interp.corpora import load_corpus
+    from interp.record import record_corpus
+    from interp.selectivity import analyze
+
+    corpus = load_corpus(minibank_dir)
+    long = load_corpus(long_dir)
+    sub = pd.concat([corpus.groupby("label", sort=True).head(PER_CATEGORY),
+                     long[long["label"] == "speech"]], ignore_index=True)
+    sub["order"] = np.arange(len(sub))
+    out = tmp_path_factory.mktemp("dash") / "run"
+    record_corpus(sub, out, model=model, workers=0, progress=False)
+    analyze(out, n_permutations=1000)
+    return out
+
+
+@pytest.fixture(scope="module")
+def app(dash_run):
+    from dashboard.app import create_app
+
+    return create_app(dash_run)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app.server.test_client()
+
+
+@pytest.fixture(scope="module")
+def data(app):
+    from dashboard.data import CONFIG_KEY
+
+    return app.server.config[CONFIG_KEY]
+
+
+@pytest.fixture(scope="module")
+def speech_unit(data) -> tuple[str, int]:
+    """The conv5 unit most selective for speech."""
+    r = data.rank("speech", metric="auroc", layers=["conv5"], top=1)
+    return str(r["layer"].iloc[0]), int(r["unit"].iloc[0])
+
+
+def _route(client, path: str, search: str = ""):
+    """What the Dash pages router returns for ``path`` (the server-side page build)."""
+    body = {"output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
+                       {"id": "_pages_location", "property": "search", "value": search}],
+            "changedPropIds": ["_pages_location.pathname"], "state": []}
+    return client.post("/_dash-update-component", json=body)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------
+def test_figure_functions_are_valid_plotly_and_share_category_colours(data, speech_unit):
+    from interp import figures as F
+    from interp.traces import clip_spectrogram, unit_traces
+
+    layer, unit = speech_unit
+    v = data.unit_values(layer, unit)
+    top = data.top_clips(layer, unit, k=3)
+    cid = str(top["clip_id"].iloc[0])
+    spec = clip_spectrogram(data.run, cid)
+    times, acts = unit_traces(data.run, cid, layer, model=data.model)
+    figs = [
+        F.layer_selectivity_figure(data.layer_summary),
+        F.category_layer_heatmap(data.category_counts, normalize=True),
+        F.probe_accuracy_figure(pd.DataFrame({"layer": ["conv5", "conv7"], "accuracy": [0.5, 0.7],
+                                              "ci_low": [0.4, 0.6], "ci_high": [0.6, 0.8]}), chance=0.1),
+        F.activation_histogram(v["value"].to_numpy(), v["label"].to_numpy(), colors=data.colors),
+        F.category_distributions(v["value"].to_numpy(), v["label"].to_numpy(), colors=data.colors),
+        F.spectrogram_figure(spec),
+        F.clip_activation_figure(spec, times, acts[unit], peak_s=float(top["peak_s"].iloc[0]),
+                                 window_s=(float(top["start_s"].iloc[0]), float(top["end_s"].iloc[0]))),
+        F.head_predictions_figure(np.array([0.5, 1.5]), np.array([[0.2, 0.3], [0.8, 0.7]]), ["a", "b"], k=2),
+        F.promoted_classes_figure(["x", "y"], [0.3, -0.1]),
+        F.tuning_curve_figure(pd.DataFrame({"freq_hz": [100.0, 1000.0, 100.0, 1000.0], "level_db": [-20, -20, -6, -6],
+                                            "activation": [1.0, 2.0, 1.5, 2.5]}), x="freq_hz", group="level_db"),
+    ]
+    for fig in figs:
+        assert isinstance(fig, go.Figure)
+        go.Figure(fig.to_dict())  # full plotly validation of data and layout: raises on any bad property
+        assert fig.layout.template.layout.font.family == F.FONT_FAMILY
+    # the histogram draws one trace per category, in the category's colour
+    hist = figs[3]
+    assert {t.name: t.marker.color for t in hist.data} == {c: data.colors[c] for c in sorted(set(v["label"]))}
+    assert sum(int(np.sum(t.y)) for t in hist.data) == int(np.isfinite(v["value"]).sum())
+    # the trace of the top clip peaks where the recorder said, at the recorded value
+    trace = figs[6].data[1]
+    j = int(np.argmax(trace.y))
+    assert abs(float(trace.x[j]) - float(top["peak_s"].iloc[0])) < 1e-3
+    assert abs(float(trace.y[j]) - float(top["value"].iloc[0])) < 1e-3 * max(1.0, abs(float(top["value"].iloc[0])))
+    assert F.category_colors(["b", "a", "b"]) == F.category_colors(["a", "b"])
+    with pytest.raises(ParameterError, match="'labels' parameter of activation_histogram"):
+        F.activation_histogram([1.0, 2.0], ["a"])
+    with pytest.raises(ParameterError, match="'formats' parameter of export_figure"):
+        F.export_figure(figs[0], "/tmp/never-written", formats=("gif",))
+
+
+# --------------------------------------------------------------------------------------------
+# traces cache
+# --------------------------------------------------------------------------------------------
+def test_unit_traces_equal_recorded_maxima_and_are_cached_atomically(dash_run, model):
+    from interp.store import open_run
+    from interp.traces import clip_spectrogram, unit_traces
+
+    run = open_run(dash_run)
+    top = run.topk("conv3", 5)
+    for r in top.head(3).itertuples():
+        times, acts = unit_traces(run, r.clip_id, "conv3", model=model)
+        assert acts.shape[0] == 64 and acts.shape[1] == len(times)
+        assert np.isclose(acts[5].max(), r.value, rtol=1e-4, atol=1e-5)
+        assert np.isclose(times[int(np.argmax(acts[5]))], r.peak_s, atol=1e-4)
+    files = sorted((run.path / "cache" / "traces").glob(f"{top['clip_id'].iloc[0]}.*.npz"))
+    assert len(files) == 1 and not list((run.path / "cache" / "traces").glob(".*.tmp"))
+    mtime = files[0].stat().st_mtime_ns
+    again = unit_traces(run, top["clip_id"].iloc[0], "conv7", model=model)  # another layer: same file, no recompute
+    assert files[0].stat().st_mtime_ns == mtime and again[1].shape[0] == 1024
+    # a cache file whose key does not match is recomputed, not trusted
+    with np.load(files[0]) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["key"] = np.array("stale")
+    arrays["conv3.acts"] = np.zeros_like(arrays["conv3.acts"])
+    np.savez(files[0], **arrays)
+    times, acts = unit_traces(run, top["clip_id"].iloc[0], "conv3", model=model)
+    assert np.isclose(acts[5].max(), top["value"].iloc[0], rtol=1e-4)
+    spec = clip_spectrogram(run, top["clip_id"].iloc[0])
+    assert spec.db.shape == (80, len(spec.times_s)) and abs(spec.db.max()) < 1e-4 and spec.db.min() >= -80.0 - 1e-4
+    with pytest.raises(KeyError):
+        unit_traces(run, "../../etc/passwd", "conv3", model=model)
+
+
+def test_windowed_traces_equal_the_whole_clip_pass(dash_run, model):
+    from interp.store import open_run
+    from interp.traces import clip_spectrogram, unit_traces
+
+    run = open_run(dash_run)
+    long_id = str(run.ok_clips.sort_values("duration_s").index[-1])
+    assert run.ok_clips.loc[long_id, "duration_s"] > 15
+    for layer in ("conv2", "conv7", "conv8"):
+        full_t, full_a = unit_traces(run, long_id, layer, model=model)
+        win_t, win_a = unit_traces(run, long_id, layer, window_s=(5.0, 12.0), model=model)
+        inside = (full_t >= 5.0) & (full_t <= 12.0)
+        assert inside.sum() == len(win_t) > 0, layer
+        assert np.allclose(full_t[inside], win_t, atol=1e-5)
+        assert np.allclose(full_a[:, inside], win_a, rtol=1e-3, atol=1e-3), layer
+    spec = clip_spectrogram(run, long_id, window_s=(5.0, 12.0))
+    assert 4.9 < spec.times_s[0] < 5.1 and 11.8 < spec.times_s[-1] <= 12.1
+    with pytest.raises(ParameterError, match="'window_s' parameter of clip_traces"):
+        unit_traces(run, long_id, "conv2", window_s=(3.0, 1.0), model=model)
+
+
+# --------------------------------------------------------------------------------------------
+# pages (server side)
+# --------------------------------------------------------------------------------------------
+def test_pages_render_and_unknown_units_say_so(client, data, speech_unit):
+    layer, unit = speech_unit
+    cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
+    for path, needle in [("/", "Best units per category"), (f"/unit/{layer}/{unit}", "Top "),
+                         ("/search", "Find units selective"), (f"/clip/{cid}", "Most active units per layer"),
+                         (f"/unit/{layer}/99999", "No such unit"), ("/unit/conv99/1", "No such unit"),
+                         ("/unit/conv5/..%2F1", "No such unit"), ("/clip/c000000000000", "No such clip")]:
+        r = _route(client, path)
+        assert r.status_code == 200, path
+        assert needle in json.dumps(r.get_json()), path
+    page = json.dumps(_route(client, f"/unit/{layer}/{unit}").get_json())
+    assert f"/audio/{cid}.wav" in page and f"/export/unit/{layer}/{unit}/histogram.png" in page
+    prev, nxt = data.neighbours(layer, unit)
+    assert f"/unit/{nxt[0]}/{nxt[1]}" in page and f"/unit/{prev[0]}/{prev[1]}" in page
+    assert data.neighbours("conv1", 0)[0] is None and data.neighbours("conv2", 0)[0] == ("conv1", 15)
+
+
+def _callback(client, outputs: list[tuple[str, str]], inputs: list[tuple[str, str, object]],
+              state: list[tuple[str, str, object]] = ()):
+    out = "..." .join(f"{i}.{p}" for i, p in outputs)
+    body = {"output": f"..{out}.." if len(outputs) > 1 else out,
+            "outputs": [{"id": i, "property": p} for i, p in outputs] if len(outputs) > 1
+            else {"id": outputs[0][0], "property": outputs[0][1]},
+            "inputs": [{"id": i, "property": p, "value": v} if i is not None else v for i, p, v in inputs],
+            "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+            "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"]}
+    return client.post("/_dash-update-component", json=body)
+
+
+def test_jump_box_search_and_overlay_callbacks(client, data, speech_unit):
+    from dashboard import ids
+
+    jump = [(ids.NAV_LOCATION, "href"), (ids.NAV_JUMP_MESSAGE, "children")]
+    ok = _callback(client, jump, [(ids.NAV_JUMP_GO, "n_clicks", 1), (ids.NAV_JUMP_UNIT, "n_submit", None)],
+                   [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 5)]).get_json()
+    assert ok["response"][ids.NAV_LOCATION]["href"] == "/unit/conv3/5"
+    bad = _callback(client, jump, [(ids.NAV_JUMP_GO, "n_clicks", 2), (ids.NAV_JUMP_UNIT, "n_submit", None)],
+                    [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 64)]).get_json()
+    assert ids.NAV_LOCATION not in bad["response"] and "0–63" in bad["response"][ids.NAV_JUMP_MESSAGE]["children"]
+    ranked = _callback(client, [(ids.SEARCH_TABLE, "data"), (ids.SEARCH_SUMMARY, "children")],
+                       [(ids.SEARCH_CATEGORY, "value", "speech"), (ids.SEARCH_METRIC, "value", "dprime"),
+                        (ids.SEARCH_LAYERS, "value", ["conv4", "conv5"]), (ids.SEARCH_SELECTIVE_ONLY, "value", []),
+                        (ids.SEARCH_TOP, "value", 20)]).get_json()["response"]
+    rows = ranked[ids.SEARCH_TABLE]["data"]
+    assert len(rows) == 20 and all(r["unit_link"].split("](/unit/")[1].split("/")[0] in ("conv4", "conv5") for r in rows)
+    assert [r["dprime"] for r in rows] == sorted((r["dprime"] for r in rows), reverse=True)
+    picked = _callback(client, [(ids.SEARCH_MATCHES, "children"), (ids.SEARCH_CATEGORY, "value")],
+                       [(ids.SEARCH_TEXT, "value", "spee"), (None, None, [])],  # no chip clicked (ALL: none)
+                       [(ids.SEARCH_CATEGORY, "value", None)]).get_json()
+    assert picked["response"][ids.SEARCH_CATEGORY]["value"] == "speech"
+    layer, unit = speech_unit
+    cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
+    fig = _callback(client, [(ids.CLIP_SPECTROGRAM_GRAPH, "figure")],
+                    [(ids.CLIP_OVERLAY_LAYER, "value", layer), (ids.CLIP_OVERLAY_UNIT, "value", unit)],
+                    [(ids.CLIP_STORE, "data", {"clip_id": cid})]).get_json()["response"][ids.CLIP_SPECTROGRAM_GRAPH]["figure"]
+    assert [t["type"] for t in fig["data"][:2]] == ["heatmap", "scatter"] and f"{layer} unit {unit}" in fig["layout"]["title"]["text"]
+
+
+def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
+    from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+    from dashboard.views import unit_figure_names
+    from interp.record import record_corpus
+    from interp.store import open_run
+
+    probes = tmp_path / "probes"
+    record_corpus("probes", probes, model=model, workers=0, progress=False, layers=("conv1", "conv2", "conv3"),
+                  corpus_options=dict(kinds=["tone", "am_noise"], n_freqs=6, levels_db=(-20.0,), rates_hz=(2.0, 8.0, 32.0)))
+    app = create_app(dash_run, probes_dir=probes)
+    client = app.server.test_client()
+    page = json.dumps(_route(client, "/unit/conv2/7").get_json())
+    assert "Tuning (synthetic probes)" in page and "tuning-frequency" in page
+    data = app.server.config[CONFIG_KEY]
+    assert "tuning-rate" in unit_figure_names(data, "conv2", 7)
+    fig = data.tuning("conv2", 7)
+    pr = open_run(probes)
+    tones = pr.ok_clips[pr.ok_clips["kind"] == "tone"]
+    expected = pr.activations("conv2", data.stat).loc[tones.index, 7].to_numpy()
+    got = fig[fig["kind"] == "tone"].set_index("freq_hz").loc[tones["freq_hz"], "response"].to_numpy()
+    assert np.allclose(got, expected)
+    assert data.tuning("conv5", 7) is None  # the probes run has no conv5
+    assert "The probes run has no conv5" in json.dumps(_route(client, "/unit/conv5/7").get_json())
+
+
+# --------------------------------------------------------------------------------------------
+# audio route
+# --------------------------------------------------------------------------------------------
+def test_audio_route_serves_known_clips_only_and_reads_no_other_file(client, data, dash_run, minibank_dir, tmp_path):
+    from interp.corpora import read_clip
+
+    cid = str(data.clips.index[0])
+    row = data.clips.loc[cid]
+    r = client.get(f"/audio/{cid}.wav")
+    assert r.status_code == 200 and r.mimetype == "audio/wav"
+    y, sr = sf.read(io.BytesIO(r.data), dtype="float32")
+    ref = read_clip(row.to_dict())
+    assert sr == 22050 and y.shape == ref.shape and np.max(np.abs(y - ref)) < 1.0 / 32767 + 1e-6
+
+    opened: list[str] = []
+    watching = [False]
+
+    def audit(event: str, args: tuple) -> None:
+        if watching[0] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            opened.append(os.fsdecode(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed; this one only records while watching
+    target = Path(dash_run) / "run.json"
+    abs_target = str(target.resolve())
+    secret = tmp_path / "secret.wav"  # a real audio file outside the corpus
+    sf.write(secret, np.zeros(2205, dtype=np.float32), 22050)
+    rel = os.path.relpath(secret, Path(str(row["path"])).parent)
+    bad = [
+        f"/audio/{urllib.parse.quote(str(secret), safe='')}", f"/audio/{urllib.parse.quote(rel, safe='')}",
+        f"/audio/{rel}", f"/audio/{secret.stem}.wav", f"/audio/{urllib.parse.quote(urllib.parse.quote(rel, safe=''), safe='')}",
+        "/audio/c000000000000.wav", "/audio/unknown.wav", f"/audio/{cid}.mp3", f"/audio/{cid}",
+        "/audio/../run.json", "/audio/..%2Frun.json", "/audio/..%2F..%2F..%2Fetc%2Fpasswd.wav",
+        "/audio/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", f"/audio/{abs_target}", f"/audio/{urllib.parse.quote(abs_target, safe='')}",
+        "/audio//etc/passwd", "/audio/%2Fetc%2Fpasswd.wav", f"/audio/{cid}.wav/../../run.json",
+        f"/audio/{urllib.parse.quote(str(minibank_dir / 'manifest.csv'), safe='')}", "/audio/%252e%252e%252frun.json",
+        f"/audio/{cid}.wav?t0=-1&t1=2", f"/audio/{cid}.wav?t0=abc",
+    ]
+    watching[0] = True
+    try:
+        codes = {u: client.get(u).status_code for u in bad}
+    finally:
+        watching[0] = False
+    assert all(code == 404 for code in codes.values()), codes
+    assert opened == [], opened  # no Python-level open at all while refusing
+    # a known clip: whatever Python opens is the clip's own file (libsndfile opens it in C)
+    watching[0] = True
+    try:
+        again = client.get(f"/audio/{cid}.wav")
+    finally:
+        watching[0] = False
+    assert again.status_code == 200 and again.data == r.data
+    assert all(Path(p).resolve() == Path(row["path"]).resolve() for p in opened), opened
+
+
+# --------------------------------------------------------------------------------------------
+# export (kaleido drives Chromium)
+# --------------------------------------------------------------------------------------------
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
+
+
+@pytest.mark.browser
+def test_export_downloads_are_valid_png_svg_pdf_html(client, data, speech_unit, tmp_path):
+    from interp.figures import export_figure
+
+    layer, unit = speech_unit
+    for name in ("histogram", "clip-0"):
+        for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml"), ("pdf", "application/pdf"),
+                          ("html", "text/html")):
+            r = client.get(f"/export/unit/{layer}/{unit}/{name}.{fmt}")
+            assert r.status_code == 200, (name, fmt)
+            assert r.mimetype == mime and "attachment" in r.headers["Content-Disposition"]
+            blob = r.data
+            assert len(blob) > 1000, (name, fmt, len(blob))
+            if fmt in MAGIC:
+                assert blob.startswith(MAGIC[fmt]), (name, fmt, blob[:16])
+            elif fmt == "svg":
+                assert b"<svg" in blob[:400] and blob.rstrip().endswith(b"</svg>")
+            else:
+                assert blob.lstrip().lower().startswith((b"<html", b"<!doctype html")) and b"Plotly.newPlot" in blob
+        if name == "histogram":
+            png = client.get(f"/export/unit/{layer}/{unit}/{name}.png").data
+            w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+            assert w >= 900 and h >= 300  # rendered at 2x the figure's size
+    for url in (f"/export/unit/{layer}/{unit}/histogram.gif", f"/export/unit/{layer}/{unit}/nothing.png",
+                f"/export/unit/{layer}/99999/histogram.png", "/export/unit/../../run.json",
+                f"/export/unit/{layer}/{unit}/clip-999.png", "/export/overview/..%2Frun.png"):
+        assert client.get(url).status_code == 404, url
+    written = export_figure(go.Figure(go.Bar(x=[1, 2], y=[3, 1])), tmp_path / "sub" / "bars")
+    assert sorted(written) == ["html", "pdf", "png", "svg"]
+    assert written["png"].read_bytes().startswith(MAGIC["png"]) and written["pdf"].read_bytes().startswith(MAGIC["pdf"])
+    assert not list((tmp_path / "sub").glob(".*"))  # no temporary file left behind
+
+
+# --------------------------------------------------------------------------------------------
+# end to end in headless Chromium
+# --------------------------------------------------------------------------------------------
+@pytest.fixture()
+def browser(tmp_path):
+    from dash.testing.application_runners import ThreadedRunner
+    from dash.testing.composite import DashComposite
+    from selenium.webdriver.chrome.options import Options
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                "--disable-extensions", "--disable-component-update", "--no-first-run", "--mute-audio",
+                "--window-size=1440,1000"):
+        opts.add_argument(arg)
+    with ThreadedRunner() as server, DashComposite(server, browser="chrome", headless=True, options=[opts],
+                                                   download_path=str(tmp_path), percy_run=False,
+                                                   wait_timeout=30) as dc:
+        yield dc
+
+
+def _fetch_in_browser(driver, url: str) -> dict:
+    return driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch(arguments[0]).then(async r => {
+            const b = new Uint8Array(await r.arrayBuffer());
+            done({status: r.status, type: r.headers.get('content-type'), n: b.length,
+                  head: String.fromCharCode(...b.slice(0, 4))});
+        }).catch(e => done({error: String(e)}));""", url)
+
+
+@pytest.mark.browser
+def test_browser_unit_page_audio_and_search(browser, dash_run, speech_unit, artifacts_dir):
+    from dashboard.app import create_app
+
+    app = create_app(dash_run)
+    browser.start_server(app, port=_free_port())
+    driver = browser.driver
+    driver.set_script_timeout(30)
+    layer, unit = speech_unit
+
+    # the unit page: a spectrogram figure with the unit's trace, and playable audio
+    browser.server_url = browser.server.url + f"/unit/{layer}/{unit}"
+    browser.wait_for_element("#unit-topk-grid .js-plotly-plot", timeout=60)
+    browser.wait_for_contains_text(".unit-title h2", f"unit {unit}", timeout=30)
+    fig = driver.execute_script(
+        """const gd = document.querySelector('#unit-topk-grid .js-plotly-plot');
+        const full = gd._fullData;  // plotly's decoded traces
+        return {types: full.map(t => t.type), n: full[1].y.length, rows: full[0].z.length, cols: full[0].z[0].length,
+                drawn: gd.querySelectorAll('.heatmaplayer image, .hm image').length + gd.querySelectorAll('.scatterlayer path.js-line').length};""")
+    assert fig["types"][:2] == ["heatmap", "scatter"] and fig["n"] > 0 and fig["rows"] == 80 and fig["cols"] > 1
+    assert fig["drawn"] >= 2  # the spectrogram image and the activation line are on screen
+    audio = driver.find_elements("css selector", "#unit-topk-grid audio")
+    assert audio, "no audio element on the unit page"
+    src = audio[0].get_attribute("src")
+    assert urllib.parse.urlparse(src).path.startswith("/audio/")
+    got = _fetch_in_browser(driver, src)
+    assert got.get("status") == 200 and got["type"].startswith("audio/") and got["head"] == "RIFF" and got["n"] > 1000
+    with urllib.request.urlopen(src) as resp:  # the same bytes outside the browser
+        assert resp.headers.get_content_type().startswith("audio/") and resp.read(4) == b"RIFF"
+    # the AUROC intervals are filled in by a callback once the page is shown
+    browser.wait_for_contains_text("#unit-metrics-table td[data-dash-column='ci']", "[", timeout=60)
+    time.sleep(1.0)  # let the thumbnails finish drawing
+    shot = artifacts_dir / "dashboard_unit_page.png"
+    driver.set_window_size(1440, min(6000, driver.execute_script("return document.body.scrollHeight") + 40))
+    time.sleep(0.5)
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 50_000 and shot.read_bytes().startswith(MAGIC["png"])
+    driver.set_window_size(1440, 1000)
+
+    # search: type 'speech', follow the first ranked unit
+    browser.server_url = browser.server.url + "/search"
+    box = browser.wait_for_element("#search-text", timeout=30)
+    box.send_keys("speech")
+    browser.wait_for_contains_text("#search-summary", "units shown for speech", timeout=30)
+    link = browser.wait_for_element("#search-table td[data-dash-column='unit_link'] a", timeout=30)
+    href = urllib.parse.urlparse(link.get_attribute("href")).path
+    assert href.startswith("/unit/")
+    link.click()
+    browser.wait_for_element("#unit-topk-grid .js-plotly-plot", timeout=60)
+    assert urllib.parse.urlparse(driver.current_url).path == href
+    _, _, u = href.split("/")[1:4]
+    browser.wait_for_contains_text(".unit-title h2", f"unit {u}", timeout=30)
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
