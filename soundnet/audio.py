@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from soundnet.errors import AudioError, ParameterError
-from soundnet.geometry import SAMPLE_RATE_HZ, min_samples
+from soundnet.geometry import HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, min_samples
 
 __all__ = [
     "INPUT_SCALE",
@@ -435,7 +435,9 @@ def load_audio(
         Policy for clips shorter than ``min_length``.
     min_length : int or str, optional
         A length in samples, or a layer name meaning "enough for one frame of that layer"
-        (``"conv8"``: 209,374 samples, about 9.5 s). Default with a policy: ``"conv8"``.
+        (``"conv8"``: 209,374 samples, about 9.5 s). Default with a policy:
+        :data:`soundnet.geometry.HEADS_TILE_SAMPLES` (20 s), because the heads' frames at the
+        minimum length are degenerate (see :func:`soundnet.geometry.head_frame_ok`).
 
     Returns
     -------
@@ -448,7 +450,7 @@ def load_audio(
     """
     if short not in SHORT_POLICIES:
         raise ParameterError(f"The 'short' parameter of load_audio must be one of {SHORT_POLICIES}. Got {short!r} instead.")
-    target = min_length if min_length is not None else "conv8"
+    target = min_length if min_length is not None else HEADS_TILE_SAMPLES
     if isinstance(target, str):
         n = min_samples(target)
     elif isinstance(target, (int, np.integer)) and target >= 0:

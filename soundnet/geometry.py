@@ -32,10 +32,15 @@ __all__ = [
     "frames_to_time",
     "frames_to_window",
     "time_to_frames",
+    "head_frame_ok",
+    "HEADS_TILE_SAMPLES",
 ]
 
 #: The sampling rate SoundNet was trained on, in Hz.
 SAMPLE_RATE_HZ = 22050
+#: Length in samples (20 s) to which :func:`soundnet.audio.load_audio` tiles or pads short clips
+#: for the heads: 4 conv8 frames, none touching conv7's padded last frame (see :func:`head_frame_ok`).
+HEADS_TILE_SAMPLES = 441_000
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,35 @@ def frames_to_window(frames, layer: str, *, sr: int = SAMPLE_RATE_HZ, duration_s
         start = np.clip(start, 0.0, duration_s)
         end = np.clip(end, 0.0, duration_s)
     return start, end
+
+
+def head_frame_ok(n_samples: int) -> np.ndarray:
+    """Which head (conv8 / conv8_2) frames are free of conv7's padded last frame.
+
+    conv7 (kernel 4, stride 2, padding 2) gives its *last* frame an input that is half zero
+    padding; through BatchNorm that frame's activations are tens of times larger than any other
+    frame's (a property of the released network, not of this port). A head frame whose 8-frame
+    window includes it is degenerate: it says "Norfolk terrier" / "/p/parking_garage/outdoor" (or
+    "pole" / "/m/museum/indoor") with probability near 1 whatever the sound. That happens to the
+    last head frame whenever conv7 has an even number of frames, e.g. for every input of
+    209,374-249,000 samples (9.5-11.3 s), where it is the only frame.
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length in samples.
+
+    Returns
+    -------
+    np.ndarray of bool, shape (n_frames_conv8,)
+        True for a clean head frame. Clip-level predictions should average these only
+        (:func:`soundnet.labels.clip_probabilities` does with ``n_samples``).
+    """
+    t7 = n_frames(n_samples, "conv7")
+    t8 = n_frames(n_samples, "conv8")
+    spec = SPEC_BY_NAME["conv8"]
+    last_in = spec.stride * np.arange(t8) + spec.kernel - 1  # last conv7 frame each head frame reads
+    return last_in < t7 - 1
 
 
 def time_to_frames(times_s, layer: str, *, sr: int = SAMPLE_RATE_HZ):

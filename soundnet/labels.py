@@ -13,6 +13,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from soundnet.geometry import head_frame_ok
 from soundnet.errors import InputTooShortError, ParameterError
 
 __all__ = [
@@ -69,12 +70,16 @@ def softmax(logits, *, axis: int = 1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def clip_probabilities(logits) -> np.ndarray:
+def clip_probabilities(logits, *, n_samples: int | None = None) -> np.ndarray:
     """Clip-level probabilities: the mean over frames of the per-frame softmax.
 
     Parameters
     ----------
     logits : array or tensor, shape (batch, n_classes, n_frames)
+    n_samples : int, optional
+        The input length in samples. When given, head frames that read conv7's padded last
+        frame are left out of the mean (:func:`soundnet.geometry.head_frame_ok`) whenever a clean
+        frame exists; without it every frame counts.
 
     Returns
     -------
@@ -88,10 +93,17 @@ def clip_probabilities(logits) -> np.ndarray:
         raise InputTooShortError(
             "clip_probabilities needs logits shaped (batch, n_classes, n_frames) with n_frames >= 1 "
             f"(inputs of at least 209,374 samples, or load_audio(short='tile')). Got {p.shape} instead.")
+    if n_samples is not None:
+        ok = head_frame_ok(n_samples)
+        if len(ok) != p.shape[-1]:
+            raise ParameterError(
+                f"n_samples={n_samples} gives {len(ok)} head frames but the logits have {p.shape[-1]}.")
+        if ok.any():
+            p = p[..., ok]
     return p.mean(axis=2)
 
 
-def decode(logits, *, head: str, k: int = 5) -> list[list[tuple[str, float]]]:
+def decode(logits, *, head: str, k: int = 5, n_samples: int | None = None) -> list[list[tuple[str, float]]]:
     """Top-``k`` clip-level labels with probabilities for each item of a batch.
 
     Parameters
@@ -99,13 +111,16 @@ def decode(logits, *, head: str, k: int = 5) -> list[list[tuple[str, float]]]:
     logits : array or tensor, shape (batch, n_classes, n_frames)
     head : {"objects", "places"}
     k : int
+    n_samples : int, optional
+        Input length in samples: leaves degenerate edge frames out (see
+        :func:`clip_probabilities`). Recommended.
 
     Returns
     -------
     list (batch) of list of (label, probability)
     """
     names = head_labels(head)
-    probs = clip_probabilities(logits)
+    probs = clip_probabilities(logits, n_samples=n_samples)
     out = []
     for row in probs:
         idx = np.argsort(-row)[:k]

@@ -24,7 +24,9 @@ def predict_file(model, path: str | Path, *, k: int = 3) -> tuple[list, list]:
     x = load_audio(path, short="tile")
     with torch.inference_mode():
         objects, places = model(x)
-    return decode(objects, head="objects", k=k)[0], decode(places, head="places", k=k)[0]
+    n = x.shape[-1]
+    return (decode(objects, head="objects", k=k, n_samples=n)[0],
+            decode(places, head="places", k=k, n_samples=n)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

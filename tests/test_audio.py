@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from soundnet.geometry import HEADS_TILE_SAMPLES
 import soundfile as sf
 import soxr
 import torch
@@ -167,11 +169,12 @@ def test_offset_past_the_end_is_a_bad_range(clip_path):
 
 
 def test_short_policies(clip_path, clip):
-    n = min_samples("conv8")
+    n = HEADS_TILE_SAMPLES
     tiled = load_audio(clip_path, short="tile")[0, 0].numpy()
     padded = load_audio(clip_path, short="pad")[0, 0].numpy()
     plain = load_audio(clip_path, short="none")[0, 0].numpy()
-    assert len(tiled) == len(padded) == n == 209_374 and len(plain) == len(clip)
+    assert len(tiled) == len(padded) == n == 441_000 and len(plain) == len(clip)
+    assert len(load_audio(clip_path, short="tile", min_length="conv8")[0, 0]) == min_samples("conv8") == 209_374
     scaled = clip * np.float32(INPUT_SCALE)
     np.testing.assert_array_equal(tiled[: len(clip)], scaled)
     np.testing.assert_array_equal(tiled[len(clip) : 2 * len(clip)], scaled)
@@ -181,7 +184,7 @@ def test_short_policies(clip_path, clip):
     # a layer name or a sample count as the minimum; long clips are never cut
     assert load_audio(clip_path, short="tile", min_length="conv5").shape[-1] == len(clip)
     assert load_audio(clip_path, short="pad", min_length=100_000).shape[-1] == 100_000
-    assert len(fit_length(np.ones(300_000, np.float32), min_samples=n, policy="tile")) == 300_000
+    assert len(fit_length(np.ones(500_000, np.float32), min_samples=n, policy="tile")) == 500_000
     with pytest.raises(ParameterError, match="'short'"):
         load_audio(clip_path, short="loop")
     with pytest.raises(ParameterError, match="'min_length'"):

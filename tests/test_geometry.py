@@ -63,18 +63,42 @@ def test_short_input_gives_zero_head_frames(model, minibank_dir):
     assert min_samples("conv8") == min_samples("conv8_2") == 209_374
 
 
-def test_tiling_gives_the_heads_one_frame(model, minibank_dir):
+def test_tiling_gives_the_heads_frames(model, minibank_dir):
     clip = minibank_dir / "audio" / "tabla" / "tabla_ghe2.flac"
     plain = load_audio(clip)
-    tiled = load_audio(clip, short="tile")
-    assert plain.shape[-1] < 209_374 and tiled.shape[-1] == 209_374
+    minimal = load_audio(clip, short="tile", min_length="conv8")
+    assert plain.shape[-1] < 209_374 and minimal.shape[-1] == 209_374
     n = plain.shape[-1]
-    torch.testing.assert_close(tiled[..., n : 2 * n], plain, rtol=0, atol=0)
+    torch.testing.assert_close(minimal[..., n : 2 * n], plain, rtol=0, atol=0)
     with torch.inference_mode():
-        objects, places = model(tiled)
+        objects, places = model(minimal)
         none_objects, _ = model(plain)
     assert objects.shape == (1, 1000, 1) and places.shape == (1, 401, 1)
     assert none_objects.shape == (1, 1000, 0)
+
+
+def test_edge_head_frames_are_flagged_and_degenerate(model, minibank_dir):
+    """conv7's padded last frame makes any head frame that reads it degenerate."""
+    from soundnet.geometry import HEADS_TILE_SAMPLES, head_frame_ok
+    from soundnet.labels import clip_probabilities
+
+    assert head_frame_ok(209_374).tolist() == [False]          # 8 conv7 frames: the one frame reads the edge
+    assert head_frame_ok(260_000).tolist() == [True]           # 9 conv7 frames: it does not
+    assert head_frame_ok(HEADS_TILE_SAMPLES).all() and len(head_frame_ok(HEADS_TILE_SAMPLES)) == 4
+    for n in (250_000, 661_500, 1_000_000):                    # at most the last frame is flagged
+        ok = head_frame_ok(n)
+        assert ok[:-1].all()
+    clips = sorted((minibank_dir / "audio").glob("*/*.flac"))[::30]
+    degenerate, clean = [], []
+    for path in clips:
+        with torch.inference_mode():
+            bad, _ = model(load_audio(path, short="tile", min_length="conv8"))
+            x = load_audio(path, short="tile")
+            good, _ = model(x)
+        degenerate.append(clip_probabilities(bad)[0].max())
+        clean.append(clip_probabilities(good, n_samples=x.shape[-1])[0].max())
+    # the flagged frame is near-certain whatever the sound; clean frames are spread out
+    assert min(degenerate) > 0.8 and max(clean) < 0.3
 
 
 def test_hops_and_receptive_fields():
