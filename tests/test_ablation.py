@@ -1,0 +1,136 @@
+"""interp.ablation: hooks that zero units and remove themselves; causal effect of selective units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp import ablation as A
+from interp import selectivity as S
+from soundnet import load_audio
+from soundnet.errors import ParameterError
+from soundnet.model import LAYERS
+
+
+@pytest.fixture(scope="module")
+def clip_input(minibank_dir):
+    path = sorted((minibank_dir / "audio" / "speech").glob("*.flac"))[0]
+    return load_audio(path, short="tile")          # (1, 1, 209374): every layer has frames
+
+
+def _hook_count(model) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv5", "conv6", "conv8"])
+def test_ablate_zeroes_only_the_chosen_units(model, clip_input, layer):
+    units = [0, 3, 7]
+    with torch.inference_mode():
+        before = model.extract_features(clip_input)
+        n0 = _hook_count(model)
+        with A.ablate(model, {layer: units}) as m:
+            assert m is model and _hook_count(model) == n0 + 1
+            during = model.extract_features(clip_input)
+            objects, places = model(clip_input)            # the plain forward path is hooked too
+        after = model.extract_features(clip_input)
+    assert _hook_count(model) == n0
+    assert float(before[layer][:, units].abs().max()) > 0          # there was something to remove
+    assert torch.all(during[layer][:, units] == 0)
+    keep = [u for u in range(before[layer].shape[1]) if u not in units]
+    assert torch.equal(during[layer][:, keep], before[layer][:, keep])
+    i = LAYERS.index(layer)
+    for earlier in LAYERS[:i]:
+        assert torch.equal(during[earlier], before[earlier])
+    if layer != "conv8":
+        assert not torch.equal(during["conv8"], before["conv8"])   # the change propagates
+        assert torch.equal(objects, during["conv8"])
+    for name in LAYERS:
+        assert torch.equal(after[name], before[name])               # and is gone after exit
+
+
+def test_ablate_removes_hooks_on_error_and_validates(model, clip_input):
+    n0 = _hook_count(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with A.ablate(model, {"conv7": [1], "conv2": [4]}):
+            assert _hook_count(model) == n0 + 2
+            raise RuntimeError("boom")
+    assert _hook_count(model) == n0
+    with pytest.raises(ParameterError, match="conv9"):
+        with A.ablate(model, {"conv9": [0]}):
+            pass
+    with pytest.raises(ParameterError, match=r"\[0, 15\]"):
+        with A.ablate(model, {"conv1": [16]}):
+            pass
+    with pytest.raises(ParameterError):
+        with A.ablate(model, [("conv1", [0])]):
+            pass
+    assert _hook_count(model) == n0
+    with A.ablate(model, {"conv3": []}):                             # nothing to zero: no hook
+        assert _hook_count(model) == n0
+
+
+@pytest.fixture(scope="session")
+def minibank_run(minibank_dir, model, tmp_path_factory):
+    from interp.record import record_corpus
+    from interp.store import open_run
+
+    out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_selectivity.py
+    record_corpus(str(minibank_dir), out, model=model, progress=False)
+    return open_run(out)
+
+
+@pytest.fixture(scope="module")
+def conv5_runner(minibank_run, model):
+    _, waves = A.run_clip_waves(minibank_run)
+    return A.HeadRunner(model, waves, layer="conv5")
+
+
+@pytest.mark.slow
+def test_head_runner_reproduces_the_recorded_probabilities(minibank_run, conv5_runner):
+    base = conv5_runner.probabilities()
+    for head in ("conv8", "conv8_2"):
+        rec = minibank_run.activations(head, "prob").to_numpy(np.float64)
+        np.testing.assert_allclose(base[head], rec, atol=1e-5)
+    logp = conv5_runner.log_probabilities()
+    assert np.isfinite(logp["conv8"]).all() and (logp["conv8"] < -50).mean() > 0.5   # peaked heads
+
+
+@pytest.mark.slow
+def test_unit_output_effects(minibank_run, model):
+    run = minibank_run
+    clips = run.topk("conv7", 10)["clip_id"].head(4).tolist()
+    eff = A.unit_output_effects(run, "conv7", 10, model=model, clips=clips, top=4)
+    assert list(eff.columns) == ["head", "rank", "class_index", "class_name", "delta_logp", "delta", "base"]
+    assert len(eff) == 8 and set(eff["head"]) == {"conv8", "conv8_2"}
+    for _, t in eff.groupby("head"):
+        assert t["delta_logp"].is_monotonic_increasing and t["delta_logp"].iloc[0] < 0
+
+
+@pytest.fixture(scope="module")
+def conv7_runner(minibank_run, model):
+    _, waves = A.run_clip_waves(minibank_run)
+    return A.HeadRunner(model, waves, layer="conv7")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer,category", [("conv5", "speech"), ("conv5", "kick_drum"),
+                                            ("conv7", "speech"), ("conv7", "kick_drum")])
+def test_zeroing_top_units_hurts_the_category_more_than_random_units(minibank_run, conv5_runner, conv7_runner,
+                                                                     layer, category):
+    """Check 4: a category's top-20 units (by AUROC) vs 20 random units of the layer, 10 draws.
+
+    Score: a linear probe's log-odds for the category on the category's clips; the probe reads
+    conv7 for conv5 ablations and the heads' log-probabilities for conv7 ablations.
+    """
+    runner = conv5_runner if layer == "conv5" else conv7_runner
+    res = A.category_ablation_effect(minibank_run, category, layer, runner=runner)
+    assert res.attrs["readout"] == ("conv7" if layer == "conv5" else "heads")
+    top = res.loc[res["condition"] == "top", "drop"].iloc[0]
+    rand = res.loc[res["condition"] == "random", "drop"]
+    assert len(rand) == 10 and len(res.loc[res["condition"] == "top", "units"].iloc[0]) == 20
+    sel = S.run_selectivity(minibank_run)
+    expected = S.rank_table(sel, category, layer=layer, top=20)["unit"].tolist()
+    assert res.loc[res["condition"] == "top", "units"].iloc[0] == expected
+    assert top > 0
+    assert top > rand.mean(), (top, rand.tolist())
