@@ -62,10 +62,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from interp.analysis import analyze_run
+    from interp.selectivity import analyze
+    from interp.store import open_run
 
-    report = analyze_run(args.run, stat=args.stat, overwrite=args.overwrite)
-    print(report)
+    run = open_run(args.run)
+    res = analyze(run, stat=args.stat, recompute=args.overwrite)
+    layers = res["layers"]
+    print(f"selectivity of {len(res['unit_labels'])} units x {res['selectivity']['category'].nunique()} "
+          f"categories ({args.stat} over time) -> {run.path}/selectivity.parquet")
+    for row in layers.itertuples():
+        print(f"  {row.layer:8s} {row.n_selective:5d} / {row.n_units:<5d} selective ({row.fraction_selective:.0%})")
     return 0
 
 
