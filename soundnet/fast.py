@@ -11,20 +11,26 @@ Two methods compute the same thing:
 ``"gemm"`` (the default on CPU)
     Activations are kept time-major, ``(batch, frames, channels)``, in zero-padded buffers, so
     that the input windows of every strided convolution are rows of a strided view; each layer is
-    one matrix product of those windows (copied, chunk by chunk, into a small buffer that stays
-    in cache) with the folded weights. conv1 (16 filters of 64 taps on one channel, stride 2) is
+    one matrix product of those windows (copied, chunk by chunk, into a buffer that stays in
+    cache) with the folded weights. conv1 (16 filters of 64 taps on one channel, stride 2) is
     far too thin for a matrix product as it stands; it computes 8 consecutive output frames per
-    row instead: a window of 78 samples times a ``(78, 128)`` block-Toeplitz matrix (22 % more
-    multiply-adds than strictly needed, but a product MKL runs near its peak), and its max-pool
-    of 8 becomes a maximum over the 8 frames of each row. Max-pools are taken *before* the bias
-    and ReLU, which is exact (both are non-decreasing), on 8x less data. The heads conv8 and
-    conv8_2 share one product.
+    row instead: a window of 80 samples (78 used) times an ``(80, 128)`` block-Toeplitz matrix
+    (25 % more multiply-adds than strictly needed, but a product MKL runs at 2/3 of its peak),
+    and its max-pool of 8 becomes a maximum over the 8 frames of each row. conv2 likewise
+    computes 4 frames per row (``(608, 128)`` weights, 19 % extra). Max-pools are taken
+    *before* the bias and ReLU, which is exact (both are non-decreasing), on 8x less data, as
+    a tree of elementwise maxima. The heads conv8 and conv8_2 share one product.
 ``"conv"`` (the default elsewhere, e.g. CUDA)
     The plain network with BatchNorm folded into the convolutions: ``conv1d`` + ReLU + max-pool
     per block. Simple and portable; cuDNN is fast at it.
 
-Also here: :func:`flops_per_second_of_audio`, the analytic cost of a forward pass, which the
-benchmarks use to turn times into GFLOP/s.
+Also here: :func:`flops_per_second_of_audio` and :func:`forward_flops`, the analytic cost of a
+forward pass, which the benchmarks use to turn times into GFLOP/s.
+
+Threads: by default each operation of a chunk runs on torch's intra-op threads
+(``torch.get_num_threads()``), fastest when the cores are free. On a machine busy with other
+processes, ``workers=2`` (one single-threaded worker thread per core, taking chunks as they
+finish) is slower at best but far steadier; see ``benchmarks/bench_forward.py``.
 
 Examples
 --------
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,8 +75,9 @@ METHODS: tuple[str, ...] = ("auto", "gemm", "conv")
 _FRAMES_PER_ROW: dict[str, int] = {"conv1": 8, "conv2": 4}
 #: Matrix columns (window * in_channels) are padded to a multiple of this (16 floats, 64 bytes).
 _ALIGN_COLS = 16
-#: Default size of one chunk's buffers (windows + product), in bytes: half a core's L2 cache.
-_CHUNK_BYTES = 1 << 20
+#: Default size of one chunk's buffers (windows + product), in bytes, per thread working on it:
+#: about 1.5 times a core's L2 cache (measured best on a 2-core Xeon with 2 MiB L2 per core).
+_CHUNK_BYTES_PER_THREAD = 3 << 20
 
 
 def _validate_layers(layers, func: str) -> list[str]:
@@ -117,8 +125,7 @@ def flops_per_second_of_audio(
     total = 0.0
     for name in dict.fromkeys(names):
         spec = SPEC_BY_NAME[name]
-        index = LAYERS.index(name)
-        previous = "conv7" if name in HEAD_LAYERS else (LAYERS[index - 1] if index else None)
+        previous = _input_layer(name)
         in_hop_samples = layer_geometry(previous).hop_samples if previous else 1
         frames_per_s = sample_rate_hz / (in_hop_samples * spec.stride)
         total += 2.0 * spec.kernel * spec.in_channels * spec.out_channels * frames_per_s
@@ -145,17 +152,28 @@ def forward_flops(n_samples: int, *, layers: Sequence[str] = CONV_LAYERS) -> int
         FLOP for one clip (multiply by the batch size for a batch).
     """
     names = _validate_layers(layers, "forward_flops")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0:
+        raise ParameterError(
+            f"The 'n_samples' parameter of forward_flops must be an int >= 0. "
+            f"Got {n_samples!r} instead.")
     total = 0
     for name in dict.fromkeys(names):
         spec = SPEC_BY_NAME[name]
-        index = LAYERS.index(name)
-        previous = "conv7" if name in HEAD_LAYERS else (LAYERS[index - 1] if index else None)
+        previous = _input_layer(name)
         n_in = n_frames(n_samples, previous) if previous else int(n_samples)
         frames = _conv_frames(n_in, spec)
         if frames < max(1, spec.pool):  # SoundNet8.run_block skips the block
             frames = 0
         total += 2 * spec.kernel * spec.in_channels * spec.out_channels * frames
     return total
+
+
+def _input_layer(name: str) -> str | None:
+    """The layer whose output ``name`` reads (None for conv1, which reads the waveform)."""
+    if name in HEAD_LAYERS:
+        return CONV_LAYERS[-1]
+    index = LAYERS.index(name)
+    return LAYERS[index - 1] if index else None
 
 
 def _conv_frames(n_in: int, spec: LayerSpec) -> int:
@@ -194,13 +212,17 @@ class FastSoundNet(nn.Module):
     method : {"auto", "gemm", "conv"}
         ``"auto"`` picks ``"gemm"`` on CPU and ``"conv"`` elsewhere (see the module notes).
     chunk_rows : int, optional
-        Matrix rows per chunk (each chunk within one clip) in the ``"gemm"`` method; default:
-        as many as fit 1 MiB of buffers, so that they stay in cache (about 1260 rows of 8
-        frames for conv1). Where a clip's rows fit in a chunk, a chunk holds several clips.
-    workers : int, optional
-        Threads that share the chunks in the ``"gemm"`` method on CPU, each
-        running single-threaded (default: ``torch.get_num_threads()``; 1 runs the chunks one
-        after the other with torch's own intra-op threads).
+        Matrix rows per chunk in the ``"gemm"`` method (a chunk is the whole batch, a few
+        whole clips, or part of one clip); default: as many as fit 3 MiB of buffers per
+        thread working on the chunk, so that they stay in cache (e.g. 7560 rows of 8 frames
+        for conv1 with 2 threads).
+    workers : int
+        Worker threads that share the chunks in the ``"gemm"`` method on CPU. The default, 1,
+        runs the chunks one after the other, each operation on torch's intra-op threads:
+        fastest on an idle machine. With ``workers`` > 1, each worker runs its chunks
+        single-threaded and takes the next when done; slower when the cores are free (the
+        workers contend for Python's GIL) but far less hurt when other processes compete for
+        the cores (no barrier after every operation).
     num_threads : int, optional
         Intra-op threads torch uses during a call (restored afterwards). Default: leave
         ``torch.get_num_threads()`` as it is.
@@ -219,7 +241,7 @@ class FastSoundNet(nn.Module):
         device: str | torch.device | None = None,
         method: str = "auto",
         chunk_rows: int | None = None,
-        workers: int | None = None,
+        workers: int = 1,
         num_threads: int | None = None,
     ) -> None:
         super().__init__()
@@ -231,12 +253,15 @@ class FastSoundNet(nn.Module):
             raise ParameterError(
                 f"The 'method' parameter of FastSoundNet must be one of {METHODS}. "
                 f"Got {method!r} instead.")
-        for pname, value in (("chunk_rows", chunk_rows), ("workers", workers),
-                             ("num_threads", num_threads)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ParameterError(
-                    f"The '{pname}' parameter of FastSoundNet must be an int >= 1 or None. "
-                    f"Got {value!r} instead.")
+        checks = (("chunk_rows", chunk_rows, True), ("workers", workers, False),
+                  ("num_threads", num_threads, True))
+        for pname, value, optional in checks:
+            if (value is None and optional) or (
+                    isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                continue
+            raise ParameterError(
+                f"The '{pname}' parameter of FastSoundNet must be an int >= 1"
+                f"{' or None' if optional else ''}. Got {value!r} instead.")
         if model.training:
             raise ParameterError(
                 "The 'model' parameter of FastSoundNet must be in eval mode (BatchNorm running "
@@ -245,7 +270,7 @@ class FastSoundNet(nn.Module):
         dev = torch.device(device) if device is not None else next(model.parameters()).device
         self.method = ("gemm" if dev.type == "cpu" else "conv") if method == "auto" else method
         self.chunk_rows = chunk_rows
-        self._chunk_bytes = _CHUNK_BYTES
+        self._chunk_bytes_per_thread = _CHUNK_BYTES_PER_THREAD
         self.workers = workers
         self.num_threads = num_threads
         self._plans: dict[str, _Plan] = {}
@@ -322,7 +347,8 @@ class FastSoundNet(nn.Module):
         x = x.to(device=self.device, dtype=torch.float32)
         with torch.inference_mode(), self._threads():
             run = self._run_gemm if self.method == "gemm" else self._run_conv
-            out = run(x, CONV_LAYERS[: last + 1], [h for h in HEAD_LAYERS if h in wanted], set(wanted))
+            heads = [h for h in HEAD_LAYERS if h in wanted]
+            out = run(x, CONV_LAYERS[: last + 1], heads, set(wanted))
         if seed_layout:
             return {name: out[name].unsqueeze(-1) for name in wanted}
         return {name: out[name] for name in wanted}
@@ -378,7 +404,10 @@ class FastSoundNet(nn.Module):
         lead = first.spec.padding if first else 0
         h = _padded_buffer(x, batch, lead, n, _rows_needed(n, first) if first else n, 1)
         h[:, lead:lead + n, 0] = x[:, 0]
-        workers = self.workers or torch.get_num_threads()
+        workers = self.workers
+        # a chunk is worked on by all of torch's threads, or by one worker thread
+        threads_per_chunk = torch.get_num_threads() if workers == 1 else 1
+        chunk_bytes = self._chunk_bytes_per_thread * threads_per_chunk
         with contextlib.ExitStack() as stack:
             executor = None
             if x.device.type == "cpu" and workers > 1 and convs:
@@ -388,8 +417,9 @@ class FastSoundNet(nn.Module):
                 plan = self._plans[name]
                 nxt = self._plans[convs[i + 1]] if i + 1 < len(convs) else None
                 with torch.profiler.record_function(f"soundnet.fast.{name}"):
-                    h, n, lead, feats = self._gemm_layer(h, n, lead, plan, nxt, want=name in wanted,
-                                                         executor=executor, workers=workers)
+                    h, n, lead, feats = self._gemm_layer(
+                        h, n, lead, plan, nxt, want=name in wanted, executor=executor,
+                        workers=workers, chunk_bytes=chunk_bytes)
                 if feats is not None:
                     out[name] = feats
         if heads:
@@ -399,7 +429,7 @@ class FastSoundNet(nn.Module):
 
     def _gemm_layer(
         self, h: torch.Tensor, n_in: int, lead_in: int, plan: _Plan, nxt: _Plan | None, *,
-        want: bool, executor: ThreadPoolExecutor | None, workers: int,
+        want: bool, executor: ThreadPoolExecutor | None, workers: int, chunk_bytes: int,
     ) -> tuple[torch.Tensor, int, int, torch.Tensor | None]:
         """One conv block on a padded time-major buffer.
 
@@ -425,18 +455,21 @@ class FastSoundNet(nn.Module):
         k_cols = plan.window * c_in
         start = lead_in - spec.padding  # buffer row of the first window's first frame
         row_stride = h.stride(0)
-        windows = h.as_strided((batch, n_rows, k_cols),
-                               (row_stride, spec.stride * r * c_in, 1), start * c_in)
+        windows = h.as_strided((batch, n_rows, k_cols), (row_stride, spec.stride * r * c_in, 1),
+                               h.storage_offset() + start * c_in)
         weight = getattr(self, f"{spec.name}_weight")
         bias = getattr(self, f"{spec.name}_bias")
         interior = buf[:, lead:lead + n_out]
         feats = h.new_empty((batch, spec.out_channels, n_out)) if want else None
         n_frames = n_out * pool
-        # Tasks: (first clip, end clip, first row, rows). A chunk is a few whole clips when a
-        # clip's rows fit in it, else a whole number of pools' worth of rows of one clip.
+        # Tasks: (first clip, end clip, first row, rows). A chunk is the whole batch, or a few
+        # whole clips when a clip's rows fit in it, else a whole number of pools' worth of rows
+        # of one clip.
         chunk = self.chunk_rows or max(
-            8, self._chunk_bytes // (h.element_size() * (k_cols + plan.out_channels)))
-        if n_rows <= chunk:
+            8, chunk_bytes // (h.element_size() * (k_cols + plan.out_channels)))
+        if batch * n_rows <= chunk:  # one product; torch's threads split it by columns
+            tasks = [(0, batch, 0, n_rows)]
+        elif n_rows <= chunk:
             per_task = min(chunk // n_rows, -(-batch // workers))
             tasks = [(b, min(b + per_task, batch), 0, n_rows) for b in range(0, batch, per_task)]
         else:
@@ -453,11 +486,12 @@ class FastSoundNet(nn.Module):
             while (task := next_task()) is not None:
                 b0, b1, row0, rows = task
                 clips = b1 - b0
-                cols[: clips * rows].view(clips, rows, k_cols).copy_(windows[b0:b1, row0:row0 + rows])
+                window_rows = windows[b0:b1, row0:row0 + rows]
+                cols[: clips * rows].view(clips, rows, k_cols).copy_(window_rows)
                 torch.mm(cols[: clips * rows], weight, out=prod[: clips * rows])
                 frame0 = row0 * r
                 frames = min(rows * r, n_frames - frame0)
-                frames_view = prod[: clips * rows].view(clips, rows * r, spec.out_channels)[:, :frames]
+                frames_view = prod[: clips * rows].view(clips, rows * r, -1)[:, :frames]
                 first, stop = frame0 // pool, (frame0 + frames) // pool
                 done = interior[b0:b1, first:stop]
                 if spec.pool:
@@ -506,7 +540,9 @@ class FastSoundNet(nn.Module):
         finally:
             torch.set_num_threads(before)
 
-    def _gemm_heads(self, h: torch.Tensor, n_in: int, lead_in: int, heads) -> dict[str, torch.Tensor]:
+    def _gemm_heads(
+        self, h: torch.Tensor, n_in: int, lead_in: int, heads: list[str]
+    ) -> dict[str, torch.Tensor]:
         spec = SPEC_BY_NAME["conv8"]
         batch, _, c_in = h.shape
         n_out = _conv_frames(n_in, spec)
@@ -515,14 +551,17 @@ class FastSoundNet(nn.Module):
             return {name: h.new_zeros((batch, size, 0)) for name, size in zip(HEAD_LAYERS, sizes)
                     if name in heads}
         windows = h.as_strided((batch, n_out, spec.kernel * c_in),
-                               (h.stride(0), spec.stride * c_in, 1), lead_in * c_in)
+                               (h.stride(0), spec.stride * c_in, 1),
+                               h.storage_offset() + lead_in * c_in)
         prod = torch.addmm(self.heads_bias, windows.reshape(batch * n_out, -1), self.heads_weight)
         prod = prod.view(batch, n_out, -1).transpose(1, 2)
         parts = dict(zip(HEAD_LAYERS, torch.split(prod, sizes, dim=1)))
         return {name: parts[name].contiguous() for name in HEAD_LAYERS if name in heads}
 
 
-def _padded_buffer(like: torch.Tensor, batch: int, lead: int, n: int, after: int, channels: int) -> torch.Tensor:
+def _padded_buffer(
+    like: torch.Tensor, batch: int, lead: int, n: int, after: int, channels: int
+) -> torch.Tensor:
     """``(batch, lead + after, channels)``, zero outside rows ``[lead, lead + n)`` (left unset)."""
     buf = like.new_empty((batch, lead + after, channels))
     buf[:, :lead].zero_()
@@ -532,7 +571,7 @@ def _padded_buffer(like: torch.Tensor, batch: int, lead: int, n: int, after: int
 
 def _max_pool_frames(frames: torch.Tensor, pool: int, *, out: torch.Tensor,
                      tmp: torch.Tensor | None = None) -> None:
-    """Max over groups of ``pool`` consecutive frames: ``(..., n * pool, C)`` -> ``out (..., n, C)``.
+    """Max over groups of ``pool`` frames: ``(..., n * pool, C)`` -> ``out (..., n, C)``.
 
     A tree of elementwise maxima over halves (``pool`` a power of two, as SoundNet's 8, 8, 4):
     several times faster on CPU than ``amax`` over the middle axis. ``tmp``, when given, is a
@@ -573,7 +612,7 @@ def _rows_needed(n_in: int, plan: _Plan | None) -> int:
 
 
 def _folded(block: nn.Sequential, spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight ``(out, in, kernel)`` and bias ``(out,)`` of ``block`` with its BatchNorm folded in."""
+    """Weight ``(out, in, kernel)`` and bias ``(out,)`` of ``block``, BatchNorm folded in."""
     conv = block[0]
     weight = conv.weight.detach().double()
     bias = conv.bias.detach().double()
@@ -585,7 +624,9 @@ def _folded(block: nn.Sequential, spec: LayerSpec) -> tuple[torch.Tensor, torch.
     return weight.float(), bias.float()
 
 
-def _toeplitz(weight: torch.Tensor, frames_per_row: int, stride: int, *, window: int) -> torch.Tensor:
+def _toeplitz(
+    weight: torch.Tensor, frames_per_row: int, stride: int, *, window: int
+) -> torch.Tensor:
     """The ``(window * in, r * out)`` matrix computing ``r`` consecutive frames from one window.
 
     Row ``t * in + c`` (input frame ``t`` of the window, channel ``c``), column ``f * out + o``
