@@ -1,0 +1,273 @@
+"""Robustness of unit rankings and probes to level, noise, time shifts and resampling.
+
+A :class:`Perturbation` changes a clip's waveform the way real recordings differ:
+
+``level``     the clip scaled by ``strength`` dB (-40 .. -10; 0 dB is the original);
+``noise``     white Gaussian noise added at an SNR of ``strength`` dB relative to the clip's RMS
+              (seeded from the clip's id, so a run is reproducible);
+``shift``     the clip delayed by ``strength`` ms of silence (moves every frame off its grid);
+``resample``  the clip as if recorded at ``strength`` Hz: resampled to that rate and back to
+              22050 Hz with soxr, as the audio front end does for such a file (8 and 16 kHz
+              remove everything above 4 and 8 kHz).
+
+:func:`compare_conditions` then measures, per layer, how much of the clean picture survives:
+
+``response_spearman``  median over units of the Spearman correlation, across clips, between the
+                       unit's clean and perturbed activation (do the same clips drive it?);
+``auroc_spearman``     mean over categories of the Spearman correlation, across the layer's units,
+                       between clean and perturbed one-vs-rest AUROC (is the selectivity ranking
+                       kept?);
+``top_overlap``        mean over categories of the fraction of the clean top-N units (by AUROC)
+                       still in the perturbed top-N;
+``probe_accuracy``     accuracy of linear probes trained on clean clips and tested on the perturbed
+                       copies of the held-out clips (same folds as the clean probe), with
+                       ``probe_ci_low`` / ``probe_ci_high`` (95 % Wilson).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from interp import stats
+from interp.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
+from soundnet.errors import ParameterError
+from soundnet.geometry import SAMPLE_RATE_HZ
+from soundnet.model import CONV_LAYERS
+
+__all__ = [
+    "FAMILIES",
+    "ROBUSTNESS_COLUMNS",
+    "Perturbation",
+    "default_perturbations",
+    "perturb",
+    "summarize_conditions",
+    "column_spearman",
+    "top_overlap",
+    "compare_conditions",
+]
+
+#: Perturbation families, in report order.
+FAMILIES = ("level", "noise", "shift", "resample")
+#: Columns of the table :func:`compare_conditions` returns.
+ROBUSTNESS_COLUMNS = ("family", "strength", "label", "layer", "response_spearman", "auroc_spearman", "top_overlap",
+                      "probe_accuracy", "probe_ci_low", "probe_ci_high", "clean_probe_accuracy")
+
+_UNITS = {"level": "dB", "noise": "dB SNR", "shift": "ms", "resample": "Hz"}
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One perturbation condition.
+
+    Attributes
+    ----------
+    family : {"level", "noise", "shift", "resample"}
+    strength : float
+        dB change (level), SNR in dB (noise), delay in ms (shift) or source rate in Hz (resample).
+    """
+
+    family: str
+    strength: float
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ParameterError(f"The 'family' parameter of Perturbation must be one of {FAMILIES}. "
+                                 f"Got {self.family!r} instead.")
+        ok = math.isfinite(self.strength) and {
+            "level": self.strength <= 0, "noise": True, "shift": self.strength >= 0,
+            "resample": self.strength >= 1000}[self.family]
+        if not ok:
+            raise ParameterError(f"The 'strength' of a {self.family!r} perturbation must be "
+                                 f"{ {'level': '<= 0 dB', 'noise': 'finite', 'shift': '>= 0 ms', 'resample': '>= 1000 Hz'}[self.family] }. "
+                                 f"Got {self.strength!r} instead.")
+
+    @property
+    def label(self) -> str:
+        """E.g. ``"level -20 dB"``, ``"noise 10 dB SNR"``."""
+        return f"{self.family} {self.strength:g} {_UNITS[self.family]}"
+
+
+def default_perturbations(*, quick: bool = False) -> list[Perturbation]:
+    """The study's conditions: 4 levels, 4 SNRs, 3 shifts, 3 source rates (one each with ``quick``)."""
+    if quick:
+        grid = {"level": (-20.0,), "noise": (10.0,), "shift": (10.0,), "resample": (8000.0,)}
+    else:
+        grid = {"level": (-40.0, -30.0, -20.0, -10.0), "noise": (30.0, 20.0, 10.0, 0.0),
+                "shift": (1.0, 10.0, 100.0), "resample": (8000.0, 16000.0, 44100.0)}
+    return [Perturbation(f, s) for f in FAMILIES for s in grid[f]]
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "little")
+
+
+def perturb(y: np.ndarray, p: Perturbation, *, key: str = "") -> np.ndarray:
+    """Apply a perturbation to one waveform.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono float32 in [-1, 1] at 22050 Hz.
+    p : Perturbation
+    key : str
+        Seeds the noise (use the clip id): the same clip and condition give the same noise.
+
+    Returns
+    -------
+    np.ndarray, float32
+        Same length, except ``shift`` (longer by the delay); not clipped to [-1, 1] (the model
+        takes any amplitude, and clipping would add a second perturbation).
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if p.family == "level":
+        return (y * 10.0 ** (p.strength / 20.0)).astype(np.float32)
+    if p.family == "noise":
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+        rng = np.random.default_rng(_seed(f"{key}|{p.label}"))
+        sigma = rms / 10.0 ** (p.strength / 20.0)
+        return (y + sigma * rng.standard_normal(len(y))).astype(np.float32)
+    if p.family == "shift":
+        n = int(round(p.strength / 1000.0 * SAMPLE_RATE_HZ))
+        return np.concatenate([np.zeros(n, dtype=np.float32), y])
+    import soxr
+
+    down = soxr.resample(y, SAMPLE_RATE_HZ, int(p.strength), quality="HQ")
+    back = soxr.resample(down, int(p.strength), SAMPLE_RATE_HZ, quality="HQ").astype(np.float32)
+    return back[: len(y)] if len(back) >= len(y) else np.concatenate([back, np.zeros(len(y) - len(back), np.float32)])
+
+
+def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Perturbation], *,
+                         layers: Sequence[str] = CONV_LAYERS, short: str = "pad", min_samples_: int | None = None,
+                         progress: bool = False):
+    """Per-clip summaries of the clean clips and of every perturbed copy.
+
+    Parameters
+    ----------
+    model : SoundNet8
+    clips : pandas.DataFrame
+        Clip rows (e.g. ``run.ok_clips``), indexed by clip id (which seeds the noise).
+    perturbations : sequence of Perturbation
+    layers : sequence of str
+    short, min_samples_
+        The run's short-clip policy (:func:`interp.features.run_short_policy`), so that the clean
+        summaries equal the run's.
+    progress : bool
+        Print each condition when done.
+
+    Returns
+    -------
+    clean : dict ``{layer: {"mean", "max": (n_clips, n_units)}}``
+    perturbed : dict ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
+    """
+    from interp.features import clip_waves, summarize_waves
+
+    waves = clip_waves(clips)
+
+    def summarize(ws):
+        return summarize_waves(model, ws, layers=layers, short=short, min_samples_=min_samples_)
+
+    clean = summarize(waves)
+    perturbed = {}
+    for p in perturbations:
+        perturbed[p] = summarize([perturb(w, p, key=str(c)) for w, c in zip(waves, clips.index)])
+        if progress:
+            print(f"  {p.label}", flush=True)
+    return clean, perturbed
+
+
+def column_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation between matching columns of two ``(n_rows, n_cols)`` arrays.
+
+    Returns ``(n_cols,)``; NaN for a column that is constant in either array.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ParameterError(f"column_spearman needs two 2-D arrays of one shape. Got {a.shape} and {b.shape} instead.")
+    return _diag_corr(stats.rank_columns(a)[0], stats.rank_columns(b)[0])
+
+
+def _diag_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    den = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def top_overlap(clean: np.ndarray, perturbed: np.ndarray, *, top_n: int) -> np.ndarray:
+    """Per column (category), the fraction of the clean top-``top_n`` rows (units) still in the perturbed top.
+
+    Parameters
+    ----------
+    clean, perturbed : np.ndarray, shape (n_units, n_categories)
+        Scores (higher = more selective).
+    top_n : int
+
+    Returns
+    -------
+    np.ndarray, shape (n_categories,), values in [0, 1]
+    """
+    n = min(int(top_n), clean.shape[0])
+    if n < 1:
+        raise ParameterError(f"The 'top_n' parameter of top_overlap must be >= 1. Got {top_n} instead.")
+    a = np.argsort(-clean, axis=0, kind="stable")[:n]
+    b = np.argsort(-perturbed, axis=0, kind="stable")[:n]
+    return np.array([len(set(a[:, j]) & set(b[:, j])) / n for j in range(clean.shape[1])])
+
+
+def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
+                       perturbed: Mapping[Perturbation, Mapping[str, Mapping[str, np.ndarray]]],
+                       labels: Sequence[str] | np.ndarray, splits, *, top_n: int = 10, rank_stat: str = "max",
+                       probe_stat: str = "mean", C: float = 1.0) -> pd.DataFrame:
+    """How much of the clean rankings and probe accuracy survives each perturbation, per layer.
+
+    Parameters
+    ----------
+    clean : mapping ``{layer: {stat: (n_clips, n_units)}}``
+        Summaries of the clean clips (:func:`interp.features.summarize_waves`).
+    perturbed : mapping ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
+        The same for each condition, clips in the same order.
+    labels : array of str, shape (n_clips,)
+    splits : list of (train_index, test_index)
+        Cross-validation folds (:func:`interp.linear_probes.probe_folds`).
+    top_n : int
+        N of the top-N overlap.
+    rank_stat, probe_stat : str
+        Summaries used for the AUROC rankings and for the probes.
+    C : float
+        The probes' inverse L2 strength.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ROBUSTNESS_COLUMNS` (see the module docstring), one row per (condition, layer).
+    """
+    y = np.asarray(labels).astype(str)
+    onehot, _ = stats.onehot_labels(y)
+    make = logistic_probe(C=C)
+    rows = []
+    clean_acc, models = {}, {}
+    for layer, s in clean.items():
+        models[layer] = fit_folds(s[probe_stat], y, splits, make_classifier=make)
+        pred = predict_folds(models[layer], splits, s[probe_stat])
+        clean_acc[layer] = probe_row(layer, y, pred, cv="", features="", classifier="")["accuracy"]
+    for p, feats in perturbed.items():
+        for layer, s in feats.items():
+            a0, a1 = np.asarray(clean[layer][rank_stat], np.float64), np.asarray(s[rank_stat], np.float64)
+            with single_blas_thread():
+                resp = float(np.nanmedian(column_spearman(a0, a1)))
+                au0, au1 = stats.auroc(a0, onehot), stats.auroc(a1, onehot)  # (n_units, n_categories)
+            rho = [spearmanr(au0[:, j], au1[:, j]).statistic for j in range(au0.shape[1])]
+            over = top_overlap(au0, au1, top_n=top_n)
+            pred = predict_folds(models[layer], splits, s[probe_stat])
+            pr = probe_row(layer, y, pred, cv="", features="", classifier="")
+            rows.append((p.family, p.strength, p.label, layer, resp, float(np.nanmean(rho)), float(over.mean()),
+                         pr["accuracy"], pr["ci_low"], pr["ci_high"], clean_acc[layer]))
+    return pd.DataFrame(rows, columns=list(ROBUSTNESS_COLUMNS))
