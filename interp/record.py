@@ -20,9 +20,7 @@ receptive field, so the stitched statistics equal one forward pass over the whol
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -41,14 +39,16 @@ import pyarrow.parquet as pq
 import torch
 
 from interp.runningstats import TopK
-from interp.store import (FORMAT_VERSION, HEAD_STATS, STATS, Run, RunError, activation_file,
+from interp.store import (FORMAT_VERSION, HEAD_STATS, STATS, RunError, activation_file,
                           atomic_write_json, remove_tree, unit_columns, write_parquet)
 from soundnet.audio import INPUT_SCALE, fit_length, iter_audio_blocks
 from soundnet.errors import AudioError, ParameterError
-from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, frames_to_window, layer_geometry, min_samples, n_frames
+from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames, frames_to_time, frames_to_window,
+                               head_frame_ok, layer_geometry, min_samples, n_frames)
 from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
 
-__all__ = ["RecordConfig", "RecordSummary", "LayerTap", "record_corpus", "summarize_batch"]
+__all__ = ["RecordConfig", "RecordSummary", "LayerTap", "record_corpus", "summarize_batch", "summary_frames",
+           "head_waveform"]
 
 _CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "start_s", "end_s", "duration_s",
                  "sample_rate_hz", "status", "note", "order")
@@ -70,8 +70,15 @@ class RecordConfig:
     min_length : str or int
         Layer name (enough samples for one frame of it) or a length in samples.
     heads_short : {"tile", "pad", "none"}
-        For the heads only: clips shorter than 209,374 samples are tiled (as the original
-        SoundNet did) in a second pass; the conv-layer statistics always use the clip as is.
+        For the heads only: a clip without a clean head frame (shorter than 11.3 s, see
+        :func:`soundnet.geometry.head_frame_ok`) is tiled (as the original SoundNet did) or
+        padded to :data:`soundnet.geometry.HEADS_TILE_SAMPLES` (20 s) in a second pass; the
+        conv-layer statistics always use the clip as ``short`` says.
+    edge : {"drop", "keep"}
+        ``drop`` (default) leaves out of every statistic the frames that read conv7's padded last
+        frame (conv7's last frame when it has more than one; the head frames that read it when a
+        clean head frame exists): see :func:`soundnet.geometry.clean_frames`. ``keep`` uses
+        every frame.
     chunk_s : float (in seconds)
         Clips longer than this are streamed in chunks (exact stitching).
     batch_size, shard_size, workers : int
@@ -87,6 +94,7 @@ class RecordConfig:
     short: str = "pad"
     min_length: str | int = "conv7"
     heads_short: str = "tile"
+    edge: str = "drop"
     chunk_s: float = 120.0
     batch_size: int = 16
     shard_size: int = 128
@@ -99,7 +107,8 @@ class RecordConfig:
         if bad or not self.layers:
             raise ParameterError(f"The 'layers' parameter of RecordConfig must name layers from {list(LAYERS)}. Got {list(self.layers)} instead.")
         object.__setattr__(self, "layers", tuple(sorted(set(self.layers), key=LAYERS.index)))
-        for name, allowed in (("short", ("pad", "tile", "none")), ("heads_short", ("tile", "pad", "none"))):
+        for name, allowed in (("short", ("pad", "tile", "none")), ("heads_short", ("tile", "pad", "none")),
+                              ("edge", ("drop", "keep"))):
             if getattr(self, name) not in allowed:
                 raise ParameterError(f"The '{name}' parameter of RecordConfig must be one of {allowed}. Got {getattr(self, name)!r} instead.")
         for name in ("topk", "batch_size", "shard_size"):
@@ -146,8 +155,14 @@ class RecordSummary:
         return self.audio_s / self.wall_s if self.wall_s > 0 else float("nan")
 
     def __str__(self) -> str:
-        s = (f"{self.n_ok} ok, {self.n_failed} failed ({self.n_clips} clips, {self.audio_s:.1f} s of audio "
-             f"in {self.wall_s:.1f} s, {self.times_real_time:.0f}x real time) -> {self.run_dir}")
+        if self.wall_s > 0:
+            how = (f"{self.audio_s:.1f} s of audio in {self.wall_s:.1f} s, "
+                   f"{self.times_real_time:.0f}x real time")
+        else:
+            how = f"{self.audio_s:.1f} s of audio, nothing left to record"
+        s = f"{self.n_ok} ok, {self.n_failed} failed ({self.n_clips} clips, {how}) -> {self.run_dir}"
+        if self.resumed_shards:
+            s += f"\n  resumed: {self.resumed_shards} shard(s) were already recorded"
         if self.failures:
             s += "\n  failures: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.failures.items()))
         return s
@@ -173,12 +188,19 @@ class LayerTap:
     keep : bool
         Keep each layer's masked, time-resolved output in :attr:`outputs` (for chunked long
         files and tests); otherwise only summaries are kept.
+    edge : {"keep", "drop"}
+        ``drop`` also leaves conv7's padded last frame and the head frames that read it out of
+        the summaries (not out of :attr:`outputs`); see :func:`summary_frames`.
     """
 
-    def __init__(self, model: torch.nn.Module, layers: Iterable[str], *, keep: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, layers: Iterable[str], *, keep: bool = False,
+                 edge: str = "keep") -> None:
+        if edge not in ("keep", "drop"):
+            raise ParameterError(f"The 'edge' parameter of LayerTap must be 'keep' or 'drop'. Got {edge!r} instead.")
         self.model = model
         self.layers = tuple(layers)
         self.keep = keep
+        self.edge = edge
         self.lengths: np.ndarray | None = None
         self.summaries: dict[str, dict[str, np.ndarray]] = {}
         self.outputs: dict[str, torch.Tensor] = {}
@@ -212,12 +234,59 @@ class LayerTap:
             if not bool(mask.all()):
                 out = out * mask[:, None, :].to(out.dtype)
             if name in self.layers:
-                self.summaries[name] = summarize_batch(out, valid, name)
+                counted = valid if self.edge == "keep" else torch.as_tensor(
+                    [summary_frames(int(n), name, edge=self.edge) for n in self.lengths], device=out.device)
+                self.summaries[name] = summarize_batch(out, counted, name)
                 if self.keep:
                     self.outputs[name] = out
             return out
 
         return hook
+
+
+def head_waveform(y: np.ndarray, *, heads_short: str = "tile") -> np.ndarray:
+    """The waveform the heads see for a clip: the clip itself when it has a clean head frame
+    (:func:`soundnet.geometry.head_frame_ok`), else tiled or padded to
+    :data:`soundnet.geometry.HEADS_TILE_SAMPLES` (20 s), as :func:`record_corpus` does.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono waveform at 22050 Hz.
+    heads_short : {"tile", "pad", "none"}
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples',)
+    """
+    if heads_short not in ("tile", "pad", "none"):
+        raise ParameterError(f"The 'heads_short' parameter of head_waveform must be one of ('tile', 'pad', 'none'). "
+                             f"Got {heads_short!r} instead.")
+    if heads_short == "none" or head_frame_ok(len(y)).any():
+        return y
+    return fit_length(y, min_samples=max(HEADS_TILE_SAMPLES, min_samples("conv8")), policy=heads_short)
+
+
+def summary_frames(n_samples: int, layer: str, *, edge: str = "drop") -> int:
+    """How many leading frames of ``layer`` enter a clip's statistics.
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length in samples.
+    layer : str
+    edge : {"drop", "keep"}
+        ``keep``: every frame; ``drop``: the clean frames of
+        :func:`soundnet.geometry.clean_frames`, which are always a prefix of the frames.
+
+    Returns
+    -------
+    int
+    """
+    if edge == "keep":
+        return n_frames(n_samples, layer)
+    ok = clean_frames(n_samples, layer)
+    return len(ok) if ok.all() else int(np.argmin(ok))
 
 
 def summarize_batch(out: torch.Tensor, valid_frames: torch.Tensor, layer: str) -> dict[str, np.ndarray]:
@@ -283,15 +352,34 @@ class _Decoded:
     long: bool = False
 
 
+def _failed(row: dict, status: str, *, sample_rate_hz: int = -1, duration_s: float = float("nan")) -> _Decoded:
+    return _Decoded(int(row["order"]), str(row["clip_id"]), None, status, "", duration_s, sample_rate_hz)
+
+
 def _decode_row(row: dict, long_s: float) -> _Decoded:
-    """Decode one corpus row into 22050 Hz mono audio, or a status saying why not."""
+    """Decode one corpus row into 22050 Hz mono audio, or a status saying why not.
+
+    Parameters
+    ----------
+    row : dict
+        A corpus-table row (``order``, ``clip_id``, ``path``, ``start_s``, ``end_s``, ``status``).
+    long_s : float (in seconds)
+        Excerpts longer than this are not decoded here: the result has ``long=True`` and no
+        audio, and :meth:`_Engine.summarize_long` streams the file.
+
+    Returns
+    -------
+    _Decoded
+        ``audio`` (n_samples,) float32 in [-1, 1] when ``status == "ok"`` and not ``long``;
+        ``note`` says what was done to the file (channels mixed, resampled, streamed).
+    """
     from interp.corpora import read_clip
     from soundnet.audio import audio_info
 
-    order, cid = int(row["order"]), str(row["clip_id"])
     status = str(row.get("status", "ok") or "ok")
     if status != "ok":
-        return _Decoded(order, cid, None, status, "", float("nan"), -1)
+        return _failed(row, status)
+    order, cid = int(row["order"]), str(row["clip_id"])
     path = str(row["path"])
     notes: list[str] = []
     sr_src = SAMPLE_RATE_HZ
@@ -299,155 +387,396 @@ def _decode_row(row: dict, long_s: float) -> _Decoded:
         if not path.startswith("probes://"):
             info = audio_info(path)
             sr_src = info.sample_rate_hz
-            if info.channels > 1:
-                notes.append(f"mixed {info.channels} channels to mono")
-            if sr_src != SAMPLE_RATE_HZ:
-                notes.append(f"resampled {sr_src} Hz -> {SAMPLE_RATE_HZ} Hz")
-            start = float(row.get("start_s") or 0.0)
-            end = row.get("end_s")
-            end = info.duration_s if end is None or not np.isfinite(end) else min(float(end), info.duration_s)
-            if end - start > long_s and info.format != "audioread":
+            if info.note():
+                notes.append(info.note())
+            start = _float_or(row.get("start_s"), 0.0)
+            end = _float_or(row.get("end_s"), float("nan"))
+            end = info.duration_s if not np.isfinite(end) else min(end, info.duration_s)
+            if end - start > long_s:
                 return _Decoded(order, cid, None, "ok", "; ".join(notes + ["streamed in chunks"]),
                                 end - start, sr_src, long=True)
         audio = read_clip(row)
     except AudioError as exc:
-        return _Decoded(order, cid, None, f"{exc.reason}: {exc.detail or exc.reason}", "", float("nan"), sr_src)
+        return _failed(row, _audio_status(exc), sample_rate_hz=sr_src)
     except Exception as exc:  # any other decoder failure is still a per-clip status
-        return _Decoded(order, cid, None, f"error: {type(exc).__name__}: {exc}", "", float("nan"), sr_src)
+        return _failed(row, f"error: {type(exc).__name__}: {exc}", sample_rate_hz=sr_src)
     if audio.size == 0:
-        return _Decoded(order, cid, None, "empty: no samples decoded", "", 0.0, sr_src)
+        return _failed(row, "empty: no samples decoded", sample_rate_hz=sr_src, duration_s=0.0)
     if not np.any(audio) and str(row.get("kind", "")) != "silence":
-        return _Decoded(order, cid, None, "silent: all samples are zero", "", len(audio) / SAMPLE_RATE_HZ, sr_src)
+        return _failed(row, "silent: all samples are zero", sample_rate_hz=sr_src,
+                       duration_s=len(audio) / SAMPLE_RATE_HZ)
     return _Decoded(order, cid, audio, "ok", "; ".join(notes), len(audio) / SAMPLE_RATE_HZ, sr_src)
 
 
+def _float_or(x: Any, default: float) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return default if np.isnan(v) else v
+
+
+def _audio_status(exc: AudioError) -> str:
+    return f"{exc.reason}: {exc.detail or exc.reason}"
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Start a watchdog in a decoding worker: it exits when the recording process is gone.
+
+    Without it, workers of a recorder killed with SIGKILL (or by the OOM killer) live on,
+    blocked on their task queue, and keep the forkserver alive with them.
+    """
+    import threading
+
+    import psutil
+
+    try:
+        born = psutil.Process(parent_pid).create_time()
+    except psutil.Error:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                p = psutil.Process(parent_pid)
+                alive = p.create_time() == born and p.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                alive = False
+            if not alive:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="soundnet-parent-watch", daemon=True).start()
+
+
+def _worker_main(conn, parent_pid: int, long_s: float) -> None:
+    """A decoding worker: receives ``(index, row)``, sends back ``(index, _Decoded)``; ``None`` or
+    a closed pipe ends it."""
+    _worker_init(parent_pid)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        i, row = msg
+        try:
+            res = _decode_row(row, long_s)
+        except Exception as exc:  # _decode_row catches decoder errors; this is a last resort
+            res = _failed(row, f"error: {type(exc).__name__}: {exc}")
+        try:
+            conn.send((i, res))
+        except (EOFError, OSError):
+            return
+
+
+class _Worker:
+    """One decoding process with its own pipe, holding at most one task."""
+
+    def __init__(self, ctx, long_s: float) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, os.getpid(), long_s), daemon=True,
+                                name="soundnet-decode")
+        self.proc.start()
+        child.close()
+        self.task: tuple[int, dict] | None = None
+
+    def send(self, i: int, row: dict) -> None:
+        self.task = (i, row)
+        self.conn.send((i, row))
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        self.conn.close()
+
+
 def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> Iterator[_Decoded]:
-    """Decode rows in order with at most ``lookahead`` clips in flight (bounded memory)."""
+    """Decode rows in worker processes; yield them in order, with at most ``lookahead`` clips
+    decoded or in flight ahead of the consumer (bounded memory).
+
+    Each worker has its own pipe and one clip at a time, so a worker that dies (a decoder crash,
+    the OOM killer) is known by the clip it held: the clip is retried once in a fresh worker,
+    then gets the status ``error: the decoder crashed``, and the run goes on.
+    """
     if workers <= 0:
         for r in rows:
             yield _decode_row(r, long_s)
         return
+    from multiprocessing.connection import wait
+
     ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque = deque()
-        it = iter(rows)
-        for r in it:
-            pending.append(pool.submit(_decode_row, r, long_s))
-            if len(pending) >= lookahead:
-                break
-        while pending:
-            fut = pending.popleft()
-            try:
-                res = fut.result()
-            except Exception as exc:  # a worker crash must not stop the run
-                r = rows[0]
-                res = _Decoded(-1, "", None, f"error: worker failed: {exc}", "", float("nan"), -1)
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode_row, nxt, long_s))
-            yield res
+    n = len(rows)
+    pool = [_Worker(ctx, long_s) for _ in range(min(workers, max(n, 1)))]
+    done: dict[int, _Decoded] = {}
+    retry: deque = deque()
+    crashes: dict[int, int] = {}
+    next_in = next_out = 0
+    try:
+        while next_out < n:
+            if next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+                continue
+            for w in pool:  # hand out work, retries first, within the look-ahead
+                if w.task is not None:
+                    continue
+                if retry:
+                    i = retry.popleft()
+                elif next_in < n and next_in - next_out < lookahead:
+                    i, next_in = next_in, next_in + 1
+                else:
+                    break
+                w.send(i, rows[i])
+            busy = [w for w in pool if w.task is not None]
+            if not busy:  # cannot happen: the clip awaited is in flight, retried or done
+                raise RuntimeError(f"decoding stalled at clip {next_out}")
+            ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+            for k, w in enumerate(pool):
+                if w.conn in ready:
+                    try:
+                        i, res = w.conn.recv()
+                        done[i], w.task = res, None
+                    except (EOFError, OSError):  # died while sending
+                        ready.add(w.proc.sentinel)
+                if w.proc.sentinel in ready or not w.proc.is_alive():
+                    w.proc.join(timeout=5)
+                    if w.task is not None:
+                        i, row = w.task
+                        crashes[i] = crashes.get(i, 0) + 1
+                        if crashes[i] >= 2:
+                            done[i] = _failed(row, f"error: the decoder crashed (worker exit code "
+                                                   f"{w.proc.exitcode})")
+                        else:
+                            retry.append(i)
+                    w.conn.close()
+                    pool[k] = _Worker(ctx, long_s)
+    finally:
+        for w in pool:
+            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------
 # the forward passes
 # ---------------------------------------------------------------------------------------------
+#: Most input samples in one batch (about 16 clips of 30 s): longer clips get smaller batches.
+_MAX_BATCH_SAMPLES = 16 * 30 * SAMPLE_RATE_HZ
+
+
+@dataclass
+class _Pass:
+    """What one forward pass gave: per-layer summaries and (with ``keep``) the outputs."""
+
+    summaries: dict[str, dict[str, np.ndarray]]
+    outputs: dict[str, torch.Tensor]
+
+
 class _Engine:
-    """Model + taps: turns decoded audio into per-clip summaries."""
+    """Model + taps: turns decoded audio into per-clip summaries.
+
+    Parameters
+    ----------
+    model : SoundNet8 or FastSoundNet
+        A plain :class:`soundnet.model.SoundNet8` (hooks through :class:`LayerTap`; with
+        ``config.fast`` a :class:`soundnet.fast.FastSoundNet` copy is made for batches of equal
+        lengths), or a ``FastSoundNet`` alone (then clips of unequal lengths run one at a time).
+    config : RecordConfig
+
+    Notes
+    -----
+    Exactness: a batch of unequal lengths is only run through the hooked plain model, whose taps
+    zero every frame beyond an item's length, so each item's statistics equal an unbatched pass.
+    The fast path runs only batches whose items all have the same length (no batch padding).
+    """
 
     def __init__(self, model: torch.nn.Module, config: RecordConfig) -> None:
-        self.model = model
         self.config = config
         self.device = torch.device(config.device)
+        self.plain = model if hasattr(model, "run_block") else None
+        self.fast = None if self.plain is not None else model
+        if self.plain is not None and config.fast:
+            self.fast = _maybe_fast(model, config)
+            if self.fast is model:
+                self.fast = None
+        if self.plain is None and self.fast is None:
+            raise ParameterError("The 'model' parameter of _Engine must be a SoundNet8 or a FastSoundNet. "
+                                 f"Got {type(model).__name__} instead.")
+        self.model = self.plain if self.plain is not None else self.fast
         self.conv_layers = tuple(l for l in config.layers if l not in HEAD_LAYERS)
         self.head_layers = tuple(l for l in config.layers if l in HEAD_LAYERS)
         self.head_min = min_samples("conv8")
 
-    def _forward(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool = False) -> LayerTap:
+    # -- one batch ----------------------------------------------------------------------------
+    def _forward(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool = False) -> _Pass:
+        """Run one batch of waveforms ([-1, 1], unscaled) and summarise ``layers`` per item."""
         lengths = [len(w) for w in waves]
-        t = max(lengths)
-        x = np.zeros((len(waves), 1, t), dtype=np.float32)
-        for i, w in enumerate(waves):
-            x[i, 0, : len(w)] = w
-        xt = torch.from_numpy(x).to(self.device) * INPUT_SCALE
+        if self.fast is not None and len(set(lengths)) == 1:
+            return self._forward_fast(waves, layers, keep=keep)
+        if self.plain is None:  # fast only, unequal lengths: one at a time (exact)
+            passes = [self._forward_fast([w], layers, keep=False) for w in waves]
+            summaries = {l: {k: np.concatenate([p.summaries[l][k] for p in passes])
+                             for k in passes[0].summaries[l]} for l in passes[0].summaries}
+            return _Pass(summaries, {})
+        xt = self._batch_tensor(waves)
         last = max(LAYERS.index(l) for l in layers)
         need = [l for l in LAYERS[: last + 1] if l not in HEAD_LAYERS]
-        with LayerTap(self.model, layers, keep=keep) as tap, torch.inference_mode():
+        with LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap, torch.inference_mode():
             tap.set_lengths(lengths)
             h = xt
             for name in need:
-                h = self.model.run_block(name, h)
+                h = self.plain.run_block(name, h)
             for name in HEAD_LAYERS:
                 if name in layers:
-                    self.model.run_block(name, h)
-        return tap
+                    self.plain.run_block(name, h)
+        return _Pass(tap.summaries, tap.outputs)
 
-    def summarize(self, clips: list[_Decoded]) -> dict[int, dict[str, dict[str, np.ndarray]]]:
-        """Per clip (by order) and layer, the summaries ``{stat: (n_units,)}``."""
+    def _batch_tensor(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """``(batch, 1, max_len)`` float32 on the device, zero-padded, scaled x256."""
+        t = max(len(w) for w in waves)
+        x = np.zeros((len(waves), 1, t), dtype=np.float32)
+        for i, w in enumerate(waves):
+            x[i, 0, : len(w)] = w
+        return torch.from_numpy(x).to(self.device) * INPUT_SCALE
+
+    def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
+        xt = self._batch_tensor(waves)
+        with torch.inference_mode():
+            feats = self.fast.extract_features(xt, layers=list(layers))
+        n = len(waves[0])
+        summaries, outputs = {}, {}
+        for name in layers:
+            out = feats[name]
+            if out.shape[-1] == 0:
+                continue  # as the hooks: a layer without frames gives no summary
+            valid = torch.full((len(waves),), summary_frames(n, name, edge=self.config.edge), dtype=torch.long)
+            summaries[name] = summarize_batch(out, valid, name)
+            if keep:
+                outputs[name] = out
+        return _Pass(summaries, outputs)
+
+    # -- clips --------------------------------------------------------------------------------
+    def _batches(self, items: list[_Decoded], lengths: list[int]) -> Iterator[list[int]]:
+        """Indices of ``items`` (sorted by length) in batches of at most ``batch_size`` items
+        and :data:`_MAX_BATCH_SAMPLES` padded samples."""
+        i = 0
+        while i < len(items):
+            j = i + 1
+            while (j < len(items) and j - i < self.config.batch_size
+                   and (j - i + 1) * lengths[j] <= _MAX_BATCH_SAMPLES):
+                j += 1
+            yield list(range(i, j))
+            i = j
+
+    def summarize(self, clips: list[_Decoded], *,
+                  progress: Callable[[int, float], None] | None = None) -> dict[int, dict[str, dict[str, np.ndarray]]]:
+        """Per clip (by order) and layer, the summaries ``{stat: (n_units,)}``.
+
+        Parameters
+        ----------
+        clips : list of _Decoded
+            Decoded ok clips (with audio).
+        progress : callable, optional
+            Called as ``progress(n_clips, audio_s)`` after each batch of the main pass.
+        """
         cfg = self.config
         out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
         # conv layers (and heads for clips long enough), batched by length
         items = sorted(clips, key=lambda c: len(c.audio))
-        for i in range(0, len(items), cfg.batch_size):
-            batch = items[i: i + cfg.batch_size]
-            waves = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short if cfg.short != "none" else "none")
-                     for c in batch]
-            tap = self._forward(waves, cfg.layers)
-            self._collect(tap, batch, out)
-        # heads for short clips: tiled (or padded) to one head frame, a second pass
+        waves_all = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items]
+        lengths = [len(w) for w in waves_all]
+        for idx in self._batches(items, lengths):
+            batch = [items[k] for k in idx]
+            res = self._forward([waves_all[k] for k in idx], cfg.layers)
+            self._collect(res, batch, out)
+            if progress is not None:
+                progress(len(batch), sum(len(c.audio) for c in batch) / SAMPLE_RATE_HZ)
+        del waves_all
+        # heads for clips without a clean head frame: tiled (or padded) to 20 s, a second pass
         if self.head_layers and cfg.heads_short != "none":
-            short = [c for c in clips if len(c.audio) < self.head_min]
+            short = [c for c in items if not head_frame_ok(len(c.audio)).any()]
             for i in range(0, len(short), cfg.batch_size):
                 batch = short[i: i + cfg.batch_size]
-                waves = [fit_length(c.audio, min_samples=self.head_min, policy=cfg.heads_short) for c in batch]
-                tap = self._forward(waves, self.head_layers)
-                self._collect(tap, batch, out)
+                waves = [head_waveform(c.audio, heads_short=cfg.heads_short) for c in batch]
+                res = self._forward(waves, self.head_layers)
+                self._collect(res, batch, out)
         return out
 
     @staticmethod
-    def _collect(tap: LayerTap, batch: list[_Decoded], out: dict) -> None:
-        for layer, summ in tap.summaries.items():
+    def _collect(res: _Pass, batch: list[_Decoded], out: dict) -> None:
+        for layer, summ in res.summaries.items():
             for j, c in enumerate(batch):
                 out[c.order][layer] = {k: v[j] for k, v in summ.items()}
 
     def summarize_long(self, row: dict) -> tuple[dict[str, dict[str, np.ndarray]], float]:
-        """Summaries of one long file, streamed in chunks; returns (summaries, duration_s)."""
+        """Summaries of one long file, streamed in chunks; returns ``(summaries, duration_s)``.
+
+        Chunks of about ``chunk_s`` overlap by :func:`_chunk_plan`'s margin and start on
+        multiples of conv8's hop (a multiple of every layer's hop), so chunk frames are whole-file
+        frames; each frame is taken from the first chunk that holds its whole receptive field (or
+        from the file's first / last chunk for the frames that reach into the zero padding).
+        """
         cfg = self.config
-        hop = layer_geometry("conv8").hop_samples  # divisible by every layer's hop
-        margin = -(-(layer_geometry("conv8").receptive_field_samples + hop) // hop) * hop
-        chunk = max(int(cfg.chunk_s * SAMPLE_RATE_HZ) // hop * hop, 2 * margin + hop)
-        step = chunk - 2 * margin
+        chunk, step = _chunk_plan(cfg.chunk_s)
         acc = {l: _StreamStats(l) for l in cfg.layers}
-        start_s = float(row.get("start_s") or 0.0)
-        end = row.get("end_s")
-        duration = None if end is None or not np.isfinite(end) else float(end) - start_s
+        start_s = _float_or(row.get("start_s"), 0.0)
+        end = _float_or(row.get("end_s"), float("nan"))
+        duration = None if not np.isfinite(end) else end - start_s
         buf = np.zeros(0, dtype=np.float32)
         s0 = 0          # global sample index of buf[0]
         total = None    # known once the stream ends
         blocks = _excerpt_blocks(row["path"], start_s, duration)
-        done = False
-        while not done:
-            while total is None and len(buf) < chunk:
+        while True:
+            parts = [buf]
+            have = len(buf)
+            while total is None and have < chunk:
                 blk = next(blocks, None)
                 if blk is None:
-                    total = s0 + len(buf)
+                    total = s0 + have
                 else:
-                    buf = np.concatenate([buf, blk])
+                    parts.append(blk)
+                    have += len(blk)
+            buf = np.concatenate(parts) if len(parts) > 1 else buf
             piece = buf[:chunk]
+            if len(piece) == 0:
+                break
             at_end = total is not None and s0 + len(piece) >= total
-            tap = self._forward([piece], cfg.layers, keep=True)
+            res = self._forward([piece], cfg.layers, keep=True)
             for layer in cfg.layers:
-                o = tap.outputs.get(layer)
+                o = res.outputs.get(layer)
                 if o is not None:
-                    acc[layer].add_chunk(o[0].float().cpu().numpy(), s0, len(piece), at_start=s0 == 0, at_end=at_end)
+                    counted = summary_frames(total, layer, edge=cfg.edge) if at_end else None
+                    acc[layer].add_chunk(o[0].float().cpu().numpy(), s0, len(piece), at_start=s0 == 0,
+                                         at_end=at_end, counted_frames=counted)
             if at_end:
-                done = True
-            else:
-                buf = buf[step:]
-                s0 += step
-        total = int(total)
-        summaries = {l: a.result() for l, a in acc.items()}
-        # heads for a long-but-under-9.5 s file cannot happen (chunk_s >= 30 s)
+                break
+            buf = buf[step:]
+            s0 += step
+        if total is None or total == 0:
+            raise AudioError(row["path"], "empty", "no samples decoded")
+        summaries = {l: r for l, r in ((l, a.result()) for l, a in acc.items()) if r}
+        # heads need 9.5 s; a long file (> chunk_s >= 30 s) always has head frames
         return summaries, total / SAMPLE_RATE_HZ
+
+
+def _chunk_plan(chunk_s: float) -> tuple[int, int]:
+    """``(chunk_samples, step_samples)`` of the chunked pass over long files.
+
+    Both are multiples of conv8's hop (65,536 samples, a multiple of every layer's hop). Chunks
+    overlap by ``margin`` = conv8's receptive field plus one hop, rounded up to a hop: a frame
+    of any layer that does not fit whole in one chunk then fits whole in the next.
+    """
+    g = layer_geometry("conv8")
+    hop = g.hop_samples
+    margin = -(-(g.receptive_field_samples + hop) // hop) * hop
+    chunk = max(int(chunk_s * SAMPLE_RATE_HZ) // hop * hop, margin + hop)
+    return chunk, chunk - margin
 
 
 def _excerpt_blocks(path: str, start_s: float, duration_s: float | None) -> Iterator[np.ndarray]:
@@ -468,7 +797,7 @@ def _excerpt_blocks(path: str, start_s: float, duration_s: float | None) -> Iter
 
 
 class _StreamStats:
-    """Running mean/max/argmax of one layer over the frames of chunks of one long clip."""
+    """Running mean/max/argmax (and head probabilities) of one layer over the chunks of a clip."""
 
     def __init__(self, layer: str) -> None:
         self.layer = layer
@@ -481,14 +810,19 @@ class _StreamStats:
         self.arg = None
         self.prob = None
 
-    def add_chunk(self, acts: np.ndarray, s0: int, n: int, *, at_start: bool, at_end: bool) -> None:
-        """Fold in the frames of a chunk that starts at global sample ``s0`` and holds ``n``."""
+    def add_chunk(self, acts: np.ndarray, s0: int, n: int, *, at_start: bool, at_end: bool,
+                  counted_frames: int | None = None) -> None:
+        """Fold in the frames ``acts`` ``(n_units, n_frames)`` of a chunk that starts at global
+        sample ``s0`` (a multiple of the hop) and holds ``n`` samples; ``counted_frames`` (known
+        at the last chunk) excludes the whole file's frames from that index on."""
         t = acts.shape[1]
         j = np.arange(t)
         start = self.first + j * self.hop
         ok = ((start >= 0) | at_start) & ((start + self.rf <= n) | at_end)
         g = s0 // self.hop + j
         ok &= g >= self.next_frame
+        if counted_frames is not None:
+            ok &= g < counted_frames
         if not ok.any():
             return
         sel = acts[:, ok].astype(np.float64)
@@ -504,7 +838,7 @@ class _StreamStats:
         self.count += sel.shape[1]
         cmax = sel.max(axis=1)
         carg = gsel[sel.argmax(axis=1)]
-        better = cmax > self.max
+        better = cmax > self.max  # ties keep the earlier frame, as argmax over the whole file
         self.max = np.where(better, cmax, self.max)
         self.arg = np.where(better, carg, self.arg)
         if self.prob is not None:
@@ -527,9 +861,9 @@ class _StreamStats:
 # the run directory: cache key, shards, merge
 # ---------------------------------------------------------------------------------------------
 def _corpus_sha256(df: pd.DataFrame) -> str:
-    cols = [c for c in ("clip_id", "path", "label", "fold", "start_s", "end_s", "status") if c in df.columns]
-    payload = df[cols].astype(str).to_csv(index=False).encode()
-    return hashlib.sha256(payload).hexdigest()
+    from interp.corpora import corpus_sha256
+
+    return corpus_sha256(df)
 
 
 def _versions() -> dict[str, str]:
@@ -546,13 +880,22 @@ def _versions() -> dict[str, str]:
 
 
 def _normalise_corpus(corpus: pd.DataFrame | str | os.PathLike, **corpus_options) -> tuple[pd.DataFrame, str]:
+    """The corpus as a table in corpus order with the core columns, and its spec string."""
     from interp.corpora import load_corpus
 
     if isinstance(corpus, pd.DataFrame):
         df, spec = corpus.copy(), "<DataFrame>"
+        missing = [c for c in ("clip_id", "path") if c not in df.columns]
+        if missing:
+            raise ParameterError(f"The 'corpus' parameter of record_corpus must be a corpus table "
+                                 f"(interp.corpora.load_corpus) with columns clip_id and path. "
+                                 f"Got a table without {missing} instead.")
     else:
         spec = str(corpus)
         df = load_corpus(corpus, **corpus_options)
+    if len(df) == 0:
+        raise ParameterError(f"The 'corpus' parameter of record_corpus must hold at least one clip. "
+                             f"Got an empty corpus ({spec!r}) instead.")
     if "order" not in df.columns:
         df["order"] = np.arange(len(df))
     df = df.sort_values("order", kind="stable").reset_index(drop=True)
@@ -573,9 +916,26 @@ def _shard_dir(run_dir: Path, i: int) -> Path:
     return run_dir / "shards" / f"{i:05d}"
 
 
+def _shard_done(run_dir: Path, i: int) -> bool:
+    return (_shard_dir(run_dir, i) / "_SUCCESS").is_file()
+
+
 def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded],
                  summaries: dict[int, dict], units: dict[str, int], layers: tuple[str, ...]) -> None:
-    """Write one shard to a temporary folder and rename it into place when complete."""
+    """Write one shard to a temporary folder and rename it into place when complete.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The shard's corpus rows.
+    decoded : list of _Decoded
+        One per row (any order): status, note, duration.
+    summaries : dict
+        ``{order: {layer: {stat: (n_units,)}}}`` for the ok clips.
+    units : dict
+        Units per layer.
+    layers : tuple of str
+    """
     final = _shard_dir(run_dir, i)
     tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
     remove_tree(tmp)
@@ -585,7 +945,7 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
     for r in rows:
         d = by_order[int(r["order"])]
         row = dict(r)
-        row.update(status=d.status, note=d.note, duration_s=d.duration_s, sample_rate_hz=int(d.sample_rate_hz))
+        row.update(status=d.status, note=d.note, duration_s=float(d.duration_s), sample_rate_hz=int(d.sample_rate_hz))
         clip_rows.append(row)
     write_parquet(tmp / "clips.parquet", pd.DataFrame(clip_rows))
     ok = [d for d in sorted(decoded, key=lambda d: d.order) if d.status == "ok"]
@@ -608,9 +968,20 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
     os.replace(tmp, final)
 
 
+def _unit_matrix(table: pa.Table, u: int) -> np.ndarray:
+    """The unit columns of a shard table as float64 ``(n_rows, u)``."""
+    if table.num_rows == 0:
+        return np.zeros((0, u))
+    return np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in unit_columns(u)], axis=1)
+
+
 def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str, int], k: int,
            durations: dict[str, float] | None = None) -> pd.DataFrame:
-    """Stream the shards into the final tables; returns the clip table."""
+    """Stream the shards into the final tables; returns the clip table.
+
+    Memory: one shard's table at a time per statistic, a :class:`TopK` of ``(n_units, k)`` per
+    layer, and the clip table itself.
+    """
     shard_dirs = [_shard_dir(run_dir, i) for i in range(n_shards)]
     clips = pd.concat([pd.read_parquet(d / "clips.parquet") for d in shard_dirs], ignore_index=True)
     clips = clips.sort_values("order", kind="stable").reset_index(drop=True)
@@ -619,7 +990,7 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
     front = [c for c in _CLIP_COLUMNS if c in clips.columns]
     clips = clips[front + [c for c in clips.columns if c not in front]]
     write_parquet(run_dir / "clips.parquet", clips)
-    dur = clips.set_index("clip_id")["duration_s"]
+    by_order = clips.set_index("order")
     act_dir = run_dir / "activations"
     act_dir.mkdir(exist_ok=True)
     topk_frames = []
@@ -640,36 +1011,38 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
                 if writer is not None:
                     writer.close()
             os.replace(tmp, out)
-        # exact streaming top-k over the shards
+        # exact streaming top-k over the shards (ties: corpus order)
         top = TopK(u, k)
-        ids: dict[int, str] = {}
         for d in shard_dirs:
             mx = pq.read_table(d / activation_file(layer, "max"))
             pk = pq.read_table(d / activation_file(layer, "peak_s"))
-            order = mx.column("order").to_numpy()
-            ids.update(zip(order.tolist(), mx.column("clip_id").to_pylist()))
-            cols = unit_columns(u)
-            vals = np.stack([mx.column(c).to_numpy(zero_copy_only=False) for c in cols], axis=1) if len(order) else np.zeros((0, u))
-            peaks = np.stack([pk.column(c).to_numpy(zero_copy_only=False) for c in cols], axis=1) if len(order) else np.zeros((0, u))
-            top.add(vals, order, peaks)
-        unit_idx, rank = np.nonzero(top.keys_ >= 0)
-        keys = top.keys_[unit_idx, rank]
-        clip_ids = np.array([ids[int(o)] for o in keys], dtype=object)
-        peak_s = top.payload_[unit_idx, rank]
-        frames = np.asarray([0]) if len(peak_s) == 0 else None
-        g = layer_geometry(layer)
-        half = g.receptive_field_samples / 2 / SAMPLE_RATE_HZ
-        clip_dur = dur.reindex(clip_ids).to_numpy(dtype=float) if len(clip_ids) else np.zeros(0)
-        start = np.clip(peak_s - half, 0.0, None)
-        end = np.minimum(peak_s + half, np.maximum(clip_dur, peak_s + 1.0 / SAMPLE_RATE_HZ))
-        topk_frames.append(pd.DataFrame({
-            "layer": layer, "unit": unit_idx.astype(np.int32), "rank": rank.astype(np.int32),
-            "clip_id": clip_ids.astype(str), "value": top.values_[unit_idx, rank].astype(np.float32),
-            "peak_s": peak_s.astype(np.float32), "start_s": start.astype(np.float32),
-            "end_s": end.astype(np.float32)}))
-        del frames
+            top.add(_unit_matrix(mx, u), mx.column("order").to_numpy(), _unit_matrix(pk, u))
+        topk_frames.append(_topk_table(top, layer, by_order))
     write_parquet(run_dir / "topk.parquet", pd.concat(topk_frames, ignore_index=True))
     return clips
+
+
+def _topk_table(top: TopK, layer: str, clips_by_order: pd.DataFrame) -> pd.DataFrame:
+    """The ``topk.parquet`` rows of one layer (see docs/run-directory.md)."""
+    unit_idx, rank = np.nonzero(top.keys_ >= 0)
+    keys = top.keys_[unit_idx, rank]
+    rows = clips_by_order.loc[keys] if len(keys) else clips_by_order.iloc[:0]
+    clip_ids = rows["clip_id"].to_numpy(dtype=str)
+    dur = rows["duration_s"].to_numpy(dtype=float)
+    peak_s = top.payload_[unit_idx, rank]
+    # receptive-field window of the peak frame, clipped to the clip (a peak in the silence that
+    # short="pad" appended keeps its window's right end)
+    frame = np.rint((peak_s * SAMPLE_RATE_HZ - layer_geometry(layer).first_centre_samples)
+                    / layer_geometry(layer).hop_samples).astype(np.int64) if len(peak_s) else np.zeros(0, np.int64)
+    w_start, w_end = frames_to_window(frame, layer)
+    start = np.clip(w_start, 0.0, None)
+    end = np.minimum(w_end, dur)
+    end = np.where(end > start, end, w_end)
+    return pd.DataFrame({
+        "layer": layer, "unit": unit_idx.astype(np.int32), "rank": rank.astype(np.int32),
+        "clip_id": clip_ids.astype(str), "value": top.values_[unit_idx, rank].astype(np.float32),
+        "peak_s": peak_s.astype(np.float32), "start_s": start.astype(np.float32),
+        "end_s": end.astype(np.float32)})
 
 
 def record_corpus(
@@ -714,10 +1087,14 @@ def record_corpus(
     Returns
     -------
     RecordSummary
+        ``str(summary)`` starts ``"N ok, M failed"``.
     """
     from soundnet.weights import resolve_weights, sha256_file
 
     config = dataclasses.replace(config or RecordConfig(), **settings) if settings else (config or RecordConfig())
+    if max_shards is not None and (isinstance(max_shards, bool) or int(max_shards) < 0):
+        raise ParameterError(f"The 'max_shards' parameter of record_corpus must be an int >= 0 or None. "
+                             f"Got {max_shards!r} instead.")
     run_dir = Path(out_dir)
     df, spec = _normalise_corpus(corpus, **(corpus_options or {}))
     weights_path = resolve_weights(weights)
@@ -740,7 +1117,6 @@ def record_corpus(
         from soundnet.model import load_soundnet
 
         model = load_soundnet(str(weights_path), device=config.device)
-    engine_model = _maybe_fast(model, config)
     units = {l: SPEC_BY_NAME[l].out_channels for l in config.layers}
     meta = {"format": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "weights_sha256": key["weights_sha256"], "weights_path": str(weights_path),
@@ -750,51 +1126,20 @@ def record_corpus(
             "key": key, "complete": False}
     if not meta_path.is_file():
         atomic_write_json(meta_path, meta)
-    engine = _Engine(engine_model, config)
     n_shards = max(1, -(-len(df) // config.shard_size))
-    todo = [i for i in range(n_shards) if not (_shard_dir(run_dir, i) / "_SUCCESS").is_file()]
+    todo = [i for i in range(n_shards) if not _shard_done(run_dir, i)]
     resumed = n_shards - len(todo)
     for stale in (run_dir / "shards").glob(".tmp-*") if (run_dir / "shards").is_dir() else []:
         remove_tree(stale)
     if max_shards is not None:
-        todo = todo[:max_shards]
+        todo = todo[:int(max_shards)]
     records = df.to_dict("records")
-    rows_todo = [r for i in todo for r in records[i * config.shard_size:(i + 1) * config.shard_size]]
+    del df
     t0 = time.perf_counter()
-    bar = _progress(len(rows_todo), enabled=progress)
-    audio_s = 0.0
-    stream = _decode_stream(rows_todo, workers=config.workers, lookahead=max(2 * config.batch_size, 8),
-                            long_s=config.chunk_s)
-    for i in todo:
-        rows = records[i * config.shard_size:(i + 1) * config.shard_size]
-        decoded = [next(stream) for _ in rows]
-        for r, d in zip(rows, decoded):  # a crashed worker loses its order: restore it
-            if d.order < 0:
-                d.order, d.clip_id = int(r["order"]), str(r["clip_id"])
-        short = [d for d in decoded if d.status == "ok" and not d.long]
-        summaries = engine.summarize(short) if short else {}
-        for d in decoded:
-            if d.status == "ok" and d.long:
-                row = records[d.order]
-                try:
-                    summaries[d.order], d.duration_s = engine.summarize_long(row)
-                except AudioError as exc:
-                    d.status = f"{exc.reason}: {exc.detail or exc.reason}"
-        _write_shard(run_dir, i, rows, decoded, summaries, units, config.layers)
-        shard_audio = sum(d.duration_s for d in decoded if d.status == "ok")
-        audio_s += shard_audio
-        if bar is not None:
-            bar.update(len(rows))
-            el = time.perf_counter() - t0
-            bar.set_postfix_str(f"{audio_s / el:.0f}x real time" if el > 0 else "")
-    stream.close()
-    if bar is not None:
-        bar.close()
+    audio_s = _process_shards(run_dir, records, todo, model, config, units, progress=progress)
     wall = time.perf_counter() - t0
-    done = all((_shard_dir(run_dir, i) / "_SUCCESS").is_file() for i in range(n_shards))
-    if not done:
-        clips = pd.concat([pd.read_parquet(_shard_dir(run_dir, i) / "clips.parquet")
-                           for i in range(n_shards) if (_shard_dir(run_dir, i) / "_SUCCESS").is_file()])
+    if not all(_shard_done(run_dir, i) for i in range(n_shards)):
+        clips = _done_clips(run_dir, n_shards)
         return _summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
     clips = _merge(run_dir, n_shards, config.layers, units, config.topk)
     meta = json.loads(meta_path.read_text())
@@ -802,6 +1147,71 @@ def record_corpus(
                 n_ok=int((clips["status"] == "ok").sum()), n_failed=int((clips["status"] != "ok").sum()))
     atomic_write_json(meta_path, meta)
     return _summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
+
+
+def _done_clips(run_dir: Path, n_shards: int) -> pd.DataFrame:
+    """The clip rows of the finished shards (empty table with the core columns when none)."""
+    parts = [pd.read_parquet(_shard_dir(run_dir, i) / "clips.parquet") for i in range(n_shards)
+             if _shard_done(run_dir, i)]
+    if not parts:
+        return pd.DataFrame({"clip_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
+                             "duration_s": pd.Series([], dtype=float)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _process_shards(run_dir: Path, records: list[dict], todo: list[int], model: torch.nn.Module,
+                    config: RecordConfig, units: dict[str, int], *, progress: bool) -> float:
+    """Decode, summarise and write the shards ``todo``; returns the seconds of audio recorded."""
+    if not todo:
+        return 0.0
+    size = config.shard_size
+    rows_todo = [r for i in todo for r in records[i * size:(i + 1) * size]]
+    engine = _Engine(model, config)
+    bar = _progress(len(rows_todo), enabled=progress)
+    t0 = time.perf_counter()
+    state = {"audio_s": 0.0, "failed": 0}
+
+    def tick(n_clips: int, audio_s: float) -> None:
+        state["audio_s"] += audio_s
+        if bar is not None:
+            el = time.perf_counter() - t0
+            post = f"{state['audio_s'] / el:.0f}x real time" if el > 0 else ""
+            if state["failed"]:
+                post += f", {state['failed']} failed"
+            bar.set_postfix_str(post, refresh=False)
+            bar.update(n_clips)
+
+    stream = _decode_stream(rows_todo, workers=config.workers, lookahead=max(2 * config.batch_size, 8),
+                            long_s=config.chunk_s)
+    try:
+        for i in todo:
+            rows = records[i * size:(i + 1) * size]
+            decoded = [next(stream) for _ in rows]
+            for r, d in zip(rows, decoded):  # a crashed worker may lose its order: restore it
+                if d.order < 0:
+                    d.order, d.clip_id = int(r["order"]), str(r["clip_id"])
+            short = [d for d in decoded if d.status == "ok" and not d.long]
+            summaries = engine.summarize(short, progress=tick) if short else {}
+            for d in short:
+                d.audio = None  # the shard keeps summaries only
+            for d in decoded:
+                if d.status == "ok" and d.long:
+                    try:
+                        summaries[d.order], d.duration_s = engine.summarize_long(records[d.order])
+                    except AudioError as exc:
+                        d.status = _audio_status(exc)
+                    except Exception as exc:  # a broken long file is a per-clip status too
+                        d.status = f"error: {type(exc).__name__}: {exc}"
+                    if d.status == "ok":
+                        tick(1, d.duration_s)
+            state["failed"] += sum(d.status != "ok" for d in decoded)
+            _write_shard(run_dir, i, rows, decoded, summaries, units, config.layers)
+            tick(sum(not (d.status == "ok") for d in decoded), 0.0)
+    finally:
+        stream.close()
+        if bar is not None:
+            bar.close()
+    return state["audio_s"]
 
 
 def _summary(run_dir: Path, clips: pd.DataFrame, wall: float, *, resumed: int, audio_s: float | None = None) -> RecordSummary:
@@ -814,13 +1224,14 @@ def _summary(run_dir: Path, clips: pd.DataFrame, wall: float, *, resumed: int, a
 
 
 def _progress(total: int, *, enabled: bool):
+    """A tqdm bar on stderr: percentage, clips done, elapsed < ETA, clips/s, postfix."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="clip", desc="record", dynamic_ncols=True, file=sys.stderr,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} clips "
-                           "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+                           "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]")
 
 
 def _maybe_fast(model: torch.nn.Module, config: RecordConfig) -> torch.nn.Module:
@@ -828,7 +1239,7 @@ def _maybe_fast(model: torch.nn.Module, config: RecordConfig) -> torch.nn.Module
     if not config.fast:
         return model
     try:
-        from soundnet.fast import fast_model  # noqa: F401
+        from soundnet.fast import fast_model
     except ImportError:
         return model
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from soundnet.errors import ParameterError
+
 __all__ = ["TopK"]
 
 
@@ -25,7 +27,8 @@ class TopK:
     Attributes
     ----------
     values_ : np.ndarray, shape (n_units, k), float64
-        Kept values, descending; ``-inf`` where fewer than ``k`` rows were seen.
+        Kept values, descending (ties: smaller key first); ``-inf`` where fewer than ``k``
+        non-NaN values were seen.
     keys_ : np.ndarray, shape (n_units, k), int64
         Sort key (e.g. corpus order) of each kept value; ``-1`` for empty slots.
     payload_ : np.ndarray, shape (n_units, k), float64
@@ -33,6 +36,9 @@ class TopK:
     """
 
     def __init__(self, n_units: int, k: int) -> None:
+        for name, value in (("n_units", n_units), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ParameterError(f"The '{name}' parameter of TopK must be an int >= 1. Got {value!r} instead.")
         self.n_units = int(n_units)
         self.k = int(k)
         self.values_ = np.full((self.n_units, self.k), -np.inf)
@@ -52,11 +58,19 @@ class TopK:
         """
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != self.n_units:
-            raise ValueError(f"values must be (n_rows, {self.n_units}). Got {values.shape} instead.")
+            raise ParameterError(f"The 'values' parameter of TopK.add must have shape (n_rows, {self.n_units}). "
+                                 f"Got {values.shape} instead.")
         n = values.shape[0]
+        keys = np.asarray(keys)
+        if keys.shape != (n,) or (n and (not np.issubdtype(keys.dtype, np.integer) or keys.min() < 0)):
+            raise ParameterError(f"The 'keys' parameter of TopK.add must be {n} integers >= 0 (one per row). "
+                                 f"Got shape {keys.shape}, dtype {keys.dtype} instead.")
+        if payload is not None and np.shape(payload) != values.shape:
+            raise ParameterError(f"The 'payload' parameter of TopK.add must have the shape of 'values' "
+                                 f"{values.shape}. Got {np.shape(payload)} instead.")
         if n == 0:
             return self
-        keys = np.broadcast_to(np.asarray(keys, dtype=np.int64)[:, None], values.shape).T
+        keys = np.broadcast_to(keys.astype(np.int64)[:, None], values.shape).T
         pay = np.full(values.shape, np.nan) if payload is None else np.asarray(payload, dtype=np.float64)
         vals = np.where(np.isnan(values), -np.inf, values).T
         self._combine(vals, keys, pay.T)
@@ -72,14 +86,15 @@ class TopK:
         self.values_ = np.take_along_axis(v, order, axis=1)
         self.keys_ = np.take_along_axis(kk, order, axis=1)
         self.payload_ = np.take_along_axis(p, order, axis=1)
-        empty = ~np.isfinite(self.values_)
+        empty = self.values_ == -np.inf
         self.keys_[empty] = -1
         self.payload_[empty] = np.nan
 
     def merge(self, other: "TopK") -> "TopK":
         """Fold in another TopK of the same shape (built on other rows)."""
         if (other.n_units, other.k) != (self.n_units, self.k):
-            raise ValueError("TopK shapes differ")
+            raise ParameterError(f"The 'other' parameter of TopK.merge must have n_units={self.n_units}, "
+                                 f"k={self.k}. Got n_units={other.n_units}, k={other.k} instead.")
         self._combine(other.values_, other.keys_, other.payload_)
         return self
 
@@ -89,9 +104,14 @@ class TopK:
                 "k": np.array(self.k)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> "TopK":
-        """Restore from :meth:`state_dict`."""
-        self.values_ = np.array(state["values"], dtype=np.float64)
-        self.keys_ = np.array(state["keys"], dtype=np.int64)
-        self.payload_ = np.array(state["payload"], dtype=np.float64)
-        self.n_units, self.k = self.values_.shape
+        """Restore from :meth:`state_dict` (or the ``np.load`` of its ``.npz``)."""
+        values = np.array(state["values"], dtype=np.float64)
+        keys = np.array(state["keys"], dtype=np.int64)
+        payload = np.array(state["payload"], dtype=np.float64)
+        if values.ndim != 2 or keys.shape != values.shape or payload.shape != values.shape:
+            raise ParameterError(f"The 'state' parameter of TopK.load_state_dict must hold values, keys and "
+                                 f"payload of one 2-D shape. Got {values.shape}, {keys.shape}, "
+                                 f"{payload.shape} instead.")
+        self.values_, self.keys_, self.payload_ = values, keys, payload
+        self.n_units, self.k = values.shape
         return self

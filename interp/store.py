@@ -138,7 +138,14 @@ class Run:
         if not meta_path.is_file():
             raise RunError(f"{str(self.path)!r} is not a run directory (no run.json). "
                            "Create one with `soundnet-interp record CORPUS --out DIR`.")
-        self.meta: dict = json.loads(meta_path.read_text())
+        try:
+            self.meta: dict = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunError(f"The run.json of {str(self.path)!r} is not valid JSON ({exc}).") from exc
+        fmt = self.meta.get("format")
+        if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+            raise RunError(f"Run {str(self.path)!r} has format {fmt!r}; this version of soundnet-interp reads "
+                           f"format {FORMAT_VERSION} and older. Upgrade soundnet-interp or record it again.")
         if not self.meta.get("complete", False):
             raise RunError(f"Run {str(self.path)!r} is incomplete (interrupted?). Re-run the same "
                            "`soundnet-interp record` command to resume it.")
