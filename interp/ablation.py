@@ -32,10 +32,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from interp.record import summary_frames
 from interp.store import Run, open_run
-from soundnet.audio import INPUT_SCALE, fit_length
+from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
-from soundnet.geometry import min_samples
+
 from soundnet.labels import head_labels
 from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME
 
@@ -146,21 +147,23 @@ class HeadRunner:
     batch_size : int
     """
 
-    def __init__(self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16) -> None:
+    def __init__(self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16,
+                 edge: str = "drop") -> None:
         if layer not in SPEC_BY_NAME:
             raise ParameterError(f"The 'layer' parameter of HeadRunner must be one of {list(LAYERS)}. Got {layer!r} instead.")
         self.model = model
         self.layer = layer
+        self.edge = edge
         self.n_clips = len(waves)
         lengths = np.asarray([len(w) for w in waves])
-        self._groups: list[tuple[np.ndarray, torch.Tensor]] = []
+        self._groups: list[tuple[np.ndarray, torch.Tensor, int]] = []
         with torch.inference_mode():
             for n in np.unique(lengths):
                 idx = np.flatnonzero(lengths == n)
                 for i in range(0, len(idx), batch_size):
                     part = idx[i: i + batch_size]
                     x = torch.from_numpy(np.stack([waves[j] for j in part]).astype(np.float32)[:, None, :]) * INPUT_SCALE
-                    self._groups.append((part, _layer_input(model, x, layer)))
+                    self._groups.append((part, _layer_input(model, x, layer), int(n)))
 
     def outputs(self, units: Iterable[int] | None = None) -> dict[str, np.ndarray]:
         """Clip-level outputs with ``units`` of the runner's layer zeroed.
@@ -175,9 +178,10 @@ class HeadRunner:
         dict of float64 arrays
             ``"conv8"`` (n_clips, 1000) and ``"conv8_2"`` (n_clips, 401): clip-level
             log-probabilities, ``log(mean over frames of the per-frame softmax)`` computed with
-            log-sum-exp, so they stay finite where the probability underflows (SoundNet's heads are
-            very peaked: most classes get probabilities below 1e-38); NaN rows for clips too short
-            for a head frame. ``"conv7"`` (n_clips, 1024): conv7's mean over frames.
+            log-sum-exp, so they stay finite where a probability underflows; only the frames the
+            recorder counts enter (:func:`interp.record.summary_frames`); NaN rows for clips too
+            short for a head frame. ``"conv7"`` (n_clips, 1024): conv7's mean over its counted
+            frames.
         """
         out = {h: np.full((self.n_clips, SPEC_BY_NAME[h].out_channels), np.nan) for h in HEAD_LAYERS}
         out["conv7"] = np.full((self.n_clips, SPEC_BY_NAME["conv7"].out_channels), np.nan)
@@ -185,14 +189,15 @@ class HeadRunner:
         plan = {self.layer: chosen} if chosen else {}
         start = CONV_LAYERS.index(self.layer) if self.layer in CONV_LAYERS else len(CONV_LAYERS)
         with ablate(self.model, plan), torch.inference_mode():
-            for part, h in self._groups:
+            for part, h, n_samples in self._groups:
                 for name in CONV_LAYERS[start:]:
                     h = self.model.run_block(name, h)
-                if h.shape[-1]:
-                    out["conv7"][part] = h.double().mean(dim=-1).cpu().numpy()
+                t7 = summary_frames(n_samples, "conv7", edge=self.edge)  # as the recorder counts frames
+                if t7:
+                    out["conv7"][part] = h[..., :t7].double().mean(dim=-1).cpu().numpy()
                 for head in HEAD_LAYERS:
-                    logits = self.model.run_block(head, h)
-                    t = logits.shape[-1]
+                    t = summary_frames(n_samples, head, edge=self.edge)
+                    logits = self.model.run_block(head, h)[..., :t]
                     if t:
                         lsm = torch.log_softmax(logits.double(), dim=1)
                         out[head][part] = (torch.logsumexp(lsm, dim=2) - np.log(t)).cpu().numpy()
@@ -209,7 +214,8 @@ class HeadRunner:
 
 
 def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[list[str], list[np.ndarray]]:
-    """Decode a run's clips as its heads saw them (``heads_short`` of the run, ``tile`` default).
+    """Decode a run's clips as its heads saw them (:func:`interp.record.head_waveform` with the
+    run's ``heads_short``: a clip without a clean head frame is tiled to 20 s).
 
     Returns
     -------
@@ -217,6 +223,7 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     waves : list of np.ndarray, mono float32 at 22050 Hz in [-1, 1]
     """
     from interp.corpora import read_clip
+    from interp.record import head_waveform
 
     ok = run.ok_clips
     ids = list(ok.index) if clip_ids is None else [str(c) for c in clip_ids]
@@ -224,11 +231,7 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     if missing:
         raise ParameterError(f"Clips {missing[:5]} are not ok clips of {str(run.path)!r}.")
     policy = (run.meta.get("settings") or {}).get("heads_short", "tile")
-    n = min_samples("conv8")
-    waves = []
-    for c in ids:
-        y = read_clip(ok.loc[c].to_dict())
-        waves.append(fit_length(y, min_samples=n, policy=policy) if policy != "none" else y)
+    waves = [head_waveform(read_clip(ok.loc[c].to_dict()), heads_short=policy) for c in ids]
     return ids, waves
 
 
@@ -295,8 +298,8 @@ class CategoryReadout:
     """A linear probe for one category on clip-level outputs of :meth:`HeadRunner.outputs`.
 
     Features: ``"conv7"``, conv7's mean over frames (1024); or ``"heads"``, the 1000 object and
-    401 place log-probabilities side by side (log-probabilities rather than probabilities
-    because SoundNet's heads are so peaked that nearly every probability is 0 in float32).
+    401 place log-probabilities side by side (log-probabilities: small probabilities differ
+    by orders of magnitude, which a linear readout sees better on the log scale).
     Standardised, then a one-vs-rest L2 logistic regression (scikit-learn, balanced class
     weights). The score of a clip is the probe's log-odds for the category.
 

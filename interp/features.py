@@ -4,10 +4,9 @@ The recorder (:mod:`interp.record`) turns a *corpus* into a run directory. The s
 the same per-clip summaries for audio that is not a corpus on disk: perturbed copies of the clips
 (:mod:`interp.robustness`), the clips passed through a model with units ablated
 (``studies/ablation.py``), or looped windows (:mod:`interp.linear_probes`, paper protocol).
-:func:`summarize_waves` computes them exactly as the recorder does: each clip is brought to the
-run's minimum length with the same policy (:func:`soundnet.audio.fit_length`), batches are padded
-and :class:`interp.record.LayerTap` masks the padded frames, so a clip's summary equals an
-unbatched forward pass and equals what ``record`` stored for it.
+:func:`summarize_waves` is a thin layer over :func:`interp.record.summarize_waves`, the recorder's
+own engine (short-clip policy, batch masking, conv7's edge frame left out), so a clip's summary
+equals what ``record`` stored for it.
 
 Examples
 --------
@@ -25,16 +24,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.record import LayerTap
-from soundnet.audio import INPUT_SCALE, SHORT_POLICIES, fit_length
+from interp import record
+from soundnet.audio import SHORT_POLICIES
 from soundnet.errors import ParameterError
 from soundnet.geometry import min_samples
-from soundnet.model import CONV_LAYERS, LAYERS
+from soundnet.model import CONV_LAYERS
 
 __all__ = ["clip_waves", "summarize_waves", "run_short_policy"]
 
-#: Padded samples per batch (bounds memory of one forward pass).
-_MAX_BATCH_SAMPLES = 16 * 22050 * 12
 
 
 def clip_waves(clips: pd.DataFrame) -> list[np.ndarray]:
@@ -97,49 +94,14 @@ def summarize_waves(
     dict ``{layer: {stat: np.ndarray (n_clips, n_units) float32}}``
         NaN rows for clips that gave a layer no frame.
     """
-    bad = [layer for layer in layers if layer not in LAYERS]
-    if bad or not len(layers):
-        raise ParameterError(f"The 'layers' parameter of summarize_waves must name layers from {list(LAYERS)}. "
-                             f"Got {list(layers)!r} instead.")
-    if short not in SHORT_POLICIES:
-        raise ParameterError(f"The 'short' parameter of summarize_waves must be one of {SHORT_POLICIES}. "
-                             f"Got {short!r} instead.")
     allowed = ("mean", "max", "peak_s")
     if not stats or any(s not in allowed for s in stats):
         raise ParameterError(f"The 'stats' parameter of summarize_waves must be a non-empty subset of {allowed}. "
                              f"Got {list(stats)!r} instead.")
-    if batch_size < 1:
-        raise ParameterError(f"The 'batch_size' parameter of summarize_waves must be >= 1. Got {batch_size} instead.")
-    n_min = min_samples("conv7") if min_samples_ is None else int(min_samples_)
-    fitted = [fit_length(np.asarray(w, dtype=np.float32), min_samples=n_min, policy=short) for w in waves]
-    units = {layer: getattr(model, layer)[0].out_channels for layer in layers}
-    out = {layer: {s: np.full((len(fitted), units[layer]), np.nan, dtype=np.float32) for s in stats}
-           for layer in layers}
-    order = np.argsort([len(w) for w in fitted], kind="stable")
-    last = max(LAYERS.index(layer) for layer in layers)
-    need = [name for name in LAYERS[: last + 1] if name in CONV_LAYERS]
-    i = 0
-    while i < len(order):
-        j = i + 1
-        while j < len(order) and j - i < batch_size and (j - i + 1) * len(fitted[order[j]]) <= _MAX_BATCH_SAMPLES:
-            j += 1
-        idx = order[i:j]
-        i = j
-        lengths = [len(fitted[k]) for k in idx]
-        if max(lengths) == 0:
-            continue
-        x = np.zeros((len(idx), 1, max(lengths)), dtype=np.float32)
-        for r, k in enumerate(idx):
-            x[r, 0, : lengths[r]] = fitted[k]
-        with LayerTap(model, tuple(layers)) as tap, torch.inference_mode():
-            tap.set_lengths(lengths)
-            h = torch.from_numpy(x) * INPUT_SCALE
-            for name in need:
-                h = model.run_block(name, h)
-        for layer in layers:
-            summ = tap.summaries.get(layer)
-            if summ is None:
-                continue
-            for s in stats:
-                out[layer][s][idx] = summ[s]
-    return out
+    if short not in SHORT_POLICIES:
+        raise ParameterError(f"The 'short' parameter of summarize_waves must be one of {SHORT_POLICIES}. "
+                             f"Got {short!r} instead.")
+    res = record.summarize_waves(model, waves, layers=tuple(layers), short=short, batch_size=batch_size,
+                                 min_length="conv7" if min_samples_ is None else int(min_samples_),
+                                 fast=False, heads_short="none")
+    return {layer: {st: res[layer][st] for st in stats} for layer in res}

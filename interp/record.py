@@ -424,7 +424,7 @@ def _worker_init(parent_pid: int) -> None:
     """Start a watchdog in a decoding worker: it exits when the recording process is gone.
 
     Without it, workers of a recorder killed with SIGKILL (or by the OOM killer) live on,
-    blocked on their task queue, and keep the forkserver alive with them.
+    blocked on their task queue.
     """
     import threading
 
@@ -512,7 +512,9 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
         return
     from multiprocessing.connection import wait
 
-    ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+    # fork on Linux: workers only decode (no torch calls), and a user's script needs no
+    # `if __name__ == "__main__":` guard, which spawn and forkserver would require
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     n = len(rows)
     pool = [_Worker(ctx, long_s) for _ in range(min(workers, max(n, 1)))]
     done: dict[int, _Decoded] = {}
@@ -763,6 +765,45 @@ class _Engine:
         summaries = {l: r for l, r in ((l, a.result()) for l, a in acc.items()) if r}
         # heads need 9.5 s; a long file (> chunk_s >= 30 s) always has head frames
         return summaries, total / SAMPLE_RATE_HZ
+
+
+def summarize_waves(model: torch.nn.Module, waves: Iterable[np.ndarray], *, config: RecordConfig | None = None,
+                    **settings: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Per-clip summaries of waveforms held in memory, exactly as :func:`record_corpus` makes them.
+
+    The same engine as the recorder (short-clip policy, batch masking, ``edge``, the heads' 20 s
+    tiling), for audio that is not a corpus on disk: perturbed clips, clips under an ablation
+    (pass ``fast=False`` so that hooks on the plain model are honoured), looped windows.
+
+    Parameters
+    ----------
+    model : SoundNet8
+    waves : iterable of np.ndarray, each (n_samples,)
+        Mono float32 in [-1, 1] at 22050 Hz (scaled x256 here).
+    config : RecordConfig, optional
+        Keyword ``settings`` override its fields (``layers=("conv5",)``, ``fast=False``, ...).
+
+    Returns
+    -------
+    dict ``{layer: {stat: np.ndarray (n_clips, n_units) float32}}``
+        Stats as in a run directory (``mean``, ``max``, ``peak_s``; ``prob`` for heads); NaN rows
+        for clips that gave a layer no frame.
+    """
+    cfg = dataclasses.replace(config or RecordConfig(), **settings)
+    items = [_Decoded(i, str(i), np.asarray(w, dtype=np.float32), "ok", "", len(w) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
+             for i, w in enumerate(waves)]
+    res = _Engine(model, cfg).summarize([d for d in items if len(d.audio)]) if items else {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in cfg.layers:
+        stats = STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())
+        units = SPEC_BY_NAME[layer].out_channels
+        out[layer] = {st: np.full((len(items), units), np.nan, dtype=np.float32) for st in stats}
+        for i in range(len(items)):
+            summ = res.get(i, {}).get(layer)
+            if summ:
+                for st in stats:
+                    out[layer][st][i] = summ[st]
+    return out
 
 
 def _chunk_plan(chunk_s: float) -> tuple[int, int]:

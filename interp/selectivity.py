@@ -552,11 +552,10 @@ def head_outputs(run: Run, head: str, *, output: str = "logprob") -> pd.DataFram
     output : {"logprob", "prob"}
         ``prob``: the recorded ``prob`` stat (mean softmax over frames). ``logprob``: the
         log-softmax of the recorded ``mean`` logits, i.e. the exact clip log-probability for
-        clips with one head frame (all clips up to 12.5 s, and every tiled short clip) and
-        the log-softmax of the frame-averaged logits otherwise. SoundNet's heads are so peaked
-        (top probability about 0.999, logit ranges of several hundred) that nearly all
-        float32 probabilities are 0, which leaves correlations with ``prob`` uninformative for
-        all but a handful of classes; hence ``logprob`` by default.
+        clips with one counted head frame and the log-softmax of the frame-averaged logits
+        otherwise. Clip probabilities are small (the top class rarely passes 0.05) and span
+        orders of magnitude, so correlations are better behaved on the log scale; hence
+        ``logprob`` by default.
 
     Returns
     -------

@@ -93,14 +93,16 @@ def test_head_runner_reproduces_the_recorded_probabilities(minibank_run, conv5_r
         rec = minibank_run.activations(head, "prob").to_numpy(np.float64)
         np.testing.assert_allclose(base[head], rec, atol=1e-5)
     logp = conv5_runner.log_probabilities()
-    assert np.isfinite(logp["conv8"]).all() and (logp["conv8"] < -50).mean() > 0.5   # peaked heads
+    # clean head frames only: no clip collapses onto one class (the padded edge frame did)
+    assert np.isfinite(logp["conv8"]).all() and (np.exp(logp["conv8"]).max(axis=1) < 0.5).mean() > 0.9
 
 
 @pytest.mark.slow
 def test_unit_output_effects(minibank_run, model):
     run = minibank_run
-    clips = run.topk("conv7", 10)["clip_id"].head(4).tolist()
-    eff = A.unit_output_effects(run, "conv7", 10, model=model, clips=clips, top=4)
+    unit = int(run.activations("conv7", "mean").mean().idxmax())     # a unit active on most clips
+    clips = run.topk("conv7", unit)["clip_id"].head(4).tolist()
+    eff = A.unit_output_effects(run, "conv7", unit, model=model, clips=clips, top=4)
     assert list(eff.columns) == ["head", "rank", "class_index", "class_name", "delta_logp", "delta", "base"]
     assert len(eff) == 8 and set(eff["head"]) == {"conv8", "conv8_2"}
     for _, t in eff.groupby("head"):
@@ -120,12 +122,12 @@ def test_zeroing_top_units_hurts_the_category_more_than_random_units(minibank_ru
                                                                      layer, category):
     """Check 4: a category's top-20 units (by AUROC) vs 20 random units of the layer, 10 draws.
 
-    Score: a linear probe's log-odds for the category on the category's clips; the probe reads
-    conv7 for conv5 ablations and the heads' log-probabilities for conv7 ablations.
+    Score: a linear probe's log-odds for the category on the category's clips, reading the heads'
+    clip-level log-probabilities (clean head frames only).
     """
     runner = conv5_runner if layer == "conv5" else conv7_runner
-    res = A.category_ablation_effect(minibank_run, category, layer, runner=runner)
-    assert res.attrs["readout"] == ("conv7" if layer == "conv5" else "heads")
+    res = A.category_ablation_effect(minibank_run, category, layer, runner=runner, readout="heads")
+    assert res.attrs["readout"] == "heads"
     top = res.loc[res["condition"] == "top", "drop"].iloc[0]
     rand = res.loc[res["condition"] == "random", "drop"]
     assert len(rand) == 10 and len(res.loc[res["condition"] == "top", "units"].iloc[0]) == 20
