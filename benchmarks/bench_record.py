@@ -1,0 +1,218 @@
+"""Recording throughput: the seed's way against the toolkit's ``record``, in one run.
+
+On one generated corpus (default 200 clips of 5 s of real minibank audio written as 44.1 kHz WAV,
+so that decoding and resampling count), this measures
+
+(a) the seed's way: the seed's model structure (``Conv2d`` with width 1, as ``SoundNet8_pytorch``),
+    per-clip ``librosa.load`` at 22050 Hz, ``extract_feat`` to numpy, summaries in numpy;
+(b) the toolkit's ``record_corpus`` (decoding in worker processes, the fast inference path,
+    summaries in hooks, Parquet shards and merge),
+
+both over conv1..conv7, and prints x real time for each and the ratio b/a; the model's FLOPs per
+audio second, the forward pass's achieved GFLOP/s and a float32 GEMM peak measured in the same run,
+with their ratio; and the peak memory of ``record`` for 100 and 1,000 clips. The last line is
+machine-readable::
+
+    RESULT peak_fraction=<forward GFLOP/s / GEMM peak> speedup=<b / a> memory_ratio=<peak 1000 / peak 100>
+
+Usage: ``python benchmarks/bench_record.py [--clips 200] [--seconds 5] [--skip-memory]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from soundnet.fast import FastSoundNet, flops_per_second_of_audio  # noqa: E402
+from soundnet.model import CONV_LAYERS, load_soundnet  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the seed's way
+# --------------------------------------------------------------------------------------------
+class SeedSoundNet8(nn.Module):
+    """The seed course code's model structure: Conv2d of width 1 on (batch, 1, T, 1) inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(cin, cout, k, s, p, pool=0):
+            mods = [nn.Conv2d(cin, cout, (k, 1), (s, 1), (p, 0)), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            if pool:
+                mods.append(nn.MaxPool2d((pool, 1), (pool, 1)))
+            return nn.Sequential(*mods)
+
+        self.conv1 = block(1, 16, 64, 2, 32, 8)
+        self.conv2 = block(16, 32, 32, 2, 16, 8)
+        self.conv3 = block(32, 64, 16, 2, 8)
+        self.conv4 = block(64, 128, 8, 2, 4)
+        self.conv5 = block(128, 256, 4, 2, 2, 4)
+        self.conv6 = block(256, 512, 4, 2, 2)
+        self.conv7 = block(512, 1024, 4, 2, 2)
+
+    def extract_feat(self, x: torch.Tensor) -> list[np.ndarray]:
+        out = []
+        for net in [self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6, self.conv7]:
+            x = net(x)
+            out.append(x.detach().cpu().numpy())
+        return out
+
+
+def seed_model() -> SeedSoundNet8:
+    """The seed structure with the real weights (Conv1d kernels unsqueezed to width 1)."""
+    plain = load_soundnet().state_dict()
+    m = SeedSoundNet8()
+    sd = {k: (v.unsqueeze(-1) if k.endswith(".0.weight") else v) for k, v in plain.items()
+          if k.split(".")[0] in CONV_LAYERS}
+    m.load_state_dict(sd)
+    return m.eval()
+
+
+def run_seed_way(paths: list[str]) -> tuple[float, dict]:
+    """Per clip: librosa.load (22050 Hz, mono), extract_feat, numpy mean/max/argmax per layer."""
+    import librosa
+
+    model = seed_model()
+    summaries = {}
+    t0 = time.perf_counter()
+    for p in paths:
+        y, _ = librosa.load(p, sr=22050, mono=True)
+        x = torch.from_numpy(y * 256.0).reshape(1, 1, -1, 1)
+        with torch.no_grad():
+            feats = model.extract_feat(x)
+        summaries[p] = [(f[0, :, :, 0].mean(axis=1), f[0, :, :, 0].max(axis=1), f[0, :, :, 0].argmax(axis=1))
+                        for f in feats]
+    return time.perf_counter() - t0, summaries
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the toolkit
+# --------------------------------------------------------------------------------------------
+def run_toolkit(manifest: Path, out: Path, *, workers: int) -> float:
+    from interp.record import record_corpus
+
+    t0 = time.perf_counter()
+    record_corpus(str(manifest), out, layers=CONV_LAYERS, heads_short="none", workers=workers,
+                  progress=False, overwrite=True)
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------------------------
+# machine figures
+# --------------------------------------------------------------------------------------------
+def gemm_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
+    """Best float32 GEMM throughput (GFLOP/s) of torch.mm on n x n matrices."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_gflops(seconds: float, *, batch: int = 8, repeats: int = 5) -> tuple[float, float]:
+    """(GFLOP/s, x real time) of the fast forward pass conv1..conv7 on a batch of clips."""
+    fast = FastSoundNet(load_soundnet())
+    x = torch.randn(batch, 1, int(seconds * 22050)) * 20
+    fast.extract_features(x, layers=list(CONV_LAYERS))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fast.extract_features(x, layers=list(CONV_LAYERS))
+        times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    audio_s = batch * seconds
+    return flops_per_second_of_audio(CONV_LAYERS) * audio_s / t / 1e9, audio_s / t
+
+
+def make_corpus(folder: Path, n_clips: int, seconds: float, *, sr: int = 44100) -> Path:
+    """``n_clips`` WAV files of ``seconds`` s at ``sr`` Hz, from real minibank audio; a manifest."""
+    from interp.corpora import load_corpus, read_clip
+
+    demo = load_corpus("demo")
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [read_clip(r) for r in demo.sample(20, random_state=0).to_dict("records")]
+    rows = []
+    for i in range(n_clips):
+        y = sources[i % len(sources)]
+        y = np.tile(y, int(np.ceil(seconds * 22050 / len(y))))[: int(seconds * 22050)]
+        y = soxr.resample(y * rng.uniform(0.5, 1.0), 22050, sr).astype(np.float32)
+        p = folder / f"clip{i:05d}.wav"
+        sf.write(p, y, sr, subtype="PCM_16")
+        rows.append({"path": p.name, "label": demo.iloc[i % len(demo)]["label"]})
+    manifest = folder / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-record-"))
+    try:
+        manifest = make_corpus(tmp / "corpus", args.clips, args.seconds)
+        paths = [str(tmp / "corpus" / p) for p in pd.read_csv(manifest)["path"]]
+        audio_s = args.clips * args.seconds
+        print(f"corpus: {args.clips} clips x {args.seconds:g} s at 44.1 kHz WAV ({audio_s:.0f} s of audio); "
+              f"torch threads {torch.get_num_threads()}")
+
+        t_seed, _ = run_seed_way(paths)
+        t_tool = run_toolkit(manifest, tmp / "run", workers=args.workers)
+        xa, xb = audio_s / t_seed, audio_s / t_tool
+        print(f"(a) seed's way:        {t_seed:7.2f} s  {xa:7.1f}x real time")
+        print(f"(b) toolkit record:    {t_tool:7.2f} s  {xb:7.1f}x real time")
+        print(f"speedup b/a:           {xb / xa:7.2f}")
+
+        flops = flops_per_second_of_audio(CONV_LAYERS)
+        peak = gemm_peak_gflops()
+        fwd, fwd_x = forward_gflops(args.seconds)
+        with_heads = flops_per_second_of_audio(list(CONV_LAYERS) + ["conv8", "conv8_2"])
+        print(f"model cost:            {flops / 1e6:7.1f} MFLOP per audio second (conv1..conv7), "
+              f"{with_heads / 1e6:.1f} with the heads")
+        print(f"GEMM peak (float32):   {peak:7.1f} GFLOP/s")
+        print(f"forward conv1..conv7:  {fwd:7.1f} GFLOP/s  ({fwd_x:.0f}x real time)  = {fwd / peak:.0%} of GEMM peak")
+
+        ratio = float("nan")
+        if not args.skip_memory:
+            import bench_memory
+
+            mem_args = argparse.Namespace(workers=args.workers, batch_size=16, shard_size=128, layers="",
+                                          interval_s=0.05)
+            rows = bench_memory.make_corpus(tmp / "mem", n_clips=1000, seconds=2.0)
+            rows.iloc[:100].to_csv(tmp / "mem100.csv", index=False)
+            rows.to_csv(tmp / "mem1000.csv", index=False)
+            m100 = bench_memory.record_peak(tmp / "mem100.csv", tmp / "run_mem100", mem_args)["peak"]
+            m1000 = bench_memory.record_peak(tmp / "mem1000.csv", tmp / "run_mem1000", mem_args)["peak"]
+            ratio = m1000 / m100
+            print(f"peak memory record:    {m100 / 2**20:7.0f} MiB for 100 clips, {m1000 / 2**20:.0f} MiB "
+                  f"for 1,000 (2 s clips, all layers, incl. decoding workers; ratio {ratio:.2f})")
+        print(f"RESULT peak_fraction={fwd / peak:.3f} speedup={xb / xa:.2f} memory_ratio={ratio:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
