@@ -105,7 +105,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from dashboard.app import main as dash_main
 
-    return dash_main([str(args.run), "--host", args.host, "--port", str(args.port)] + (["--debug"] if args.debug else []))
+    argv = [str(args.run), "--host", args.host, "--port", str(args.port)]
+    argv += ["--probes", str(args.probes)] if args.probes else []
+    return dash_main(argv + (["--debug"] if args.debug else []))
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("run", type=Path)
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--probes", type=Path, help="a run recorded on the 'probes' corpus, for tuning curves")
     d.add_argument("--debug", action="store_true")
     d.set_defaults(func=_cmd_dashboard)
 

@@ -381,8 +381,9 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     got, killed = [], []
     for i, d in enumerate(_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
         got.append(d)
-        if i in (3, 12):  # kill a busy worker (a child of the forkserver, not of this process)
-            workers = [p for p in me.children(recursive=True) if p.ppid() != me.pid and p.pid not in killed]
+        if i in (3, 12):  # kill a busy worker (a forked child: same command line as this process)
+            workers = [p for p in me.children() if p.pid not in killed and p.cmdline() == me.cmdline()
+                       and p.status() != psutil.STATUS_ZOMBIE]
             assert workers, "no decoding worker found"
             killed.append(workers[0].pid)
             os.kill(workers[0].pid, signal.SIGKILL)
