@@ -118,8 +118,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if not script.is_file():
         names = sorted(p.stem for p in studies.glob("*.py") if not p.stem.startswith("_"))
         raise SystemExit(f"error: no study {args.name!r}; available: {', '.join(names)}")
-    sys.argv = [str(script)] + list(args.study_args)
-    runpy.run_path(str(script), run_name="__main__")
+    saved, sys.argv = sys.argv, [str(script)] + list(args.study_args)
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = saved
     return 0
 
 

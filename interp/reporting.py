@@ -50,6 +50,19 @@ __all__ = [
 ]
 
 
+class _StudyParser(argparse.ArgumentParser):
+    """Records the command line it parsed as ``args.argv`` (for the report's "Command" line)."""
+
+    def __init__(self, *a, script: str, **kw) -> None:
+        super().__init__(*a, **kw)
+        self._script = script
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns = super().parse_args(args, namespace)
+        ns.argv = [self._script] + list(sys.argv[1:] if args is None else args)
+        return ns
+
+
 def study_parser(name: str, description: str, *, default_corpus: str = "demo") -> argparse.ArgumentParser:
     """An argument parser with the flags every study takes.
 
@@ -68,7 +81,7 @@ def study_parser(name: str, description: str, *, default_corpus: str = "demo") -
         With ``--corpus``, ``--out``, ``--run``, ``--quick``, ``--workers``, ``--device``; a study
         adds its own flags to it.
     """
-    ap = argparse.ArgumentParser(prog=f"studies/{name}.py", description=description)
+    ap = _StudyParser(prog=f"studies/{name}.py", description=description, script=f"studies/{name}.py")
     ap.add_argument("--corpus", default=default_corpus,
                     help=f"built-in corpus ('demo', 'probes') or a path, as `record` accepts (default {default_corpus!r})")
     ap.add_argument("--out", type=Path, default=Path("reports") / name, help=f"report folder (default reports/{name})")

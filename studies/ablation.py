@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Per category, how much the heads' category score (left) and the {args.probe_layer} probe's recall "
         "(right) drop when its most selective units are zeroed (red) and when as many random units are "
         "(grey, mean ± sd over draws).")
-    rep.finish(intro="A causal check of the selectivity rankings: zero a category's most selective units and see "
+    rep.finish(argv=args.argv, intro="A causal check of the selectivity rankings: zero a category's most selective units and see "
                      "whether the network loses that category more than when random units are zeroed.", run=run)
     return 0
 

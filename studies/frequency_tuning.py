@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if level is not None:
         rep.figure("level_dependence", sf.level_figure(best),
                    "Peak tone response at each level relative to the highest level, median over each layer's units.")
-    rep.finish(intro="Pure tones swept through SoundNet: per-unit frequency tuning, bandwidth and level "
+    rep.finish(argv=args.argv, intro="Pure tones swept through SoundNet: per-unit frequency tuning, bandwidth and level "
                      "dependence, and a check of conv1 against its filters' frequency responses.", run=run)
     return 0
 

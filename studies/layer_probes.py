@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             title="Paper protocol: pool5 linear SVM accuracy (bar: 95% CI; dashed: chance)"),
             "Accuracy of SoundNet's own evaluation protocol on pool5, with its 95% interval.", width=600, height=380)
         intro = "SoundNet's original evaluation protocol (pool5 features, linear SVM) on this corpus."
-    rep.finish(intro=intro, run=run)
+    rep.finish(argv=args.argv, intro=intro, run=run)
     return 0
 
 

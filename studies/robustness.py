@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         title="Probes trained on clean clips, tested on perturbed clips (dashed: chance)",
         baseline=lp.chance_level(labels), clean="clean_probe_accuracy"),
         "Accuracy of each layer's clean-trained probe on perturbed clips.")
-    rep.finish(intro="How SoundNet's unit rankings and linear probes hold up when the same sounds arrive "
+    rep.finish(argv=args.argv, intro="How SoundNet's unit rankings and linear probes hold up when the same sounds arrive "
                      "quieter, noisier, shifted in time or recorded at another sampling rate.", run=run)
     return 0
 

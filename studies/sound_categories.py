@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             title=f"'{cat}': its {len(rows)} most selective units (rows) and the clips that drive each hardest"),
             f"Category '{cat}': its most selective units and their top clips (mel spectrograms, dB re clip peak); "
             "the dotted box is the receptive field of the unit's strongest frame.")
-    rep.finish(intro="Which units of SoundNet are selective for which categories of the corpus, layer by layer.",
+    rep.finish(argv=args.argv, intro="Which units of SoundNet are selective for which categories of the corpus, layer by layer.",
                run=run)
     return 0
 

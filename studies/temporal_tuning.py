@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                "deep layers have frame rates too low to carry any of these rates.")
     rep.figure("sweep_direction", sf.direction_figure(direction),
                "Fraction of each layer's units that respond more to rising (up) or falling (down) chirps.")
-    rep.finish(intro="AM noise, click trains and chirps through SoundNet: which units prefer which modulation "
+    rep.finish(argv=args.argv, intro="AM noise, click trains and chirps through SoundNet: which units prefer which modulation "
                      "rates, which follow them in time, and which prefer rising or falling sweeps.", run=run)
     return 0
 
