@@ -37,7 +37,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     settings = dict(batch_size=args.batch_size, workers=args.workers, device=args.device,
                     topk=args.topk, shard_size=args.shard_size, short=args.short,
-                    heads_short=args.heads_short, chunk_s=args.chunk_s, fast=not args.no_fast)
+                    heads_short=args.heads_short, edge=args.edge, chunk_s=args.chunk_s, fast=not args.no_fast)
     if args.layers:
         settings["layers"] = args.layers
     corpus_options = {}
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how clips too short for conv7 are lengthened (default pad with silence)")
     r.add_argument("--heads-short", choices=("tile", "pad", "none"), default="tile",
                    help="how clips under 9.5 s are lengthened for the heads only (default tile)")
+    r.add_argument("--edge", choices=("drop", "keep"), default="drop",
+                   help="leave conv7's padded last frame (and head frames reading it) out of the statistics (default drop)")
     r.add_argument("--segment-s", type=float, help="split files into segments of this many seconds")
     r.add_argument("--chunk-s", type=float, default=120.0, help="stream files longer than this in chunks")
     r.add_argument("--esc10", action="store_true", help="ESC-50: keep the ESC-10 subset")

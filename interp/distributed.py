@@ -40,11 +40,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.record import (RecordConfig, RecordSummary, _audio_status, _decode_row, _Decoded, _done_clips,
-                           _Engine, _normalise_corpus, _progress, _shard_done, _summary,
+from interp.record import (RecordConfig, RecordSummary, _decode_row, _done_clips,
+                           _Engine, _normalise_corpus, _progress, _shard_done, _summarize_shard, _summary,
                            _write_shard, record_corpus)
 from interp.store import HEAD_STATS, STATS, atomic_write_json
-from soundnet.errors import AudioError, ParameterError, SoundNetError
+from soundnet.errors import ParameterError, SoundNetError
 from soundnet.model import SPEC_BY_NAME
 
 __all__ = ["record_corpus_ray", "ray_available"]
@@ -98,34 +98,6 @@ def _decode_shard(item: dict[str, Any], *, long_s: float) -> dict[str, Any]:
     decoded = [_decode_row(r, long_s) for r in rows]
     return {"shard": int(item["shard"]), "rows": item["rows"],
             "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
-
-
-def _summarize_shard(engine: _Engine, rows: list[dict], decoded: list[_Decoded]) -> dict[int, dict]:
-    """Summaries of one shard's decoded clips, exactly as the local engine computes them.
-
-    ``decoded`` is in corpus order; ok clips are summarised in one ``engine.summarize`` call (so
-    the batches are those of the local engine), long clips are streamed with
-    ``engine.summarize_long``; a long clip that fails to stream gets its error as status
-    (``decoded`` is updated in place). This mirrors the loop body of
-    ``interp.record._process_shards``, where it belongs as a function both engines call.
-
-    Returns
-    -------
-    dict of int to dict
-        Per clip order, per layer, ``{stat: (n_units,) array}``.
-    """
-    by_order = {int(r["order"]): r for r in rows}
-    short = [d for d in decoded if d.status == "ok" and not d.long]
-    summaries = engine.summarize(short) if short else {}
-    for d in decoded:
-        if d.status == "ok" and d.long:
-            try:
-                summaries[d.order], d.duration_s = engine.summarize_long(by_order[d.order])
-            except AudioError as exc:
-                d.status = _audio_status(exc)
-            except Exception as exc:  # a broken long file is a per-clip status too
-                d.status = f"error: {type(exc).__name__}: {exc}"
-    return summaries
 
 
 class _ShardEngine:

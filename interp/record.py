@@ -1200,6 +1200,38 @@ def _done_clips(run_dir: Path, n_shards: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _summarize_shard(engine: _Engine, rows: list[dict], decoded: list[_Decoded], *,
+                     progress: Callable[[int, float], None] | None = None) -> dict[int, dict]:
+    """Summaries of one shard's decoded clips; the one code path of the local and Ray engines.
+
+    ``decoded`` is in corpus order; ok clips are summarised in one ``engine.summarize`` call (so
+    batches do not depend on the engine), long clips are streamed with ``engine.summarize_long``;
+    a long clip that fails to stream gets its error as status (``decoded`` is updated in place,
+    and the audio of summarised clips is released).
+
+    Returns
+    -------
+    dict of int to dict
+        Per clip order, per layer, ``{stat: (n_units,) array}``.
+    """
+    by_order = {int(r["order"]): r for r in rows}
+    short = [d for d in decoded if d.status == "ok" and not d.long]
+    summaries = engine.summarize(short, progress=progress) if short else {}
+    for d in short:
+        d.audio = None  # the shard keeps summaries only
+    for d in decoded:
+        if d.status == "ok" and d.long:
+            try:
+                summaries[d.order], d.duration_s = engine.summarize_long(by_order[d.order])
+            except AudioError as exc:
+                d.status = _audio_status(exc)
+            except Exception as exc:  # a broken long file is a per-clip status too
+                d.status = f"error: {type(exc).__name__}: {exc}"
+            if d.status == "ok" and progress is not None:
+                progress(1, d.duration_s)
+    return summaries
+
+
 def _process_shards(run_dir: Path, records: list[dict], todo: list[int], model: torch.nn.Module,
                     config: RecordConfig, units: dict[str, int], *, progress: bool) -> float:
     """Decode, summarise and write the shards ``todo``; returns the seconds of audio recorded."""
@@ -1231,20 +1263,7 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], model: 
             for r, d in zip(rows, decoded):  # a crashed worker may lose its order: restore it
                 if d.order < 0:
                     d.order, d.clip_id = int(r["order"]), str(r["clip_id"])
-            short = [d for d in decoded if d.status == "ok" and not d.long]
-            summaries = engine.summarize(short, progress=tick) if short else {}
-            for d in short:
-                d.audio = None  # the shard keeps summaries only
-            for d in decoded:
-                if d.status == "ok" and d.long:
-                    try:
-                        summaries[d.order], d.duration_s = engine.summarize_long(records[d.order])
-                    except AudioError as exc:
-                        d.status = _audio_status(exc)
-                    except Exception as exc:  # a broken long file is a per-clip status too
-                        d.status = f"error: {type(exc).__name__}: {exc}"
-                    if d.status == "ok":
-                        tick(1, d.duration_s)
+            summaries = _summarize_shard(engine, rows, decoded, progress=tick)
             state["failed"] += sum(d.status != "ok" for d in decoded)
             _write_shard(run_dir, i, rows, decoded, summaries, units, config.layers)
             tick(sum(not (d.status == "ok") for d in decoded), 0.0)
