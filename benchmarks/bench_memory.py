@@ -9,14 +9,14 @@ recordings (all of them end to end, each excerpt at its own start offset), writt
 files with a CSV manifest; the 100-clip corpus is the manifest's first 100 rows.
 
 Memory is the resident set size of the recording process *plus all its children* (the
-forkserver and the decoding workers), summed, sampled every ``--interval-s`` seconds with psutil;
+decoding worker processes with ``--decoder process``), summed, sampled every ``--interval-s`` seconds with psutil;
 the largest single process (``getrusage(RUSAGE_CHILDREN).ru_maxrss``, exact, not sampled) is
 printed too. The last line is machine-readable::
 
     RESULT peak_small_mib=<...> peak_large_mib=<...> memory_ratio=<large / small> target_met=<0|1>
 
 Usage: ``python benchmarks/bench_memory.py [--clips 1000] [--small 100] [--seconds 2]
-[--layers conv1,...] [--workers 2] [--batch-size 16] [--shard-size 128]``
+[--layers conv1,...] [--workers 2] [--decoder thread] [--batch-size 16] [--shard-size 128]``
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def tree_rss(proc: psutil.Process) -> int:
 def record_peak(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
     """Run ``record`` in a subprocess, sampling its tree's RSS; returns peak, time and summary."""
     cmd = [sys.executable, "-m", "interp", "record", str(manifest), "--out", str(out), "-q",
-           "--workers", str(args.workers), "--batch-size", str(args.batch_size),
+           "--workers", str(args.workers), "--decoder", getattr(args, "decoder", "thread"),
+           "--batch-size", str(args.batch_size),
            "--shard-size", str(args.shard_size)]
     if args.layers:
         cmd += ["--layers", args.layers]
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
     ap.add_argument("--layers", default="", help="comma-separated layers (default: all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--decoder", choices=("thread", "process"), default="thread")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--shard-size", type=int, default=128)
     ap.add_argument("--interval-s", type=float, default=0.05, help="RSS sampling period")
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.iloc[: args.small].to_csv(tmp / "small.csv", index=False)
         rows.to_csv(tmp / "large.csv", index=False)
         print(f"corpus: {args.clips} x {args.seconds:g} s WAV excerpts of minibank written in "
-              f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; workers {args.workers}, "
+              f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; {args.workers} {args.decoder} workers, "
               f"batch {args.batch_size}, shard {args.shard_size}", flush=True)
         results = {}
         for name, n in (("small", args.small), ("large", args.clips)):

@@ -35,7 +35,7 @@ def _layers(text: str) -> tuple[str, ...]:
 def _cmd_record(args: argparse.Namespace) -> int:
     from interp.record import RecordConfig, record_corpus
 
-    settings = dict(batch_size=args.batch_size, workers=args.workers, device=args.device,
+    settings = dict(batch_size=args.batch_size, workers=args.workers, decoder=args.decoder, device=args.device,
                     topk=args.topk, shard_size=args.shard_size, short=args.short,
                     heads_short=args.heads_short, edge=args.edge, chunk_s=args.chunk_s, fast=not args.no_fast)
     if args.layers:
@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="run directory (resumed if interrupted)")
     r.add_argument("--layers", type=_layers, help="comma-separated layers (default: all)")
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--workers", type=int, default=2, help="decoding processes (0: decode inline)")
+    r.add_argument("--workers", type=int, default=2, help="clips decoded at a time, ahead of the model (0: inline)")
+    r.add_argument("--decoder", choices=("thread", "process"), default="thread",
+                   help="decode in threads (default, fastest) or in worker processes, which turn a decoder "
+                        "crash on a malformed file into that clip's status (for untrusted files)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
     r.add_argument("--topk", type=int, default=16, help="clips kept per unit")
     r.add_argument("--shard-size", type=int, default=128, help="clips per resumable shard")

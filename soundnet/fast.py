@@ -274,6 +274,7 @@ class FastSoundNet(nn.Module):
         self.workers = workers
         self.num_threads = num_threads
         self._plans: dict[str, _Plan] = {}
+        heads: list[tuple[torch.Tensor, torch.Tensor]] = []
         with torch.no_grad():
             for spec in SPEC_BY_NAME.values():
                 weight, bias = _folded(getattr(model, spec.name), spec)
@@ -284,18 +285,15 @@ class FastSoundNet(nn.Module):
                         window += 1  # zero weights; aligned rows run faster
                     self._plans[spec.name] = _Plan(spec, r, window, r * spec.out_channels)
                     weight = _toeplitz(weight, r, spec.stride, window=window)
-                elif self.method == "gemm":
-                    weight = weight.permute(2, 1, 0).reshape(-1, spec.out_channels)
+                elif self.method == "gemm":  # the heads: one product for both, below
+                    heads.append((weight, bias))
+                    continue
                 self.register_buffer(f"{spec.name}_weight", weight.contiguous().to(dev))
                 self.register_buffer(f"{spec.name}_bias", bias.contiguous().to(dev))
-            if self.method == "gemm":  # both heads in one product
-                heads_w = torch.cat([getattr(self, f"{h}_weight") for h in HEAD_LAYERS], 1)
-                heads_b = torch.cat([getattr(self, f"{h}_bias") for h in HEAD_LAYERS])
-                for h in HEAD_LAYERS:
-                    delattr(self, f"{h}_weight")
-                    delattr(self, f"{h}_bias")
-                self.register_buffer("heads_weight", heads_w.contiguous())
-                self.register_buffer("heads_bias", heads_b.contiguous())
+            if self.method == "gemm":  # (kernel * in, 1000 + 401), in one copy
+                heads_w = torch.cat([w.permute(2, 1, 0) for w, _ in heads], 2)
+                self.register_buffer("heads_weight", heads_w.reshape(-1, heads_w.shape[-1]).to(dev))
+                self.register_buffer("heads_bias", torch.cat([b for _, b in heads]).to(dev))
         self.eval()
 
     @property
@@ -314,7 +312,7 @@ class FastSoundNet(nn.Module):
         return feats["conv8"], feats["conv8_2"]
 
     def extract_features(
-        self, x: torch.Tensor, *, layers: Sequence[str] | None = None
+        self, x: torch.Tensor, *, layers: Sequence[str] | None = None, contiguous: bool = True
     ) -> dict[str, torch.Tensor]:
         """Every requested layer's output by name, as :meth:`SoundNet8.extract_features`.
 
@@ -327,11 +325,18 @@ class FastSoundNet(nn.Module):
         layers : str or sequence of str, optional
             Names to return (default all of :data:`soundnet.model.LAYERS`). The forward pass
             stops after the last one needed.
+        contiguous : bool
+            Return contiguous tensors, as the plain model does (default). With False, the
+            ``"gemm"`` method returns its conv-layer outputs as ``(batch, units, n_frames)``
+            views of its time-major buffers (strides ``(frames * units, 1, units)``): same
+            values, no transposing copy; for callers that only reduce over frames, such as
+            :func:`interp.record.record_corpus`.
 
         Returns
         -------
         dict of str to torch.Tensor
-            ``{layer: (batch, units, n_frames)}`` float32, contiguous, in the order asked, on
+            ``{layer: (batch, units, n_frames)}`` float32, contiguous unless ``contiguous`` is
+            False, in the order asked, on
             :attr:`device`; the heads have 0 frames for inputs shorter than 209,374 samples.
 
         Raises
@@ -349,6 +354,8 @@ class FastSoundNet(nn.Module):
             run = self._run_gemm if self.method == "gemm" else self._run_conv
             heads = [h for h in HEAD_LAYERS if h in wanted]
             out = run(x, CONV_LAYERS[: last + 1], heads, set(wanted))
+            if contiguous:
+                out = {name: t.contiguous() for name, t in out.items()}
         if seed_layout:
             return {name: out[name].unsqueeze(-1) for name in wanted}
         return {name: out[name] for name in wanted}
@@ -436,7 +443,8 @@ class FastSoundNet(nn.Module):
         ``h`` is ``(batch, rows, c_in)`` with the input in rows ``[lead_in, lead_in + n_in)``
         and zeros around it (at least ``padding`` before and enough after for every window).
         Returns the next buffer, its frame count and lead, and (when ``want``) the block's
-        output as ``(batch, out_channels, frames)``.
+        output as a ``(batch, out_channels, frames)`` view of the next buffer (time-major
+        memory, not contiguous).
         """
         spec = plan.spec
         batch, _, c_in = h.shape
@@ -460,7 +468,6 @@ class FastSoundNet(nn.Module):
         weight = getattr(self, f"{spec.name}_weight")
         bias = getattr(self, f"{spec.name}_bias")
         interior = buf[:, lead:lead + n_out]
-        feats = h.new_empty((batch, spec.out_channels, n_out)) if want else None
         n_frames = n_out * pool
         # Tasks: (first clip, end clip, first row, rows). A chunk is the whole batch, or a few
         # whole clips when a clip's rows fit in it, else a whole number of pools' worth of rows
@@ -499,11 +506,10 @@ class FastSoundNet(nn.Module):
                 else:
                     done.copy_(frames_view)
                 done.add_(bias).relu_()
-                if feats is not None:
-                    feats[b0:b1, :, first:stop].copy_(done.transpose(1, 2))
 
         self._share(work, tasks, executor=executor, workers=workers)
-        return buf, n_out, lead, feats
+        # the output is the next layer's input: a (batch, units, frames) view of it, no copy
+        return buf, n_out, lead, interior.transpose(1, 2) if want else None
 
     @staticmethod
     def _share(work, tasks: list, *, executor: ThreadPoolExecutor | None, workers: int) -> None:
@@ -614,14 +620,15 @@ def _rows_needed(n_in: int, plan: _Plan | None) -> int:
 def _folded(block: nn.Sequential, spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight ``(out, in, kernel)`` and bias ``(out,)`` of ``block``, BatchNorm folded in."""
     conv = block[0]
-    weight = conv.weight.detach().double()
-    bias = conv.bias.detach().double()
-    if spec.batchnorm:
-        bn = block[1]
-        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-        weight = weight * scale[:, None, None]
-        bias = (bias - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
-    return weight.float(), bias.float()
+    weight, bias = conv.weight.detach(), conv.bias.detach()
+    if not spec.batchnorm:
+        return weight.float(), bias.float()
+    # in float64, rounded once to float32
+    bn = block[1]
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    folded_weight = weight.double() * scale[:, None, None]
+    folded_bias = (bias.double() - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
+    return folded_weight.float(), folded_bias.float()
 
 
 def _toeplitz(

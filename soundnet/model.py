@@ -245,8 +245,11 @@ def load_soundnet(
     """
     from soundnet.weights import load_state_dict
 
-    model = SoundNet8()
-    model.load_state_dict(load_state_dict(weights))
+    state = {k: (v.float().contiguous() if v.is_floating_point() else v)
+             for k, v in load_state_dict(weights).items()}
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        model = SoundNet8()
+    model.load_state_dict(state, assign=True)  # strict: every tensor comes from the file
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

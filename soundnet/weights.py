@@ -27,6 +27,7 @@ removes work folders whose process is gone.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -54,6 +55,7 @@ __all__ = [
     "npy_to_state_dict",
     "read_npy",
     "sha256_file",
+    "sha256_file_memo",
     "weights_sha256",
 ]
 
@@ -99,6 +101,42 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk_bytes), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_SHA256_MEMO = "sha256-memo.json"
+
+
+def sha256_file_memo(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, remembered per file identity (device, inode, size, mtime in ns).
+
+    For cache keys, where the same weights file is hashed on every run (about 40 ms for the
+    30 MB file): the digest is kept in ``cache_dir() / "sha256-memo.json"`` and computed again
+    whenever the file changes. Checks that guard against a corrupt or substituted file
+    (:func:`read_npy`) use :func:`sha256_file` itself.
+    """
+    p = Path(path).resolve()
+    st = p.stat()
+    ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    memo_path = cache_dir() / _SHA256_MEMO
+    try:
+        memo = json.loads(memo_path.read_text())
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, ValueError):
+        memo = {}
+    hit = memo.get(str(p))
+    if isinstance(hit, dict) and hit.get("ident") == ident and isinstance(hit.get("sha256"), str):
+        return hit["sha256"]
+    digest = sha256_file(p)
+    memo[str(p)] = {"ident": ident, "sha256": digest}
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass  # a read-only cache only costs the hashing next time
+    return digest
 
 
 def resolve_weights(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
@@ -359,7 +397,7 @@ def load_state_dict(path: str | os.PathLike | None = None) -> "OrderedDict[str, 
 
 def weights_sha256(path: str | os.PathLike | None = None) -> str:
     """SHA-256 of the weights file that :func:`resolve_weights` picks (for cache keys)."""
-    return sha256_file(resolve_weights(path))
+    return sha256_file_memo(resolve_weights(path))
 
 
 def main() -> None:

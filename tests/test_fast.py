@@ -74,6 +74,11 @@ def test_batch_of_clips_all_layers(model, clips):
                                         ("gemm", None, 2), ("conv", None, 1)):
         got = features(FastSoundNet(model, method=method, chunk_rows=chunk_rows, workers=workers), x)
         assert_same(plain, got, what=f"{method} chunk_rows={chunk_rows} workers={workers}")
+    # contiguous=False: the same values, as views of the time-major buffers (no copy)
+    with torch.inference_mode():
+        views = FastSoundNet(model).extract_features(x, contiguous=False)
+    assert_same(plain, views, what="contiguous=False")
+    assert not views["conv1"].is_contiguous() and views["conv1"].stride()[1] == 1
     # each clip's row is that clip's own result: nothing leaks between clips of a batch
     alone = features(FastSoundNet(model), x[3:4], layers=("conv1", "conv5", "conv7"))
     for name, value in alone.items():

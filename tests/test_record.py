@@ -28,6 +28,7 @@ import torch
 from interp.corpora import load_corpus
 from interp.record import RecordConfig, record_corpus
 from interp.store import RunError, open_run
+from soundnet.errors import ParameterError
 from soundnet.audio import fit_length, read_audio, to_model_input
 from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames, frames_to_time, min_samples,
                                time_to_frames)
@@ -170,6 +171,7 @@ def test_killed_record_resumes_to_the_uninterrupted_tables(tmp_path, minibank_di
                                corpus["label"].tolist()[::2][:60])
     layers = "conv3,conv7,conv8"
     args = [str(manifest), "--out", str(tmp_path / "killed"), "--shard-size", "8", "--workers", "1",
+            "--decoder", "process",
             "--layers", layers, "--topk", "4", "-q"]
     log = tmp_path / "killed.log"
     with open(log, "wb") as fh:  # not a pipe: the decoding workers inherit it
@@ -379,7 +381,7 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     rows = load_corpus(minibank_dir).iloc[:24].to_dict("records")
     me = psutil.Process()
     got, killed = [], []
-    for i, d in enumerate(_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
+    for i, d in enumerate(_decode_stream(rows, workers=2, lookahead=8, long_s=120.0, decoder="process")):
         got.append(d)
         if i in (3, 12):  # kill a busy worker (a forked child: same command line as this process)
             workers = [p for p in me.children() if p.pid not in killed and p.cmdline() == me.cmdline()
@@ -391,6 +393,30 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     assert all(d.status == "ok" and d.audio is not None and d.audio.size for d in got)
     for pid in killed:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_thread_and_process_decoders_give_the_inline_result_in_order(tmp_path, minibank_dir):
+    from interp.record import _decode_stream
+
+    rows = load_corpus(minibank_dir).iloc[:12].to_dict("records")
+    rows[5] = dict(rows[5], path=str(tmp_path / "missing.wav"))  # a failure mid-stream
+    inline = list(_decode_stream(rows, workers=0, lookahead=4, long_s=120.0))
+    assert inline[5].status.startswith("missing") and all(d.status == "ok" for k, d in enumerate(inline) if k != 5)
+    for decoder in ("thread", "process"):
+        stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder=decoder)
+        got = list(stream)
+        stream.close()  # idempotent after exhaustion
+        assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
+        for a, b in zip(got, inline):
+            assert (a.audio is None) == (b.audio is None), decoder
+            if a.audio is not None:
+                np.testing.assert_array_equal(a.audio, b.audio)
+    # a consumer that stops early can close the stream: nothing keeps running
+    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="thread")
+    next(stream)
+    stream.close()
+    with pytest.raises(ParameterError, match="decoder"):
+        RecordConfig(decoder="fork")
 
 
 def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir):

@@ -27,6 +27,7 @@ from soundnet.weights import (
     read_npy,
     resolve_weights,
     sha256_file,
+    sha256_file_memo,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,20 @@ def test_cached_npy_is_the_verified_original(npy_path):
     assert set(params) == set(LAYERS)
     assert params["conv1"]["weights"].shape == (64, 1, 1, 16)  # TensorFlow (kh, kw, in, out)
     assert params["conv8_2"]["weights"].shape == (8, 1, 1024, 401)
+
+
+def test_sha256_memo_follows_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOUNDNET_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"a" * 1000)
+    first = sha256_file_memo(f)
+    assert first == sha256_file(f) and (tmp_path / "cache" / "sha256-memo.json").is_file()
+    assert sha256_file_memo(f) == first  # remembered
+    f.write_bytes(b"b" * 1000)  # same size, new content: a new mtime
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    assert sha256_file_memo(f) == sha256_file(f) != first
+    (tmp_path / "cache" / "sha256-memo.json").write_text("{not json")  # a broken memo is ignored
+    assert sha256_file_memo(f) == sha256_file(f)
 
 
 def test_wrong_checksum_npy_is_refused(tmp_path, npy_path):
