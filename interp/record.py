@@ -4,13 +4,17 @@ The pipeline (NetDissect-style numbered steps, each resuming from its saved file
 
 1. **corpus**: the corpus table (:func:`interp.corpora.load_corpus`) is frozen into the run's
    cache key together with the weights' SHA-256 and the :class:`RecordConfig`.
-2. **shards**: clips are decoded in worker processes (bounded look-ahead, so memory does not
-   grow with the corpus) while the model runs; forward hooks on each block mask the frames that
-   batching padded, and reduce each layer to per-clip ``mean``, ``max`` and ``peak_s`` on the
-   fly, so time-resolved activations of a whole corpus are never held. Each shard of
-   ``shard_size`` clips is written to a temporary folder and renamed when complete.
+2. **shards**: clips are decoded ahead of the model, in background threads (or, with
+   ``decoder="process"``, in worker processes that survive a crashing decoder), with a bounded
+   look-ahead, so memory does not grow with the corpus. The fast inference path
+   (:mod:`soundnet.fast`; forward hooks on the plain model otherwise) runs batches of clips of
+   equal length, and each layer is reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once,
+   so time-resolved activations of a whole corpus are never held. Each shard of ``shard_size``
+   clips (its clip rows in Parquet, its summaries as one ``.npz`` of float32 matrices) is
+   written to a temporary folder and renamed when complete.
 3. **merge**: shards are streamed into ``clips.parquet``, ``activations/<layer>.<stat>.parquet``
-   and ``topk.parquet`` (an exact streaming top-k), then ``run.json`` is marked complete.
+   (the wide Parquet tables are written once, here) and ``topk.parquet`` (an exact streaming
+   top-k), then ``run.json`` is marked complete.
 
 A killed run resumes from its completed shards when the same command is run again: no clip is
 lost or duplicated. Clips longer than ``chunk_s`` are streamed from disk in overlapping chunks
@@ -354,7 +358,7 @@ def summarize_batch(out: torch.Tensor, valid_frames: torch.Tensor, layer: str) -
 
 
 # ---------------------------------------------------------------------------------------------
-# decoding (worker processes)
+# decoding (threads or worker processes)
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class _Decoded:
@@ -831,10 +835,11 @@ class _Engine:
     def _batch_tensor(self, waves: list[np.ndarray]) -> torch.Tensor:
         """``(batch, 1, max_len)`` float32 on the device, zero-padded, scaled x256."""
         t = max(len(w) for w in waves)
-        x = np.zeros((len(waves), 1, t), dtype=np.float32)
-        for i, w in enumerate(waves):
-            x[i, 0, : len(w)] = w
-        return torch.from_numpy(x).to(self.device) * INPUT_SCALE
+        x = torch.empty((len(waves), 1, t), dtype=torch.float32)
+        for i, w in enumerate(waves):  # one pass per clip: scale into place, zero the rest
+            torch.mul(torch.from_numpy(np.asarray(w, dtype=np.float32)), INPUT_SCALE, out=x[i, 0, : len(w)])
+            x[i, 0, len(w):].zero_()
+        return x.to(self.device)
 
     def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
         xt = self._batch_tensor(waves)
