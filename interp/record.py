@@ -542,8 +542,8 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
 
     ``decoder="thread"``: ``workers`` threads of this process (the decoders release the GIL).
     No copies between processes and no competing processes: the fastest when the forward pass
-    already uses every core (on 2 cores: 0.85 s against 1.2 to 1.4 s for 200 clips of 5 s, see
-    ``benchmarks/bench_record.py --decoder``). A decoder that crashes the process (a
+    already uses every core (on 2 cores, 200 clips of 5 s: about 0.8 s against 1.1 to 1.4 s with
+    processes; ``benchmarks/bench_record.py --decoder process``). A decoder that crashes the process (a
     segmentation fault in a C library on a malformed file) stops the run; a resumed run stops at
     the same clip. ``decoder="process"``: ``workers`` worker processes, each with its own pipe
     and one clip at a time, so a worker that dies (a decoder crash, the OOM killer) is known by
@@ -1360,6 +1360,10 @@ def record_corpus(
     if max_shards is not None and (isinstance(max_shards, bool) or int(max_shards) < 0):
         raise ParameterError(f"The 'max_shards' parameter of record_corpus must be an int >= 0 or None. "
                              f"Got {max_shards!r} instead.")
+    if model is None:
+        from soundnet.model import check_device
+
+        check_device(config.device, "record_corpus")  # before anything is written
     run_dir = Path(out_dir)
     df, spec = _normalise_corpus(corpus, **(corpus_options or {}))
     weights_path = resolve_weights(weights)

@@ -223,6 +223,22 @@ def _squeeze_conv2d_weights(module, state_dict, prefix, local_metadata, strict, 
                                   torch.tensor(0, dtype=torch.long))
 
 
+def check_device(device: str | torch.device, func: str) -> torch.device:
+    """``device`` as a :class:`torch.device`, or a clear :class:`ParameterError` for a name
+    torch does not know or a CUDA device this PyTorch cannot use; ``func`` names the caller."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"The 'device' parameter of {func} must be a torch device such as 'cpu' "
+                             f"or 'cuda'. Got {device!r} instead ({exc}).") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            f"The 'device' parameter of {func} is {str(device)!r}, but this PyTorch sees no CUDA "
+            f"device (torch {torch.__version__}, torch.cuda.is_available() is False). Use 'cpu', "
+            "or install a CUDA build of PyTorch on a machine with an NVIDIA GPU.")
+    return dev
+
+
 def load_soundnet(
     weights: str | None = None,
     *,
@@ -245,6 +261,7 @@ def load_soundnet(
     """
     from soundnet.weights import load_state_dict
 
+    check_device(device, "load_soundnet")
     state = {k: (v.float().contiguous() if v.is_floating_point() else v)
              for k, v in load_state_dict(weights).items()}
     with torch.device("meta"):  # no random initialisation of weights about to be replaced

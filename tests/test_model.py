@@ -184,6 +184,22 @@ def test_bad_inputs_raise_parameter_error(model):
         model.extract_features(torch.zeros(1, 1, 30_000), layers=["conv9"])
 
 
+def test_devices_are_checked_before_anything_runs(tmp_path):
+    from interp.record import record_corpus
+    from soundnet.model import load_soundnet
+
+    with pytest.raises(ParameterError, match="torch device"):
+        load_soundnet(device="gpu")
+    if torch.cuda.is_available():  # a CUDA machine: the model really goes there
+        assert next(load_soundnet(device="cuda").parameters()).is_cuda
+        return
+    with pytest.raises(ParameterError, match="sees no CUDA device"):
+        load_soundnet(device="cuda")
+    with pytest.raises(ParameterError, match="sees no CUDA device"):
+        record_corpus("demo", tmp_path / "run", device="cuda", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before writing anything
+
+
 def test_extract_features_subset_equals_full(model, long_dir):
     x = load_audio(long_dir / "vibe_ace.flac", duration_s=11.0)
     with torch.inference_mode():
