@@ -621,8 +621,8 @@ def _folded(block: nn.Sequential, spec: LayerSpec) -> tuple[torch.Tensor, torch.
     """Weight ``(out, in, kernel)`` and bias ``(out,)`` of ``block``, BatchNorm folded in."""
     conv = block[0]
     weight, bias = conv.weight.detach(), conv.bias.detach()
-    if not spec.batchnorm:
-        return weight.float(), bias.float()
+    if not spec.batchnorm:  # copies: later changes to the model must not reach the fast path
+        return weight.to(torch.float32, copy=True), bias.to(torch.float32, copy=True)
     # in float64, rounded once to float32
     bn = block[1]
     scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)

@@ -165,6 +165,17 @@ def test_weights_are_frozen_copies(model, clips):
     with torch.no_grad():
         model_copy.conv1[0].weight.mul_(2.0)  # changing the source later does not reach the copy
     assert torch.equal(features(net2, x, ("conv1",))["conv1"], before)
+    # the heads (no BatchNorm to fold) are copies too, in both methods
+    x = to_model_input(fit_length(clips[-1], min_samples=11 * 22050, policy="tile"))
+    for method in ("gemm", "conv"):
+        source = copy.deepcopy(model)
+        net3 = FastSoundNet(source, method=method)
+        before = features(net3, x, ("conv8",))["conv8"]
+        assert before.shape[-1] >= 1
+        with torch.no_grad():
+            source.conv8[0].weight.mul_(2.0)
+            source.conv8[0].bias.add_(1.0)
+        assert torch.equal(features(net3, x, ("conv8",))["conv8"], before), method
 
 
 def test_flops_per_second_of_audio():
