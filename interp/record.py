@@ -7,8 +7,9 @@ The pipeline (NetDissect-style numbered steps, each resuming from its saved file
 2. **shards**: clips are decoded ahead of the model, in background threads (or, with
    ``decoder="process"``, in worker processes that survive a crashing decoder), with a bounded
    look-ahead, so memory does not grow with the corpus. The fast inference path
-   (:mod:`soundnet.fast`; forward hooks on the plain model otherwise) runs batches of clips of
-   equal length, and each layer is reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once,
+   (:mod:`soundnet.fast`; forward hooks on the plain model otherwise) runs batches of clips
+   sorted by length, zeroing each clip's frames past its end after every layer (so batching
+   changes no statistic), and each layer is reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once,
    so time-resolved activations of a whole corpus are never held. Each shard of ``shard_size``
    clips (its clip rows in Parquet, its summaries as one ``.npz`` of float32 matrices) is
    written to a temporary folder and renamed when complete.
@@ -780,15 +781,15 @@ class _Engine:
     ----------
     model : SoundNet8 or FastSoundNet
         A plain :class:`soundnet.model.SoundNet8` (hooks through :class:`LayerTap`; with
-        ``config.fast`` a :class:`soundnet.fast.FastSoundNet` copy is made for batches of equal
-        lengths), or a ``FastSoundNet`` alone (then clips of unequal lengths run one at a time).
+        ``config.fast`` a :class:`soundnet.fast.FastSoundNet` copy runs every batch instead), or
+        a ``FastSoundNet`` alone.
     config : RecordConfig
 
     Notes
     -----
-    Exactness: a batch of unequal lengths is only run through the hooked plain model, whose taps
-    zero every frame beyond an item's length, so each item's statistics equal an unbatched pass.
-    The fast path runs only batches whose items all have the same length (no batch padding).
+    Exactness: in a batch of unequal lengths every frame beyond an item's length is zeroed after
+    every block (by the taps of the plain model, or by the fast path itself), so each item's
+    statistics equal an unbatched pass.
     """
 
     def __init__(self, model: torch.nn.Module, config: RecordConfig) -> None:
@@ -811,14 +812,9 @@ class _Engine:
     # -- one batch ----------------------------------------------------------------------------
     def _forward(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool = False) -> _Pass:
         """Run one batch of waveforms ([-1, 1], unscaled) and summarise ``layers`` per item."""
-        lengths = [len(w) for w in waves]
-        if self.fast is not None and len(set(lengths)) == 1:
+        if self.fast is not None:
             return self._forward_fast(waves, layers, keep=keep)
-        if self.plain is None:  # fast only, unequal lengths: one at a time (exact)
-            passes = [self._forward_fast([w], layers, keep=False) for w in waves]
-            summaries = {l: {k: np.concatenate([p.summaries[l][k] for p in passes])
-                             for k in passes[0].summaries[l]} for l in passes[0].summaries}
-            return _Pass(summaries, {})
+        lengths = [len(w) for w in waves]
         xt = self._batch_tensor(waves)
         last = max(LAYERS.index(l) for l in layers)
         need = [l for l in LAYERS[: last + 1] if l not in HEAD_LAYERS]
@@ -842,16 +838,19 @@ class _Engine:
         return x.to(self.device)
 
     def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
+        """The fast path; a batch of unequal lengths is masked per item after every layer, as the
+        hooks of the plain path do (see ``FastSoundNet.extract_features(lengths=...)``)."""
         xt = self._batch_tensor(waves)
+        lengths = [len(w) for w in waves]
         with torch.inference_mode():
-            feats = self.fast.extract_features(xt, layers=list(layers), contiguous=False)
-        n = len(waves[0])
+            feats = self.fast.extract_features(xt, layers=list(layers), contiguous=False, lengths=lengths)
         summaries, outputs = {}, {}
         for name in layers:
             out = feats[name]
             if out.shape[-1] == 0:
                 continue  # as the hooks: a layer without frames gives no summary
-            valid = torch.full((len(waves),), summary_frames(n, name, edge=self.config.edge), dtype=torch.long)
+            per_length = {n: summary_frames(n, name, edge=self.config.edge) for n in set(lengths)}
+            valid = torch.tensor([per_length[n] for n in lengths], dtype=torch.long)
             summaries[name] = summarize_batch(out, valid, name)
             if keep:
                 outputs[name] = out

@@ -312,7 +312,8 @@ class FastSoundNet(nn.Module):
         return feats["conv8"], feats["conv8_2"]
 
     def extract_features(
-        self, x: torch.Tensor, *, layers: Sequence[str] | None = None, contiguous: bool = True
+        self, x: torch.Tensor, *, layers: Sequence[str] | None = None, contiguous: bool = True,
+        lengths: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Every requested layer's output by name, as :meth:`SoundNet8.extract_features`.
 
@@ -331,6 +332,13 @@ class FastSoundNet(nn.Module):
             views of its time-major buffers (strides ``(frames * units, 1, units)``): same
             values, no transposing copy; for callers that only reduce over frames, such as
             :func:`interp.record.record_corpus`.
+        lengths : sequence of int, optional
+            Each item's true length in samples, for a batch of clips of unequal lengths padded
+            to ``n_samples`` (default: every item is ``n_samples`` long). After every layer the
+            frames beyond an item's own frame count (:func:`soundnet.geometry.n_frames`) are set
+            to zero, which is what that layer's zero padding gives an unbatched pass: each
+            item's first ``n_frames(length, layer)`` frames equal its unbatched outputs (up to
+            float32 rounding), and its later frames are 0.
 
         Returns
         -------
@@ -350,10 +358,11 @@ class FastSoundNet(nn.Module):
         if any(w in HEAD_LAYERS for w in wanted):
             last = len(CONV_LAYERS) - 1
         x = x.to(device=self.device, dtype=torch.float32)
+        counts = _item_lengths(lengths, x.shape[0], x.shape[-1])
         with torch.inference_mode(), self._threads():
             run = self._run_gemm if self.method == "gemm" else self._run_conv
             heads = [h for h in HEAD_LAYERS if h in wanted]
-            out = run(x, CONV_LAYERS[: last + 1], heads, set(wanted))
+            out = run(x, CONV_LAYERS[: last + 1], heads, set(wanted), counts)
             if contiguous:
                 out = {name: t.contiguous() for name, t in out.items()}
         if seed_layout:
@@ -373,9 +382,9 @@ class FastSoundNet(nn.Module):
         finally:
             torch.set_num_threads(before)
 
-    def _run_conv(self, x, convs, heads, wanted) -> dict[str, torch.Tensor]:
+    def _run_conv(self, x, convs, heads, wanted, lengths) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        h = x
+        h = _masked(x.clone(), lengths, None) if lengths else x
         for name in convs:
             spec = SPEC_BY_NAME[name]
             with torch.profiler.record_function(f"soundnet.fast.{name}"):
@@ -389,6 +398,8 @@ class FastSoundNet(nn.Module):
                                  spec.stride, spec.padding).relu_()
                     if spec.pool:
                         h = F.max_pool1d(h, spec.pool, spec.pool)
+                    if lengths:
+                        h = _masked(h, lengths, name)
             if name in wanted:
                 out[name] = h
         for name in heads:
@@ -399,9 +410,11 @@ class FastSoundNet(nn.Module):
                 else:
                     out[name] = F.conv1d(h, getattr(self, f"{name}_weight"),
                                          getattr(self, f"{name}_bias"), spec.stride)
+                    if lengths:
+                        out[name] = _masked(out[name], lengths, name)
         return out
 
-    def _run_gemm(self, x, convs, heads, wanted) -> dict[str, torch.Tensor]:
+    def _run_gemm(self, x, convs, heads, wanted, lengths) -> dict[str, torch.Tensor]:
         batch = x.shape[0]
         out: dict[str, torch.Tensor] = {}
         # h: time-major (batch, frames + margins, channels) buffer; rows [lead, lead + n) hold
@@ -411,6 +424,8 @@ class FastSoundNet(nn.Module):
         lead = first.spec.padding if first else 0
         h = _padded_buffer(x, batch, lead, n, _rows_needed(n, first) if first else n, 1)
         h[:, lead:lead + n, 0] = x[:, 0]
+        if lengths:
+            _masked(h[:, lead:lead + n].transpose(1, 2), lengths, None)
         workers = self.workers
         # a chunk is worked on by all of torch's threads, or by one worker thread
         threads_per_chunk = torch.get_num_threads() if workers == 1 else 1
@@ -427,11 +442,14 @@ class FastSoundNet(nn.Module):
                     h, n, lead, feats = self._gemm_layer(
                         h, n, lead, plan, nxt, want=name in wanted, executor=executor,
                         workers=workers, chunk_bytes=chunk_bytes)
+                    if lengths:  # the next layer reads zeros past each item's end
+                        _masked(h[:, lead:lead + n].transpose(1, 2), lengths, name)
                 if feats is not None:
                     out[name] = feats
         if heads:
             with torch.profiler.record_function("soundnet.fast.heads"):
-                out.update(self._gemm_heads(h, n, lead, heads))
+                out.update({name: _masked(t, lengths, name) if lengths else t
+                            for name, t in self._gemm_heads(h, n, lead, heads).items()})
         return out
 
     def _gemm_layer(
@@ -563,6 +581,33 @@ class FastSoundNet(nn.Module):
         prod = prod.view(batch, n_out, -1).transpose(1, 2)
         parts = dict(zip(HEAD_LAYERS, torch.split(prod, sizes, dim=1)))
         return {name: parts[name].contiguous() for name in HEAD_LAYERS if name in heads}
+
+
+def _item_lengths(lengths: Sequence[int] | None, batch: int, n_samples: int) -> list[int] | None:
+    """Validated per-item lengths, or None when every item is ``n_samples`` long."""
+    if lengths is None:
+        return None
+    try:
+        values = [int(v) for v in lengths]
+    except (TypeError, ValueError):
+        values = None
+    if (values is None or len(values) != batch or any(isinstance(v, bool) for v in lengths)
+            or any(not 0 <= v <= n_samples for v in values)):
+        raise ParameterError(
+            f"The 'lengths' parameter of extract_features must give {batch} int(s) between 0 and "
+            f"{n_samples} (the batch's samples). Got {lengths!r} instead.")
+    return None if all(v == n_samples for v in values) else values
+
+
+def _masked(t: torch.Tensor, lengths: list[int], layer: str | None) -> torch.Tensor:
+    """Zero, in place, the frames of ``t`` ``(batch, channels, frames)`` past each item's own
+    frame count at ``layer`` (its length in samples when ``layer`` is None); returns ``t``."""
+    frames = t.shape[-1]
+    for i, length in enumerate(lengths):
+        own = length if layer is None else n_frames(length, layer)
+        if own < frames:
+            t[i, :, own:] = 0
+    return t
 
 
 def _padded_buffer(

@@ -85,6 +85,39 @@ def test_batch_of_clips_all_layers(model, clips):
         assert torch.allclose(value[0], plain[name][3], rtol=0, atol=REL_TOL * plain[name].abs().max().item())
 
 
+def test_batch_of_unequal_lengths_equals_each_clip_alone(model, clips):
+    # 8 real clips of different lengths (one under conv5's minimum), zero-padded to the longest,
+    # plus one long enough for the heads; each item's first n_frames(len, layer) frames must be
+    # its unbatched output, and the rest 0
+    waves = list(clips) + [fit_length(clips[-1], min_samples=250_000, policy="tile")]
+    lengths = [len(w) for w in waves]
+    x = torch.zeros(len(waves), 1, max(lengths))
+    for i, w in enumerate(waves):
+        x[i, 0, :len(w)] = to_model_input(w)[0, 0]
+    for method in ("gemm", "conv"):
+        net = FastSoundNet(model, method=method)
+        with torch.inference_mode():
+            got = net.extract_features(x, lengths=lengths)
+            views = net.extract_features(x, lengths=lengths, contiguous=False)
+        for i, w in enumerate(waves):
+            alone = features(model, to_model_input(w))
+            for name in LAYERS:
+                own = alone[name].shape[-1]
+                assert own == frame_counts(len(w))[name]
+                for res in (got, views):
+                    ref = alone[name][0]
+                    item = res[name][i]
+                    if own:
+                        err = (item[:, :own] - ref).abs().max().item()
+                        assert err <= REL_TOL * max(ref.abs().max().item(), 1e-6), (method, i, name, err)
+                    assert not item[:, own:].any(), (method, i, name)
+        assert got["conv8"][-1].shape[-1] >= 1  # the heads really ran
+    with pytest.raises(ParameterError, match="'lengths'"):
+        FastSoundNet(model).extract_features(x, lengths=lengths[:-1])
+    with pytest.raises(ParameterError, match="'lengths'"):
+        FastSoundNet(model).extract_features(x, lengths=[x.shape[-1] + 1] * len(waves))
+
+
 def test_long_file_with_heads(model, fast, long_dir):
     path = sorted(long_dir.glob("*.flac"))[0]
     x = to_model_input(read_audio(path))
