@@ -5,17 +5,21 @@ so that decoding and resampling count), this measures
 
 (a) the seed's way: the seed's model structure (``Conv2d`` with width 1, as ``SoundNet8_pytorch``),
     per-clip ``librosa.load`` at 22050 Hz, ``extract_feat`` to numpy, summaries in numpy;
-(b) the toolkit's ``record_corpus`` (decoding in worker processes, the fast inference path,
-    summaries in hooks, Parquet shards and merge),
+(b) the toolkit's ``record_corpus`` (decoding ahead of the model in threads, or in worker
+    processes with ``--decoder process``; the fast inference path; per-clip summaries; shards,
+    merge into Parquet tables and top-k),
 
-both over conv1..conv7, and prints x real time for each and the ratio b/a; the model's FLOPs per
-audio second, the forward pass's achieved GFLOP/s and a float32 GEMM peak measured in the same run,
-with their ratio; and the peak memory of ``record`` for 100 and 1,000 clips. The last line is
-machine-readable::
+both over conv1..conv7. Both ways first run on 8 clips (one-time costs such as librosa's lazy
+imports and numba compilation are not counted), then ``--repeats`` timed runs of each,
+interleaved; medians are reported. It prints x real time for each and the ratio b/a; the
+model's FLOPs per audio second, the forward pass's achieved GFLOP/s (batches as ``record`` runs
+them) and a float32 GEMM peak measured in the same run, with their ratio; and the peak memory of
+``record`` for 100 and 1,000 clips. The last line is machine-readable::
 
     RESULT peak_fraction=<forward GFLOP/s / GEMM peak> speedup=<b / a> memory_ratio=<peak 1000 / peak 100>
 
-Usage: ``python benchmarks/bench_record.py [--clips 200] [--seconds 5] [--skip-memory]``
+Usage: ``python benchmarks/bench_record.py [--clips 200] [--seconds 5] [--repeats 3]
+[--workers 2] [--decoder thread] [--skip-memory]``
 """
 
 from __future__ import annotations
