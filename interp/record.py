@@ -537,9 +537,9 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
                    decoder: str = "thread") -> Iterator[_Decoded]:
     """Decode rows ahead of the consumer; yield them in order.
 
-    With ``workers`` > 0 the decoding runs in the background while the consumer works (the
-    forward pass), at most ``lookahead`` clips and about :data:`_LOOKAHEAD_SAMPLES` samples
-    ahead of it (bounded memory); ``workers`` = 0 decodes in the calling thread, when asked.
+    With ``workers`` > 0 clips are decoded ahead of the consumer, at most ``lookahead`` clips and
+    about :data:`_LOOKAHEAD_SAMPLES` samples ahead of it (bounded memory); ``workers`` = 0
+    decodes in the calling thread, when asked.
 
     ``decoder="thread"``: ``workers`` threads of this process (the decoders release the GIL).
     No copies between processes and no competing processes: the fastest when the forward pass
@@ -562,7 +562,7 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
         return (_decode_row(r, long_s) for r in rows)
     if decoder == "thread":
         return _ThreadDecodeStream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
-    return _DecodeStream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
+    return _process_decode_stream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
 
 
 def _decode_row_safe(row: dict, long_s: float) -> _Decoded:
@@ -611,113 +611,39 @@ class _ThreadDecodeStream:
         self._pending.clear()
 
 
-class _DecodeStream:
-    """``decoder="process"`` of :func:`_decode_stream`: a thread that feeds the worker processes
-    and collects their results (it waits on pipes, so it holds no core)."""
+def _process_decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> Iterator[_Decoded]:
+    """``decoder="process"`` of :func:`_decode_stream`: worker processes, each holding one clip;
+    work is handed out as the consumer pulls, within the look-ahead."""
+    from multiprocessing.connection import wait
 
-    def __init__(self, rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> None:
-        import threading
-
-        self._rows, self._long_s = rows, long_s
-        self._lookahead = max(1, int(lookahead))
-        self._n_workers = min(workers, max(len(rows), 1))
-        self._cond = threading.Condition()
-        self._done: dict[int, _Decoded] = {}
-        self._buffered = 0  # samples in self._done
-        self._next_out = 0
-        self._closing = False
-        self._error: BaseException | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        # fork on Linux: workers only decode (no torch calls), and a user's script needs no
-        # `if __name__ == "__main__":` guard, which spawn and forkserver would require
-        self._ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        self._pool = [_Worker(self._ctx, long_s) for _ in range(self._n_workers)]
-        self._thread = threading.Thread(target=self._run, name="soundnet-decode-feeder", daemon=True)
-        self._thread.start()
-
-    # -- consumer side --------------------------------------------------------------------------
-    def __iter__(self) -> "_DecodeStream":
-        return self
-
-    def __next__(self) -> _Decoded:
-        with self._cond:
-            if self._next_out >= len(self._rows):
-                raise StopIteration
-            while self._next_out not in self._done:
-                if self._error is not None:
-                    raise RuntimeError("decoding failed") from self._error
-                if not self._thread.is_alive():
-                    raise RuntimeError(f"decoding stopped at clip {self._next_out}")
-                self._cond.wait(0.5)
-            d = self._done.pop(self._next_out)
-            self._buffered -= 0 if d.audio is None else d.audio.size
-            self._next_out += 1
-        self._wake()
-        return d
-
-    def close(self) -> None:
-        """Stop the feeder thread and the workers (idempotent)."""
-        import threading
-
-        with self._cond:
-            self._closing = True
-        self._wake()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
-
-    def __del__(self) -> None:
-        if getattr(self, "_wake_w", -1) >= 0:
-            self.close()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (the feeder will wake anyway) or closed
-
-    # -- the feeder thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            self._feed()
-        except BaseException as exc:  # surfaced to the consumer
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
-        finally:
-            for w in self._pool:
-                w.stop()
-
-    def _feed(self) -> None:
-        from multiprocessing.connection import wait
-
-        rows, pool, n = self._rows, self._pool, len(self._rows)
-        retry: deque = deque()
-        crashes: dict[int, int] = {}
-        next_in = 0
-        while True:
-            with self._cond:
-                if self._closing:
-                    return
-                next_out, buffered = self._next_out, self._buffered
-                if next_out >= n:
-                    return
+    # fork on Linux: workers only decode (no torch calls), and a user's script needs no
+    # `if __name__ == "__main__":` guard, which spawn and forkserver would require
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    n = len(rows)
+    pool = [_Worker(ctx, long_s) for _ in range(min(workers, max(n, 1)))]
+    done: dict[int, _Decoded] = {}
+    held = 0  # samples decoded and not yet yielded
+    retry: deque = deque()
+    crashes: dict[int, int] = {}
+    next_in = next_out = 0
+    try:
+        while next_out < n:
+            if next_out in done:
+                d = done.pop(next_out)
+                held -= 0 if d.audio is None else d.audio.size
+                yield d
+                next_out += 1
+                continue
             for k, w in enumerate(pool):  # hand out work, retries first, within the look-ahead
                 if w.task is not None:
                     continue
                 if not w.proc.is_alive():  # died idle (killed from outside): replace it
                     w.proc.join(timeout=5)
                     w.conn.close()
-                    pool[k] = w = _Worker(self._ctx, self._long_s)
+                    pool[k] = w = _Worker(ctx, long_s)
                 if retry:
                     i = retry.popleft()
-                elif next_in < n and next_in - next_out < self._lookahead and buffered < _LOOKAHEAD_SAMPLES:
+                elif next_in < n and next_in - next_out < lookahead and held < _LOOKAHEAD_SAMPLES:
                     i, next_in = next_in, next_in + 1
                 else:
                     break
@@ -726,37 +652,34 @@ class _DecodeStream:
                 except OSError:  # died just now: its sentinel says so below, and the clip is retried
                     pass
             busy = [w for w in pool if w.task is not None]
-            ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy] + [self._wake_r]))
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
+            if not busy:  # cannot happen: the clip awaited is in flight, retried or done
+                raise RuntimeError(f"decoding stalled at clip {next_out}")
+            ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
             for k, w in enumerate(pool):
                 if w.task is None:
                     continue
                 if w.conn in ready:
                     try:
                         i, res = w.receive()
+                        done[i], w.task = res, None
+                        held += 0 if res.audio is None else res.audio.size
                     except (EOFError, OSError):  # died while sending
                         ready.add(w.proc.sentinel)
-                    else:
-                        w.task = None
-                        with self._cond:
-                            self._done[i] = res
-                            self._buffered += 0 if res.audio is None else res.audio.size
-                            self._cond.notify_all()
                 if w.proc.sentinel in ready or not w.proc.is_alive():
                     w.proc.join(timeout=5)
                     if w.task is not None:
                         i, row = w.task
                         crashes[i] = crashes.get(i, 0) + 1
                         if crashes[i] >= 2:
-                            with self._cond:
-                                self._done[i] = _failed(row, f"error: the decoder crashed (worker exit "
-                                                             f"code {w.proc.exitcode})")
-                                self._cond.notify_all()
+                            done[i] = _failed(row, f"error: the decoder crashed (worker exit code "
+                                                   f"{w.proc.exitcode})")
                         else:
                             retry.append(i)
                     w.conn.close()
-                    pool[k] = _Worker(self._ctx, self._long_s)
+                    pool[k] = _Worker(ctx, long_s)
+    finally:
+        for w in pool:
+            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1225,13 +1148,13 @@ _ACT_PARQUET = {"use_dictionary": ["clip_id"], "write_statistics": ["clip_id"]}
 _ROW_GROUP_ROWS = 4096
 
 
-def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str, int], k: int,
-           durations: dict[str, float] | None = None) -> pd.DataFrame:
+def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str, int], k: int) -> pd.DataFrame:
     """Stream the shards into the final tables; returns the clip table.
 
-    Each ``activations/<layer>.<stat>.parquet`` gets one row group per shard, and each layer's
+    Each ``activations/<layer>.<stat>.parquet`` gets row groups of about
+    :data:`_ROW_GROUP_ROWS` rows (whole shards gathered), and each layer's
     top-k is an exact streaming top-k over the shards; these jobs run on a few threads (Parquet
-    encoding and numpy release the GIL). Memory: one shard's matrix per job at a time, a
+    encoding and numpy release the GIL). Memory: one row group's matrix per job at a time, a
     :class:`TopK` of ``(n_units, k)`` per layer, and the clip table itself.
     """
     shard_dirs = [_shard_dir(run_dir, i) for i in range(n_shards)]
@@ -1479,26 +1402,23 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
     # made a 600-clip recording 10 % slower than 8 to 16 (benchmarks/bench_record.py).
     stream = _decode_stream(rows_todo, workers=config.workers, decoder=config.decoder,
                             lookahead=max(config.batch_size, 4 * config.workers), long_s=config.chunk_s)
+    state = {"audio_s": 0.0, "failed": 0}
+    bar = None
     try:
         engine = _Engine(get_model(), config)
-    except BaseException:
-        stream.close()
-        raise
-    bar = _progress(len(rows_todo), enabled=progress)
-    t0 = time.perf_counter()
-    state = {"audio_s": 0.0, "failed": 0}
+        bar = _progress(len(rows_todo), enabled=progress)
+        t0 = time.perf_counter()
 
-    def tick(n_clips: int, audio_s: float) -> None:
-        state["audio_s"] += audio_s
-        if bar is not None:
-            el = time.perf_counter() - t0
-            post = f"{state['audio_s'] / el:.0f}x real time" if el > 0 else ""
-            if state["failed"]:
-                post += f", {state['failed']} failed"
-            bar.set_postfix_str(post, refresh=False)
-            bar.update(n_clips)
+        def tick(n_clips: int, audio_s: float) -> None:
+            state["audio_s"] += audio_s
+            if bar is not None:
+                el = time.perf_counter() - t0
+                post = f"{state['audio_s'] / el:.0f}x real time" if el > 0 else ""
+                if state["failed"]:
+                    post += f", {state['failed']} failed"
+                bar.set_postfix_str(post, refresh=False)
+                bar.update(n_clips)
 
-    try:
         for i in todo:
             rows = records[i * size:(i + 1) * size]
             decoded = [next(stream) for _ in rows]

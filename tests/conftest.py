@@ -42,3 +42,14 @@ def model():
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def npy_path() -> Path:
+    """The verified ``sound8.npy`` in the cache (downloaded when absent)."""
+    from soundnet.weights import cache_dir, fetch_weights
+
+    path = cache_dir() / "sound8.npy"
+    if not path.is_file():
+        fetch_weights()
+    return path

@@ -19,18 +19,9 @@ from soundnet.audio import INPUT_SCALE, read_audio, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.labels import decode
 from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYER_SPECS, LAYERS
-from soundnet.weights import cache_dir, fetch_weights, read_npy
+from soundnet.weights import npy_to_state_dict, read_npy
 
 REL_TOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def npy_path() -> Path:
-    """The verified ``sound8.npy`` in the cache (downloaded when absent)."""
-    path = cache_dir() / "sound8.npy"
-    if not path.is_file():
-        fetch_weights()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -126,19 +117,7 @@ def test_reference_detects_a_wrong_layout(params, reference_clips):
 
 def _seed_state_dict(params: dict) -> dict[str, torch.Tensor]:
     """A state dict in the seed's layout: Conv2d weights (out, in, k, 1), BatchNorm2d keys."""
-    sd: dict[str, torch.Tensor] = {}
-    for spec in LAYER_SPECS:
-        p = params[spec.name]
-        w = p["weights"][:, 0, :, :].transpose(2, 1, 0)[..., None]  # (out, in, k, 1)
-        sd[f"{spec.name}.0.weight"] = torch.from_numpy(np.ascontiguousarray(w))
-        sd[f"{spec.name}.0.bias"] = torch.from_numpy(p["biases"].copy())
-        if spec.batchnorm:
-            sd[f"{spec.name}.1.weight"] = torch.from_numpy(p["gamma"].copy())
-            sd[f"{spec.name}.1.bias"] = torch.from_numpy(p["beta"].copy())
-            sd[f"{spec.name}.1.running_mean"] = torch.from_numpy(p["mean"].copy())
-            sd[f"{spec.name}.1.running_var"] = torch.from_numpy(p["var"].copy())
-            sd[f"{spec.name}.1.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
-    return sd
+    return {k: v[..., None] if k.endswith(".0.weight") else v for k, v in npy_to_state_dict(params).items()}
 
 
 def test_npy_and_seed_pth_routes_give_identical_outputs(tmp_path, npy_path, params, long_dir):

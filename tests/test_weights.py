@@ -20,8 +20,6 @@ from soundnet.model import LAYERS
 from soundnet.weights import (
     NPY_SHA256,
     NPY_SIZE_BYTES,
-    cache_dir,
-    fetch_weights,
     load_state_dict,
     npy_to_state_dict_keys,
     read_npy,
@@ -31,15 +29,6 @@ from soundnet.weights import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def npy_path() -> Path:
-    """The verified ``sound8.npy`` in the cache (downloaded when absent)."""
-    path = cache_dir() / "sound8.npy"
-    if not path.is_file():
-        fetch_weights()
-    return path
 
 
 def _env(**extra: str) -> dict[str, str]:
