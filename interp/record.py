@@ -543,7 +543,7 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
 
     ``decoder="thread"``: ``workers`` threads of this process (the decoders release the GIL).
     No copies between processes and no competing processes: the fastest when the forward pass
-    already uses every core (on 2 cores, 200 clips of 5 s: about 0.8 s against 1.1 to 1.4 s with
+    already uses every core (on 2 cores, 200 clips of 5 s: about 0.8 s against 1.0 to 1.4 s with
     processes; ``benchmarks/bench_record.py --decoder process``). A decoder that crashes the process (a
     segmentation fault in a C library on a malformed file) stops the run; a resumed run stops at
     the same clip. ``decoder="process"``: ``workers`` worker processes, each with its own pipe
