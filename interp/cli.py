@@ -35,9 +35,11 @@ def _layers(text: str) -> tuple[str, ...]:
 def _cmd_record(args: argparse.Namespace) -> int:
     from interp.record import RecordConfig, record_corpus
 
-    settings = dict(batch_size=args.batch_size, workers=args.workers, decoder=args.decoder, device=args.device,
+    settings = dict(batch_size=args.batch_size, decoder=args.decoder, device=args.device,
                     topk=args.topk, shard_size=args.shard_size, short=args.short,
                     heads_short=args.heads_short, edge=args.edge, chunk_s=args.chunk_s, fast=not args.no_fast)
+    if args.workers is not None:
+        settings["workers"] = args.workers
     if args.layers:
         settings["layers"] = args.layers
     corpus_options = {}
@@ -138,9 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="run directory (resumed if interrupted)")
     r.add_argument("--layers", type=_layers, help="comma-separated layers (default: all)")
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--workers", type=int, default=2, help="clips decoded at a time, ahead of the model (0: inline)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="lanes: threads that each decode clips and run the model (default: the CPU cores, "
+                        "at most 8; 0 or 1: one)")
     r.add_argument("--decoder", choices=("thread", "process"), default="thread",
-                   help="decode in threads (default, fastest) or in worker processes, which turn a decoder "
+                   help="decode in the lanes (default, fastest) or in worker processes, which turn a decoder "
                         "crash on a malformed file into that clip's status (for untrusted files)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
     r.add_argument("--topk", type=int, default=16, help="clips kept per unit")

@@ -4,15 +4,16 @@ The pipeline (NetDissect-style numbered steps, each resuming from its saved file
 
 1. **corpus**: the corpus table (:func:`interp.corpora.load_corpus`) is frozen into the run's
    cache key together with the weights' SHA-256 and the :class:`RecordConfig`.
-2. **shards**: clips are decoded ahead of the model, in background threads (or, with
-   ``decoder="process"``, in worker processes that survive a crashing decoder), with a bounded
-   look-ahead, so memory does not grow with the corpus. The fast inference path
-   (:mod:`soundnet.fast`; forward hooks on the plain model otherwise) runs batches of clips
-   sorted by length, zeroing each clip's frames past its end after every layer (so batching
-   changes no statistic), and each layer is reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once,
-   so time-resolved activations of a whole corpus are never held. Each shard of ``shard_size``
-   clips (its clip rows in Parquet, its summaries as one ``.npz`` of float32 matrices) is
-   written to a temporary folder and renamed when complete.
+2. **shards**: lanes (one thread per core, see :class:`_Lanes`) decode the clips of a shard
+   (or take them from worker processes that survive a crashing decoder, with
+   ``decoder="process"``), then run its batches, at most about one shard ahead, so memory does
+   not grow with the corpus. The fast inference path (:mod:`soundnet.fast`; forward hooks on
+   the plain model otherwise) runs batches of clips sorted by length, zeroing each clip's
+   frames past its end after every layer (so batching changes no statistic), and each layer is
+   reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once, so time-resolved activations
+   of a whole corpus are never held. Each shard of ``shard_size`` clips (its clip rows in
+   Parquet, its summaries as one ``.npz`` of float32 matrices) is written, by the calling
+   thread, to a temporary folder and renamed when complete.
 3. **merge**: shards are streamed into ``clips.parquet``, ``activations/<layer>.<stat>.parquet``
    (the wide Parquet tables are written once, here) and ``topk.parquet`` (an exact streaming
    top-k), then ``run.json`` is marked complete.
@@ -30,6 +31,7 @@ import json
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -52,7 +54,7 @@ from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames,
                                head_frame_ok, layer_geometry, min_samples, n_frames)
 from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
 
-__all__ = ["RecordConfig", "RecordSummary", "LayerTap", "record_corpus", "summarize_batch", "summary_frames",
+__all__ = ["RecordConfig", "RecordSummary", "LayerTap", "record_corpus", "default_workers", "summarize_batch", "summary_frames",
            "head_waveform"]
 
 #: How clips are decoded: in threads of the recording process (``"thread"``), or in worker
@@ -61,6 +63,15 @@ DECODERS: tuple[str, ...] = ("thread", "process")
 
 _CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "start_s", "end_s", "duration_s",
                  "sample_rate_hz", "status", "note", "order")
+
+
+def default_workers() -> int:
+    """Lanes of a recording by default: the CPU cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 @dataclass(frozen=True)
@@ -90,14 +101,20 @@ class RecordConfig:
         every frame.
     chunk_s : float (in seconds)
         Clips longer than this are streamed in chunks (exact stitching).
-    batch_size, shard_size, workers : int
-        Execution settings (not part of the cache key, except ``shard_size``). ``workers``
-        clips are decoded at a time, ahead of the forward pass (0: in the recording thread).
+    batch_size, shard_size : int
+        Clips per forward pass (at most) and per resumable shard. ``batch_size`` is an
+        execution setting; ``shard_size`` is part of the cache key (shard boundaries must not
+        move under a resume).
+    workers : int
+        Lanes: threads that each decode clips and run batches, torch's intra-op threads divided
+        among them (see :class:`_Lanes`). Default: the CPU cores this process may use, at most
+        8 (2 on a 2-core machine: one lane per core, single-threaded). 0 or 1: one lane.
     decoder : {"thread", "process"}
-        Where clips are decoded: threads of the recording process (default, the fastest), or
-        worker processes, which turn a decoder that crashes on a malformed file into that
-        clip's status instead of the end of the run (for untrusted files); see
-        :func:`_decode_stream`. Not part of the cache key.
+        Where clips are decoded: in the lanes themselves (default, the fastest), or in
+        ``workers`` worker processes, which turn a decoder that crashes on a malformed file into
+        that clip's status instead of the end of the run (for untrusted files); see
+        :func:`_decode_stream`. ``workers``, ``batch_size``, ``decoder``, ``device``, ``fast``
+        and ``chunk_s`` are not part of the cache key.
     device : str
         ``"cpu"`` or ``"cuda"``.
     fast : bool
@@ -113,7 +130,7 @@ class RecordConfig:
     chunk_s: float = 120.0
     batch_size: int = 16
     shard_size: int = 128
-    workers: int = 2
+    workers: int = field(default_factory=default_workers)
     decoder: str = "thread"
     device: str = "cpu"
     fast: bool = True
@@ -534,22 +551,17 @@ _LOOKAHEAD_SAMPLES = 1 << 25
 
 
 def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float,
-                   decoder: str = "thread") -> Iterator[_Decoded]:
-    """Decode rows ahead of the consumer; yield them in order.
+                   decoder: str = "process") -> Iterator[_Decoded]:
+    """Decode rows ahead of the consumer in worker processes; yield them in order.
 
-    With ``workers`` > 0 clips are decoded ahead of the consumer, at most ``lookahead`` clips and
-    about :data:`_LOOKAHEAD_SAMPLES` samples ahead of it (bounded memory); ``workers`` = 0
-    decodes in the calling thread, when asked.
-
-    ``decoder="thread"``: ``workers`` threads of this process (the decoders release the GIL).
-    No copies between processes and no competing processes: the fastest when the forward pass
-    already uses every core (on 2 cores, 200 clips of 5 s: about 0.8 s against 1.0 to 1.4 s with
-    processes; ``benchmarks/bench_record.py --decoder process``). A decoder that crashes the process (a
-    segmentation fault in a C library on a malformed file) stops the run; a resumed run stops at
-    the same clip. ``decoder="process"``: ``workers`` worker processes, each with its own pipe
-    and one clip at a time, so a worker that dies (a decoder crash, the OOM killer) is known by
-    the clip it held: the clip is retried once in a fresh worker, then gets the status
-    ``error: the decoder crashed``, and the run goes on. Use it for untrusted files.
+    ``decoder="process"`` (used by :func:`record_corpus` with that setting): ``workers``
+    worker processes, each with its own pipe and one clip at a time, at most ``lookahead``
+    clips and about :data:`_LOOKAHEAD_SAMPLES` samples ahead of the consumer (bounded memory).
+    A worker that dies (a decoder crash, the OOM killer) is known by the clip it held: the clip
+    is retried once in a fresh worker, then gets the status ``error: the decoder crashed``, and
+    the run goes on. Use it for untrusted files. With ``workers`` = 0, or ``decoder="thread"``
+    (where :class:`_Lanes` decode in their own threads), rows are decoded in the calling thread
+    as they are pulled.
 
     Returns
     -------
@@ -558,10 +570,8 @@ def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: fl
     """
     if decoder not in DECODERS:
         raise ParameterError(f"The 'decoder' parameter must be one of {DECODERS}. Got {decoder!r} instead.")
-    if workers <= 0:
-        return (_decode_row(r, long_s) for r in rows)
-    if decoder == "thread":
-        return _ThreadDecodeStream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
+    if workers <= 0 or decoder == "thread":
+        return (_decode_row_safe(r, long_s) for r in rows)
     return _process_decode_stream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
 
 
@@ -572,47 +582,8 @@ def _decode_row_safe(row: dict, long_s: float) -> _Decoded:
         return _failed(row, f"error: {type(exc).__name__}: {exc}")
 
 
-class _ThreadDecodeStream:
-    """``decoder="thread"`` of :func:`_decode_stream`: a pool of decoding threads, clips handed
-    out in corpus order within the look-ahead, results taken in order."""
-
-    def __init__(self, rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._rows, self._long_s = rows, long_s
-        self._lookahead = max(1, int(lookahead))
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="soundnet-decode")
-        self._pending: deque = deque()
-        self._next_in = 0
-        self._fill()
-
-    def _fill(self) -> None:
-        held = sum(f.result().audio.size for f in self._pending
-                   if f.done() and f.result().audio is not None)
-        while (self._next_in < len(self._rows) and len(self._pending) < self._lookahead
-               and held < _LOOKAHEAD_SAMPLES):
-            self._pending.append(self._pool.submit(_decode_row_safe, self._rows[self._next_in], self._long_s))
-            self._next_in += 1
-
-    def __iter__(self) -> "_ThreadDecodeStream":
-        return self
-
-    def __next__(self) -> _Decoded:
-        if not self._pending:
-            self.close()
-            raise StopIteration
-        d = self._pending.popleft().result()
-        self._fill()
-        return d
-
-    def close(self) -> None:
-        """Drop what is not decoded yet and wait for the threads (idempotent)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
-
-
 def _process_decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> Iterator[_Decoded]:
-    """``decoder="process"`` of :func:`_decode_stream`: worker processes, each holding one clip;
+    """:func:`_decode_stream`'s worker processes, each holding one clip;
     work is handed out as the consumer pulls, within the look-ahead."""
     from multiprocessing.connection import wait
 
@@ -792,6 +763,51 @@ class _Engine:
             yield list(range(i, j))
             i = j
 
+    def plan(self, clips: list[_Decoded]) -> tuple[dict[int, dict[str, dict[str, np.ndarray]]], list[Callable[[], tuple[int, float]]]]:
+        """The batches of :meth:`summarize`, as jobs that can run on any thread, in any order.
+
+        Parameters
+        ----------
+        clips : list of _Decoded
+            Decoded ok clips (with audio).
+
+        Returns
+        -------
+        out : dict of int to dict
+            Per clip (by order), per layer, ``{stat: (n_units,)}``; filled in as the jobs run
+            (each job writes its own clips' entries).
+        jobs : list of callable
+            Each runs one batch and returns ``(n_clips, audio_s)`` of the main pass (``(0,
+            0.0)`` for a second-pass batch of the heads). Batches are fixed here, from the
+            clips alone: the results do not depend on the order or the thread of the jobs.
+        """
+        cfg = self.config
+        out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
+        # conv layers (and heads for clips long enough), batched by length
+        items = sorted(clips, key=lambda c: len(c.audio))
+        waves_all = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items]
+        lengths = [len(w) for w in waves_all]
+        jobs: list[Callable[[], tuple[int, float]]] = []
+
+        def main_pass(idx: list[int]) -> tuple[int, float]:
+            batch = [items[k] for k in idx]
+            self._collect(self._forward([waves_all[k] for k in idx], cfg.layers), batch, out)
+            return len(batch), sum(len(c.audio) for c in batch) / SAMPLE_RATE_HZ
+
+        jobs += [lambda idx=idx: main_pass(idx) for idx in self._batches(items, lengths)]
+        # heads for clips without a clean head frame: tiled (or padded) to 20 s, a second pass
+        if self.head_layers and cfg.heads_short != "none":
+            short = [c for c in items if not head_frame_ok(len(c.audio)).any()]
+
+            def heads_pass(batch: list[_Decoded]) -> tuple[int, float]:
+                waves = [head_waveform(c.audio, heads_short=cfg.heads_short) for c in batch]
+                self._collect(self._forward(waves, self.head_layers), batch, out)
+                return 0, 0.0
+
+            jobs += [lambda b=short[i: i + cfg.batch_size]: heads_pass(b)
+                     for i in range(0, len(short), cfg.batch_size)]
+        return out, jobs
+
     def summarize(self, clips: list[_Decoded], *,
                   progress: Callable[[int, float], None] | None = None) -> dict[int, dict[str, dict[str, np.ndarray]]]:
         """Per clip (by order) and layer, the summaries ``{stat: (n_units,)}``.
@@ -803,27 +819,11 @@ class _Engine:
         progress : callable, optional
             Called as ``progress(n_clips, audio_s)`` after each batch of the main pass.
         """
-        cfg = self.config
-        out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
-        # conv layers (and heads for clips long enough), batched by length
-        items = sorted(clips, key=lambda c: len(c.audio))
-        waves_all = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items]
-        lengths = [len(w) for w in waves_all]
-        for idx in self._batches(items, lengths):
-            batch = [items[k] for k in idx]
-            res = self._forward([waves_all[k] for k in idx], cfg.layers)
-            self._collect(res, batch, out)
-            if progress is not None:
-                progress(len(batch), sum(len(c.audio) for c in batch) / SAMPLE_RATE_HZ)
-        del waves_all
-        # heads for clips without a clean head frame: tiled (or padded) to 20 s, a second pass
-        if self.head_layers and cfg.heads_short != "none":
-            short = [c for c in items if not head_frame_ok(len(c.audio)).any()]
-            for i in range(0, len(short), cfg.batch_size):
-                batch = short[i: i + cfg.batch_size]
-                waves = [head_waveform(c.audio, heads_short=cfg.heads_short) for c in batch]
-                res = self._forward(waves, self.head_layers)
-                self._collect(res, batch, out)
+        out, jobs = self.plan(clips)
+        for job in jobs:
+            n_clips, audio_s = job()
+            if progress is not None and n_clips:
+                progress(n_clips, audio_s)
         return out
 
     @staticmethod
@@ -1135,9 +1135,13 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
 
 def _stat_table(clip_ids: np.ndarray, mat: np.ndarray) -> pa.Table:
     """``clip_id`` plus one float32 column per unit (``"0"``, ``"1"``, ...) of ``mat``."""
-    cols = np.ascontiguousarray(mat.T, dtype=np.float32)  # each unit's column contiguous: no copy below
-    return pa.Table.from_arrays([pa.array(clip_ids.astype(str), pa.string())] + [pa.array(c) for c in cols],
-                                names=["clip_id"] + unit_columns(mat.shape[1]))
+    n_rows, n_units = mat.shape
+    # one Arrow array of the unit-major values, sliced into columns (no copies; half the time
+    # of one pa.array per column)
+    flat = pa.array(np.ascontiguousarray(mat.T, dtype=np.float32).reshape(-1))
+    return pa.Table.from_arrays([pa.array(clip_ids.astype(str), pa.string())]
+                                + [flat.slice(i * n_rows, n_rows) for i in range(n_units)],
+                                names=["clip_id"] + unit_columns(n_units))
 
 
 #: Parquet settings of the activation tables: no dictionary or statistics for the float unit
@@ -1213,9 +1217,9 @@ def _topk_table(top: TopK, layer: str, clips_by_order: pd.DataFrame) -> pd.DataF
     """The ``topk.parquet`` rows of one layer (see docs/run-directory.md)."""
     unit_idx, rank = np.nonzero(top.keys_ >= 0)
     keys = top.keys_[unit_idx, rank]
-    rows = clips_by_order.loc[keys] if len(keys) else clips_by_order.iloc[:0]
-    clip_ids = rows["clip_id"].to_numpy(dtype=str)
-    dur = rows["duration_s"].to_numpy(dtype=float)
+    where = clips_by_order.index.get_indexer(keys)  # positions of the keys (orders)
+    clip_ids = clips_by_order["clip_id"].to_numpy(dtype=object)[where]
+    dur = clips_by_order["duration_s"].to_numpy(dtype=float)[where]
     peak_s = top.payload_[unit_idx, rank]
     # receptive-field window of the peak frame, clipped to the clip (a peak in the silence that
     # short="pad" appended keeps its window's right end)
@@ -1227,7 +1231,7 @@ def _topk_table(top: TopK, layer: str, clips_by_order: pd.DataFrame) -> pd.DataF
     end = np.where(end > start, end, w_end)
     return pd.DataFrame({
         "layer": layer, "unit": unit_idx.astype(np.int32), "rank": rank.astype(np.int32),
-        "clip_id": clip_ids.astype(str), "value": top.values_[unit_idx, rank].astype(np.float32),
+        "clip_id": clip_ids, "value": top.values_[unit_idx, rank].astype(np.float32),
         "peak_s": peak_s.astype(np.float32), "start_s": start.astype(np.float32),
         "end_s": end.astype(np.float32)})
 
@@ -1354,59 +1358,262 @@ def _done_clips(run_dir: Path, n_shards: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _shard_jobs(engine: _Engine, rows: list[dict], decoded: list[_Decoded]
+                ) -> tuple[dict[int, dict], list[Callable[[], tuple[int, float]]]]:
+    """The work of one shard's decoded clips, as jobs; the one code path of every engine.
+
+    ``decoded`` is in corpus order. Ok clips are planned in one :meth:`_Engine.plan` (so that
+    batches do not depend on the engine or on threads); each long clip is one job streaming it
+    with :meth:`_Engine.summarize_long`, and a long clip that fails to stream gets its error as
+    status (``decoded`` is updated in place).
+
+    Returns
+    -------
+    summaries : dict of int to dict
+        Per clip order, per layer, ``{stat: (n_units,) array}``, complete once every job has run.
+    jobs : list of callable
+        Each returns ``(n_clips, audio_s)`` recorded, for progress.
+    """
+    by_order = {int(r["order"]): r for r in rows}
+    short = [d for d in decoded if d.status == "ok" and not d.long]
+    summaries, jobs = engine.plan(short) if short else ({}, [])
+
+    def long_job(d: _Decoded) -> tuple[int, float]:
+        try:
+            summaries[d.order], d.duration_s = engine.summarize_long(by_order[d.order])
+        except AudioError as exc:
+            d.status = _audio_status(exc)
+        except Exception as exc:  # a broken long file is a per-clip status too
+            d.status = f"error: {type(exc).__name__}: {exc}"
+        return (1, d.duration_s) if d.status == "ok" else (0, 0.0)
+
+    jobs += [lambda d=d: long_job(d) for d in decoded if d.status == "ok" and d.long]
+    return summaries, jobs
+
+
 def _summarize_shard(engine: _Engine, rows: list[dict], decoded: list[_Decoded], *,
                      progress: Callable[[int, float], None] | None = None) -> dict[int, dict]:
-    """Summaries of one shard's decoded clips; the one code path of the local and Ray engines.
-
-    ``decoded`` is in corpus order; ok clips are summarised in one ``engine.summarize`` call (so
-    batches do not depend on the engine), long clips are streamed with ``engine.summarize_long``;
-    a long clip that fails to stream gets its error as status (``decoded`` is updated in place,
-    and the audio of summarised clips is released).
+    """Summaries of one shard's decoded clips: :func:`_shard_jobs` run one after the other (the
+    audio of the clips is released afterwards).
 
     Returns
     -------
     dict of int to dict
         Per clip order, per layer, ``{stat: (n_units,) array}``.
     """
-    by_order = {int(r["order"]): r for r in rows}
-    short = [d for d in decoded if d.status == "ok" and not d.long]
-    summaries = engine.summarize(short, progress=progress) if short else {}
-    for d in short:
-        d.audio = None  # the shard keeps summaries only
+    summaries, jobs = _shard_jobs(engine, rows, decoded)
+    for job in jobs:
+        n_clips, audio_s = job()
+        if progress is not None and n_clips:
+            progress(n_clips, audio_s)
     for d in decoded:
-        if d.status == "ok" and d.long:
-            try:
-                summaries[d.order], d.duration_s = engine.summarize_long(by_order[d.order])
-            except AudioError as exc:
-                d.status = _audio_status(exc)
-            except Exception as exc:  # a broken long file is a per-clip status too
-                d.status = f"error: {type(exc).__name__}: {exc}"
-            if d.status == "ok" and progress is not None:
-                progress(1, d.duration_s)
+        d.audio = None  # the shard keeps summaries only
     return summaries
+
+
+@dataclass
+class _ShardWork:
+    """One shard's state in :class:`_Lanes`."""
+
+    index: int
+    rows: list[dict]
+    decoded: list[_Decoded | None]
+    n_decoded: int = 0
+    summaries: dict | None = None
+    jobs: deque | None = None  # not handed out yet; None until the shard is planned
+    jobs_left: int = -1  # not finished yet
+    done: bool = False
+
+
+class _Lanes:
+    """Record shards on ``lanes`` threads, each decoding clips and running batches itself.
+
+    Every lane takes the next task: a batch of a shard whose clips are all decoded (first), or
+    the next clip to decode, at most one shard (plus ``lookahead`` clips while that shard's
+    batches are still being handed out) ahead of the oldest unfinished shard. With one lane per
+    core and torch's intra-op threads divided among the lanes, decoding, batches and the main
+    thread's shard writing overlap without more threads than cores: on 2 cores it records 200
+    clips of 5 s about 1.3x faster than decoding threads feeding a 2-thread forward pass
+    (``benchmarks/bench_record.py``). Batches are fixed per shard from its clips alone
+    (:func:`_shard_jobs`), so results do not depend on the lanes or their timing.
+
+    With ``stream`` (the worker processes of ``decoder="process"``), a lane decodes by taking
+    the next clip from that ordered stream instead of decoding it itself.
+    """
+
+    def __init__(self, shards: list[_ShardWork], *, lanes: int, lookahead: int, long_s: float,
+                 stream: Iterator[_Decoded] | None = None) -> None:
+        self.shards = shards
+        self.starts = np.cumsum([0] + [len(w.rows) for w in shards])  # first position of each shard
+        self.next_pos = 0  # next clip (position over the shards' rows) to hand out for decoding
+        self.stream, self.stream_lock, self.stream_pos = stream, threading.Lock(), 0
+        self.lookahead, self.long_s = max(1, lookahead), long_s
+        self.head = 0  # oldest shard not written yet
+        self.cond = threading.Condition()
+        self.engine: _Engine | None = None
+        self.error: BaseException | None = None
+        self.stop = False
+        self.recorded = [0, 0.0]  # clips, audio seconds (progress)
+        self.lane_threads = 1
+        self.threads = [threading.Thread(target=self._lane, name=f"soundnet-lane-{i}", daemon=True)
+                        for i in range(max(1, lanes))]
+        for t in self.threads:
+            t.start()
+
+    # -- main thread ----------------------------------------------------------------------------
+    def set_engine(self, engine: _Engine, *, lane_threads: int) -> None:
+        """Let the lanes run batches (they decode until then), ``lane_threads`` torch threads each."""
+        with self.cond:
+            self.engine, self.lane_threads = engine, lane_threads
+            self.cond.notify_all()
+
+    def wait_shard(self, k: int, on_progress: Callable[[int, float], None]) -> _ShardWork:
+        """Block until shard ``k`` (the head) is complete; report progress meanwhile."""
+        seen = [0, 0.0]
+        with self.cond:
+            while True:
+                if self.error is not None:
+                    raise self.error
+                if self.recorded[0] != seen[0]:
+                    on_progress(self.recorded[0] - seen[0], self.recorded[1] - seen[1])
+                    seen = list(self.recorded)
+                if self.shards[k].done:
+                    return self.shards[k]
+                self.cond.wait()
+
+    def release(self, k: int) -> None:
+        """Shard ``k`` is written: forget it and let decoding move on."""
+        with self.cond:
+            w = self.shards[k]
+            w.decoded, w.summaries, w.rows = [], None, []
+            self.head = k + 1
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the lanes after their current task and wait for them."""
+        with self.cond:
+            self.stop = True
+            self.cond.notify_all()
+        for t in self.threads:
+            t.join()
+
+    # -- lanes ----------------------------------------------------------------------------------
+    def _locate(self, pos: int) -> tuple[int, int]:
+        """(shard, row in it) of a position."""
+        k = int(np.searchsorted(self.starts, pos, side="right")) - 1
+        return k, pos - int(self.starts[k])
+
+    def _may_decode(self) -> bool:
+        if self.next_pos >= self.starts[-1]:
+            return False
+        k, j = self._locate(self.next_pos)
+        if k == self.head:
+            return True
+        if k != self.head + 1:
+            return False
+        head = self.shards[self.head]
+        return (head.jobs is not None and not head.jobs) or j < self.lookahead
+
+    def _next_task(self) -> tuple[str, Any] | None:
+        """Under the lock: ``("job", (shard, job))``, ``("decode", position)`` or None (done)."""
+        while True:
+            if self.stop or self.error is not None:
+                return None
+            live = self.shards[self.head:self.head + 2]  # decoding stays within these two
+            if self.engine is not None:
+                for w in live:  # oldest first
+                    if w.jobs:
+                        return "job", (w, w.jobs.popleft())
+            if self._may_decode():
+                self.next_pos += 1
+                return "decode", self.next_pos - 1
+            if self.next_pos >= self.starts[-1] and all(w.jobs is not None and not w.jobs for w in live):
+                return None  # every clip is decoded and every batch handed out
+            self.cond.wait()
+
+    def _decode(self, pos: int) -> tuple[int, _Decoded]:
+        if self.stream is None:
+            k, j = self._locate(pos)
+            return pos, _decode_row_safe(self.shards[k].rows[j], self.long_s)
+        with self.stream_lock:  # the stream yields in corpus order
+            pos, self.stream_pos = self.stream_pos, self.stream_pos + 1
+            return pos, next(self.stream)
+
+    def _lane(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    task = self._next_task()
+                if task is None:
+                    return
+                kind, what = task
+                if kind == "job":
+                    if torch.get_num_threads() != self.lane_threads:  # set before the first job
+                        torch.set_num_threads(self.lane_threads)
+                    w, job = what
+                    n_clips, audio_s = job()
+                    with self.cond:
+                        w.jobs_left -= 1
+                        w.done = w.jobs_left == 0
+                        self.recorded[0] += n_clips
+                        self.recorded[1] += audio_s
+                        self.cond.notify_all()
+                    continue
+                pos, d = self._decode(what)
+                k, j = self._locate(pos)
+                w = self.shards[k]
+                if d.order < 0:  # a crashed decoding worker may lose its order: restore it
+                    d.order, d.clip_id = int(w.rows[j]["order"]), str(w.rows[j]["clip_id"])
+                with self.cond:
+                    w.decoded[j] = d
+                    w.n_decoded += 1
+                    complete = w.n_decoded == len(w.rows)
+                    while complete and self.engine is None and not (self.stop or self.error):
+                        self.cond.wait()
+                    engine = self.engine
+                if complete and engine is not None:
+                    self._plan(w, engine)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            with self.cond:
+                self.error = self.error or exc
+                self.cond.notify_all()
+
+    def _plan(self, w: _ShardWork, engine: _Engine) -> None:
+        summaries, jobs = _shard_jobs(engine, w.rows, w.decoded)
+        with self.cond:
+            w.summaries, w.jobs, w.jobs_left = summaries, deque(jobs), len(jobs)
+            w.done = not jobs
+            self.cond.notify_all()
 
 
 def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_model: Callable[[], torch.nn.Module],
                     config: RecordConfig, units: dict[str, int], *, progress: bool) -> float:
     """Decode, summarise and write the shards ``todo``; returns the seconds of audio recorded.
 
-    Decoding starts first, so that loading the model (``get_model()``) and preparing the fast
-    path overlap the decoding of the first clips.
+    The work runs on :class:`_Lanes` (``max(1, config.workers)`` of them); they start decoding
+    at once, so that loading the model (``get_model()``) overlaps the decoding of the first
+    clips. This thread writes each shard as soon as it is complete, in order.
     """
     if not todo:
         return 0.0
     size = config.shard_size
-    rows_todo = [r for i in todo for r in records[i * size:(i + 1) * size]]
-    # Decoding runs about one batch ahead. Further ahead it overlaps the forward pass more, which
-    # only pays where spare cores exist: on 2 cores a look-ahead of a whole shard (128 clips)
-    # made a 600-clip recording 10 % slower than 8 to 16 (benchmarks/bench_record.py).
-    stream = _decode_stream(rows_todo, workers=config.workers, decoder=config.decoder,
-                            lookahead=max(config.batch_size, 4 * config.workers), long_s=config.chunk_s)
+    shards = [_ShardWork(i, rows, [None] * len(rows)) for i in todo
+              for rows in [records[i * size:(i + 1) * size]]]
+    lanes = max(1, config.workers)
+    stream = None
+    if config.decoder == "process":  # as many worker processes as lanes (one lane: about 20 % slower)
+        stream = _decode_stream([r for w in shards for r in w.rows], workers=lanes, decoder="process",
+                                lookahead=max(config.batch_size, 4 * lanes), long_s=config.chunk_s)
+    threads_before = torch.get_num_threads()
     state = {"audio_s": 0.0, "failed": 0}
-    bar = None
+    bar = pool = None
     try:
+        pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s,
+                      stream=stream)
         engine = _Engine(get_model(), config)
-        bar = _progress(len(rows_todo), enabled=progress)
+        # torch's intra-op threads, shared among the lanes (one each on a 2-core machine)
+        pool.set_engine(engine, lane_threads=max(1, threads_before // lanes))
+        bar = _progress(sum(len(w.rows) for w in shards), enabled=progress)
         t0 = time.perf_counter()
 
         def tick(n_clips: int, audio_s: float) -> None:
@@ -1419,18 +1626,22 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
                 bar.set_postfix_str(post, refresh=False)
                 bar.update(n_clips)
 
-        for i in todo:
-            rows = records[i * size:(i + 1) * size]
-            decoded = [next(stream) for _ in rows]
-            for r, d in zip(rows, decoded):  # a crashed worker may lose its order: restore it
-                if d.order < 0:
-                    d.order, d.clip_id = int(r["order"]), str(r["clip_id"])
-            summaries = _summarize_shard(engine, rows, decoded, progress=tick)
-            state["failed"] += sum(d.status != "ok" for d in decoded)
-            _write_shard(run_dir, i, rows, decoded, summaries, units, config.layers)
-            tick(sum(not (d.status == "ok") for d in decoded), 0.0)
+        for k, w in enumerate(shards):
+            pool.wait_shard(k, tick)
+            decoded = [d for d in w.decoded if d is not None]
+            for d in decoded:
+                d.audio = None  # the shard keeps summaries only
+            n_failed = sum(d.status != "ok" for d in decoded)
+            state["failed"] += n_failed
+            _write_shard(run_dir, w.index, w.rows, decoded, w.summaries, units, config.layers)
+            pool.release(k)
+            tick(n_failed, 0.0)
     finally:
-        stream.close()
+        if pool is not None:
+            pool.close()
+        if stream is not None:
+            stream.close()
+        torch.set_num_threads(threads_before)
         if bar is not None:
             bar.close()
     return state["audio_s"]

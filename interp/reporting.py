@@ -87,7 +87,7 @@ def study_parser(name: str, description: str, *, default_corpus: str = "demo") -
     ap.add_argument("--out", type=Path, default=Path("reports") / name, help=f"report folder (default reports/{name})")
     ap.add_argument("--run", type=Path, help="reuse this recorded run directory instead of recording the corpus")
     ap.add_argument("--quick", action="store_true", help="reduced inputs (for tests and a first look)")
-    ap.add_argument("--workers", type=int, default=0, help="decoding threads while recording (default 0: inline)")
+    ap.add_argument("--workers", type=int, default=0, help="recording lanes, threads that each decode and run the model (default 0: one lane)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     return ap
 

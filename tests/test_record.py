@@ -395,28 +395,53 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_thread_and_process_decoders_give_the_inline_result_in_order(tmp_path, minibank_dir):
+def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir):
     from interp.record import _decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:12].to_dict("records")
     rows[5] = dict(rows[5], path=str(tmp_path / "missing.wav"))  # a failure mid-stream
     inline = list(_decode_stream(rows, workers=0, lookahead=4, long_s=120.0))
     assert inline[5].status.startswith("missing") and all(d.status == "ok" for k, d in enumerate(inline) if k != 5)
-    for decoder in ("thread", "process"):
-        stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder=decoder)
-        got = list(stream)
-        stream.close()  # idempotent after exhaustion
-        assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
-        for a, b in zip(got, inline):
-            assert (a.audio is None) == (b.audio is None), decoder
-            if a.audio is not None:
-                np.testing.assert_array_equal(a.audio, b.audio)
+    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="process")
+    got = list(stream)
+    stream.close()  # idempotent after exhaustion
+    assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
+    for a, b in zip(got, inline):
+        assert (a.audio is None) == (b.audio is None)
+        if a.audio is not None:
+            np.testing.assert_array_equal(a.audio, b.audio)
     # a consumer that stops early can close the stream: nothing keeps running
-    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="thread")
+    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="process")
     next(stream)
     stream.close()
     with pytest.raises(ParameterError, match="decoder"):
         RecordConfig(decoder="fork")
+
+
+@pytest.mark.slow
+def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
+    """Two lanes (decoding in threads or from worker processes) over many small shards and
+    batches, with failures and short clips among them: the tables of one lane."""
+    corpus = load_corpus(minibank_dir).iloc[:23].reset_index(drop=True)
+    corpus.loc[4, "path"] = str(tmp_path / "missing.wav")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corpus.loc[17, "path"] = str(empty)
+    settings = dict(model=model, layers=("conv1", "conv5", "conv8"), topk=3, shard_size=5, batch_size=2,
+                    progress=False)
+    threads = torch.get_num_threads()
+    record_corpus(corpus, tmp_path / "one", workers=0, **settings)
+    want = _tables(tmp_path / "one")
+    assert (want["clips"]["status"] != "ok").sum() == 2 and len(want["clips"]) == 23
+    for decoder in ("thread", "process"):
+        s = record_corpus(corpus, tmp_path / decoder, workers=2, decoder=decoder, **settings)
+        assert str(s).startswith("21 ok, 2 failed")
+        got = _tables(tmp_path / decoder)
+        assert sorted(got) == sorted(want)
+        for name in want:  # the same batches; threads per lane may round differently (head logits by ~1e-6)
+            pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
+                                          obj=f"{decoder}: {name}")
+    assert torch.get_num_threads() == threads  # the caller's setting is restored
 
 
 def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir):
