@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=100, help="clips of the small corpus (its first rows)")
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
     ap.add_argument("--layers", default="", help="comma-separated layers (default: all)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="record's lanes")
     ap.add_argument("--decoder", choices=("thread", "process"), default="thread")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--shard-size", type=int, default=128)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.iloc[: args.small].to_csv(tmp / "small.csv", index=False)
         rows.to_csv(tmp / "large.csv", index=False)
         print(f"corpus: {args.clips} x {args.seconds:g} s WAV excerpts of minibank written in "
-              f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; {args.workers} {args.decoder} workers, "
+              f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; {args.workers} lanes, decoder {args.decoder}, "
               f"batch {args.batch_size}, shard {args.shard_size}", flush=True)
         results = {}
         for name, n in (("small", args.small), ("large", args.clips)):

@@ -5,9 +5,10 @@ so that decoding and resampling count), this measures
 
 (a) the seed's way: the seed's model structure (``Conv2d`` with width 1, as ``SoundNet8_pytorch``),
     per-clip ``librosa.load`` at 22050 Hz, ``extract_feat`` to numpy, summaries in numpy;
-(b) the toolkit's ``record_corpus`` (decoding ahead of the model in threads, or in worker
-    processes with ``--decoder process``; the fast inference path; per-clip summaries; shards,
-    merge into Parquet tables and top-k),
+(b) the toolkit's ``record_corpus`` (``--workers`` lanes, threads that each decode clips and
+    run whole batches single-threaded, or take the clips from worker processes with ``--decoder
+    process``; the fast inference path; per-clip summaries; shards, merge into Parquet tables
+    and top-k),
 
 both over conv1..conv7. Both ways first run on 8 clips (one-time costs such as librosa's lazy
 imports and numba compilation are not counted), then ``--repeats`` timed runs of each,
@@ -175,7 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="record's lanes (see interp.record.RecordConfig)")
     ap.add_argument("--decoder", choices=("thread", "process"), default="thread",
                     help="record's decoder (see interp.record.RecordConfig)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each way, interleaved (medians)")
@@ -188,7 +189,7 @@ def main() -> None:
         paths = [str(tmp / "corpus" / p) for p in table["path"]]
         audio_s = args.clips * args.seconds
         print(f"corpus: {args.clips} clips x {args.seconds:g} s at 44.1 kHz WAV ({audio_s:.0f} s of audio); "
-              f"torch threads {torch.get_num_threads()}; record decoder {args.decoder}, {args.workers} workers")
+              f"torch threads {torch.get_num_threads()}; record: {args.workers} lanes, decoder {args.decoder}")
 
         # Warm-up, the same for both ways, on 8 clips: first calls pay one-time costs that a
         # recording of a real corpus amortises (librosa's lazy imports and numba compilation,
