@@ -1454,6 +1454,7 @@ class _Lanes:
         self.error: BaseException | None = None
         self.stop = False
         self.recorded = [0, 0.0]  # clips, audio seconds (progress)
+        self.reported = [0, 0.0]  # of which reported by wait_shard
         self.lane_threads = 1
         self.threads = [threading.Thread(target=self._lane, name=f"soundnet-lane-{i}", daemon=True)
                         for i in range(max(1, lanes))]
@@ -1468,15 +1469,15 @@ class _Lanes:
             self.cond.notify_all()
 
     def wait_shard(self, k: int, on_progress: Callable[[int, float], None]) -> _ShardWork:
-        """Block until shard ``k`` (the head) is complete; report progress meanwhile."""
-        seen = [0, 0.0]
+        """Block until shard ``k`` (the head) is complete; report progress meanwhile (the clips
+        and audio seconds recorded since the last report, from any shard)."""
         with self.cond:
             while True:
                 if self.error is not None:
                     raise self.error
-                if self.recorded[0] != seen[0]:
-                    on_progress(self.recorded[0] - seen[0], self.recorded[1] - seen[1])
-                    seen = list(self.recorded)
+                if self.recorded != self.reported:
+                    on_progress(self.recorded[0] - self.reported[0], self.recorded[1] - self.reported[1])
+                    self.reported = list(self.recorded)
                 if self.shards[k].done:
                     return self.shards[k]
                 self.cond.wait()

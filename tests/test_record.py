@@ -437,6 +437,8 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
         s = record_corpus(corpus, tmp_path / decoder, workers=2, decoder=decoder, **settings)
         assert str(s).startswith("21 ok, 2 failed")
         got = _tables(tmp_path / decoder)
+        ok = got["clips"]["status"] == "ok"  # the progress counts each clip once
+        assert s.audio_s == pytest.approx(got["clips"].loc[ok, "duration_s"].sum(), rel=1e-9)
         assert sorted(got) == sorted(want)
         for name in want:  # the same batches; threads per lane may round differently (head logits by ~1e-6)
             pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
