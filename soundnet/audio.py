@@ -11,6 +11,7 @@ Decoding uses ``soundfile`` (WAV, FLAC, OGG/Vorbis, MP3, AU, AIFF, ...) and fall
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,26 +258,57 @@ def _check_complete(p: Path, got: int, expected: int, fmt: str) -> None:
 
 #: 2**-15: libsndfile's scale from 16-bit PCM to float (a power of two, so exact in float32).
 _PCM16_SCALE = np.float32(1.0 / 32768.0)
+#: Largest read (frames x channels) decoded through the per-thread scratch buffers: 2**21
+#: values (47 s of 44.1 kHz mono), so at most 12 MiB are kept per thread that decodes.
+_SCRATCH_VALUES = 1 << 21
+_scratch = threading.local()
 
 
-def _read_float32(f, frames: int) -> np.ndarray:
+def _scratch_buffers(n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's int16 and float32 scratch buffers of at least ``n_values`` values."""
+    have = getattr(_scratch, "i16", None)
+    if have is None or have.size < n_values:
+        size = max(n_values, 1 << 18)
+        _scratch.i16, _scratch.f32 = np.empty(size, np.int16), np.empty(size, np.float32)
+    return _scratch.i16, _scratch.f32
+
+
+def _read_float32(f, frames: int) -> tuple[np.ndarray, bool]:
     """Read ``frames`` frames (-1: to the end) of an open SoundFile as float32 ``(n, channels)``.
 
-    16-bit PCM (most WAV files) is read as int16 and scaled here: the same values as
+    16-bit PCM (most WAV and FLAC files) is read as int16 and scaled here: the same values as
     libsndfile's own float conversion, bit for bit (int16 to float32 is exact and the scale is a
-    power of two), at about a third of its cost (0.19 against 0.52 ms for 5 s at 44.1 kHz).
+    power of two), at a third of its cost. Reads of up to :data:`_SCRATCH_VALUES` values go
+    through this thread's scratch buffers, which saves the page faults of fresh arrays (5 s of
+    44.1 kHz: 0.19 against 0.52 ms with libsndfile's conversion into a new array).
+
+    Returns
+    -------
+    data : np.ndarray, shape (n, channels), float32
+    scratch : bool
+        Whether ``data`` is a view of the scratch buffer (valid until this thread's next read).
     """
     if f.subtype != "PCM_16":
-        return f.read(frames=frames, dtype="float32", always_2d=True)
-    raw = f.read(frames=frames, dtype="int16", always_2d=True)
-    return np.multiply(raw, _PCM16_SCALE, dtype=np.float32)
+        return f.read(frames=frames, dtype="float32", always_2d=True), False
+    left = max(f.frames - f.tell(), 0) if f.seekable() else -1
+    n = left if frames < 0 else (min(frames, left) if left >= 0 else frames)
+    if n < 0 or n * f.channels > _SCRATCH_VALUES:
+        raw = f.read(frames=frames, dtype="int16", always_2d=True)
+        return np.multiply(raw, _PCM16_SCALE, dtype=np.float32), False
+    i16, f32 = _scratch_buffers(n * f.channels)
+    raw = f.read(frames=n, dtype="int16", always_2d=True, out=i16[: n * f.channels].reshape(n, f.channels))
+    data = f32[: raw.size].reshape(raw.shape)
+    np.multiply(raw, _PCM16_SCALE, out=data, dtype=np.float32)
+    return data, True
 
 
-def _decode(p: Path, offset_s: float, duration_s: float | None) -> tuple[np.ndarray, int]:
-    """Decode to float32 ``(n, channels)`` at the file's rate."""
+def _decode(p: Path, offset_s: float, duration_s: float | None) -> tuple[np.ndarray, int, bool]:
+    """Decode to float32 ``(n, channels)`` at the file's rate; returns ``(data, rate_hz,
+    scratch)``, ``scratch`` telling that ``data`` is this thread's scratch buffer (see
+    :func:`_read_float32`; it holds integer samples, so no NaN)."""
     f, complaint = _open_soundfile(p)
     if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
-        return _decode_fallback(p, offset_s, duration_s, sf_complaint=complaint)
+        return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False)
     with f:
         sr = int(f.samplerate)
         if f.channels < 1:
@@ -289,11 +321,11 @@ def _decode(p: Path, offset_s: float, duration_s: float | None) -> tuple[np.ndar
         try:
             if start:
                 f.seek(start)
-            data = _read_float32(f, count)
+            data, scratch = _read_float32(f, count)
         except Exception as exc:  # libsndfile recognised the file but cannot decode it
             raise AudioError(p, "corrupt", f"decoding failed: {exc}") from exc
         _check_complete(p, len(data), _expected_frames(total, start, count), f.format)
-        return data, sr
+        return data, sr, scratch
 
 
 def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,
@@ -384,12 +416,12 @@ def read_audio(
         raise ParameterError(f"The 'sr' parameter of read_audio must be a positive int (Hz). Got {sr!r} instead.")
     p = Path(path)
     _check_exists(p)
-    data, src_sr = _decode(p, offset_s, duration_s)
+    data, src_sr, scratch = _decode(p, offset_s, duration_s)
     if data.shape[1] < 1:
         raise AudioError(p, "no channels")
     if data.shape[0] == 0:
         raise AudioError(p, "empty", "no samples decoded")
-    if not np.isfinite(data).all():
+    if not scratch and not np.isfinite(data).all():  # (scratch holds 16-bit integers: finite)
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(p, "non-finite samples", f"{bad} NaN or infinite samples")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -399,6 +431,8 @@ def read_audio(
         mono = soxr.resample(mono, src_sr, sr, quality="HQ").astype(np.float32, copy=False)
     if not allow_silent and not np.any(mono):
         raise AudioError(p, "silent", "all samples are zero")
+    if scratch and np.shares_memory(mono, data):  # the scratch buffer is reused by the next read
+        return mono.copy()
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

@@ -160,6 +160,50 @@ def test_offset_and_duration(long_dir):
     np.testing.assert_array_equal(x[0, 0].numpy(), part * np.float32(INPUT_SCALE))
 
 
+def _libsndfile_float(path, offset_s: float = 0.0, duration_s: float | None = None) -> np.ndarray:
+    """The reference front end: libsndfile's own float conversion, mono mix, soxr HQ."""
+    with sf.SoundFile(str(path)) as f:
+        start = int(round(offset_s * f.samplerate))
+        if start:
+            f.seek(start)
+        count = -1 if duration_s is None else max(1, int(round(duration_s * f.samplerate)))
+        data, rate = f.read(count, dtype="float32", always_2d=True), f.samplerate
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    return soxr.resample(mono, rate, SR, quality="HQ").astype(np.float32) if rate != SR else mono
+
+
+def test_16_bit_pcm_read_through_scratch_buffers_is_bit_identical(tmp_path, clip, minibank_dir):
+    """16-bit files are read as integers into per-thread scratch buffers: the same samples as
+    libsndfile's float conversion, and no result is overwritten by later reads (also from
+    another thread)."""
+    import threading
+
+    files = []
+    for rate, channels, subtype, tiles in ((44100, 1, "PCM_16", 1), (22050, 1, "PCM_16", 1),
+                                           (48000, 2, "PCM_16", 1), (44100, 1, "PCM_24", 1),
+                                           (192000, 1, "PCM_16", 4)):  # the last: too long for scratch
+        y = np.tile(soxr.resample(clip, SR, rate), tiles)
+        y = np.stack([y, 0.5 * y], axis=1) if channels == 2 else y
+        files.append(tmp_path / f"{rate}_{channels}_{subtype}_{len(y)}.wav")
+        sf.write(files[-1], y, rate, subtype=subtype)
+    files += sorted((minibank_dir / "audio").rglob("*.flac"))[:6]  # 16-bit FLAC
+    reads = [(f, {}) for f in files] + [(f, {"offset_s": 0.5, "duration_s": 1.0}) for f in files[:5]]
+    got = [read_audio(f, **kw) for f, kw in reads]
+    assert sf.info(str(files[4])).frames > 2 ** 21  # more values than the scratch buffers hold
+    for (f, kw), y in zip(reads, got):
+        np.testing.assert_array_equal(y, _libsndfile_float(f, **kw), err_msg=f"{f.name} {kw}")
+    other: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: other.extend(read_audio(f) for f in files))
+    worker.start()
+    again = [read_audio(f) for f in reversed(files)]
+    worker.join()
+    for (f, kw), y in zip(reads, got):  # the first results are intact after all these reads
+        np.testing.assert_array_equal(y, _libsndfile_float(f, **kw))
+    for y, z, w in zip(got, other, reversed(again)):
+        np.testing.assert_array_equal(y if len(y) == len(z) else z, z)
+        np.testing.assert_array_equal(z, w)
+
+
 def test_offset_past_the_end_is_a_bad_range(clip_path):
     assert _error(clip_path, offset_s=10.0).reason == "bad range"
     with pytest.raises(ParameterError, match="'offset_s'"):
