@@ -1608,6 +1608,7 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
     threads_before = torch.get_num_threads()
     state = {"audio_s": 0.0, "failed": 0}
     bar = pool = None
+    t0 = time.perf_counter()
     try:
         pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s,
                       stream=stream)
@@ -1615,7 +1616,6 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
         # torch's intra-op threads, shared among the lanes (one each on a 2-core machine)
         pool.set_engine(engine, lane_threads=max(1, threads_before // lanes))
         bar = _progress(sum(len(w.rows) for w in shards), enabled=progress)
-        t0 = time.perf_counter()
 
         def tick(n_clips: int, audio_s: float) -> None:
             state["audio_s"] += audio_s
