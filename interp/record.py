@@ -108,7 +108,9 @@ class RecordConfig:
     workers : int
         Lanes: threads that each decode clips and run batches, torch's intra-op threads divided
         among them (see :class:`_Lanes`). Default: the CPU cores this process may use, at most
-        8 (2 on a 2-core machine: one lane per core, single-threaded). 0 or 1: one lane.
+        8 (2 on a 2-core machine: one lane per core, single-threaded). 0 or 1: one lane. On
+        CUDA each lane's batch is on the GPU at the same time, so GPU memory grows with
+        ``workers * batch_size``.
     decoder : {"thread", "process"}
         Where clips are decoded: in the lanes themselves (default, the fastest), or in
         ``workers`` worker processes, which turn a decoder that crashes on a malformed file into
@@ -668,6 +670,10 @@ class _Pass:
     outputs: dict[str, torch.Tensor]
 
 
+class _Cancelled(BaseException):
+    """A recording stopped (Ctrl-C) while a lane streamed a long file: not a per-clip status."""
+
+
 class _Engine:
     """Model + taps: turns decoded audio into per-clip summaries.
 
@@ -702,6 +708,9 @@ class _Engine:
         self.conv_layers = tuple(l for l in config.layers if l not in HEAD_LAYERS)
         self.head_layers = tuple(l for l in config.layers if l in HEAD_LAYERS)
         self.head_min = min_samples("conv8")
+        self._plain_lock = threading.Lock()
+        #: set to make :meth:`summarize_long` stop between chunks (raises :class:`_Cancelled`)
+        self.cancel = threading.Event()
 
     # -- one batch ----------------------------------------------------------------------------
     def _forward(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool = False) -> _Pass:
@@ -712,7 +721,9 @@ class _Engine:
         xt = self._batch_tensor(waves)
         last = max(LAYERS.index(l) for l in layers)
         need = [l for l in LAYERS[: last + 1] if l not in HEAD_LAYERS]
-        with LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap, torch.inference_mode():
+        # the taps are hooks on the one model: one forward pass through it at a time
+        with self._plain_lock, LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap, \
+                torch.inference_mode():
             tap.set_lengths(lengths)
             h = xt
             for name in need:
@@ -785,19 +796,25 @@ class _Engine:
         out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
         # conv layers (and heads for clips long enough), batched by length
         items = sorted(clips, key=lambda c: len(c.audio))
-        waves_all = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items]
+        waves_all: list[np.ndarray | None] = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short)
+                                              for c in items]
         lengths = [len(w) for w in waves_all]
         jobs: list[Callable[[], tuple[int, float]]] = []
+        # clips without a clean head frame get their heads from a second pass, tiled (or padded)
+        # to 20 s: the main pass leaves their heads alone (the jobs may run in any order)
+        second = self.head_layers and cfg.heads_short != "none"
+        short = [c for c in items if not head_frame_ok(len(c.audio)).any()] if second else []
+        skip = (set(self.head_layers), {c.order for c in short})
 
         def main_pass(idx: list[int]) -> tuple[int, float]:
             batch = [items[k] for k in idx]
-            self._collect(self._forward([waves_all[k] for k in idx], cfg.layers), batch, out)
+            self._collect(self._forward([waves_all[k] for k in idx], cfg.layers), batch, out, skip=skip)
+            for k in idx:
+                waves_all[k] = None  # (the clip's audio stays with the shard until it is written)
             return len(batch), sum(len(c.audio) for c in batch) / SAMPLE_RATE_HZ
 
         jobs += [lambda idx=idx: main_pass(idx) for idx in self._batches(items, lengths)]
-        # heads for clips without a clean head frame: tiled (or padded) to 20 s, a second pass
-        if self.head_layers and cfg.heads_short != "none":
-            short = [c for c in items if not head_frame_ok(len(c.audio)).any()]
+        if second:
 
             def heads_pass(batch: list[_Decoded]) -> tuple[int, float]:
                 waves = [head_waveform(c.audio, heads_short=cfg.heads_short) for c in batch]
@@ -827,10 +844,14 @@ class _Engine:
         return out
 
     @staticmethod
-    def _collect(res: _Pass, batch: list[_Decoded], out: dict) -> None:
+    def _collect(res: _Pass, batch: list[_Decoded], out: dict,
+                 skip: tuple[set[str], set[int]] = (set(), set())) -> None:
+        """Store a pass's summaries per clip, except ``skip``'s layers for ``skip``'s clips."""
+        layers, orders = skip
         for layer, summ in res.summaries.items():
             for j, c in enumerate(batch):
-                out[c.order][layer] = {k: v[j] for k, v in summ.items()}
+                if layer not in layers or c.order not in orders:
+                    out[c.order][layer] = {k: v[j] for k, v in summ.items()}
 
     def summarize_long(self, row: dict) -> tuple[dict[str, dict[str, np.ndarray]], float]:
         """Summaries of one long file, streamed in chunks; returns ``(summaries, duration_s)``.
@@ -851,6 +872,8 @@ class _Engine:
         total = None    # known once the stream ends
         blocks = _excerpt_blocks(row["path"], start_s, duration)
         while True:
+            if self.cancel.is_set():
+                raise _Cancelled(f"recording of {row['path']} stopped")
             parts = [buf]
             have = len(buf)
             while total is None and have < chunk:
@@ -1496,9 +1519,12 @@ class _Lanes:
             self.cond.notify_all()
 
     def close(self) -> None:
-        """Stop the lanes after their current task and wait for them."""
+        """Stop the lanes after their current task (a long file: after its current chunk) and
+        wait for them."""
         with self.cond:
             self.stop = True
+            if self.engine is not None:
+                self.engine.cancel.set()
             self.cond.notify_all()
         for t in self.threads:
             t.join()
@@ -1559,12 +1585,14 @@ class _Lanes:
                         torch.set_num_threads(self.lane_threads)
                     w, job = what
                     n_clips, audio_s = job()
+                    job = what = task = None  # the job's closure holds audio: let it go
                     with self.cond:
                         w.jobs_left -= 1
                         w.done = w.jobs_left == 0
                         self.recorded[0] += n_clips
                         self.recorded[1] += audio_s
                         self.cond.notify_all()
+                    w = None
                     continue
                 pos, d = self._decode(what)
                 k, j = self._locate(pos)
@@ -1620,8 +1648,10 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
         pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s,
                       stream=stream)
         engine = _Engine(get_model(), config)
-        # torch's intra-op threads, shared among the lanes (one each on a 2-core machine)
-        pool.set_engine(engine, lane_threads=max(1, threads_before // lanes))
+        # torch's intra-op threads, shared among the lanes (one each on a 2-core machine); the
+        # plain model's forward passes take turns (see _Engine._forward), so each gets them all
+        pool.set_engine(engine, lane_threads=max(1, threads_before // lanes) if engine.fast is not None
+                        else threads_before)
         bar = _progress(sum(len(w.rows) for w in shards), enabled=progress)
 
         def tick(n_clips: int, audio_s: float) -> None:
@@ -1645,13 +1675,15 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
             pool.release(k)
             tick(n_failed, 0.0)
     finally:
-        if pool is not None:
-            pool.close()
-        if stream is not None:
-            stream.close()
-        torch.set_num_threads(threads_before)
-        if bar is not None:
-            bar.close()
+        try:
+            if pool is not None:
+                pool.close()
+        finally:  # even if a second Ctrl-C interrupts the wait for the lanes
+            if stream is not None:
+                stream.close()
+            torch.set_num_threads(threads_before)
+            if bar is not None:
+                bar.close()
     return state["audio_s"]
 
 

@@ -418,6 +418,32 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
         RecordConfig(decoder="fork")
 
 
+def test_batches_of_a_plan_give_the_same_summaries_in_any_order(minibank_dir, long_dir, model):
+    """Lanes run a shard's batches in any order: a clip without a clean head frame must get its
+    heads from the tiled second pass whether the main pass runs before or after it."""
+    from interp.record import _Decoded, _Engine
+
+    waves = [read_audio(p) for p in sorted((minibank_dir / "audio").rglob("*.flac"))[:3]]
+    full = read_audio(sorted(long_dir.glob("*.flac"))[0])
+    waves += [full[: 12 * SAMPLE_RATE_HZ], full[: 10 * SAMPLE_RATE_HZ], full[: 25 * SAMPLE_RATE_HZ]]
+    clips = [_Decoded(i, f"c{i}", y, "ok", "", len(y) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ) for i, y in enumerate(waves)]
+    for fast in (True, False):
+        engine = _Engine(model, RecordConfig(layers=("conv5", "conv8", "conv8_2"), batch_size=4, fast=fast))
+        runs = []
+        for order in (1, -1):
+            out, jobs = engine.plan(clips)
+            assert len(jobs) >= 3  # main-pass batches and a heads batch
+            for job in jobs[::order]:
+                job()
+            runs.append(out)
+        for i in range(len(clips)):
+            for layer in ("conv5", "conv8", "conv8_2"):
+                for stat in ("mean", "max", "peak_s"):
+                    a, b = runs[0][i][layer][stat], runs[1][i][layer][stat]
+                    np.testing.assert_array_equal(a, b, err_msg=f"fast={fast} clip {i} {layer} {stat}")
+                    assert np.isfinite(a).all(), (fast, i, layer, stat)  # heads from the tiled pass
+
+
 @pytest.mark.slow
 def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
     """Two lanes (decoding in threads or from worker processes) over many small shards and
@@ -443,6 +469,13 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
         for name in want:  # the same batches; threads per lane may round differently (head logits by ~1e-6)
             pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
                                           obj=f"{decoder}: {name}")
+    # the plain model's hooks are shared by the lanes: its forward passes take turns
+    record_corpus(corpus, tmp_path / "plain-one", workers=0, fast=False, **settings)
+    record_corpus(corpus, tmp_path / "plain-two", workers=2, fast=False, **settings)
+    want, got = _tables(tmp_path / "plain-one"), _tables(tmp_path / "plain-two")
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
+                                      obj=f"plain: {name}")
     assert torch.get_num_threads() == threads  # the caller's setting is restored
 
 
