@@ -108,9 +108,10 @@ class RecordConfig:
     workers : int
         Lanes: threads that each decode clips and run batches, torch's intra-op threads divided
         among them (see :class:`_Lanes`). Default: the CPU cores this process may use, at most
-        8 (2 on a 2-core machine: one lane per core, single-threaded). 0 or 1: one lane. On
-        CUDA each lane's batch is on the GPU at the same time, so GPU memory grows with
-        ``workers * batch_size``.
+        8 (2 on a 2-core machine: one lane per core, single-threaded). 0 or 1: one lane. Each
+        lane holds one batch in memory: a second lane added about 150 MB to the peak of the
+        memory benchmark (batches of 16 short clips tiled to 20 s for the heads). On CUDA the
+        lanes' batches are on the GPU at the same time.
     decoder : {"thread", "process"}
         Where clips are decoded: in the lanes themselves (default, the fastest), or in
         ``workers`` worker processes, which turn a decoder that crashes on a malformed file into
