@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import soundfile as sf
+import soxr
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,8 +52,9 @@ def minibank_dir() -> Path:
     return shared / "corpora" / "minibank"
 
 
-def make_corpus(folder: Path, *, n_clips: int, seconds: float) -> pd.DataFrame:
-    """``n_clips`` distinct ``seconds``-long WAV excerpts of the minibank audio; returns the manifest."""
+def make_corpus(folder: Path, *, n_clips: int, seconds: float, sr: int = SAMPLE_RATE_HZ) -> pd.DataFrame:
+    """``n_clips`` distinct ``seconds``-long excerpts of the minibank audio as 16-bit WAV files
+    at ``sr`` Hz (resampled when not 22050); returns the manifest (absolute paths)."""
     corpus = load_corpus(minibank_dir())
     audio = np.concatenate([read_audio(p) for p in corpus["path"]])
     n = int(round(seconds * SAMPLE_RATE_HZ))
@@ -63,7 +65,8 @@ def make_corpus(folder: Path, *, n_clips: int, seconds: float) -> pd.DataFrame:
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(starts):
         path = folder / "audio" / f"excerpt_{i:05d}.wav"
-        sf.write(path, audio[s: s + n], SAMPLE_RATE_HZ, subtype="PCM_16")
+        y = audio[s: s + n] if sr == SAMPLE_RATE_HZ else soxr.resample(audio[s: s + n], SAMPLE_RATE_HZ, sr)
+        sf.write(path, y, sr, subtype="PCM_16")
         rows.append({"path": str(path), "label": f"offset_{s / SAMPLE_RATE_HZ:07.2f}s"})
     return pd.DataFrame(rows)
 

@@ -35,8 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
-import soxr
 import torch
 from torch import nn
 
@@ -46,7 +44,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from interp.record import RecordConfig  # noqa: E402
 from soundnet.fast import FastSoundNet, flops_per_second_of_audio  # noqa: E402
-from soundnet.model import CONV_LAYERS, load_soundnet  # noqa: E402
+from soundnet.model import CONV_LAYERS, LAYER_SPECS, load_soundnet  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,20 +55,12 @@ class SeedSoundNet8(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-
-        def block(cin, cout, k, s, p, pool=0):
-            mods = [nn.Conv2d(cin, cout, (k, 1), (s, 1), (p, 0)), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            if pool:
-                mods.append(nn.MaxPool2d((pool, 1), (pool, 1)))
-            return nn.Sequential(*mods)
-
-        self.conv1 = block(1, 16, 64, 2, 32, 8)
-        self.conv2 = block(16, 32, 32, 2, 16, 8)
-        self.conv3 = block(32, 64, 16, 2, 8)
-        self.conv4 = block(64, 128, 8, 2, 4)
-        self.conv5 = block(128, 256, 4, 2, 2, 4)
-        self.conv6 = block(256, 512, 4, 2, 2)
-        self.conv7 = block(512, 1024, 4, 2, 2)
+        for spec in LAYER_SPECS[:7]:  # conv1..conv7: Conv2d (k, 1), BatchNorm2d, ReLU, max-pool
+            mods = [nn.Conv2d(spec.in_channels, spec.out_channels, (spec.kernel, 1), (spec.stride, 1), (spec.padding, 0)),
+                    nn.BatchNorm2d(spec.out_channels), nn.ReLU(inplace=True)]
+            if spec.pool:
+                mods.append(nn.MaxPool2d((spec.pool, 1), (spec.pool, 1)))
+            setattr(self, spec.name, nn.Sequential(*mods))
 
     def extract_feat(self, x: torch.Tensor) -> list[np.ndarray]:
         out = []
@@ -124,15 +114,11 @@ def run_toolkit(manifest: Path, out: Path, *, workers: int, decoder: str = "thre
 # machine figures
 # --------------------------------------------------------------------------------------------
 def gemm_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
-    """Best float32 GEMM throughput (GFLOP/s) of torch.mm on n x n matrices."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    """Best float32 GEMM throughput (GFLOP/s) of torch.mm on n x n matrices
+    (:func:`bench_forward.gemm_times`)."""
+    from bench_forward import gemm_times
+
+    return 2 * n**3 / min(wall for wall, _ in gemm_times(size=n, repeats=repeats)) / 1e9
 
 
 def forward_gflops(seconds: float, *, batch: int, repeats: int = 7) -> tuple[float, float]:
@@ -152,23 +138,12 @@ def forward_gflops(seconds: float, *, batch: int, repeats: int = 7) -> tuple[flo
 
 
 def make_corpus(folder: Path, n_clips: int, seconds: float, *, sr: int = 44100) -> Path:
-    """``n_clips`` WAV files of ``seconds`` s at ``sr`` Hz, from real minibank audio; a manifest."""
-    from interp.corpora import load_corpus, read_clip
+    """``n_clips`` WAV files of ``seconds`` s at ``sr`` Hz, excerpts of real minibank audio
+    (:func:`bench_memory.make_corpus`); returns their manifest."""
+    import bench_memory
 
-    demo = load_corpus("demo")
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = [read_clip(r) for r in demo.sample(20, random_state=0).to_dict("records")]
-    rows = []
-    for i in range(n_clips):
-        y = sources[i % len(sources)]
-        y = np.tile(y, int(np.ceil(seconds * 22050 / len(y))))[: int(seconds * 22050)]
-        y = soxr.resample(y * rng.uniform(0.5, 1.0), 22050, sr).astype(np.float32)
-        p = folder / f"clip{i:05d}.wav"
-        sf.write(p, y, sr, subtype="PCM_16")
-        rows.append({"path": p.name, "label": demo.iloc[i % len(demo)]["label"]})
     manifest = folder / "manifest.csv"
-    pd.DataFrame(rows).to_csv(manifest, index=False)
+    bench_memory.make_corpus(folder, n_clips=n_clips, seconds=seconds, sr=sr).to_csv(manifest, index=False)
     return manifest
 
 
@@ -186,7 +161,7 @@ def main() -> None:
     try:
         manifest = make_corpus(tmp / "corpus", args.clips, args.seconds)
         table = pd.read_csv(manifest)
-        paths = [str(tmp / "corpus" / p) for p in table["path"]]
+        paths = table["path"].tolist()
         audio_s = args.clips * args.seconds
         print(f"corpus: {args.clips} clips x {args.seconds:g} s at 44.1 kHz WAV ({audio_s:.0f} s of audio); "
               f"torch threads {torch.get_num_threads()}; record: {args.workers} lanes, decoder {args.decoder}")
@@ -194,7 +169,7 @@ def main() -> None:
         # Warm-up, the same for both ways, on 8 clips: first calls pay one-time costs that a
         # recording of a real corpus amortises (librosa's lazy imports and numba compilation,
         # about 1.2 s on the seed's side; torch's and pyarrow's first calls on ours).
-        warm = tmp / "corpus" / "warmup.csv"
+        warm = tmp / "warmup.csv"
         table.iloc[:8].to_csv(warm, index=False)
         run_seed_way(paths[:8])
         run_toolkit(warm, tmp / "warmup", workers=args.workers, decoder=args.decoder)

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from interp.record import summary_frames
+from interp.record import RecordConfig, summary_frames
 from interp.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
@@ -130,6 +130,10 @@ def _layer_input(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     return h
 
 
+#: Unit sets whose outputs a :class:`HeadRunner` remembers.
+_MEMO_SIZE = 16
+
+
 class HeadRunner:
     """Clip-level head probabilities of a fixed set of clips, under ablations of one layer.
 
@@ -145,7 +149,23 @@ class HeadRunner:
     layer : str
         The layer whose units will be ablated.
     batch_size : int
+    edge : {"drop", "keep"}
+        Which frames enter the clip-level outputs, as the recorder's ``edge``
+        (:func:`interp.record.summary_frames`); :meth:`for_run` takes the run's.
+
+    Notes
+    -----
+    The runner assumes that ``model`` is not changed (or ablated from outside) while it is used:
+    it remembers recent outputs by unit set.
     """
+
+    @classmethod
+    def for_run(cls, run: Run, model: nn.Module, *, layer: str, clip_ids: Iterable[str] | None = None,
+                batch_size: int = 16) -> "HeadRunner":
+        """A runner over a run's ok clips (or ``clip_ids``), as its heads saw them
+        (:func:`run_clip_waves`), counting frames with the run's ``edge``."""
+        _, waves = run_clip_waves(run, clip_ids)
+        return cls(model, waves, layer=layer, batch_size=batch_size, edge=RecordConfig.from_meta(run.meta).edge)
 
     def __init__(self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16,
                  edge: str = "drop") -> None:
@@ -155,6 +175,7 @@ class HeadRunner:
         self.layer = layer
         self.edge = edge
         self.n_clips = len(waves)
+        self._memo: dict[tuple[int, ...], dict[str, np.ndarray]] = {}  # recent outputs by unit set
         lengths = np.asarray([len(w) for w in waves])
         self._groups: list[tuple[np.ndarray, torch.Tensor, int]] = []
         with torch.inference_mode():
@@ -181,11 +202,19 @@ class HeadRunner:
             log-sum-exp, so they stay finite where a probability underflows; only the frames the
             recorder counts enter (:func:`interp.record.summary_frames`); NaN rows for clips too
             short for a head frame. ``"conv7"`` (n_clips, 1024): conv7's mean over its counted
-            frames.
+            frames. The last :data:`_MEMO_SIZE` unit sets are remembered (the random control
+            draws repeat across categories), and copies returned.
         """
+        key = tuple(sorted({int(u) for u in units})) if units is not None else ()
+        if key not in self._memo:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = self._outputs(list(key))
+        return {name: v.copy() for name, v in self._memo[key].items()}
+
+    def _outputs(self, chosen: list[int]) -> dict[str, np.ndarray]:
         out = {h: np.full((self.n_clips, SPEC_BY_NAME[h].out_channels), np.nan) for h in HEAD_LAYERS}
         out["conv7"] = np.full((self.n_clips, SPEC_BY_NAME["conv7"].out_channels), np.nan)
-        chosen = [] if units is None else [int(u) for u in units]
         plan = {self.layer: chosen} if chosen else {}
         start = CONV_LAYERS.index(self.layer) if self.layer in CONV_LAYERS else len(CONV_LAYERS)
         with ablate(self.model, plan), torch.inference_mode():
@@ -230,7 +259,7 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     missing = [c for c in ids if c not in ok.index]
     if missing:
         raise ParameterError(f"Clips {missing[:5]} are not ok clips of {str(run.path)!r}.")
-    policy = (run.meta.get("settings") or {}).get("heads_short", "tile")
+    policy = RecordConfig.from_meta(run.meta).heads_short
     waves = [head_waveform(read_clip(ok.loc[c].to_dict()), heads_short=policy) for c in ids]
     return ids, waves
 
@@ -274,8 +303,7 @@ def unit_output_effects(run: Run | str | os.PathLike, layer: str, unit: int | It
     units = [int(unit)] if np.isscalar(unit) else [int(u) for u in unit]
     _check_units({layer: units})
     model = _model_for(run, model)
-    _, waves = run_clip_waves(run, clips)
-    runner = HeadRunner(model, waves, layer=layer)
+    runner = HeadRunner.for_run(run, model, layer=layer, clip_ids=clips)
     base, abl = runner.log_probabilities(), runner.log_probabilities(units)
     rows = []
     for head in HEAD_LAYERS:
@@ -411,8 +439,7 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
     units = [int(u) for u in units]
     _check_units({layer: units})
     if runner is None:
-        _, waves = run_clip_waves(run)
-        runner = HeadRunner(_model_for(run, model), waves, layer=layer)
+        runner = HeadRunner.for_run(run, _model_for(run, model), layer=layer)
     if runner.layer != layer or runner.n_clips != len(run.ok_clips):
         raise ParameterError("The 'runner' parameter of category_ablation_effect must be a HeadRunner of the same "
                              "layer over all ok clips of the run.")

@@ -24,7 +24,8 @@ import torch
 from interp import ablation as ab
 from interp import linear_probes as lp
 from interp import selectivity as sel
-from interp.features import clip_waves, run_short_policy, summarize_waves
+from interp.features import clip_waves, summarize_waves
+from interp.record import RecordConfig
 from interp.store import Run
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
@@ -76,26 +77,33 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
     clips = run.ok_clips
     labels = clips["label"].fillna("").astype(str).to_numpy()
     cats = sorted(c for c in set(labels) if c and (labels == c).sum() >= 2)
-    stats = sel.run_selectivity(run, layers=[layer])
+    stats = sel.run_selectivity(run)  # every layer: the table other studies of the run share
 
     # heads: one runner caches the ablated layer's input for all clips
-    _, head_waves = ab.run_clip_waves(run)
-    runner = ab.HeadRunner(model, head_waves, layer=layer)
+    runner = ab.HeadRunner.for_run(run, model, layer=layer)
 
     # probe: trained once per fold on unablated clips, tested on ablated ones
-    short, n_min = run_short_policy(run.meta)
+    config = RecordConfig.from_meta(run.meta)
     waves = clip_waves(clips)
 
     def features() -> np.ndarray:
-        return summarize_waves(model, waves, layers=(probe_layer,), stats=("mean",), short=short,
-                               min_samples_=n_min)[probe_layer]["mean"]
+        return summarize_waves(model, waves, layers=(probe_layer,), stats=("mean",), config=config)[probe_layer]["mean"]
 
     def recall(pred: np.ndarray, cat: str) -> float:
         return float((pred[labels == cat] == cat).mean())
 
     splits, _ = lp.probe_folds(labels, clips["fold"].to_numpy())
-    models = lp.fit_folds(features(), labels, splits)
-    base_pred = lp.predict_folds(models, splits, features())
+    base_features = features()
+    models = lp.fit_folds(base_features, labels, splits)
+    base_pred = lp.predict_folds(models, splits, base_features)
+    predictions: dict[tuple[int, ...], np.ndarray] = {}  # the random draws repeat across categories
+
+    def ablated_pred(units: list[int]) -> np.ndarray:
+        key = tuple(sorted(units))
+        if key not in predictions:
+            with ab.ablate(model, {layer: list(key)}):
+                predictions[key] = lp.predict_folds(models, splits, features())
+        return predictions[key]
     rows, draws = [], []
     with lp.single_blas_thread():  # the heads readout is a logistic regression too
         for cat in cats:
@@ -106,8 +114,7 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
             mine = []
             for d in eff.itertuples():
                 mine.append((cat, "heads", d.condition, int(d.draw), list(d.units), float(d.score), float(d.drop)))
-                with ab.ablate(model, {layer: list(d.units)}):
-                    r = recall(lp.predict_folds(models, splits, features()), cat)
+                r = recall(ablated_pred([int(u) for u in d.units]), cat)
                 mine.append((cat, "probe", d.condition, int(d.draw), list(d.units), r, base_recall - r))
             for measure, base in (("heads", eff.attrs["base_score"]), ("probe", base_recall)):
                 for cond in ("top", "random"):

@@ -11,7 +11,7 @@ equals what ``record`` stored for it.
 Examples
 --------
 >>> waves = clip_waves(run.ok_clips)                                   # doctest: +SKIP
->>> feats = summarize_waves(model, waves, layers=("conv5",))           # doctest: +SKIP
+>>> feats = summarize_waves(model, waves, layers=("conv5",), config=RecordConfig.from_meta(run.meta))  # doctest: +SKIP
 >>> feats["conv5"]["mean"].shape                                       # doctest: +SKIP
 (174, 256)
 """
@@ -25,13 +25,10 @@ import pandas as pd
 import torch
 
 from interp import record
-from soundnet.audio import SHORT_POLICIES
 from soundnet.errors import ParameterError
-from soundnet.geometry import min_samples
 from soundnet.model import CONV_LAYERS
 
-__all__ = ["clip_waves", "summarize_waves", "run_short_policy"]
-
+__all__ = ["clip_waves", "summarize_waves"]
 
 
 def clip_waves(clips: pd.DataFrame) -> list[np.ndarray]:
@@ -52,24 +49,13 @@ def clip_waves(clips: pd.DataFrame) -> list[np.ndarray]:
     return [read_clip(row) for row in clips.to_dict("records")]
 
 
-def run_short_policy(meta: dict) -> tuple[str, int]:
-    """``(short, min_samples)`` a run's recorder used for the conv layers (from ``run.json``)."""
-    settings = meta.get("settings") or {}
-    short = settings.get("short", "pad")
-    min_length = settings.get("min_length", "conv7")
-    n = min_samples(min_length) if isinstance(min_length, str) else int(min_length)
-    return short, (0 if short == "none" else n)
-
-
 def summarize_waves(
     model: torch.nn.Module,
     waves: Sequence[np.ndarray],
     *,
     layers: Sequence[str] = CONV_LAYERS,
     stats: Sequence[str] = ("mean", "max"),
-    short: str = "pad",
-    min_samples_: int | None = None,
-    batch_size: int = 16,
+    config: record.RecordConfig | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-clip, per-unit summaries of ``layers`` for waveforms in memory.
 
@@ -83,11 +69,10 @@ def summarize_waves(
         Conv layers to summarise.
     stats : sequence of {"mean", "max", "peak_s"}
         Summaries over time (as in a run directory).
-    short : {"pad", "tile", "none"}
-        How clips shorter than ``min_samples_`` are lengthened (the recorder's default: pad).
-    min_samples_ : int, optional
-        Minimum length in samples (default: one frame of conv7, the recorder's default).
-    batch_size : int
+    config : RecordConfig, optional
+        The recorder's settings to follow (short clips, ``edge``, batch size): a run's are
+        :meth:`interp.record.RecordConfig.from_meta` of its ``run.meta``, so that the summaries
+        equal the run's. Default: the recorder's defaults.
 
     Returns
     -------
@@ -98,10 +83,5 @@ def summarize_waves(
     if not stats or any(s not in allowed for s in stats):
         raise ParameterError(f"The 'stats' parameter of summarize_waves must be a non-empty subset of {allowed}. "
                              f"Got {list(stats)!r} instead.")
-    if short not in SHORT_POLICIES:
-        raise ParameterError(f"The 'short' parameter of summarize_waves must be one of {SHORT_POLICIES}. "
-                             f"Got {short!r} instead.")
-    res = record.summarize_waves(model, waves, layers=tuple(layers), short=short, batch_size=batch_size,
-                                 min_length="conv7" if min_samples_ is None else int(min_samples_),
-                                 fast=False, heads_short="none")
+    res = record.summarize_waves(model, waves, config=config, layers=tuple(layers), fast=False, heads_short="none")
     return {layer: {st: res[layer][st] for st in stats} for layer in res}

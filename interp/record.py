@@ -116,8 +116,8 @@ class RecordConfig:
         Where clips are decoded: in the lanes themselves (default, the fastest), or in
         ``workers`` worker processes, which turn a decoder that crashes on a malformed file into
         that clip's status instead of the end of the run (for untrusted files); see
-        :func:`_decode_stream`. ``workers``, ``batch_size``, ``decoder``, ``device``, ``fast``
-        and ``chunk_s`` are not part of the cache key.
+        :func:`_process_decode_stream`. ``workers``, ``batch_size``, ``decoder``, ``device``,
+        ``fast`` and ``chunk_s`` are not part of the cache key.
     device : str
         ``"cpu"`` or ``"cuda"``.
     fast : bool
@@ -154,6 +154,16 @@ class RecordConfig:
             raise ParameterError(f"The 'workers' parameter of RecordConfig must be >= 0. Got {self.workers} instead.")
         if self.chunk_s < 30:
             raise ParameterError(f"The 'chunk_s' parameter of RecordConfig must be >= 30 s (the heads' receptive field is 14.5 s). Got {self.chunk_s} instead.")
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "RecordConfig":
+        """The settings a run was recorded with (``run.json``'s ``settings``; defaults for any
+        it lacks), e.g. to summarise other audio exactly as the run did."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        settings = {k: v for k, v in (meta.get("settings") or {}).items() if k in fields}
+        if "layers" in settings:
+            settings["layers"] = tuple(settings["layers"])
+        return cls(**settings)
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that change results (the cache key part)."""
@@ -467,8 +477,6 @@ def _worker_init(parent_pid: int) -> None:
     Without it, workers of a recorder killed with SIGKILL (or by the OOM killer) live on,
     blocked on their task queue.
     """
-    import threading
-
     import psutil
 
     try:
@@ -553,31 +561,6 @@ class _Worker:
 _LOOKAHEAD_SAMPLES = 1 << 25
 
 
-def _decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float,
-                   decoder: str = "process") -> Iterator[_Decoded]:
-    """Decode rows ahead of the consumer in worker processes; yield them in order.
-
-    ``decoder="process"`` (used by :func:`record_corpus` with that setting): ``workers``
-    worker processes, each with its own pipe and one clip at a time, at most ``lookahead``
-    clips and about :data:`_LOOKAHEAD_SAMPLES` samples ahead of the consumer (bounded memory).
-    A worker that dies (a decoder crash, the OOM killer) is known by the clip it held: the clip
-    is retried once in a fresh worker, then gets the status ``error: the decoder crashed``, and
-    the run goes on. Use it for untrusted files. With ``workers`` = 0, or ``decoder="thread"``
-    (where :class:`_Lanes` decode in their own threads), rows are decoded in the calling thread
-    as they are pulled.
-
-    Returns
-    -------
-    iterator of _Decoded
-        With a ``close()`` that stops the decoding (also at exhaustion).
-    """
-    if decoder not in DECODERS:
-        raise ParameterError(f"The 'decoder' parameter must be one of {DECODERS}. Got {decoder!r} instead.")
-    if workers <= 0 or decoder == "thread":
-        return (_decode_row_safe(r, long_s) for r in rows)
-    return _process_decode_stream(rows, workers=workers, lookahead=lookahead, long_s=long_s)
-
-
 def _decode_row_safe(row: dict, long_s: float) -> _Decoded:
     try:
         return _decode_row(row, long_s)
@@ -586,8 +569,15 @@ def _decode_row_safe(row: dict, long_s: float) -> _Decoded:
 
 
 def _process_decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> Iterator[_Decoded]:
-    """:func:`_decode_stream`'s worker processes, each holding one clip;
-    work is handed out as the consumer pulls, within the look-ahead."""
+    """Decode rows in ``workers`` worker processes (``decoder="process"``); yield them in order.
+
+    Each worker has its own pipe and one clip at a time; work is handed out as the consumer
+    pulls, at most ``lookahead`` clips and about :data:`_LOOKAHEAD_SAMPLES` samples ahead of it
+    (bounded memory). A worker that dies (a decoder crash, the OOM killer) is known by the clip
+    it held: the clip is retried once in a fresh worker, then gets the status ``error: the
+    decoder crashed``, and the run goes on. Use it for untrusted files. The generator's
+    ``close()`` stops the workers (so does exhaustion).
+    """
     from multiprocessing.connection import wait
 
     # fork on Linux: workers only decode (no torch calls), and a user's script needs no
@@ -705,7 +695,6 @@ class _Engine:
         if self.plain is None and self.fast is None:
             raise ParameterError("The 'model' parameter of _Engine must be a SoundNet8 or a FastSoundNet. "
                                  f"Got {type(model).__name__} instead.")
-        self.model = self.plain if self.plain is not None else self.fast
         self.conv_layers = tuple(l for l in config.layers if l not in HEAD_LAYERS)
         self.head_layers = tuple(l for l in config.layers if l in HEAD_LAYERS)
         self.head_min = min_samples("conv8")
@@ -1218,6 +1207,8 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
         os.replace(tmp, out)
 
     def layer_topk(layer: str) -> pd.DataFrame:
+        # reads max and peak_s again (write_stat reads them too): one job per layer reading
+        # each shard once was 35 % slower, its fewer, longer jobs sharing the threads worse
         top = TopK(units[layer], k)  # ties: corpus order
         for d in shard_dirs:
             order, mx, pk = shard_arrays(d, "order", f"{layer}.max", f"{layer}.peak_s")
@@ -1449,7 +1440,11 @@ class _ShardWork:
     summaries: dict | None = None
     jobs: deque | None = None  # not handed out yet; None until the shard is planned
     jobs_left: int = -1  # not finished yet
-    done: bool = False
+
+    @property
+    def done(self) -> bool:
+        """Planned, and every job has run."""
+        return self.jobs is not None and self.jobs_left == 0
 
 
 class _Lanes:
@@ -1589,7 +1584,6 @@ class _Lanes:
                     job = what = task = None  # the job's closure holds audio: let it go
                     with self.cond:
                         w.jobs_left -= 1
-                        w.done = w.jobs_left == 0
                         self.recorded[0] += n_clips
                         self.recorded[1] += audio_s
                         self.cond.notify_all()
@@ -1619,7 +1613,6 @@ class _Lanes:
         summaries, jobs = _shard_jobs(engine, w.rows, w.decoded)
         with self.cond:
             w.summaries, w.jobs, w.jobs_left = summaries, deque(jobs), len(jobs)
-            w.done = not jobs
             self.cond.notify_all()
 
 
@@ -1639,8 +1632,8 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
     lanes = max(1, config.workers)
     stream = None
     if config.decoder == "process":  # as many worker processes as lanes (one lane: about 20 % slower)
-        stream = _decode_stream([r for w in shards for r in w.rows], workers=lanes, decoder="process",
-                                lookahead=max(config.batch_size, 4 * lanes), long_s=config.chunk_s)
+        stream = _process_decode_stream([r for w in shards for r in w.rows], workers=lanes,
+                                        lookahead=max(config.batch_size, 4 * lanes), long_s=config.chunk_s)
     threads_before = torch.get_num_threads()
     state = {"audio_s": 0.0, "failed": 0}
     bar = pool = None

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.store import Run, open_run, write_parquet
+from interp.store import Run, atomic_write_bytes, open_run, write_parquet
 from soundnet.errors import ParameterError
 
 __all__ = [
@@ -162,13 +162,14 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
 
 def _clip_note(run: Run) -> str:
     """One sentence on clip lengths against the receptive fields, and the run's short-clip policy."""
-    from interp.features import run_short_policy
+    from interp.record import RecordConfig
     from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 
     dur = run.ok_clips["duration_s"].astype(float) if "duration_s" in run.ok_clips.columns else pd.Series(dtype=float)
     if dur.dropna().empty:
         return ""
-    short, n_min = run_short_policy(run.meta)
+    cfg = RecordConfig.from_meta(run.meta)
+    short, n_min = cfg.short, cfg.min_samples
     text = (f"Clips last {dur.min():.2f} to {dur.max():.2f} s (median {dur.median():.2f} s); receptive fields span "
             f"{layer_geometry('conv5').receptive_field_s:.2f} s in conv5 and {layer_geometry('conv7').receptive_field_s:.1f} s "
             "in conv7")
@@ -250,9 +251,7 @@ class Report:
                 clean[col] = clean[col].map(lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
         path = self.out_dir / f"{name}.parquet"
         write_parquet(path, clean)
-        tmp = self.out_dir / f".{name}.csv.tmp"
-        clean.to_csv(tmp, index=False)
-        os.replace(tmp, self.out_dir / f"{name}.csv")
+        atomic_write_bytes(self.out_dir / f"{name}.csv", clean.to_csv(index=False).encode())
         self.tables.append(_Item(name, description, ", ".join(map(str, clean.columns))))
         return path
 
@@ -298,8 +297,6 @@ class Report:
             lines += [f"- `{t.name}`: {t.text} Columns: `{t.extra}`." for t in self.tables]
             lines.append("")
         path = self.out_dir / "summary.md"
-        tmp = self.out_dir / ".summary.md.tmp"
-        tmp.write_text("\n".join(lines))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, "\n".join(lines).encode())
         print(f"report: {path}", file=sys.stderr)
         return path

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from interp import stats
 from interp.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
@@ -144,8 +143,7 @@ def perturb(y: np.ndarray, p: Perturbation, *, key: str = "") -> np.ndarray:
 
 
 def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Perturbation], *,
-                         layers: Sequence[str] = CONV_LAYERS, short: str = "pad", min_samples_: int | None = None,
-                         progress: bool = False):
+                         layers: Sequence[str] = CONV_LAYERS, config=None, progress: bool = False):
     """Per-clip summaries of the clean clips and of every perturbed copy.
 
     Parameters
@@ -155,9 +153,9 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
         Clip rows (e.g. ``run.ok_clips``), indexed by clip id (which seeds the noise).
     perturbations : sequence of Perturbation
     layers : sequence of str
-    short, min_samples_
-        The run's short-clip policy (:func:`interp.features.run_short_policy`), so that the clean
-        summaries equal the run's.
+    config : interp.record.RecordConfig, optional
+        The run's recorder settings (:meth:`interp.record.RecordConfig.from_meta`), so that the
+        clean summaries equal the run's.
     progress : bool
         Print each condition when done.
 
@@ -171,7 +169,7 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
     waves = clip_waves(clips)
 
     def summarize(ws):
-        return summarize_waves(model, ws, layers=layers, short=short, min_samples_=min_samples_)
+        return summarize_waves(model, ws, layers=layers, config=config)
 
     clean = summarize(waves)
     perturbed = {}
@@ -253,18 +251,21 @@ def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
     onehot, _ = stats.onehot_labels(y)
     make = logistic_probe(C=C)
     rows = []
-    clean_acc, models = {}, {}
+    clean_acc, models, clean_rank, clean_auroc = {}, {}, {}, {}
     for layer, s in clean.items():
         models[layer] = fit_folds(s[probe_stat], y, splits, make_classifier=make)
         pred = predict_folds(models[layer], splits, s[probe_stat])
         clean_acc[layer] = probe_row(layer, y, pred, cv="", features="", classifier="")["accuracy"]
+        clean_rank[layer] = np.asarray(s[rank_stat], np.float64)
+        with single_blas_thread():
+            clean_auroc[layer] = stats.auroc(clean_rank[layer], onehot)  # (n_units, n_categories)
     for p, feats in perturbed.items():
         for layer, s in feats.items():
-            a0, a1 = np.asarray(clean[layer][rank_stat], np.float64), np.asarray(s[rank_stat], np.float64)
+            a0, a1 = clean_rank[layer], np.asarray(s[rank_stat], np.float64)
             with single_blas_thread():
                 resp = float(np.nanmedian(column_spearman(a0, a1)))
-                au0, au1 = stats.auroc(a0, onehot), stats.auroc(a1, onehot)  # (n_units, n_categories)
-            rho = [spearmanr(au0[:, j], au1[:, j]).statistic for j in range(au0.shape[1])]
+                au0, au1 = clean_auroc[layer], stats.auroc(a1, onehot)
+            rho = column_spearman(au0, au1)  # per category, across units
             over = top_overlap(au0, au1, top_n=top_n)
             pred = predict_folds(models[layer], splits, s[probe_stat])
             pr = probe_row(layer, y, pred, cv="", features="", classifier="")

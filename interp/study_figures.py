@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.figures import PALETTE, apply_house_style, category_colors
+from interp.figures import PALETTE, _hz_label as _hz, apply_house_style, category_colors
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
 
@@ -41,10 +41,6 @@ __all__ = [
 _MUTED = "#6b7785"
 _NONE = "#c5ccd5"
 _HZ_TICKS = (50, 100, 200, 500, 1000, 2000, 5000, 10000)
-
-
-def _hz(f: float) -> str:
-    return f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"
 
 
 def _styled(fig: go.Figure, title: str, *, height: int, width: int, top: int = 84) -> go.Figure:

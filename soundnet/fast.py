@@ -65,6 +65,7 @@ from soundnet.model import (
     LayerSpec,
     SoundNet8,
     _as_3d,
+    check_device,
 )
 
 __all__ = ["FastSoundNet", "fast_model", "flops_per_second_of_audio", "forward_flops", "METHODS"]
@@ -215,7 +216,7 @@ class FastSoundNet(nn.Module):
     chunk_rows : int, optional
         Matrix rows per chunk in the ``"gemm"`` method (a chunk is the whole batch, a few
         whole clips, or part of one clip); default: as many as fit 3 MiB of buffers per
-        thread working on the chunk, so that they stay in cache (e.g. 7560 rows of 8 frames
+        thread working on the chunk, so that they stay in cache (e.g. 7561 rows of 8 frames
         for conv1 with 2 threads).
     workers : int
         Worker threads that share the chunks in the ``"gemm"`` method on CPU. The default, 1,
@@ -268,10 +269,9 @@ class FastSoundNet(nn.Module):
                 "The 'model' parameter of FastSoundNet must be in eval mode (BatchNorm running "
                 "statistics are folded in). Got a model in training mode instead; call "
                 "model.eval().")
-        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dev = check_device(device, "FastSoundNet") if device is not None else next(model.parameters()).device
         self.method = ("gemm" if dev.type == "cpu" else "conv") if method == "auto" else method
         self.chunk_rows = chunk_rows
-        self._chunk_bytes_per_thread = _CHUNK_BYTES_PER_THREAD
         self.workers = workers
         self.num_threads = num_threads
         self._plans: dict[str, _Plan] = {}
@@ -424,7 +424,7 @@ class FastSoundNet(nn.Module):
         workers = self.workers
         # a chunk is worked on by all of torch's threads, or by one worker thread
         threads_per_chunk = torch.get_num_threads() if workers == 1 else 1
-        chunk_bytes = self._chunk_bytes_per_thread * threads_per_chunk
+        chunk_bytes = _CHUNK_BYTES_PER_THREAD * threads_per_chunk
         with contextlib.ExitStack() as stack:
             executor = None
             if x.device.type == "cpu" and workers > 1 and convs:

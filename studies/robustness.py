@@ -21,7 +21,7 @@ from interp import linear_probes as lp
 from interp import robustness as rb
 from interp import study_figures as sf
 from interp.corpora import load_corpus
-from interp.features import run_short_policy
+from interp.record import RecordConfig
 from interp.reporting import Report, obtain_run, quick_subset, study_parser
 from soundnet import load_soundnet
 from soundnet.model import CONV_LAYERS
@@ -43,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = clips["label"].astype(str).to_numpy()
 
     # 2. clean and perturbed summaries, exactly as the recorder computes them
-    short, n_min = run_short_policy(run.meta)
     clean, perturbed = rb.summarize_conditions(load_soundnet(), clips, rb.default_perturbations(quick=args.quick),
-                                               short=short, min_samples_=n_min, progress=True)
+                                               config=RecordConfig.from_meta(run.meta), progress=True)
 
     # 3. rankings and probes, clean vs perturbed
     splits, cv = lp.probe_folds(labels, clips["fold"].to_numpy())

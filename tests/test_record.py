@@ -376,12 +376,12 @@ def test_a_run_made_from_other_settings_is_refused(tmp_path, minibank_dir, model
 def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     import psutil
 
-    from interp.record import _decode_stream
+    from interp.record import _process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:24].to_dict("records")
     me = psutil.Process()
     got, killed = [], []
-    for i, d in enumerate(_decode_stream(rows, workers=2, lookahead=8, long_s=120.0, decoder="process")):
+    for i, d in enumerate(_process_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
         got.append(d)
         if i in (3, 12):  # kill a busy worker (a forked child: same command line as this process)
             workers = [p for p in me.children() if p.pid not in killed and p.cmdline() == me.cmdline()
@@ -396,13 +396,13 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
 
 
 def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir):
-    from interp.record import _decode_stream
+    from interp.record import _decode_row_safe, _process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:12].to_dict("records")
     rows[5] = dict(rows[5], path=str(tmp_path / "missing.wav"))  # a failure mid-stream
-    inline = list(_decode_stream(rows, workers=0, lookahead=4, long_s=120.0))
+    inline = [_decode_row_safe(r, 120.0) for r in rows]
     assert inline[5].status.startswith("missing") and all(d.status == "ok" for k, d in enumerate(inline) if k != 5)
-    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="process")
+    stream = _process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
     got = list(stream)
     stream.close()  # idempotent after exhaustion
     assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
@@ -411,7 +411,7 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
         if a.audio is not None:
             np.testing.assert_array_equal(a.audio, b.audio)
     # a consumer that stops early can close the stream: nothing keeps running
-    stream = _decode_stream(rows, workers=2, lookahead=3, long_s=120.0, decoder="process")
+    stream = _process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
     next(stream)
     stream.close()
     with pytest.raises(ParameterError, match="decoder"):

@@ -302,12 +302,12 @@ def test_kernel_gains_match_the_fft_of_the_weights(model):
 
 
 def test_summarize_waves_equals_the_recorder(minibank_run, model):
-    from interp.features import clip_waves, run_short_policy, summarize_waves
+    from interp.features import clip_waves, summarize_waves
+    from interp.record import RecordConfig
 
     clips = minibank_run.ok_clips.iloc[::20]
-    short, n_min = run_short_policy(minibank_run.meta)
-    got = summarize_waves(model, clip_waves(clips), layers=("conv2", "conv5", "conv7"), short=short,
-                          min_samples_=n_min)
+    got = summarize_waves(model, clip_waves(clips), layers=("conv2", "conv5", "conv7"),
+                          config=RecordConfig.from_meta(minibank_run.meta))
     for layer in ("conv2", "conv5", "conv7"):
         for stat in ("mean", "max"):
             ref = minibank_run.activations(layer, stat).loc[clips.index].to_numpy(np.float64)
