@@ -12,8 +12,8 @@ The pipeline (NetDissect-style numbered steps, each resuming from its saved file
    frames past its end after every layer (so batching changes no statistic), and each layer is
    reduced to per-clip ``mean``, ``max`` and ``peak_s`` at once, so time-resolved activations
    of a whole corpus are never held. Each shard of ``shard_size`` clips (its clip rows in
-   Parquet, its summaries as one ``.npz`` of float32 matrices) is written, by the calling
-   thread, to a temporary folder and renamed when complete.
+   Parquet, its summaries as one float32 ``.npy`` matrix) is written, by the calling thread,
+   to a temporary folder and renamed when complete.
 3. **merge**: shards are streamed into ``clips.parquet``, ``activations/<layer>.<stat>.parquet``
    (the wide Parquet tables are written once, here) and ``topk.parquet`` (an exact streaming
    top-k), then ``run.json`` is marked complete.
@@ -1086,16 +1086,28 @@ def _shard_dir(run_dir: Path, i: int) -> Path:
     return run_dir / "shards" / f"{i:05d}"
 
 
-#: A shard's per-clip summaries: one uncompressed ``.npz`` (no pickled objects) holding ``order``
-#: (int64), ``clip_id`` (str) and ``<layer>.<stat>`` float32 ``(n_ok, n_units)`` matrices, in
-#: corpus order. Parquet is written once, at the merge.
-_SHARD_ARRAYS = "summaries.npz"
+#: A shard's per-clip summaries: one float32 ``.npy`` matrix ``(n_rows, n_ok)`` (no pickle): a
+#: block of rows per layer and statistic, in :func:`_shard_blocks` order, and a column per ok clip,
+#: in corpus order (the ok rows of the shard's ``clips.parquet``). The merge memory-maps it and
+#: reads each table's block as one contiguous, unit-major slice. Parquet is written once, at the
+#: merge.
+_SHARD_MATRIX = "summaries.npy"
+
+
+def _shard_blocks(layers: Iterable[str], units: dict[str, int]) -> list[tuple[str, str, int, int]]:
+    """``(layer, stat, first_row, n_units)`` of each block of a shard's summary matrix."""
+    blocks, row = [], 0
+    for layer in layers:
+        for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ()):
+            blocks.append((layer, stat, row, units[layer]))
+            row += units[layer]
+    return blocks
 
 
 def _shard_done(run_dir: Path, i: int) -> bool:
     d = _shard_dir(run_dir, i)
     # a shard of an older layout (no summaries file) is recorded again
-    return (d / "_SUCCESS").is_file() and (d / _SHARD_ARRAYS).is_file()
+    return (d / "_SUCCESS").is_file() and (d / _SHARD_MATRIX).is_file()
 
 
 def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded],
@@ -1103,7 +1115,7 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
     """Write one shard to a temporary folder and rename it into place when complete.
 
     The folder holds ``clips.parquet`` (every row with its status), the ok clips' summaries
-    (:data:`_SHARD_ARRAYS`) and ``_SUCCESS``.
+    (:data:`_SHARD_MATRIX`) and ``_SUCCESS``.
 
     Parameters
     ----------
@@ -1130,28 +1142,27 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
         clip_rows.append(row)
     write_parquet(tmp / "clips.parquet", pd.DataFrame(clip_rows))
     ok = [d for d in sorted(decoded, key=lambda d: d.order) if d.status == "ok"]
-    arrays = {"order": np.array([d.order for d in ok], dtype=np.int64),
-              "clip_id": np.array([d.clip_id for d in ok], dtype=str)}
-    for layer in layers:
-        for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ()):
-            mat = np.full((len(ok), units[layer]), np.nan, dtype=np.float32)
-            for j, d in enumerate(ok):
-                s = summaries.get(d.order, {}).get(layer)
-                if s and stat in s:
-                    mat[j] = s[stat]
-            arrays[f"{layer}.{stat}"] = mat
-    np.savez(tmp / _SHARD_ARRAYS, **arrays)
+    blocks = _shard_blocks(layers, units)
+    mat = np.full((len(ok), sum(n for *_, n in blocks)), np.nan, dtype=np.float32)  # clip-major to fill
+    for j, d in enumerate(ok):
+        per_layer = summaries.get(d.order, {})
+        for layer, stat, row0, n in blocks:
+            s = per_layer.get(layer)
+            if s and stat in s:
+                mat[j, row0:row0 + n] = s[stat]
+    np.save(tmp / _SHARD_MATRIX, np.ascontiguousarray(mat.T))
     (tmp / "_SUCCESS").write_text("ok\n")
     remove_tree(final)
     os.replace(tmp, final)
 
 
-def _stat_table(clip_ids: np.ndarray, mat: np.ndarray) -> pa.Table:
-    """``clip_id`` plus one float32 column per unit (``"0"``, ``"1"``, ...) of ``mat``."""
-    n_rows, n_units = mat.shape
+def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
+    """``clip_id`` plus one float32 column per unit (``"0"``, ``"1"``, ...) of a unit-major
+    ``block`` ``(n_units, n_rows)``."""
+    n_units, n_rows = block.shape
     # one Arrow array of the unit-major values, sliced into columns (no copies; half the time
     # of one pa.array per column)
-    flat = pa.array(np.ascontiguousarray(mat.T, dtype=np.float32).reshape(-1))
+    flat = pa.array(np.ascontiguousarray(block, dtype=np.float32).reshape(-1))
     return pa.Table.from_arrays([pa.array(clip_ids.astype(str), pa.string())]
                                 + [flat.slice(i * n_rows, n_rows) for i in range(n_units)],
                                 names=["clip_id"] + unit_columns(n_units))
@@ -1165,65 +1176,87 @@ _ACT_PARQUET = {"use_dictionary": ["clip_id"], "write_statistics": ["clip_id"]}
 _ROW_GROUP_ROWS = 4096
 
 
+def _row_groups(sizes: list[int]) -> list[list[int]]:
+    """Consecutive shards (by index) gathered into groups of at least :data:`_ROW_GROUP_ROWS`
+    rows (the last group: what is left); ``sizes`` are the shards' rows."""
+    groups, rows = [[]], 0
+    for i, n in enumerate(sizes):
+        if rows >= _ROW_GROUP_ROWS:
+            groups.append([])
+            rows = 0
+        groups[-1].append(i)
+        rows += n
+    return groups
+
+
 def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str, int], k: int) -> pd.DataFrame:
     """Stream the shards into the final tables; returns the clip table.
 
     Each ``activations/<layer>.<stat>.parquet`` gets row groups of about
-    :data:`_ROW_GROUP_ROWS` rows (whole shards gathered), and each layer's
-    top-k is an exact streaming top-k over the shards; these jobs run on a few threads (Parquet
-    encoding and numpy release the GIL). Memory: one row group's matrix per job at a time, a
-    :class:`TopK` of ``(n_units, k)`` per layer, and the clip table itself.
+    :data:`_ROW_GROUP_ROWS` rows (whole shards gathered) and each layer's top-k is an exact
+    streaming top-k over the shards. The shards' summary matrices are memory-mapped, so each
+    job reads its block of rows from them (contiguous) without parsing or copying anything
+    else; the jobs run on a thread per core (Parquet encoding and numpy release the GIL), the
+    largest first. Memory: one row group's block per job at a time, a :class:`TopK` of
+    ``(n_units, k)`` per layer, and the clip table itself.
     """
     shard_dirs = [_shard_dir(run_dir, i) for i in range(n_shards)]
-    clips = pd.concat([pd.read_parquet(d / "clips.parquet") for d in shard_dirs], ignore_index=True)
-    clips = clips.sort_values("order", kind="stable").reset_index(drop=True)
+    parts = [pd.read_parquet(d / "clips.parquet") for d in shard_dirs]
+    clips = pd.concat(parts, ignore_index=True).sort_values("order", kind="stable").reset_index(drop=True)
     if clips["clip_id"].duplicated().any() or len(clips) != clips["order"].nunique():
         raise RunError(f"Shards of {str(run_dir)!r} overlap; delete the folder and record again.")
     front = [c for c in _CLIP_COLUMNS if c in clips.columns]
     clips = clips[front + [c for c in clips.columns if c not in front]]
-    write_parquet(run_dir / "clips.parquet", clips)
+    blocks = _shard_blocks(layers, units)
+    n_rows = sum(n for *_, n in blocks)
+    mats, orders, ids = [], [], []
+    for d, part in zip(shard_dirs, parts):
+        ok = part[part["status"] == "ok"].sort_values("order", kind="stable")
+        mat = np.load(d / _SHARD_MATRIX, mmap_mode="r") if len(ok) else np.zeros((n_rows, 0), np.float32)
+        if mat.shape != (n_rows, len(ok)) or mat.dtype != np.float32:
+            raise RunError(f"Shard {str(d)!r} holds summaries of shape {mat.shape}, not {(n_rows, len(ok))}; "
+                           "delete the run folder and record again.")
+        mats.append(mat)
+        orders.append(ok["order"].to_numpy(np.int64))
+        ids.append(ok["clip_id"].to_numpy(str))
+    groups = _row_groups([len(o) for o in orders])
     by_order = clips.set_index("order")
     act_dir = run_dir / "activations"
     act_dir.mkdir(exist_ok=True)
 
-    def shard_arrays(d: Path, *keys: str) -> list[np.ndarray]:
-        with np.load(d / _SHARD_ARRAYS, allow_pickle=False) as z:
-            return [z[key] for key in keys]
-
-    def write_stat(layer: str, stat: str) -> None:
+    def write_stat(layer: str, stat: str, row0: int, n: int) -> None:
         out = act_dir / activation_file(layer, stat)
         tmp = out.with_name(f".{out.name}.tmp")
-        schema = pa.schema([("clip_id", pa.string())] + [(c, pa.float32()) for c in unit_columns(units[layer])])
-        ids, mats, rows = [], [], 0
-        with pq.ParquetWriter(tmp, schema, **_ACT_PARQUET) as writer:
-            for j, d in enumerate(shard_dirs):
-                clip_ids, mat = shard_arrays(d, "clip_id", f"{layer}.{stat}")
-                ids.append(clip_ids)
-                mats.append(mat)
-                rows += len(mat)
-                if rows >= _ROW_GROUP_ROWS or j == len(shard_dirs) - 1:  # few, large row groups
-                    writer.write_table(_stat_table(np.concatenate(ids), np.concatenate(mats)))
-                    ids, mats, rows = [], [], 0
+        schema = pa.schema([("clip_id", pa.string())] + [(c, pa.float32()) for c in unit_columns(n)])
+        # a buffered stream: the writer's many small writes (a few per column chunk) become
+        # few large ones (11 % of the writing time of a 1024-column table)
+        with pa.output_stream(tmp, buffer_size=1 << 20) as sink, \
+                pq.ParquetWriter(sink, schema, **_ACT_PARQUET) as writer:
+            for group in groups:  # few, large row groups
+                block = np.concatenate([mats[i][row0:row0 + n] for i in group], axis=1)
+                writer.write_table(_stat_table(np.concatenate([ids[i] for i in group]), block))
         os.replace(tmp, out)
 
     def layer_topk(layer: str) -> pd.DataFrame:
-        # reads max and peak_s again (write_stat reads them too): one job per layer reading
-        # each shard once was 35 % slower, its fewer, longer jobs sharing the threads worse
-        top = TopK(units[layer], k)  # ties: corpus order
-        for d in shard_dirs:
-            order, mx, pk = shard_arrays(d, "order", f"{layer}.max", f"{layer}.peak_s")
-            top.add(mx, order, pk)
+        rows = {stat: row0 for name, stat, row0, _ in blocks if name == layer}
+        n = units[layer]
+        top = TopK(n, k)  # ties: corpus order
+        for mat, order in zip(mats, orders):
+            top.add(mat[rows["max"]:rows["max"] + n].T, order, mat[rows["peak_s"]:rows["peak_s"] + n].T)
         return _topk_table(top, layer, by_order)
 
     from concurrent.futures import ThreadPoolExecutor
 
+    # the largest jobs first, so that the threads finish together
+    jobs = sorted([(n, write_stat, (layer, stat, row0, n)) for layer, stat, row0, n in blocks]
+                  + [(units[layer], layer_topk, (layer,)) for layer in layers], key=lambda j: -j[0])
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="merge") as pool:
-        writes = [pool.submit(write_stat, layer, stat) for layer in layers
-                  for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())]
-        tops = [pool.submit(layer_topk, layer) for layer in layers]
-        for f in writes:
+        clips_written = pool.submit(write_parquet, run_dir / "clips.parquet", clips)
+        futures = {(fn, args): pool.submit(fn, *args) for _, fn, args in jobs}
+        clips_written.result()
+        topk_frames = [futures[(layer_topk, (layer,))].result() for layer in layers]
+        for f in futures.values():
             f.result()
-        topk_frames = [f.result() for f in tops]
     write_parquet(run_dir / "topk.parquet", pd.concat(topk_frames, ignore_index=True))
     return clips
 
@@ -1641,7 +1674,13 @@ def _process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mod
     try:
         pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s,
                       stream=stream)
-        engine = _Engine(get_model(), config)
+        # built on one thread: the lanes are decoding on every core meanwhile, and an OpenMP team
+        # on busy cores spins at its barriers (the build took 3 to 5 times as long)
+        torch.set_num_threads(1)
+        try:
+            engine = _Engine(get_model(), config)
+        finally:
+            torch.set_num_threads(threads_before)
         # torch's intra-op threads, shared among the lanes (one each on a 2-core machine); the
         # plain model's forward passes take turns (see _Engine._forward), so each gets them all
         pool.set_engine(engine, lane_threads=max(1, threads_before // lanes) if engine.fast is not None

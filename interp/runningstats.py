@@ -56,7 +56,8 @@ class TopK:
             Unique integer sort keys of the rows (smaller wins ties).
         payload : np.ndarray, shape (n_rows, n_units), optional
         """
-        values = np.asarray(values, dtype=np.float64)
+        if not (isinstance(values, np.ndarray) and values.dtype == np.float32):
+            values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != self.n_units:
             raise ParameterError(f"The 'values' parameter of TopK.add must have shape (n_rows, {self.n_units}). "
                                  f"Got {values.shape} instead.")
@@ -70,11 +71,36 @@ class TopK:
                                  f"{values.shape}. Got {np.shape(payload)} instead.")
         if n == 0:
             return self
+        if values.dtype == np.float32 and n > self.k and keys.max() < 2**32:
+            # each unit's k best rows of the batch (no other row can enter the top-k), in O(n);
+            # the sort of the combination is then over 2k values per unit
+            rows = self._best_rows(values, keys)
+            vals = np.take_along_axis(values.T, rows, axis=1).astype(np.float64)
+            pay = (np.full(rows.shape, np.nan) if payload is None
+                   else np.take_along_axis(np.asarray(payload).T, rows, axis=1).astype(np.float64))
+            self._combine(np.where(np.isnan(vals), -np.inf, vals), keys.astype(np.int64)[rows], pay)
+            return self
+        values = values.astype(np.float64, copy=False)
         keys = np.broadcast_to(keys.astype(np.int64)[:, None], values.shape).T
         pay = np.full(values.shape, np.nan) if payload is None else np.asarray(payload, dtype=np.float64)
         vals = np.where(np.isnan(values), -np.inf, values).T
         self._combine(vals, keys, pay.T)
         return self
+
+    def _best_rows(self, values32: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``(n_units, k)`` row indices of each unit's ``k`` best rows of float32 ``values32``
+        ``(n_rows, n_units)`` (value descending, NaN last, ties: smaller key first), in no
+        particular order.
+
+        Each value and key become one int64, ordered as (value descending, key ascending): the
+        float's bits mapped to an order-preserving int32, complemented, in the high half, the key
+        (< 2**32) in the low half. An exact top-k is then one ``argpartition``.
+        """
+        v = np.where(np.isnan(values32), np.float32(-np.inf), values32 + np.float32(0.0))  # -0.0 -> 0.0
+        bits = v.view(np.int32)
+        ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # int32 order = float order
+        composite = (~ordered).astype(np.int64).T << 32 | keys.astype(np.int64)[None, :]
+        return np.argpartition(composite, self.k - 1, axis=1)[:, : self.k]
 
     def _combine(self, vals: np.ndarray, keys: np.ndarray, pay: np.ndarray) -> None:
         v = np.concatenate([self.values_, vals], axis=1)

@@ -62,6 +62,27 @@ def test_merge_of_shards_equals_topk_of_union(seed):
         np.testing.assert_array_equal(got.payload_, want[2])
 
 
+@pytest.mark.parametrize("seed", range(25))
+def test_float32_batches_take_the_preselection_and_agree(seed):
+    """float32 batches longer than k go through TopK._best_rows (one argpartition of packed
+    value/key integers): ties, NaN, -0.0, negative values and unsorted keys as the reference."""
+    rng = np.random.default_rng(100 + seed)
+    n_rows, n_units, k = int(rng.integers(2, 80)), int(rng.integers(1, 7)), int(rng.integers(1, 6))
+    values = rng.choice(np.array([-2.5, -0.0, 0.0, 0.0, 1.0, 1.5, 3.0, np.inf, np.nan]),
+                        size=(n_rows, n_units)).astype(np.float32)
+    values[:, 0] = rng.standard_normal(n_rows)  # and a unit of distinct values
+    keys = rng.permutation(10 * n_rows)[:n_rows].astype(np.int64)
+    payload = rng.random((n_rows, n_units)).astype(np.float32)
+    want = _brute_topk(values.astype(np.float64), keys, payload.astype(np.float64), k)
+    half = n_rows // 2
+    for got in (TopK(n_units, k).add(values, keys, payload),
+                TopK(n_units, k).add(values[:half], keys[:half], payload[:half])
+                .add(values[half:], keys[half:], payload[half:])):
+        np.testing.assert_array_equal(got.values_, want[0])
+        np.testing.assert_array_equal(got.keys_, want[1])
+        np.testing.assert_array_equal(got.payload_, want[2])
+
+
 def test_ties_are_broken_by_key_not_arrival():
     t = TopK(1, 2)
     t.add(np.array([[5.0]]), np.array([9]))
