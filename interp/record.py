@@ -1793,6 +1793,6 @@ def _maybe_fast(model: torch.nn.Module, config: RecordConfig) -> torch.nn.Module
     except ImportError:
         return model
     try:
-        return fast_model(model)
+        return fast_model(model, layers=config.layers)
     except Exception:
         return model

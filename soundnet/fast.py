@@ -228,6 +228,11 @@ class FastSoundNet(nn.Module):
     num_threads : int, optional
         Intra-op threads torch uses during a call (restored afterwards). Default: leave
         ``torch.get_num_threads()`` as it is.
+    layers : str or sequence of str, optional
+        The layers this copy will be asked for (default: all of them). Only the blocks they
+        need are built: conv1 to the deepest conv layer named, or every conv layer and the
+        heads named (a copy without the heads skips their 11.5 M weights). Asking it for
+        another layer later raises :class:`ParameterError`.
 
     Notes
     -----
@@ -245,6 +250,7 @@ class FastSoundNet(nn.Module):
         chunk_rows: int | None = None,
         workers: int = 1,
         num_threads: int | None = None,
+        layers: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(model, SoundNet8):
@@ -275,8 +281,11 @@ class FastSoundNet(nn.Module):
         self.workers = workers
         self.num_threads = num_threads
         self._plans: dict[str, _Plan] = {}
+        #: the layers this copy computes (see ``layers``)
+        self.layers: tuple[str, ...] = _built_layers(
+            LAYERS if layers is None else _validate_layers(layers, "FastSoundNet"))
         with torch.no_grad():
-            for spec in SPEC_BY_NAME.values():
+            for spec in (SPEC_BY_NAME[name] for name in self.layers):
                 weight, bias = _folded(getattr(model, spec.name), spec)
                 if self.method == "gemm" and spec.name in CONV_LAYERS:
                     r = _FRAMES_PER_ROW.get(spec.name, 1)
@@ -319,8 +328,9 @@ class FastSoundNet(nn.Module):
             The seed's ``(batch, 1, n_samples, 1)`` is accepted too; the outputs then get a
             trailing axis of 1.
         layers : str or sequence of str, optional
-            Names to return (default all of :data:`soundnet.model.LAYERS`). The forward pass
-            stops after the last one needed.
+            Names to return (default: every layer this copy was built for, all of
+            :data:`soundnet.model.LAYERS` unless its ``layers`` said otherwise). The forward
+            pass stops after the last one needed.
         contiguous : bool
             Return contiguous tensors, as the plain model does (default). With False, the
             ``"gemm"`` method returns its conv-layer outputs as ``(batch, units, n_frames)``
@@ -348,7 +358,13 @@ class FastSoundNet(nn.Module):
             For an input of another shape or a non-float dtype, or an unknown layer name.
         """
         x, seed_layout = _as_3d(x)
-        wanted = _validate_layers(LAYERS if layers is None else layers, "extract_features")
+        wanted = _validate_layers(self.layers if layers is None else layers, "extract_features")
+        missing = [name for name in wanted if name not in self.layers]
+        if missing:
+            raise ParameterError(
+                f"The 'layers' parameter of extract_features must name layers this FastSoundNet "
+                f"was built for ({list(self.layers)}; see its 'layers' parameter). Got {missing} "
+                "instead.")
         last = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
         if any(w in HEAD_LAYERS for w in wanted):
             last = len(CONV_LAYERS) - 1
@@ -577,6 +593,14 @@ class FastSoundNet(nn.Module):
                                h.storage_offset() + lead_in * c_in).reshape(batch * n_out, -1)
         return {name: torch.addmm(getattr(self, f"{name}_bias"), windows, getattr(self, f"{name}_weight").t())
                 .view(batch, n_out, -1).transpose(1, 2).contiguous() for name in HEAD_LAYERS if name in heads}
+
+
+def _built_layers(layers: Sequence[str]) -> tuple[str, ...]:
+    """The blocks that computing ``layers`` needs, in network order."""
+    heads = [name for name in HEAD_LAYERS if name in layers]
+    convs = [CONV_LAYERS.index(name) for name in layers if name in CONV_LAYERS]
+    deepest = len(CONV_LAYERS) - 1 if heads else max(convs)
+    return tuple(CONV_LAYERS[: deepest + 1]) + tuple(heads)
 
 
 def _item_lengths(lengths: Sequence[int] | None, batch: int, n_samples: int) -> list[int] | None:

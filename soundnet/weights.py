@@ -384,7 +384,12 @@ def load_state_dict(path: str | os.PathLike | None = None) -> "OrderedDict[str, 
     if p.suffix == ".npy":
         return npy_to_state_dict(read_npy(p))
     try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
+        try:  # memory-mapped: pages are read when used (a model without its heads never reads them)
+            raw = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            raw = torch.load(p, map_location="cpu", weights_only=True)  # a legacy (not zip) file
     except Exception as exc:  # torch raises many types for a bad file
         raise WeightsError(
             f"Cannot load weights file {str(p)!r} ({type(exc).__name__}: {str(exc)[:200]}). "

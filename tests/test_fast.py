@@ -248,3 +248,24 @@ def test_forward_flops_counts_real_frames():
     assert forward_flops(100, layers=HEAD_LAYERS) == 0
     with pytest.raises(ParameterError, match="'n_samples' parameter"):
         forward_flops(-1)
+
+
+@pytest.mark.parametrize("method", ["gemm", "conv"])
+def test_built_for_some_layers(model, clips, method):
+    """A copy built for some layers computes them as the full copy does, holds no weights of the
+    blocks it does not need (no heads unless asked for) and refuses the other layers."""
+    x = to_model_input(fit_length(clips[-1], min_samples=11 * 22050, policy="tile"))
+    part = FastSoundNet(model, method=method, layers=("conv5", "conv3"))
+    assert part.layers == ("conv1", "conv2", "conv3", "conv4", "conv5")
+    assert not hasattr(part, "conv6_weight") and not hasattr(part, "conv8_weight")
+    assert_same(features(model, x, ("conv3", "conv5")), features(part, x, ("conv3", "conv5")), what=method)
+    assert list(features(part, x)) == list(part.layers)  # default: every layer it was built for
+    with pytest.raises(ParameterError, match="built for"):
+        part.extract_features(x, layers=("conv7",))
+    with pytest.raises(ParameterError, match="built for"):
+        part(x)  # the heads
+    heads = FastSoundNet(model, method=method, layers="conv8_2")
+    assert heads.layers == (*CONV_LAYERS, "conv8_2") and not hasattr(heads, "conv8_weight")
+    assert_same(features(model, x, ("conv8_2",)), features(heads, x, ("conv8_2",)), what=f"{method} heads")
+    with pytest.raises(ParameterError, match="'layers' parameter of FastSoundNet"):
+        FastSoundNet(model, layers=("conv9",))
