@@ -269,3 +269,19 @@ def test_built_for_some_layers(model, clips, method):
     assert_same(features(model, x, ("conv8_2",)), features(heads, x, ("conv8_2",)), what=f"{method} heads")
     with pytest.raises(ParameterError, match="'layers' parameter of FastSoundNet"):
         FastSoundNet(model, layers=("conv9",))
+
+
+def test_compiled_block_loop_equals_python(model, clips, monkeypatch):
+    """The block loop runs compiled by TorchScript (no GIL between its operations) on this torch;
+    as plain Python (the fallback) it gives the same outputs, bit for bit."""
+    import soundnet.fast as fast_module
+
+    assert isinstance(fast_module._BLOCK_TASKS, torch.jit.ScriptFunction)
+    waves = [fit_length(w, min_samples=4 * 22050, policy="tile")[: 4 * 22050] for w in clips[:4]]
+    x = torch.stack([to_model_input(w)[0] for w in waves])
+    net = FastSoundNet(model, chunk_rows=500)  # several chunks per clip, and clips per chunk
+    compiled = features(net, x)
+    monkeypatch.setattr(fast_module, "_BLOCK_TASKS", fast_module._block_tasks)
+    python = features(net, x)
+    for name in compiled:
+        assert torch.equal(compiled[name], python[name]), name
