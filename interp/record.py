@@ -428,38 +428,38 @@ def _decode_row(row: dict, long_s: float) -> _Decoded:
         ``note`` says what was done to the file (channels mixed, resampled, streamed).
     """
     from interp.corpora import read_clip
-    from soundnet.audio import audio_info
+    from soundnet.audio import read_excerpt
 
     status = str(row.get("status", "ok") or "ok")
     if status != "ok":
         return _failed(row, status)
     order, cid = int(row["order"]), str(row["clip_id"])
     path = str(row["path"])
-    notes: list[str] = []
+    note = ""
     sr_src = SAMPLE_RATE_HZ
     try:
-        if not path.startswith("probes://"):
-            info = audio_info(path)
-            sr_src = info.sample_rate_hz
-            if info.note():
-                notes.append(info.note())
+        if path.startswith("probes://"):
+            audio = read_clip(row)  # synthesized
+        else:
             start = _float_or(row.get("start_s"), 0.0)
             end = _float_or(row.get("end_s"), float("nan"))
-            end = info.duration_s if not np.isfinite(end) else min(end, info.duration_s)
-            if end - start > long_s:
-                return _Decoded(order, cid, None, "ok", "; ".join(notes + ["streamed in chunks"]),
-                                end - start, sr_src, long=True)
-        audio = read_clip(row)
-    except AudioError as exc:
-        return _failed(row, _audio_status(exc), sample_rate_hz=sr_src)
+            audio, info = read_excerpt(path, offset_s=start, duration_s=end - start if np.isfinite(end) else None,
+                                       max_duration_s=long_s)  # the file is opened once
+            sr_src, note = info.sample_rate_hz, info.note()
+            if audio is None:  # longer than long_s: streamed by _Engine.summarize_long
+                length_s = (min(end, info.duration_s) if np.isfinite(end) else info.duration_s) - start
+                return _Decoded(order, cid, None, "ok", "; ".join(filter(None, [note, "streamed in chunks"])),
+                                length_s, sr_src, long=True)
+    except AudioError as exc:  # the source's rate when its header was read (-1: unreadable)
+        return _failed(row, _audio_status(exc), sample_rate_hz=exc.sample_rate_hz or -1)
     except Exception as exc:  # any other decoder failure is still a per-clip status
-        return _failed(row, f"error: {type(exc).__name__}: {exc}", sample_rate_hz=sr_src)
+        return _failed(row, f"error: {type(exc).__name__}: {exc}")
     if audio.size == 0:
         return _failed(row, "empty: no samples decoded", sample_rate_hz=sr_src, duration_s=0.0)
     if not np.any(audio) and str(row.get("kind", "")) != "silence":
         return _failed(row, "silent: all samples are zero", sample_rate_hz=sr_src,
                        duration_s=len(audio) / SAMPLE_RATE_HZ)
-    return _Decoded(order, cid, audio, "ok", "; ".join(notes), len(audio) / SAMPLE_RATE_HZ, sr_src)
+    return _Decoded(order, cid, audio, "ok", note, len(audio) / SAMPLE_RATE_HZ, sr_src)
 
 
 def _float_or(x: Any, default: float) -> float:

@@ -11,6 +11,7 @@ Decoding uses ``soundfile`` (WAV, FLAC, OGG/Vorbis, MP3, AU, AIFF, ...) and fall
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "AudioInfo",
     "audio_info",
     "read_audio",
+    "read_excerpt",
     "fit_length",
     "to_model_input",
     "load_audio",
@@ -73,13 +75,20 @@ class AudioInfo:
         return "; ".join(parts)
 
 
-def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(path, "missing", "no such file")
-    if not path.is_file():
+def _check_exists(path: Path) -> int:
+    """The size of ``path`` in bytes; ``missing``, ``not audio`` or ``empty`` otherwise (one
+    ``stat``)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "missing", "no such file") from None
+    except NotADirectoryError:  # a parent is a file
+        raise AudioError(path, "missing", "no such file") from None
+    if not stat.S_ISREG(st.st_mode):
         raise AudioError(path, "not audio", "not a regular file")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise AudioError(path, "empty", "the file has 0 bytes")
+    return st.st_size
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -94,24 +103,33 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         header declares more data than the file holds) or ``no channels``.
     """
     p = Path(path)
-    _check_exists(p)
-    f, complaint = _open_soundfile(p)
+    f, complaint = _open_soundfile(p, _check_exists(p))
     if f is None:
-        try:
-            from audioread.ffdec import FFmpegAudioFile
-
-            with FFmpegAudioFile(str(p)) as af:
-                sr, ch, dur = int(af.samplerate), int(af.channels), float(af.duration)
-        except Exception as exc:
-            raise _fallback_failed(p, exc, complaint) from exc
-        if ch < 1:
-            raise AudioError(p, "no channels")
-        return AudioInfo(sr, ch, int(round(dur * sr)), dur, "ffmpeg")
+        return _ffmpeg_info(p, complaint)
     with f:
-        sr, ch, n, fmt = int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
+        return _soundfile_info(p, f)
+
+
+def _soundfile_info(p: Path, f) -> AudioInfo:
+    """What an open SoundFile holds (``no channels`` when nothing)."""
+    sr, ch, n, fmt = int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
     if ch < 1:
         raise AudioError(p, "no channels")
     return AudioInfo(sr, ch, n, n / sr if sr else 0.0, fmt)
+
+
+def _ffmpeg_info(p: Path, sf_complaint: str) -> AudioInfo:
+    """What a file that libsndfile cannot open holds, as ffmpeg (through audioread) sees it."""
+    try:
+        from audioread.ffdec import FFmpegAudioFile
+
+        with FFmpegAudioFile(str(p)) as af:
+            sr, ch, dur = int(af.samplerate), int(af.channels), float(af.duration)
+    except Exception as exc:
+        raise _fallback_failed(p, exc, sf_complaint) from exc
+    if ch < 1:
+        raise AudioError(p, "no channels")
+    return AudioInfo(sr, ch, int(round(dur * sr)), dur, "ffmpeg")
 
 
 #: libsndfile error codes meaning "not a format/encoding I know" (others: it knows, but fails).
@@ -120,8 +138,8 @@ _SF_UNRECOGNISED = (1, 4)
 _MP3_SLACK_FRAMES = 4 * 1152
 
 
-def _open_soundfile(p: Path):
-    """Open ``p`` with libsndfile after the structural checks libsndfile skips.
+def _open_soundfile(p: Path, size: int):
+    """Open ``p`` (``size`` bytes) with libsndfile after the structural checks libsndfile skips.
 
     Returns
     -------
@@ -137,8 +155,12 @@ def _open_soundfile(p: Path):
     """
     import soundfile as sf
 
-    _check_wav_data_size(p)
-    _check_ogg_end(p)
+    with open(p, "rb") as fh:
+        head = fh.read(12)
+        if len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            _check_wav_data_size(p, fh, size)
+        elif head[:4] == b"OggS":
+            _check_ogg_end(p, fh, size)
     try:
         return sf.SoundFile(str(p)), ""
     except sf.LibsndfileError as exc:
@@ -155,38 +177,34 @@ def _fallback_failed(p: Path, exc: BaseException, sf_complaint: str) -> AudioErr
     return AudioError(p, reason, f"neither libsndfile nor ffmpeg can decode it ({_exc_text(exc)})")
 
 
-def _check_wav_data_size(p: Path) -> None:
+def _check_wav_data_size(p: Path, fh, file_bytes: int) -> None:
     """Raise ``corrupt`` if a RIFF/WAVE header declares more data bytes than the file holds.
 
     libsndfile silently shortens a truncated WAV to the bytes present (its frame count is then
-    computed from the file size), so the header's ``data`` chunk size is checked here.
-    Placeholder sizes written by streaming encoders (0 and 0xFFFFFFFF) are accepted.
+    computed from the file size), so the header's ``data`` chunk size is checked here, on the
+    open file ``fh`` of ``file_bytes`` bytes. Placeholder sizes written by streaming encoders
+    (0 and 0xFFFFFFFF) are accepted.
     """
     import struct
 
-    with open(p, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    pos = 12
+    while pos + 8 <= file_bytes:
+        fh.seek(pos)
+        chunk = fh.read(8)
+        if len(chunk) < 8:
             return
-        file_bytes = p.stat().st_size
-        pos = 12
-        while pos + 8 <= file_bytes:
-            fh.seek(pos)
-            chunk = fh.read(8)
-            if len(chunk) < 8:
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"data":
+            if size in (0, 0xFFFFFFFF):
                 return
-            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"data":
-                if size in (0, 0xFFFFFFFF):
-                    return
-                held = file_bytes - (pos + 8)
-                if size > held:
-                    raise AudioError(
-                        p, "corrupt",
-                        f"truncated: the WAV header declares {size} bytes of audio data, "
-                        f"the file holds {held} ({held / size:.1%})")
-                return
-            pos += 8 + size + (size & 1)
+            held = file_bytes - (pos + 8)
+            if size > held:
+                raise AudioError(
+                    p, "corrupt",
+                    f"truncated: the WAV header declares {size} bytes of audio data, "
+                    f"the file holds {held} ({held / size:.1%})")
+            return
+        pos += 8 + size + (size & 1)
 
 
 def _ogg_crc_table() -> list[int]:
@@ -210,19 +228,15 @@ def _ogg_page_crc_ok(page: bytes) -> bool:
     return crc == int.from_bytes(page[22:26], "little")
 
 
-def _check_ogg_end(p: Path, *, tail_bytes: int = 1 << 17) -> None:
+def _check_ogg_end(p: Path, fh, size: int, *, tail_bytes: int = 1 << 17) -> None:
     """Raise ``corrupt`` if an Ogg file does not end with a complete end-of-stream page.
 
     libsndfile takes an Ogg file's length from its last page, so a file cut at a page boundary
     decodes "fine" but short. The last page whose checksum holds must end exactly at the end of
-    the file and carry the end-of-stream flag.
+    the file (``fh``, open, of ``size`` bytes) and carry the end-of-stream flag.
     """
-    size = p.stat().st_size
-    with open(p, "rb") as fh:
-        if fh.read(4) != b"OggS":
-            return
-        fh.seek(max(0, size - tail_bytes))
-        tail = fh.read()
+    fh.seek(max(0, size - tail_bytes))
+    tail = fh.read()
     base = size - len(tail)
     at = tail.rfind(b"OggS")
     while at >= 0:
@@ -302,30 +316,48 @@ def _read_float32(f, frames: int) -> tuple[np.ndarray, bool]:
     return data, True
 
 
-def _decode(p: Path, offset_s: float, duration_s: float | None) -> tuple[np.ndarray, int, bool]:
-    """Decode to float32 ``(n, channels)`` at the file's rate; returns ``(data, rate_hz,
-    scratch)``, ``scratch`` telling that ``data`` is this thread's scratch buffer (see
-    :func:`_read_float32`; it holds integer samples, so no NaN)."""
-    f, complaint = _open_soundfile(p)
+def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
+            max_duration_s: float | None = None) -> tuple[np.ndarray | None, int, bool, AudioInfo]:
+    """Decode to float32 ``(n, channels)`` at the file's rate, opening the file once.
+
+    Returns ``(data, rate_hz, scratch, info)``: ``scratch`` tells that ``data`` is this thread's
+    scratch buffer (see :func:`_read_float32`; it holds integer samples, so no NaN); ``data`` is
+    None (nothing decoded) when the excerpt is longer than ``max_duration_s``.
+    """
+    f, complaint = _open_soundfile(p, size)
     if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
-        return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False)
+        info = _ffmpeg_info(p, complaint)
+        if max_duration_s is not None and _excerpt_s(info, offset_s, duration_s) > max_duration_s:
+            return None, info.sample_rate_hz, False, info
+        return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False, info)
     with f:
-        sr = int(f.samplerate)
-        if f.channels < 1:
-            raise AudioError(p, "no channels")
-        total = int(f.frames)
+        info = _soundfile_info(p, f)
+        sr, total = info.sample_rate_hz, info.n_frames
         start = int(round(offset_s * sr))
         if total > 0 and start >= total:
-            raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)")
+            raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)",
+                             sample_rate_hz=sr)
+        if max_duration_s is not None and _excerpt_s(info, offset_s, duration_s) > max_duration_s:
+            return None, sr, False, info
         count = -1 if duration_s is None else max(1, int(round(duration_s * sr)))
         try:
             if start:
                 f.seek(start)
             data, scratch = _read_float32(f, count)
         except Exception as exc:  # libsndfile recognised the file but cannot decode it
-            raise AudioError(p, "corrupt", f"decoding failed: {exc}") from exc
-        _check_complete(p, len(data), _expected_frames(total, start, count), f.format)
-        return data, sr, scratch
+            raise AudioError(p, "corrupt", f"decoding failed: {exc}", sample_rate_hz=sr) from exc
+        try:
+            _check_complete(p, len(data), _expected_frames(total, start, count), f.format)
+        except AudioError as exc:
+            exc.sample_rate_hz = sr
+            raise
+        return data, sr, scratch, info
+
+
+def _excerpt_s(info: AudioInfo, offset_s: float, duration_s: float | None) -> float:
+    """Seconds of ``[offset_s, offset_s + duration_s)`` (to the end when None) in the file."""
+    end_s = info.duration_s if duration_s is None else min(offset_s + duration_s, info.duration_s)
+    return end_s - offset_s
 
 
 def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,
@@ -411,29 +443,69 @@ def read_audio(
         Reasons ``missing``, ``not audio``, ``corrupt``, ``empty``, ``non-finite samples``,
         ``no channels``, ``silent``, ``bad range``.
     """
-    _check_range("read_audio", offset_s, duration_s)
+    mono, _ = _read_excerpt(path, offset_s, duration_s, sr, None, "read_audio")
+    if not allow_silent and not np.any(mono):
+        raise AudioError(Path(path), "silent", "all samples are zero")
+    return mono
+
+
+def read_excerpt(
+    path: str | os.PathLike,
+    *,
+    offset_s: float = 0.0,
+    duration_s: float | None = None,
+    sr: int = SAMPLE_RATE_HZ,
+    max_duration_s: float | None = None,
+) -> tuple[np.ndarray | None, AudioInfo]:
+    """:func:`read_audio` and :func:`audio_info` in one: the file is opened once.
+
+    Parameters
+    ----------
+    path, offset_s, duration_s, sr
+        As for :func:`read_audio`.
+    max_duration_s : float (in seconds), optional
+        An excerpt longer than this is not decoded: the audio returned is None (for callers
+        that stream long files in blocks, see :func:`iter_audio_blocks`).
+
+    Returns
+    -------
+    audio : np.ndarray, shape (n_samples,), float32, or None
+        Mono at ``sr``, in [-1, 1].
+    info : AudioInfo
+        What the whole file holds.
+
+    Raises
+    ------
+    AudioError
+        As :func:`read_audio` (except ``silent``).
+    """
+    return _read_excerpt(path, offset_s, duration_s, sr, max_duration_s, "read_excerpt")
+
+
+def _read_excerpt(path: str | os.PathLike, offset_s: float, duration_s: float | None, sr: int,
+                  max_duration_s: float | None, func: str) -> tuple[np.ndarray | None, AudioInfo]:
+    _check_range(func, offset_s, duration_s)
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ParameterError(f"The 'sr' parameter of read_audio must be a positive int (Hz). Got {sr!r} instead.")
+        raise ParameterError(f"The 'sr' parameter of {func} must be a positive int (Hz). Got {sr!r} instead.")
     p = Path(path)
-    _check_exists(p)
-    data, src_sr, scratch = _decode(p, offset_s, duration_s)
+    data, src_sr, scratch, info = _decode(p, _check_exists(p), offset_s, duration_s, max_duration_s=max_duration_s)
+    if data is None:
+        return None, info
     if data.shape[1] < 1:
-        raise AudioError(p, "no channels")
+        raise AudioError(p, "no channels", sample_rate_hz=src_sr)
     if data.shape[0] == 0:
-        raise AudioError(p, "empty", "no samples decoded")
+        raise AudioError(p, "empty", "no samples decoded", sample_rate_hz=src_sr)
     if not scratch and not np.isfinite(data).all():  # (scratch holds 16-bit integers: finite)
         bad = int((~np.isfinite(data)).sum())
-        raise AudioError(p, "non-finite samples", f"{bad} NaN or infinite samples")
+        raise AudioError(p, "non-finite samples", f"{bad} NaN or infinite samples", sample_rate_hz=src_sr)
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if src_sr != sr:
         import soxr
 
         mono = soxr.resample(mono, src_sr, sr, quality="HQ").astype(np.float32, copy=False)
-    if not allow_silent and not np.any(mono):
-        raise AudioError(p, "silent", "all samples are zero")
     if scratch and np.shares_memory(mono, data):  # the scratch buffer is reused by the next read
-        return mono.copy()
-    return np.ascontiguousarray(mono, dtype=np.float32)
+        return mono.copy(), info
+    return np.ascontiguousarray(mono, dtype=np.float32), info
 
 
 def fit_length(y: np.ndarray, *, min_samples: int, policy: str = "tile") -> np.ndarray:
@@ -541,8 +613,7 @@ def iter_audio_blocks(
     if not np.isfinite(block_s) or block_s <= 0:
         raise ParameterError(f"The 'block_s' parameter of iter_audio_blocks must be > 0 (seconds). Got {block_s!r} instead.")
     p = Path(path)
-    _check_exists(p)
-    f, _ = _open_soundfile(p)
+    f, _ = _open_soundfile(p, _check_exists(p))
     if f is None:  # formats libsndfile cannot stream: decode whole
         yield read_audio(p, sr=sr)
         return

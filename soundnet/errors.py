@@ -38,16 +38,20 @@ class AudioError(SoundNetError):
         ``non-finite samples``, ``no channels``, ``silent``, ``too short``, ``bad range``.
     detail : str
         Human explanation.
+    sample_rate_hz : int or None
+        The file's sampling rate when its header could be read before the failure, else None.
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str, detail: str = "") -> None:
+    def __init__(self, path: str | os.PathLike, reason: str, detail: str = "",
+                 sample_rate_hz: int | None = None) -> None:
         self.path = os.fspath(path)
         self.reason = reason
         self.detail = detail
+        self.sample_rate_hz = sample_rate_hz
         msg = f"{self.path!r}: {reason}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
 
     def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.path, self.reason, self.detail))
+        return (type(self), (self.path, self.reason, self.detail, self.sample_rate_hz))

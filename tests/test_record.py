@@ -309,6 +309,10 @@ def test_bad_inputs_end_as_statuses_and_strict_fails(tmp_path, minibank_dir):
     assert abs(hour["duration_s"] - 3600.0) < 0.01
     six = clips[clips["path"].str.endswith("six_channels.wav")].iloc[0]
     assert six["note"] == "mixed 6 channels to mono"
+    # a failed file's rate is its header's when libsndfile read that, else -1
+    rate = dict(zip(clips["path"].map(lambda p: Path(p).name), clips["sample_rate_hz"]))
+    assert rate["nan.wav"] == SAMPLE_RATE_HZ
+    assert rate["truncated.wav"] == rate["empty.wav"] == rate["readme.wav"] == rate["not_there.wav"] == -1
     # every good clip is recorded, with finite values, in corpus order
     acts = run.activations("conv1", "max")
     assert acts.index.tolist() == clips.loc[clips["status"] == "ok", "clip_id"].tolist()
