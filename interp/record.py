@@ -1157,17 +1157,25 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
     write_parquet(tmp / "clips.parquet", pd.DataFrame(clip_rows))
     ok = [d for d in sorted(decoded, key=lambda d: d.order) if d.status == "ok"]
     blocks = _shard_blocks(layers, units)
-    mat = np.full((len(ok), sum(n for *_, n in blocks)), np.nan, dtype=np.float32)  # clip-major to fill
-    for j, d in enumerate(ok):
-        per_layer = summaries.get(d.order, {})
-        for layer, stat, row0, n in blocks:
-            s = per_layer.get(layer)
-            if s and stat in s:
-                mat[j, row0:row0 + n] = s[stat]
-    np.save(tmp / _SHARD_MATRIX, np.ascontiguousarray(mat.T))
+    mat = np.full((sum(n for *_, n in blocks), len(ok)), np.nan, dtype=np.float32)
+    per_clip = [summaries.get(d.order, {}) for d in ok]
+    for layer, stat, row0, n in blocks:  # one block at a time (NaN where a clip has none)
+        values = [s[layer].get(stat) if layer in s else None for s in per_clip]
+        have = [j for j, v in enumerate(values) if v is not None]
+        if len(have) == len(values):
+            np.stack(values, axis=1, out=mat[row0:row0 + n])
+        elif have:
+            mat[row0:row0 + n, have] = np.stack([values[j] for j in have], axis=1)
+    np.save(tmp / _SHARD_MATRIX, mat)
     (tmp / "_SUCCESS").write_text("ok\n")
     remove_tree(final)
     os.replace(tmp, final)
+
+
+@functools.lru_cache(maxsize=None)
+def _stat_schema(n_units: int) -> pa.Schema:
+    """The schema of an activation table: ``clip_id`` and ``n_units`` float32 unit columns."""
+    return pa.schema([("clip_id", pa.string())] + [(c, pa.float32()) for c in unit_columns(n_units)])
 
 
 def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
@@ -1179,7 +1187,7 @@ def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(block, dtype=np.float32).reshape(-1))
     return pa.Table.from_arrays([pa.array(clip_ids.astype(str), pa.string())]
                                 + [flat.slice(i * n_rows, n_rows) for i in range(n_units)],
-                                names=["clip_id"] + unit_columns(n_units))
+                                schema=_stat_schema(n_units))
 
 
 #: Parquet settings of the activation tables: no dictionary or statistics for the float unit
@@ -1241,7 +1249,7 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
     def write_stat(layer: str, stat: str, row0: int, n: int) -> None:
         out = act_dir / activation_file(layer, stat)
         tmp = out.with_name(f".{out.name}.tmp")
-        schema = pa.schema([("clip_id", pa.string())] + [(c, pa.float32()) for c in unit_columns(n)])
+        schema = _stat_schema(n)
         # a buffered stream: the writer's many small writes (a few per column chunk) become
         # few large ones (11 % of the writing time of a 1024-column table)
         with pa.output_stream(tmp, buffer_size=1 << 20) as sink, \
