@@ -1398,6 +1398,10 @@ def record_corpus(
     def get_model() -> torch.nn.Module:
         if model is not None:
             return model
+        if config.fast:  # the fast path alone, built for the layers recorded (no plain model)
+            from soundnet.fast import FastSoundNet
+
+            return FastSoundNet.from_weights(weights_path, device=config.device, layers=config.layers)
         from soundnet.model import load_soundnet
 
         return load_soundnet(str(weights_path), device=config.device)

@@ -26,6 +26,7 @@ __all__ = [
     "LAYERS",
     "CONV_LAYERS",
     "HEAD_LAYERS",
+    "BN_EPS",
     "SoundNet8",
     "load_soundnet",
 ]
@@ -81,6 +82,8 @@ CONV_LAYERS: tuple[str, ...] = LAYERS[:7]
 #: The two heads: objects (ImageNet 1000) and places (401 Places2 categories).
 HEAD_LAYERS: tuple[str, ...] = ("conv8", "conv8_2")
 SPEC_BY_NAME: dict[str, LayerSpec] = {s.name: s for s in LAYER_SPECS}
+#: BatchNorm's epsilon in every block that has one (as in the original Torch model).
+BN_EPS = 1e-5
 
 
 def _block(spec: LayerSpec) -> nn.Sequential:
@@ -88,7 +91,7 @@ def _block(spec: LayerSpec) -> nn.Sequential:
         nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding)
     ]
     if spec.batchnorm:
-        mods += [nn.BatchNorm1d(spec.out_channels, eps=1e-5), nn.ReLU(inplace=True)]
+        mods += [nn.BatchNorm1d(spec.out_channels, eps=BN_EPS), nn.ReLU(inplace=True)]
     if spec.pool:
         mods.append(nn.MaxPool1d(spec.pool, spec.pool))
     return nn.Sequential(*mods)
