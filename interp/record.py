@@ -1174,8 +1174,11 @@ def _write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[_Decoded
 
 @functools.lru_cache(maxsize=None)
 def _stat_schema(n_units: int) -> pa.Schema:
-    """The schema of an activation table: ``clip_id`` and ``n_units`` float32 unit columns."""
-    return pa.schema([("clip_id", pa.string())] + [(c, pa.float32()) for c in unit_columns(n_units)])
+    """The schema of an activation table: ``clip_id`` and ``n_units`` float32 unit columns, none
+    nullable (a clip without a value has NaN; required columns carry no definition levels, 8 %
+    of the writing time)."""
+    return pa.schema([pa.field("clip_id", pa.string(), nullable=False)]
+                     + [pa.field(c, pa.float32(), nullable=False) for c in unit_columns(n_units)])
 
 
 def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
@@ -1276,7 +1279,8 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
         tops = {layer: pool.submit(layer_topk, layer) for layer in sorted(layers, key=lambda l: -units[l])}
         writes = [pool.submit(write_stat, *block) for block in by_size]
         writes.append(pool.submit(write_parquet, run_dir / "clips.parquet", clips))
-        write_parquet(run_dir / "topk.parquet", pa.concat_tables([tops[layer].result() for layer in layers]))
+        write_parquet(run_dir / "topk.parquet", pa.concat_tables([tops[layer].result() for layer in layers]),
+                      use_dictionary=["layer", "clip_id"])  # (a dictionary of floats: 40 % of the time)
         for f in writes:
             f.result()
     return clips

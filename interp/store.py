@@ -103,14 +103,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_parquet(path: str | os.PathLike, df: pd.DataFrame | pa.Table) -> None:
-    """Write a DataFrame or Arrow table to Parquet atomically (temporary name, then rename)."""
+def write_parquet(path: str | os.PathLike, df: pd.DataFrame | pa.Table, **options: Any) -> None:
+    """Write a DataFrame or Arrow table to Parquet atomically (temporary name, then rename);
+    ``options`` go to :func:`pyarrow.parquet.write_table` (e.g. ``use_dictionary``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     tmp = _tmp_path(path)
     try:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **options)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
