@@ -53,6 +53,7 @@ from interp.store import (FORMAT_VERSION, HEAD_STATS, STATS, RunError, activatio
                           atomic_write_json, remove_tree, unit_columns, write_parquet)
 from soundnet.audio import INPUT_SCALE, fit_length, iter_audio_blocks
 from soundnet.errors import AudioError, ParameterError
+from soundnet.fast import compiled
 from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames, frames_to_time, frames_to_window,
                                head_frame_ok, layer_geometry, min_samples, n_frames)
 from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
@@ -357,38 +358,51 @@ def summarize_batch(out: torch.Tensor, valid_frames: torch.Tensor, layer: str) -
     """
     b, u, t = out.shape
     valid = valid_frames.to(out.device).clamp(max=t)
-    mask = torch.arange(t, device=out.device)[None, :] < valid[:, None]  # (b, t)
-    outf = out.float()
-    n = valid.clamp(min=1).to(torch.float32)[:, None]
+    mean, mx, arg = _REDUCE_FRAMES(out.float(), valid)
+    res = {"mean": mean, "max": mx}
     none = (valid == 0)[:, None]
-    uniform = t and b and bool((valid == valid[0]).all()) and int(valid[0]) > 0
-    if uniform:  # every item has the same valid frames (no batch padding): no masks needed
-        v = outf[:, :, :int(valid[0])]
-        mx, arg = v.max(dim=2)
-        mean = v.sum(dim=2) / n
-    elif t:
-        masked = torch.where(mask[:, None, :], outf, torch.tensor(-torch.inf, device=out.device))
-        mx, arg = masked.max(dim=2)
-        mean = torch.where(mask[:, None, :], outf, torch.zeros((), device=out.device)).sum(dim=2) / n
-    else:
-        mx = torch.full((b, u), -torch.inf, device=out.device)
-        arg = torch.zeros((b, u), dtype=torch.long, device=out.device)
-        mean = torch.zeros((b, u), device=out.device)
-    nan = torch.tensor(float("nan"), device=out.device)
-    res = {
-        "mean": torch.where(none, nan, mean),
-        "max": torch.where(none, nan, mx),
-    }
     arg_np = arg.cpu().numpy()
     peak_s = np.asarray(frames_to_time(arg_np, layer), dtype=np.float32)
     peak_s[none.cpu().numpy().repeat(u, axis=1)] = np.nan
     if layer in HEAD_LAYERS:
-        p = torch.softmax(outf, dim=1) * mask[:, None, :]
-        res["prob"] = torch.where(none, nan, p.sum(dim=2) / n)
+        mask = torch.arange(t, device=out.device)[None, :] < valid[:, None]  # (b, t)
+        n = valid.clamp(min=1).to(torch.float32)[:, None]
+        p = torch.softmax(out.float(), dim=1) * mask[:, None, :]
+        res["prob"] = torch.where(none, torch.tensor(float("nan"), device=out.device), p.sum(dim=2) / n)
     summary = {k: v.cpu().numpy().astype(np.float32) for k, v in res.items()}
     summary["peak_s"] = peak_s
     summary["peak_frame"] = arg_np
     return summary
+
+
+def _reduce_frames(out: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(mean, max, argmax)`` ``(batch, units)`` of ``out`` ``(batch, units, frames)`` over each
+    item's first ``valid[i]`` (<= frames) frames; mean and max NaN where an item has none.
+
+    Compiled with TorchScript (:data:`_REDUCE_FRAMES`) like the fast path's block loop, so that
+    a lane's reductions do not take the GIL for each operation.
+    """
+    b, u, t = out.shape[0], out.shape[1], out.shape[2]
+    none = (valid == 0)[:, None]
+    if t > 0 and b > 0 and bool((valid == valid[0]).all()) and int(valid[0]) > 0:
+        k = int(valid[0])  # every item has the same valid frames (no batch padding): no masks
+        v = out[:, :, :k]
+        mx, arg = v.max(dim=2)
+        mean = v.sum(dim=2) / float(k)
+    elif t > 0:
+        mask = (torch.arange(t, device=out.device)[None, :] < valid[:, None])[:, None, :]
+        mx, arg = torch.where(mask, out, torch.full_like(out, -float("inf"))).max(dim=2)
+        mean = torch.where(mask, out, torch.zeros_like(out)).sum(dim=2) / valid.clamp(min=1).to(out.dtype)[:, None]
+    else:
+        mx = torch.full((b, u), -float("inf"), dtype=out.dtype, device=out.device)
+        arg = torch.zeros((b, u), dtype=torch.long, device=out.device)
+        mean = torch.zeros((b, u), dtype=out.dtype, device=out.device)
+    nan = torch.full_like(mean, float("nan"))
+    return torch.where(none, nan, mean), torch.where(none, nan, mx), arg
+
+
+#: :func:`_reduce_frames`, compiled (:func:`soundnet.fast.compiled`).
+_REDUCE_FRAMES: Callable = compiled(_reduce_frames)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -497,3 +497,31 @@ def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir)
     assert len(head_waveform(only_dirty)) == HEADS_TILE_SAMPLES
     clean = np.resize(y, 260_000)  # 11.8 s: one clean head frame, used as it is
     assert head_waveform(clean) is clean
+
+
+def test_frame_reductions_compiled_equal_python_and_numpy():
+    """The compiled reduction (mean, max, argmax over each clip's valid frames) on the same
+    numbers as plain Python and as numpy: equal lengths, unequal lengths, a clip without frames,
+    a layer without frames."""
+    import interp.record as record
+
+    assert isinstance(record._REDUCE_FRAMES, torch.jit.ScriptFunction)
+    rng = np.random.default_rng(7)
+    out = torch.from_numpy(rng.standard_normal((4, 5, 9)).astype(np.float32))
+    for valid in ([9, 9, 9, 9], [9, 3, 1, 6], [4, 0, 2, 9], [0, 0, 0, 0]):
+        v = torch.tensor(valid)
+        compiled = record._REDUCE_FRAMES(out, v)
+        python = record._reduce_frames(out, v)
+        for a, b in zip(compiled, python):
+            assert torch.equal(a, b) or (torch.isnan(a) == torch.isnan(b)).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
+        mean, mx, arg = (t.numpy() for t in compiled)
+        for i, k in enumerate(valid):
+            if k == 0:
+                assert np.isnan(mean[i]).all() and np.isnan(mx[i]).all()
+                continue
+            frames = out[i, :, :k].numpy()
+            np.testing.assert_allclose(mean[i], frames.mean(axis=1), rtol=1e-6, atol=1e-6)
+            np.testing.assert_array_equal(mx[i], frames.max(axis=1))
+            np.testing.assert_array_equal(arg[i], frames.argmax(axis=1))
+    empty = record._REDUCE_FRAMES(out[:, :, :0], torch.tensor([0, 0, 0, 0]))
+    assert all(t.shape == (4, 5) for t in empty) and torch.isnan(empty[0]).all()
