@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -348,3 +349,25 @@ def test_segmenting_files_and_probes(tmp_path, clips):
     assert len(probes) == 4 and probes["segment"].tolist() == [0, 1, 0, 1]
     first = synthesize(probes.iloc[0])
     assert np.array_equal(read_clip(probes.iloc[1]), first[SR: 2 * SR])
+
+
+def test_paths_resolve_as_pathlib_does(tmp_path, monkeypatch):
+    """Corpus paths are resolved a folder at a time: the same strings as Path.resolve for
+    symlinked folders and files, '..' after a symlink, missing files and relative paths."""
+    from interp.corpora import _resolved_paths
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.wav").write_bytes(b"x")
+    (real / "b.wav").write_bytes(b"x")
+    os.symlink(real, tmp_path / "linkdir")
+    os.symlink(real / "a.wav", real / "c.wav")
+    (tmp_path / "other").mkdir()
+    os.symlink(real, tmp_path / "other" / "up")
+    monkeypatch.chdir(tmp_path)
+    cases = [str(real / "a.wav"), str(tmp_path / "linkdir" / "b.wav"), str(real / "c.wav"),
+             str(tmp_path / "linkdir" / "c.wav"), str(tmp_path / "other" / "up" / ".." / "real" / "a.wav"),
+             str(real / "missing.wav"), "linkdir/b.wav", "real/./a.wav", str(real) + "//b.wav"]
+    got = _resolved_paths(cases)
+    assert got == [str(Path(p).resolve()) for p in cases]
+    assert got[1] == got[6] == str(real / "b.wav") and got[3] == str(real / "a.wav")
