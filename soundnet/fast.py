@@ -20,13 +20,16 @@ Two methods compute the same thing:
     computes 4 frames per row (``(608, 128)`` weights, 19 % extra). Max-pools are taken
     *before* the bias and ReLU, which is exact (both are non-decreasing), on 8x less data, as
     a tree of elementwise maxima. The heads conv8 and conv8_2 are one product each, with
-    their weights as they lie.
+    their weights as they lie. Each block's loop over its chunks is one TorchScript function
+    (:func:`compiled`), which runs its operations without taking Python's GIL for each, so
+    threads that run batches side by side do not queue for it.
 ``"conv"`` (the default elsewhere, e.g. CUDA)
     The plain network with BatchNorm folded into the convolutions: ``conv1d`` + ReLU + max-pool
     per block. Simple and portable; cuDNN is fast at it.
 
 Also here: :func:`flops_per_second_of_audio` and :func:`forward_flops`, the analytic cost of a
-forward pass, which the benchmarks use to turn times into GFLOP/s.
+forward pass, which the benchmarks use to turn times into GFLOP/s; :meth:`FastSoundNet.from_weights`
+builds the fast path straight from a weights file, for the layers asked for only.
 
 Threads: by default each operation of a chunk runs on torch's intra-op threads
 (``torch.get_num_threads()``), fastest when the cores are free. On a machine busy with other
