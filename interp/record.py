@@ -1557,7 +1557,8 @@ class _ShardWork:
 class _Lanes:
     """Record shards on ``lanes`` threads, each decoding clips and running batches itself.
 
-    Every lane takes the next task: a batch of a shard whose clips are all decoded (first), or
+    Every lane takes the next task: a batch of a shard whose clips are all decoded (first,
+    unless no lane is decoding: then one lane decodes ahead while the others run batches), or
     the next clip to decode, at most one shard ahead of the oldest unfinished shard (and, while
     that shard's batches are still being handed out, at most ``lookahead`` clips and about
     :data:`_LOOKAHEAD_SAMPLES` samples of the next one). With one lane per core and torch's
@@ -1581,6 +1582,7 @@ class _Lanes:
         self.stream, self.stream_lock, self.stream_pos = stream, threading.Lock(), 0
         self.lookahead, self.long_s = max(1, lookahead), long_s
         self.head = 0  # oldest shard not written yet
+        self.decoding = 0  # lanes decoding a clip now
         self.cond = threading.Condition()
         self.engine: _Engine | None = None
         self.error: BaseException | None = None
@@ -1660,9 +1662,15 @@ class _Lanes:
             if self.engine is not None:
                 for w in live:  # oldest first
                     if w.jobs:
+                        # one lane at a time decodes ahead while the others run batches: two
+                        # lanes decoding side by side each decode 25 to 50 % slower (as much in
+                        # two processes: the hardware's, not the GIL's)
+                        if self.decoding == 0 and len(self.threads) > 1 and self._may_decode():
+                            break
                         return "job", (w, w.jobs.popleft())
             if self._may_decode():
                 self.next_pos += 1
+                self.decoding += 1
                 return "decode", self.next_pos - 1
             if self.next_pos >= self.starts[-1] and all(w.jobs is not None and not w.jobs for w in live):
                 return None  # every clip is decoded and every batch handed out
@@ -1703,6 +1711,7 @@ class _Lanes:
                 if d.order < 0:  # a crashed decoding worker may lose its order: restore it
                     d.order, d.clip_id = int(w.rows[j]["order"]), str(w.rows[j]["clip_id"])
                 with self.cond:
+                    self.decoding -= 1
                     w.decoded[j] = d
                     w.n_decoded += 1
                     w.samples += 0 if d.audio is None else d.audio.size
