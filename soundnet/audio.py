@@ -10,6 +10,7 @@ Decoding uses ``soundfile`` (WAV, FLAC, OGG/Vorbis, MP3, AU, AIFF, ...) and fall
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -80,10 +81,10 @@ def _check_exists(path: Path) -> int:
     ``stat``)."""
     try:
         st = path.stat()
-    except FileNotFoundError:
-        raise AudioError(path, "missing", "no such file") from None
-    except NotADirectoryError:  # a parent is a file
-        raise AudioError(path, "missing", "no such file") from None
+    except OSError as exc:  # what Path.exists() takes for "no such file"; other errors propagate
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            raise AudioError(path, "missing", "no such file") from None
+        raise
     if not stat.S_ISREG(st.st_mode):
         raise AudioError(path, "not audio", "not a regular file")
     if st.st_size == 0:
