@@ -465,15 +465,28 @@ def _decode_row(row: dict, long_s: float) -> _Decoded:
                 return _Decoded(order, cid, None, "ok", "; ".join(filter(None, [note, "streamed in chunks"])),
                                 length_s, sr_src, long=True)
     except AudioError as exc:  # the source's rate when its header was read (-1: unreadable)
-        return _failed(row, _audio_status(exc), sample_rate_hz=exc.sample_rate_hz or -1)
+        return _failed(row, _audio_status(exc), sample_rate_hz=exc.sample_rate_hz or _header_rate(path))
     except Exception as exc:  # any other decoder failure is still a per-clip status
-        return _failed(row, f"error: {type(exc).__name__}: {exc}")
+        return _failed(row, f"error: {type(exc).__name__}: {exc}", sample_rate_hz=_header_rate(path))
     if audio.size == 0:
         return _failed(row, "empty: no samples decoded", sample_rate_hz=sr_src, duration_s=0.0)
     if not (np.any(audio[:4096]) or np.any(audio)) and str(row.get("kind", "")) != "silence":  # (early out)
         return _failed(row, "silent: all samples are zero", sample_rate_hz=sr_src,
                        duration_s=len(audio) / SAMPLE_RATE_HZ)
     return _Decoded(order, cid, audio, "ok", note, len(audio) / SAMPLE_RATE_HZ, sr_src)
+
+
+def _header_rate(path: str) -> int:
+    """The sampling rate a clip's source declares, for the status row of a clip that failed
+    (22050 for synthesized probes; -1 when the file's header cannot be read)."""
+    if path.startswith("probes://"):
+        return SAMPLE_RATE_HZ
+    from soundnet.audio import audio_info
+
+    try:
+        return audio_info(path).sample_rate_hz
+    except Exception:
+        return -1
 
 
 def _float_or(x: Any, default: float) -> float:
@@ -1132,6 +1145,38 @@ def _shard_blocks(layers: Iterable[str], units: dict[str, int]) -> list[tuple[st
     return blocks
 
 
+@dataclass(frozen=True)
+class _ShardMatrix:
+    """Where a shard's summary matrix (:data:`_SHARD_MATRIX`) lies in its file, so that a block of
+    its rows is one read at an offset (no file left open or mapped: a merge of thousands of
+    shards would run out of file descriptors)."""
+
+    path: Path
+    shape: tuple[int, int]  # (rows, ok clips)
+    offset: int  # bytes of the .npy header
+
+    @classmethod
+    def open(cls, path: Path, shape: tuple[int, int]) -> "_ShardMatrix":
+        """Check the header of ``path`` against the ``shape`` expected (:class:`RunError`)."""
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            got, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        if tuple(got) != tuple(shape) or fortran or dtype != np.float32:
+            raise RunError(f"Shard {str(path.parent)!r} holds summaries of shape {tuple(got)} ({dtype}), "
+                           f"not {tuple(shape)} float32; delete the run folder and record again.")
+        return cls(path, tuple(shape), offset)
+
+    def rows(self, row0: int, n: int) -> np.ndarray:
+        """Rows ``[row0, row0 + n)``: ``(n, ok clips)`` float32."""
+        n_ok = self.shape[1]
+        if n_ok == 0:
+            return np.zeros((n, 0), np.float32)
+        return np.fromfile(self.path, np.float32, count=n * n_ok, offset=self.offset + row0 * n_ok * 4).reshape(n, n_ok)
+
+
 def _shard_done(run_dir: Path, i: int) -> bool:
     d = _shard_dir(run_dir, i)
     # a shard of an older layout (no summaries file) is recorded again
@@ -1233,10 +1278,10 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
 
     Each ``activations/<layer>.<stat>.parquet`` gets row groups of about
     :data:`_ROW_GROUP_ROWS` rows (whole shards gathered) and each layer's top-k is an exact
-    streaming top-k over the shards. The shards' summary matrices are memory-mapped, so each
-    job reads its block of rows from them (contiguous) without parsing or copying anything
-    else; the jobs run on a thread per core (Parquet encoding and numpy release the GIL), the
-    largest first. Memory: one row group's block per job at a time, a :class:`TopK` of
+    streaming top-k over the shards. Each job reads its block of rows of each shard's summary
+    matrix (:class:`_ShardMatrix`: contiguous, read at its offset, no file left open); the
+    jobs run on up to four threads (Parquet encoding and numpy release the GIL), the largest
+    first. Memory: one row group's block per job at a time, a :class:`TopK` of
     ``(n_units, k)`` per layer, and the clip table itself.
     """
     shard_dirs = [_shard_dir(run_dir, i) for i in range(n_shards)]
@@ -1251,11 +1296,7 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
     mats, orders, ids = [], [], []
     for d, part in zip(shard_dirs, parts):
         ok = part[part["status"] == "ok"].sort_values("order", kind="stable")
-        mat = np.load(d / _SHARD_MATRIX, mmap_mode="r") if len(ok) else np.zeros((n_rows, 0), np.float32)
-        if mat.shape != (n_rows, len(ok)) or mat.dtype != np.float32:
-            raise RunError(f"Shard {str(d)!r} holds summaries of shape {mat.shape}, not {(n_rows, len(ok))}; "
-                           "delete the run folder and record again.")
-        mats.append(mat)
+        mats.append(_ShardMatrix.open(d / _SHARD_MATRIX, (n_rows, len(ok))))
         orders.append(ok["order"].to_numpy(np.int64))
         ids.append(ok["clip_id"].to_numpy(str))
     groups = _row_groups([len(o) for o in orders])
@@ -1272,7 +1313,7 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
         with pa.output_stream(tmp, buffer_size=1 << 20) as sink, \
                 pq.ParquetWriter(sink, schema, **_ACT_PARQUET) as writer:
             for group in groups:  # few, large row groups
-                block = np.concatenate([mats[i][row0:row0 + n] for i in group], axis=1)
+                block = np.concatenate([mats[i].rows(row0, n) for i in group], axis=1)
                 writer.write_table(_stat_table(np.concatenate([ids[i] for i in group]), block))
         os.replace(tmp, out)
 
@@ -1281,7 +1322,7 @@ def _merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[st
         n = units[layer]
         top = TopK(n, k)  # ties: corpus order
         for group in groups:  # a row group's shards at once
-            mx, pk = (np.concatenate([mats[i][rows[stat]:rows[stat] + n] for i in group], axis=1).T
+            mx, pk = (np.concatenate([mats[i].rows(rows[stat], n) for i in group], axis=1).T
                       for stat in ("max", "peak_s"))
             top.add(mx, np.concatenate([orders[i] for i in group]), pk)
         return _topk_table(top, layer, index)
@@ -1476,10 +1517,11 @@ def _tapered(batches: list[list], batch_size: int) -> list[list]:
     the slower one), for about 15 % more work on those items."""
     small = max(1, batch_size // 4)
     tail: list = []
-    while batches and len(tail) < batch_size:
-        tail = batches[-1] + tail
+    while batches and sum(map(len, tail)) < batch_size:
+        tail.insert(0, batches[-1])
         batches = batches[:-1]
-    return batches + [tail[i:i + small] for i in range(0, len(tail), small)]
+    # each batch cut on its own: no piece is larger than a batch already within the sample cap
+    return batches + [b[i:i + small] for b in tail for i in range(0, len(b), small)]
 
 
 def _shard_jobs(engine: _Engine, rows: list[dict], decoded: list[_Decoded], *, last: bool = False

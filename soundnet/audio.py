@@ -85,6 +85,8 @@ def _check_exists(path: Path) -> int:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
             raise AudioError(path, "missing", "no such file") from None
         raise
+    except ValueError:  # e.g. a NUL byte in the path
+        raise AudioError(path, "missing", "no such file") from None
     if not stat.S_ISREG(st.st_mode):
         raise AudioError(path, "not audio", "not a regular file")
     if st.st_size == 0:
@@ -318,19 +320,27 @@ def _read_float32(f, frames: int) -> tuple[np.ndarray, bool]:
 
 
 def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
-            max_duration_s: float | None = None) -> tuple[np.ndarray | None, int, bool, AudioInfo]:
+            max_duration_s: float | None = None, want_info: bool = True
+            ) -> tuple[np.ndarray | None, int, bool, AudioInfo | None]:
     """Decode to float32 ``(n, channels)`` at the file's rate, opening the file once.
 
     Returns ``(data, rate_hz, scratch, info)``: ``scratch`` tells that ``data`` is this thread's
     scratch buffer (see :func:`_read_float32`; it holds integer samples, so no NaN); ``data`` is
-    None (nothing decoded) when the excerpt is longer than ``max_duration_s``.
+    None (nothing decoded) when the excerpt is longer than ``max_duration_s``. Without
+    ``want_info`` (nor ``max_duration_s``), a file that only ffmpeg reads is not probed first
+    (``info`` None): one ffmpeg process, not two.
     """
     f, complaint = _open_soundfile(p, size)
     if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
-        info = _ffmpeg_info(p, complaint)
+        info = _ffmpeg_info(p, complaint) if want_info or max_duration_s is not None else None
         if max_duration_s is not None and _excerpt_s(info, offset_s, duration_s) > max_duration_s:
             return None, info.sample_rate_hz, False, info
-        return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False, info)
+        try:
+            return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False, info)
+        except AudioError as exc:
+            if info is not None and exc.sample_rate_hz is None:
+                exc.sample_rate_hz = info.sample_rate_hz
+            raise
     with f:
         info = _soundfile_info(p, f)
         sr, total = info.sample_rate_hz, info.n_frames
@@ -444,7 +454,7 @@ def read_audio(
         Reasons ``missing``, ``not audio``, ``corrupt``, ``empty``, ``non-finite samples``,
         ``no channels``, ``silent``, ``bad range``.
     """
-    mono, _ = _read_excerpt(path, offset_s, duration_s, sr, None, "read_audio")
+    mono, _ = _read_excerpt(path, offset_s, duration_s, sr, None, "read_audio", want_info=False)
     if not allow_silent and not np.any(mono):
         raise AudioError(Path(path), "silent", "all samples are zero")
     return mono
@@ -484,12 +494,14 @@ def read_excerpt(
 
 
 def _read_excerpt(path: str | os.PathLike, offset_s: float, duration_s: float | None, sr: int,
-                  max_duration_s: float | None, func: str) -> tuple[np.ndarray | None, AudioInfo]:
+                  max_duration_s: float | None, func: str, *, want_info: bool = True
+                  ) -> tuple[np.ndarray | None, AudioInfo | None]:
     _check_range(func, offset_s, duration_s)
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ParameterError(f"The 'sr' parameter of {func} must be a positive int (Hz). Got {sr!r} instead.")
     p = Path(path)
-    data, src_sr, scratch, info = _decode(p, _check_exists(p), offset_s, duration_s, max_duration_s=max_duration_s)
+    data, src_sr, scratch, info = _decode(p, _check_exists(p), offset_s, duration_s, max_duration_s=max_duration_s,
+                                          want_info=want_info)
     if data is None:
         return None, info
     if data.shape[1] < 1:

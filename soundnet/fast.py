@@ -294,7 +294,8 @@ class FastSoundNet(nn.Module):
 
         net = cls.__new__(cls)
         nn.Module.__init__(net)
-        net._build(load_state_dict(weights), check_device(device, "FastSoundNet.from_weights"), **options)
+        # memory-mapped: every tensor kept is a copy (folded, laid out), so no view of the file stays
+        net._build(load_state_dict(weights, mmap=True), check_device(device, "FastSoundNet.from_weights"), **options)
         return net
 
     def _build(self, state: dict[str, torch.Tensor], dev: torch.device, *, method: str = "auto",

@@ -372,8 +372,13 @@ def npy_to_state_dict_keys() -> list[str]:
     return keys
 
 
-def load_state_dict(path: str | os.PathLike | None = None) -> "OrderedDict[str, torch.Tensor]":
+def load_state_dict(path: str | os.PathLike | None = None, *, mmap: bool = False) -> "OrderedDict[str, torch.Tensor]":
     """Load SoundNet8 weights from a ``.npy`` or ``.pth`` file (resolved when ``None``).
+
+    With ``mmap``, a ``.pth`` file's tensors are views of the file mapped in memory, read when
+    used (for callers that copy what they need at once, such as
+    :meth:`soundnet.fast.FastSoundNet.from_weights`: the weights of the blocks it does not
+    build are never read); keep no such view beyond the call, as the file may be replaced.
 
     Raises
     ------
@@ -384,10 +389,10 @@ def load_state_dict(path: str | os.PathLike | None = None) -> "OrderedDict[str, 
     if p.suffix == ".npy":
         return npy_to_state_dict(read_npy(p))
     try:
-        try:  # memory-mapped: pages are read when used (a model without its heads never reads them)
-            raw = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            raw = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
         except RuntimeError as exc:
-            if "mmap" not in str(exc):
+            if not (mmap and "mmap" in str(exc)):
                 raise
             raw = torch.load(p, map_location="cpu", weights_only=True)  # a legacy (not zip) file
     except Exception as exc:  # torch raises many types for a bad file

@@ -246,6 +246,10 @@ def test_to_model_input_shape_and_scale():
 
 def test_missing_file(tmp_path):
     assert _error(tmp_path / "nope.wav").reason == "missing"
+    assert _error(tmp_path / "nope.wav" / "below.wav").reason == "missing"  # a parent that is not a folder
+    with pytest.raises(AudioError) as info:  # (the message shows the NUL escaped)
+        read_audio(str(tmp_path / "nul\x00byte.wav"))
+    assert info.value.reason == "missing"
 
 
 def test_a_folder_is_not_audio(tmp_path):

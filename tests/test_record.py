@@ -525,3 +525,43 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
             np.testing.assert_array_equal(arg[i], frames.argmax(axis=1))
     empty = record._REDUCE_FRAMES(out[:, :, :0], torch.tensor([0, 0, 0, 0]))
     assert all(t.shape == (4, 5) for t in empty) and torch.isnan(empty[0]).all()
+
+
+def test_tapered_batches_stay_within_their_batches():
+    """The last shard's batches are re-cut into quarters, each original batch on its own: a batch
+    kept small by the sample cap (long clips) never grows."""
+    from interp.record import _tapered
+
+    plain = [list(range(i, min(i + 16, 72))) for i in range(0, 72, 16)]  # 16, 16, 16, 16, 8
+    tapered = _tapered(plain, 16)
+    assert [len(b) for b in tapered] == [16, 16, 16, 4, 4, 4, 4, 4, 4]
+    assert [i for b in tapered for i in b] == list(range(72))  # same clips, same order
+    capped = [list(range(i, i + 4)) for i in range(0, 64, 4)]  # batch_size 64, 4 clips per batch allowed
+    assert max(len(b) for b in _tapered(capped, 64)) <= 4
+    assert [i for b in _tapered(capped, 64) for i in b] == list(range(64))
+
+
+def test_merge_holds_no_file_per_shard(tmp_path, minibank_dir):
+    """The merge of more shards than the process may open files (one clip per shard, the file
+    limit set below the shard count) completes: shard matrices are read, not kept open."""
+    rows = load_corpus(minibank_dir).iloc[:4]
+    paths = [p for p in rows["path"] for _ in range(30)]  # 120 clips: the same 4 files, excerpts
+    manifest = tmp_path / "many.csv"
+    pd.DataFrame({"path": paths, "label": "x", "start_s": [0.01 * i for i in range(120)],
+                  "end_s": [0.01 * i + 0.5 for i in range(120)]}).to_csv(manifest, index=False)
+    run = tmp_path / "run"
+    record_corpus(str(manifest), run, layers=("conv1", "conv2"), shard_size=1, workers=1, progress=False)
+    script = (  # the merge again, under the limit
+        "import json, os, resource, sys\n"
+        "from pathlib import Path\n"
+        "from interp.record import _merge\n"
+        f"run = Path({str(run)!r})\n"
+        "open_now = len(os.listdir('/proc/self/fd'))\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 60, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "clips = _merge(run, 120, ('conv1', 'conv2'), {'conv1': 16, 'conv2': 32}, 16)\n"
+        "print(len(clips))\n")
+    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split()[-1] == "120"
+    acts = open_run(run).activations("conv2", "max")
+    assert len(acts) == 120 and np.isfinite(acts.to_numpy()).all()
