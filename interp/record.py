@@ -1129,9 +1129,9 @@ def _shard_dir(run_dir: Path, i: int) -> Path:
 
 #: A shard's per-clip summaries: one float32 ``.npy`` matrix ``(n_rows, n_ok)`` (no pickle): a
 #: block of rows per layer and statistic, in :func:`_shard_blocks` order, and a column per ok clip,
-#: in corpus order (the ok rows of the shard's ``clips.parquet``). The merge memory-maps it and
-#: reads each table's block as one contiguous, unit-major slice. Parquet is written once, at the
-#: merge.
+#: in corpus order (the ok rows of the shard's ``clips.parquet``). The merge reads each table's
+#: block as one contiguous, unit-major slice (:class:`_ShardMatrix`). Parquet is written once, at
+#: the merge.
 _SHARD_MATRIX = "summaries.npy"
 
 
