@@ -457,13 +457,13 @@ def _decode_row(row: dict, long_s: float) -> _Decoded:
         else:
             start = _float_or(row.get("start_s"), 0.0)
             end = _float_or(row.get("end_s"), float("nan"))
-            audio, info = read_excerpt(path, offset_s=start, duration_s=end - start if np.isfinite(end) else None,
+            duration = end - start if np.isfinite(end) else None
+            audio, info = read_excerpt(path, offset_s=start, duration_s=duration,
                                        max_duration_s=long_s)  # the file is opened once
             sr_src, note = info.sample_rate_hz, info.note()
             if audio is None:  # longer than long_s: streamed by _Engine.summarize_long
-                length_s = (min(end, info.duration_s) if np.isfinite(end) else info.duration_s) - start
                 return _Decoded(order, cid, None, "ok", "; ".join(filter(None, [note, "streamed in chunks"])),
-                                length_s, sr_src, long=True)
+                                info.excerpt_s(start, duration), sr_src, long=True)
     except AudioError as exc:  # the source's rate when its header was read (-1: unreadable)
         return _failed(row, _audio_status(exc), sample_rate_hz=exc.sample_rate_hz or _header_rate(path))
     except Exception as exc:  # any other decoder failure is still a per-clip status

@@ -65,6 +65,12 @@ class AudioInfo:
     duration_s: float
     format: str
 
+    def excerpt_s(self, offset_s: float, duration_s: float | None) -> float:
+        """Seconds of the file in ``[offset_s, offset_s + duration_s)`` (to the end when
+        ``duration_s`` is None)."""
+        end_s = self.duration_s if duration_s is None else min(offset_s + duration_s, self.duration_s)
+        return end_s - offset_s
+
     def note(self, *, sr: int = SAMPLE_RATE_HZ) -> str:
         """What :func:`read_audio` does to this file, e.g. ``"mixed 6 channels to mono;
         resampled 192000 Hz -> 22050 Hz"`` (empty when nothing)."""
@@ -333,7 +339,7 @@ def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
     f, complaint = _open_soundfile(p, size)
     if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
         info = _ffmpeg_info(p, complaint) if want_info or max_duration_s is not None else None
-        if max_duration_s is not None and _excerpt_s(info, offset_s, duration_s) > max_duration_s:
+        if max_duration_s is not None and info.excerpt_s(offset_s, duration_s) > max_duration_s:
             return None, info.sample_rate_hz, False, info
         try:
             return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False, info)
@@ -348,7 +354,7 @@ def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
         if total > 0 and start >= total:
             raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)",
                              sample_rate_hz=sr)
-        if max_duration_s is not None and _excerpt_s(info, offset_s, duration_s) > max_duration_s:
+        if max_duration_s is not None and info.excerpt_s(offset_s, duration_s) > max_duration_s:
             return None, sr, False, info
         count = -1 if duration_s is None else max(1, int(round(duration_s * sr)))
         try:
@@ -363,12 +369,6 @@ def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
             exc.sample_rate_hz = sr
             raise
         return data, sr, scratch, info
-
-
-def _excerpt_s(info: AudioInfo, offset_s: float, duration_s: float | None) -> float:
-    """Seconds of ``[offset_s, offset_s + duration_s)`` (to the end when None) in the file."""
-    end_s = info.duration_s if duration_s is None else min(offset_s + duration_s, info.duration_s)
-    return end_s - offset_s
 
 
 def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,

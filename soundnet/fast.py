@@ -287,8 +287,8 @@ class FastSoundNet(nn.Module):
         **options
             ``method``, ``chunk_rows``, ``workers``, ``num_threads``, ``layers``, as for the class.
             With ``layers``, the weights of the other blocks are not even read (``.pth`` files
-            are memory-mapped): for conv1..conv7, 14 against 40 ms (``load_soundnet`` then the
-            class) on the 2-core development machine.
+            are memory-mapped): for conv1..conv7, about 20 against 40 ms (``load_soundnet`` then
+            the class) on the 2-core development machine.
         """
         from soundnet.weights import load_state_dict
 
