@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-# columns whose value is a path or a time of day: they differ between clones by design
+# columns whose value is a path: they differ between clones by design (a clip_id is a hash of the
+# resolved path, so clip ids are replaced by the clip's position in the corpus table)
 _VOLATILE = {"path"}
 _FLOAT_RTOL = 1e-4
 
@@ -41,14 +42,17 @@ def _column_digest(values: np.ndarray) -> dict:
     return {"kind": "exact", "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def table_digest(path: Path) -> dict:
-    """Digest of one Parquet table (see the module docstring)."""
+def table_digest(path: Path, order: dict[str, int]) -> dict:
+    """Digest of one Parquet table (see the module docstring); ``order`` maps clip ids to positions."""
     table = pq.read_table(path)
     cols = {}
     for name in table.column_names:
         if name in _VOLATILE:
             continue
         col = table.column(name)
+        if name == "clip_id":
+            cols[name] = _column_digest(np.asarray([order[c] for c in col.to_pylist()]))
+            continue
         if col.type.equals("string") or str(col.type).startswith("dictionary"):
             values = np.asarray(col.to_pylist(), dtype=object)
         else:
@@ -60,9 +64,11 @@ def table_digest(path: Path) -> dict:
 def digest(run_dir: str | Path) -> dict:
     """Digest of every Parquet table of a run directory (shards and caches excluded)."""
     run_dir = Path(run_dir)
+    clips = pq.read_table(run_dir / "clips.parquet", columns=["clip_id", "order"]).to_pydict()
+    order = dict(zip(clips["clip_id"], clips["order"]))
     out = {}
     for path in sorted(run_dir.glob("*.parquet")) + sorted((run_dir / "activations").glob("*.parquet")):
-        out[str(path.relative_to(run_dir))] = table_digest(path)
+        out[str(path.relative_to(run_dir))] = table_digest(path, order)
     return out
 
 
