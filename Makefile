@@ -40,7 +40,7 @@ record-demo: $(STAMP) weights
 	$(VENV)/bin/soundnet-interp record demo --out $(RUN_DIR)
 
 demo: $(STAMP) system-deps weights
-	$(PY) -m soundnet.predict ../shared/corpora/long
+	$(PY) -m soundnet.predict interp/corpus/data/long
 	$(VENV)/bin/soundnet-interp record demo --out $(RUN_DIR)
 	$(VENV)/bin/soundnet-interp analyze $(RUN_DIR)
 	$(VENV)/bin/soundnet-interp dashboard $(RUN_DIR) --port $(PORT)

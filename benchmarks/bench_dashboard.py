@@ -43,8 +43,8 @@ TARGET_MS = 300.0
 
 
 def _ensure_run(run: Path) -> None:
-    from interp.record import record_corpus
-    from interp.selectivity import analyze
+    from interp.recording.record import record_corpus
+    from interp.analysis.selectivity import analyze
 
     if not (run / "run.json").is_file():
         print(f"recording the demo corpus into {run} ...", flush=True)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _ensure_run(args.run)
     from dashboard.app import create_app
-    from interp.store import open_run
+    from interp.run.store import open_run
     from soundnet.model import CONV_LAYERS
 
     run = open_run(args.run)

@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from interp.corpora import clip_id_for, load_corpus
-from interp.record import RecordConfig, record_corpus
+from interp.corpus.corpora import clip_id_for, load_corpus, long_dir
+from interp.recording.record import RecordConfig, record_corpus
 from soundnet.audio import audio_info
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SOUNDNET_SHARED", REPO.parent / "shared"))
 AUDIOSET_CLIPS = 2_000_000
 AUDIOSET_CLIP_S = 10.0
 
@@ -65,8 +64,8 @@ def _driver_costs(tmp: Path, *, shard_size: int, n_shards: int) -> dict[str, flo
     Synthetic summaries of the real shapes (all nine layers, rectified normal values) stand in
     for the model's, so that only the driver's own work is timed.
     """
-    from interp.record import _Decoded, _merge, _write_shard
-    from interp.store import HEAD_STATS, STATS
+    from interp.recording.record import _Decoded, _merge, _write_shard
+    from interp.run.store import HEAD_STATS, STATS
     from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
 
     units = {layer: SPEC_BY_NAME[layer].out_channels for layer in LAYERS}
@@ -102,7 +101,7 @@ def main() -> None:
     args = ap.parse_args()
     config = RecordConfig(workers=args.cpus, fast=not args.no_fast)  # one lane per CPU
     demo = load_corpus("demo")
-    long10 = _ten_second_clips(SHARED / "corpora" / "long", hop_s=1.0)
+    long10 = _ten_second_clips(long_dir(), hop_s=1.0)
     from soundnet import load_soundnet
 
     model = load_soundnet()
@@ -127,7 +126,7 @@ def main() -> None:
         if not args.skip_ray:
             import ray
 
-            from interp.distributed import record_corpus_ray
+            from interp.recording.ray_engine import record_corpus_ray
 
             t = time.perf_counter()
             ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)

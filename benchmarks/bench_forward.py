@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp.corpus.corpora import demo_dir
 from soundnet import load_soundnet
 from soundnet.audio import fit_length, read_audio, to_model_input
 from soundnet.fast import FastSoundNet, flops_per_second_of_audio, forward_flops
@@ -32,7 +33,6 @@ from soundnet.geometry import SAMPLE_RATE_HZ
 from soundnet.model import CONV_LAYERS, LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SOUNDNET_SHARED", REPO.parent / "shared"))
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -141,7 +141,7 @@ def layer_breakdown(nets: dict[str, object], x: torch.Tensor, *, repeats: int) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "minibank")
+    parser.add_argument("--corpus", type=Path, default=demo_dir())
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=8)

@@ -39,7 +39,7 @@ import soxr
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from interp.corpora import load_corpus  # noqa: E402
+from interp.corpus.corpora import demo_dir, load_corpus  # noqa: E402
 from soundnet.audio import read_audio  # noqa: E402
 from soundnet.geometry import SAMPLE_RATE_HZ  # noqa: E402
 
@@ -47,9 +47,8 @@ TARGET_RATIO = 1.5
 
 
 def minibank_dir() -> Path:
-    """The shared minibank corpus (``SOUNDNET_SHARED`` overrides ``../shared``)."""
-    shared = Path(os.environ.get("SOUNDNET_SHARED", REPO.parent / "shared"))
-    return shared / "corpora" / "minibank"
+    """The minibank corpus shipped as the built-in demo corpus."""
+    return demo_dir()
 
 
 def make_corpus(folder: Path, *, n_clips: int, seconds: float, sr: int = SAMPLE_RATE_HZ) -> pd.DataFrame:

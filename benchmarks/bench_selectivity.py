@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from interp.selectivity import compute_selectivity
+from interp.analysis.selectivity import compute_selectivity
 from soundnet.model import LAYER_SPECS
 
 

@@ -1,7 +1,7 @@
 """The Dash app: ``create_app(run_dir)`` and the ``soundnet-interp dashboard`` entry point.
 
 The app reads one run directory (never recomputes activations; time-resolved traces and
-spectrograms come from :mod:`interp.traces`, cached in ``<run>/cache``). Besides the Dash pages
+spectrograms come from :mod:`interp.run.traces`, cached in ``<run>/cache``). Besides the Dash pages
 (overview ``/``, unit ``/unit/<layer>/<unit>``, search ``/search``, clip ``/clip/<clip_id>``) the
 server has two plain routes:
 
@@ -12,7 +12,7 @@ server has two plain routes:
     select part of a long clip.
 ``/export/<kind>/.../<figure>.<format>``
     A figure of a page as a download (``html``, ``png``, ``svg``, ``pdf``), rendered by
-    :func:`interp.figures.export_figure`; kinds ``unit/<layer>/<unit>``, ``clip/<clip_id>``,
+    :func:`interp.report.figures.export_figure`; kinds ``unit/<layer>/<unit>``, ``clip/<clip_id>``,
     ``overview``.
 
 Nothing a browser sends is executed or used as a file path: every URL part is checked against
@@ -200,7 +200,7 @@ def _audio_route(name: str) -> flask.Response:
 def _export_route(rest: str) -> flask.Response:
     """``/export/...``: one figure as a file download; 404 for any name the app does not define."""
     from dashboard import views
-    from interp.figures import export_figure
+    from interp.report.figures import export_figure
 
     data: RunData = flask.current_app.config[CONFIG_KEY]
     parts = rest.split("/")

@@ -1,8 +1,8 @@
 """The dashboard's view of one run directory: memoised reads of its tables.
 
 :class:`RunData` only reads what the recorder and the analyses wrote (through
-:mod:`interp.store`, :mod:`interp.selectivity`, :mod:`interp.topclips`) and asks
-:mod:`interp.traces` for the time-resolved views it caches in ``<run>/cache``. One instance
+:mod:`interp.run.store`, :mod:`interp.analysis.selectivity`, :mod:`interp.analysis.topclips`) and asks
+:mod:`interp.run.traces` for the time-resolved views it caches in ``<run>/cache``. One instance
 belongs to one Dash app (``app.server.config[CONFIG_KEY]``); pages and callbacks reach it with
 :func:`get_data` inside a request, so there is no module-level state.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.store import Run, open_run
+from interp.run.store import Run, open_run
 from soundnet.model import HEAD_LAYERS
 
 __all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
@@ -167,7 +167,7 @@ class RunData:
     @property
     def colors(self) -> dict[str, str]:
         """Category colours shared by every figure."""
-        from interp.figures import category_colors
+        from interp.report.figures import category_colors
 
         return self._cached("colors", lambda: category_colors(self.categories + ([""] if (self.clips["label"] == "").any() else [])))
 
@@ -230,14 +230,14 @@ class RunData:
     def unit_intervals(self, layer: str, unit: int, *, confidence: float = 0.95) -> pd.DataFrame:
         """Stratified bootstrap interval of the unit's AUROC for every category.
 
-        The same interval as :func:`interp.selectivity.rank_units` reports (``n_boot`` 2000,
+        The same interval as :func:`interp.analysis.selectivity.rank_units` reports (``n_boot`` 2000,
         seed 0), computed on first request and memoised.
 
         Returns
         -------
         DataFrame ``category, auroc_lo, auroc_hi``.
         """
-        from interp import stats
+        from interp.analysis import stats
 
         def build() -> pd.DataFrame:
             lab = self.clips["label"]
@@ -322,7 +322,7 @@ class RunData:
             if head not in self.layers:
                 return empty
             if layer in HEAD_LAYERS:
-                from interp.selectivity import output_correlations
+                from interp.analysis.selectivity import output_correlations
 
                 acts = self.run.activations(layer, "prob")[[int(unit)]]
                 t = output_correlations(acts, self.run.activations(head, "prob"), names=list(head_labels(head)),
@@ -348,8 +348,8 @@ class RunData:
 
     def rank(self, category: str, *, metric: str = "auroc", layers: Sequence[str] | None = None,
              selective_only: bool = False, top: int | None = 50) -> pd.DataFrame:
-        """Units ranked for a category (:func:`interp.selectivity.rank_table`), with unit labels."""
-        from interp.selectivity import rank_table
+        """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with unit labels."""
+        from interp.analysis.selectivity import rank_table
 
         sel = self.selectivity
         if sel is None or category not in set(sel["category"].astype(str)):
@@ -380,7 +380,7 @@ class RunData:
         """
         import pyarrow.parquet as pq
 
-        from interp.store import activation_file
+        from interp.run.store import activation_file
 
         def build() -> pd.Series:
             self.run.n_units(layer)  # validates the layer
@@ -415,8 +415,8 @@ class RunData:
         return self._cached(("max_moments", layer), build)
 
     def top_clips(self, layer: str, unit: int, *, k: int = 16) -> pd.DataFrame:
-        """:func:`interp.topclips.top_clips` with a ``name`` column."""
-        from interp.topclips import top_clips
+        """:func:`interp.analysis.topclips.top_clips` with a ``name`` column."""
+        from interp.analysis.topclips import top_clips
 
         def build() -> pd.DataFrame:
             t = top_clips(self.run, layer, int(unit), k=k)
@@ -425,9 +425,9 @@ class RunData:
         return self._cached(("top", layer, int(unit), k), build)
 
     def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
-        """Clips from each decile of the unit's max (:func:`interp.topclips.quantile_bins`), with
+        """Clips from each decile of the unit's max (:func:`interp.analysis.topclips.quantile_bins`), with
         ``label, path, duration_s, name``."""
-        from interp.topclips import quantile_bins
+        from interp.analysis.topclips import quantile_bins
 
         def build() -> pd.DataFrame:
             t = quantile_bins(self.unit_column(layer, unit, "max"), n_bins=n_bins, per_bin=per_bin)
@@ -438,7 +438,7 @@ class RunData:
         return self._cached(("quantiles", layer, int(unit), n_bins, per_bin), build)
 
     def tuning(self, layer: str, unit: int) -> pd.DataFrame | None:
-        """The unit's tuning curves from the attached probes run (:func:`interp.tuning.stimulus_responses`).
+        """The unit's tuning curves from the attached probes run (:func:`interp.analysis.tuning.stimulus_responses`).
 
         Returns
         -------
@@ -455,7 +455,7 @@ class RunData:
             return None
 
         def build() -> pd.DataFrame:
-            from interp.tuning import stimulus_responses
+            from interp.analysis.tuning import stimulus_responses
 
             st = self.stat if self.stat in ("max", "mean") else "max"
             return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
@@ -493,20 +493,20 @@ class RunData:
             return self._model
 
     def spectrogram(self, clip_id: str, *, window_s: tuple[float, float] | None = None):
-        """:func:`interp.traces.clip_spectrogram` (cached on disk)."""
-        from interp.traces import clip_spectrogram
+        """:func:`interp.run.traces.clip_spectrogram` (cached on disk)."""
+        from interp.run.traces import clip_spectrogram
 
         return clip_spectrogram(self.run, clip_id, window_s=window_s)
 
     def traces(self, clip_id: str, layer: str, *, window_s: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`interp.traces.unit_traces` (cached on disk); loads the model only on a miss."""
-        from interp import traces
+        """:func:`interp.run.traces.unit_traces` (cached on disk); loads the model only on a miss."""
+        from interp.run import traces
 
         return traces.unit_traces(self.run, clip_id, layer, window_s=window_s, model=_LazyModel(self))
 
     def audio(self, clip_id: str, *, window_s: tuple[float, float] | None = None) -> np.ndarray:
-        """:func:`interp.traces.clip_audio`: the clip's samples, mono [-1, 1] at 22050 Hz."""
-        from interp.traces import clip_audio
+        """:func:`interp.run.traces.clip_audio`: the clip's samples, mono [-1, 1] at 22050 Hz."""
+        from interp.run.traces import clip_audio
 
         return clip_audio(self.run, clip_id, window_s=window_s)
 

@@ -1,7 +1,7 @@
 """Figures and components shared by the pages and the export route.
 
 Each ``*_figure`` function builds one named figure of a unit, a clip or the overview from a
-:class:`dashboard.data.RunData` through :mod:`interp.figures`; :func:`unit_figure`,
+:class:`dashboard.data.RunData` through :mod:`interp.report.figures`; :func:`unit_figure`,
 :func:`clip_figure` and :func:`overview_figure` look them up by the names the export URLs use,
 so a downloaded file is exactly the figure on the page.
 """
@@ -18,7 +18,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.data import RunData
-from interp import figures as F
+from interp.report import figures as F
 from soundnet.model import HEAD_LAYERS
 
 __all__ = [

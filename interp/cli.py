@@ -8,7 +8,7 @@ rank       print the units most selective for a category
 unit       print one unit's card
 predict    object and place predictions for audio files
 dashboard  browse a run in the Dash app
-study      run one of the studies in ``studies/``
+study      run one of the studies (:mod:`interp.studies`)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from interp.record import RecordConfig, record_corpus
+    from interp.recording.record import RecordConfig, record_corpus
 
     settings = dict(batch_size=args.batch_size, decoder=args.decoder, device=args.device,
                     topk=args.topk, shard_size=args.shard_size, short=args.short,
@@ -50,7 +50,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     common = dict(config=RecordConfig(**settings), weights=args.weights, overwrite=args.overwrite,
                   progress=not args.quiet, corpus_options=corpus_options, max_shards=args.max_shards)
     if args.engine == "ray":
-        from interp.distributed import record_corpus_ray
+        from interp.recording.ray_engine import record_corpus_ray
 
         summary = record_corpus_ray(args.corpus, args.out, address=args.address, num_actors=args.num_actors,
                                     use_gpu=args.device.startswith("cuda"), **common)
@@ -64,8 +64,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from interp.selectivity import analyze
-    from interp.store import open_run
+    from interp.analysis.selectivity import analyze
+    from interp.run.store import open_run
 
     run = open_run(args.run)
     res = analyze(run, stat=args.stat, recompute=args.overwrite)
@@ -78,8 +78,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from interp.selectivity import format_rank_table, rank_units
-    from interp.store import open_run
+    from interp.analysis.selectivity import format_rank_table, rank_units
+    from interp.run.store import open_run
 
     run = open_run(args.run)
     table = rank_units(run, args.category, metric=args.metric, layer=args.layer, top=args.top)
@@ -88,8 +88,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _cmd_unit(args: argparse.Namespace) -> int:
-    from interp.selectivity import unit_card
-    from interp.store import open_run
+    from interp.analysis.selectivity import unit_card
+    from interp.run.store import open_run
 
     layer, _, unit = args.unit.partition(":")
     if not unit.isdigit():
@@ -113,21 +113,14 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    import runpy
+    from interp.studies import STUDIES, run_study
 
-    studies = Path(__file__).resolve().parents[1] / "studies"
-    script = studies / f"{args.name}.py"
-    if not script.is_file():
-        names = sorted(p.stem for p in studies.glob("*.py") if not p.stem.startswith("_"))
-        raise SystemExit(f"error: no study {args.name!r}; available: {', '.join(names)}")
-    saved, sys.argv = sys.argv, [str(script)] + list(args.study_args)
+    if args.name not in STUDIES:
+        raise SystemExit(f"error: no study {args.name!r}; available: {', '.join(STUDIES)}")
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        return run_study(args.name, args.study_args)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,33 +1,31 @@
-"""Shared fixtures: the real weights, the real corpora in ../shared, scratch folders."""
+"""Shared fixtures: the real weights, the real corpora shipped in the package, scratch folders.
+
+Nothing here reads outside the repository: the demo corpus (174 clips, the "minibank") and the
+four long recordings lie in ``interp/corpus/data/`` with their credits.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from interp.corpus.corpora import demo_dir, long_dir as _long_dir
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SOUNDNET_SHARED", REPO.parent / "shared"))
-MINIBANK = SHARED / "corpora" / "minibank"
-LONG = SHARED / "corpora" / "long"
 ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    assert SHARED.is_dir(), f"the shared folder {SHARED} is missing (set SOUNDNET_SHARED)"
-    return SHARED
+def minibank_dir() -> Path:
+    """The demo corpus: 174 real recordings in 10 categories (``manifest.csv``, ``audio/<label>/``)."""
+    return demo_dir()
 
 
 @pytest.fixture(scope="session")
-def minibank_dir(shared_dir) -> Path:
-    return MINIBANK
-
-
-@pytest.fixture(scope="session")
-def long_dir(shared_dir) -> Path:
-    return LONG
+def long_dir() -> Path:
+    """Four real recordings of 17-30 s (orchestra, humpback whale, read speech, pop music)."""
+    return _long_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""interp.ablation: hooks that zero units and remove themselves; causal effect of selective units."""
+"""interp.analysis.ablation: hooks that zero units and remove themselves; causal effect of selective units."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from interp import ablation as A
-from interp import selectivity as S
+from interp.analysis import ablation as A
+from interp.analysis import selectivity as S
 from soundnet import load_audio
 from soundnet.errors import ParameterError
 from soundnet.model import LAYERS
@@ -72,8 +72,8 @@ def test_ablate_removes_hooks_on_error_and_validates(model, clip_input):
 
 @pytest.fixture(scope="session")
 def minibank_run(minibank_dir, model, tmp_path_factory):
-    from interp.record import record_corpus
-    from interp.store import open_run
+    from interp.recording.record import record_corpus
+    from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_selectivity.py
     record_corpus(str(minibank_dir), out, model=model, progress=False)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from interp.corpora import (
+from interp.corpus.corpora import (
     clip_id_for,
     corpus_sha256,
     demo_dir,
@@ -21,7 +21,7 @@ from interp.corpora import (
     load_corpus,
     read_clip,
 )
-from interp.probes import KINDS, is_virtual, probe_table, synthesize
+from interp.corpus.stimuli import KINDS, is_virtual, probe_table, synthesize
 from soundnet.audio import audio_info
 from soundnet.errors import AudioError, ParameterError
 
@@ -354,7 +354,7 @@ def test_segmenting_files_and_probes(tmp_path, clips):
 def test_paths_resolve_as_pathlib_does(tmp_path, monkeypatch):
     """Corpus paths are resolved a folder at a time: the same strings as Path.resolve for
     symlinked folders and files, '..' after a symlink, missing files and relative paths."""
-    from interp.corpora import _resolved_paths
+    from interp.corpus.corpora import _resolved_paths
 
     real = tmp_path / "real"
     real.mkdir()

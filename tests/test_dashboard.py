@@ -36,9 +36,9 @@ PER_CATEGORY = 4
 def dash_run(tmp_path_factory, minibank_dir, long_dir, model) -> Path:
     """A recorded and analysed run: 4 minibank clips per category plus the long read-speech clip
     (17 s, so the heads have frames over time); all layers, heads included."""
-    from interp.corpora import load_corpus
-    from interp.record import record_corpus
-    from interp.selectivity import analyze
+    from interp.corpus.corpora import load_corpus
+    from interp.recording.record import record_corpus
+    from interp.analysis.selectivity import analyze
 
     corpus = load_corpus(minibank_dir)
     long = load_corpus(long_dir)
@@ -97,8 +97,8 @@ def _free_port() -> int:
 # figures
 # --------------------------------------------------------------------------------------------
 def test_figure_functions_are_valid_plotly_and_share_category_colours(data, speech_unit):
-    from interp import figures as F
-    from interp.traces import clip_spectrogram, unit_traces
+    from interp.report import figures as F
+    from interp.run.traces import clip_spectrogram, unit_traces
 
     layer, unit = speech_unit
     v = data.unit_values(layer, unit)
@@ -145,8 +145,8 @@ def test_figure_functions_are_valid_plotly_and_share_category_colours(data, spee
 # traces cache
 # --------------------------------------------------------------------------------------------
 def test_unit_traces_equal_recorded_maxima_and_are_cached_atomically(dash_run, model):
-    from interp.store import open_run
-    from interp.traces import clip_spectrogram, unit_traces
+    from interp.run.store import open_run
+    from interp.run.traces import clip_spectrogram, unit_traces
 
     run = open_run(dash_run)
     top = run.topk("conv3", 5)
@@ -175,8 +175,8 @@ def test_unit_traces_equal_recorded_maxima_and_are_cached_atomically(dash_run, m
 
 
 def test_windowed_traces_equal_the_whole_clip_pass(dash_run, model):
-    from interp.store import open_run
-    from interp.traces import clip_spectrogram, unit_traces
+    from interp.run.store import open_run
+    from interp.run.traces import clip_spectrogram, unit_traces
 
     run = open_run(dash_run)
     long_id = str(run.ok_clips.sort_values("duration_s").index[-1])
@@ -259,8 +259,8 @@ def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
     from dashboard.app import create_app
     from dashboard.data import CONFIG_KEY
     from dashboard.views import unit_figure_names
-    from interp.record import record_corpus
-    from interp.store import open_run
+    from interp.recording.record import record_corpus
+    from interp.run.store import open_run
 
     probes = tmp_path / "probes"
     record_corpus("probes", probes, model=model, workers=0, progress=False, layers=("conv1", "conv2", "conv3"),
@@ -285,7 +285,7 @@ def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
 # audio route
 # --------------------------------------------------------------------------------------------
 def test_audio_route_serves_known_clips_only_and_reads_no_other_file(client, data, dash_run, minibank_dir, tmp_path):
-    from interp.corpora import read_clip
+    from interp.corpus.corpora import read_clip
 
     cid = str(data.clips.index[0])
     row = data.clips.loc[cid]
@@ -343,7 +343,7 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
 
 @pytest.mark.browser
 def test_export_downloads_are_valid_png_svg_pdf_html(client, data, speech_unit, tmp_path):
-    from interp.figures import export_figure
+    from interp.report.figures import export_figure
 
     layer, unit = speech_unit
     for name in ("histogram", "clip-0"):

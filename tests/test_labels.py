@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
+
 import numpy as np
 import pytest
 import torch
@@ -22,15 +25,26 @@ from soundnet.predict import main as predict_main
 from soundnet.predict import predict_file
 
 
-def test_category_lists(shared_dir):
+# sha256 of SoundNet's own category lists (the authors' categories_imagenet.txt and
+# categories_places2.txt, as distributed with the original code)
+_LIST_SHA256 = {
+    "categories_imagenet.txt": "acf75ef0abe89694b19056e0796401068b459c457baa30335f240c7692857355",
+    "categories_places2.txt": "db187ee1d1e0bed37fa30e760717833107e0a416b61e3d8fbb8f5534a9940900",
+}
+
+
+def test_category_lists():
     assert len(object_labels()) == len(object_names()) == 1000
     assert len(place_labels()) == 401
     assert object_labels()[0] == "n01440764 tench, Tinca tinca" and object_names()[0] == "tench"
     assert "stage" in object_names() and "/s/stage/indoor" in place_labels()
     assert len(set(place_labels())) == 401 and all(p.startswith("/") for p in place_labels())
-    # the shipped copies are SoundNet's lists
-    shipped_objects = (shared_dir / "soundnet" / "categories_imagenet.txt").read_text().split("\n")
-    shipped_places = (shared_dir / "soundnet" / "categories_places2.txt").read_text().split("\n")
+    # the shipped copies are SoundNet's lists, byte for byte
+    data = resources.files("soundnet") / "data"
+    for name, sha in _LIST_SHA256.items():
+        assert hashlib.sha256((data / name).read_bytes()).hexdigest() == sha, name
+    shipped_objects = (data / "categories_imagenet.txt").read_text().split("\n")
+    shipped_places = (data / "categories_places2.txt").read_text().split("\n")
     assert tuple(x.strip() for x in shipped_objects if x.strip()) == object_labels()
     assert tuple(x.strip() for x in shipped_places if x.strip()) == place_labels()
     assert head_labels("conv8") is object_names() and head_labels("places") is place_labels()

@@ -25,9 +25,9 @@ import soundfile as sf
 import soxr
 import torch
 
-from interp.corpora import load_corpus
-from interp.record import RecordConfig, record_corpus
-from interp.store import RunError, open_run
+from interp.corpus.corpora import load_corpus
+from interp.recording.record import RecordConfig, record_corpus
+from interp.run.store import RunError, open_run
 from soundnet.errors import ParameterError
 from soundnet.audio import fit_length, read_audio, to_model_input
 from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames, frames_to_time, min_samples,
@@ -380,7 +380,7 @@ def test_a_run_made_from_other_settings_is_refused(tmp_path, minibank_dir, model
 def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     import psutil
 
-    from interp.record import _process_decode_stream
+    from interp.recording.record import _process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:24].to_dict("records")
     me = psutil.Process()
@@ -400,7 +400,7 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
 
 
 def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir):
-    from interp.record import _decode_row_safe, _process_decode_stream
+    from interp.recording.record import _decode_row_safe, _process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:12].to_dict("records")
     rows[5] = dict(rows[5], path=str(tmp_path / "missing.wav"))  # a failure mid-stream
@@ -425,7 +425,7 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
 def test_batches_of_a_plan_give_the_same_summaries_in_any_order(minibank_dir, long_dir, model):
     """Lanes run a shard's batches in any order: a clip without a clean head frame must get its
     heads from the tiled second pass whether the main pass runs before or after it."""
-    from interp.record import _Decoded, _Engine
+    from interp.recording.record import _Decoded, _Engine
 
     waves = [read_audio(p) for p in sorted((minibank_dir / "audio").rglob("*.flac"))[:3]]
     full = read_audio(sorted(long_dir.glob("*.flac"))[0])
@@ -484,7 +484,7 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
 
 
 def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir):
-    from interp.record import head_waveform
+    from interp.recording.record import head_waveform
 
     y = read_audio(load_corpus(minibank_dir)["path"].iloc[0])
     tiled = head_waveform(y, heads_short="tile")
@@ -503,7 +503,7 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
     """The compiled reduction (mean, max, argmax over each clip's valid frames) on the same
     numbers as plain Python and as numpy: equal lengths, unequal lengths, a clip without frames,
     a layer without frames."""
-    import interp.record as record
+    import interp.recording.record as record
 
     assert isinstance(record._REDUCE_FRAMES, torch.jit.ScriptFunction)
     rng = np.random.default_rng(7)
@@ -530,7 +530,7 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
 def test_tapered_batches_stay_within_their_batches():
     """The last shard's batches are re-cut into quarters, each original batch on its own: a batch
     kept small by the sample cap (long clips) never grows."""
-    from interp.record import _tapered
+    from interp.recording.record import _tapered
 
     plain = [list(range(i, min(i + 16, 72))) for i in range(0, 72, 16)]  # 16, 16, 16, 16, 8
     tapered = _tapered(plain, 16)
@@ -554,7 +554,7 @@ def test_merge_holds_no_file_per_shard(tmp_path, minibank_dir):
     script = (  # the merge again, under the limit
         "import json, os, resource, sys\n"
         "from pathlib import Path\n"
-        "from interp.record import _merge\n"
+        "from interp.recording.record import _merge\n"
         f"run = Path({str(run)!r})\n"
         "open_now = len(os.listdir('/proc/self/fd'))\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 60, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"

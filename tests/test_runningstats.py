@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interp.runningstats import TopK
+from interp.run.runningstats import TopK
 from soundnet.errors import ParameterError
 
 

@@ -1,4 +1,4 @@
-"""interp.selectivity and interp.topclips: planted units, references, and the real minibank run."""
+"""interp.analysis.selectivity and interp.analysis.topclips: planted units, references, and the real minibank run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from interp import selectivity as S
-from interp import topclips as T
+from interp.analysis import selectivity as S
+from interp.analysis import topclips as T
 from soundnet.errors import ParameterError
 
 
@@ -128,12 +128,12 @@ def test_quantile_bins_cover_every_decile():
 
 
 # ------------------------------------------------------------------------------------------
-# the real minibank run (recorded once per session through interp.record)
+# the real minibank run (recorded once per session through interp.recording.record)
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def minibank_run(minibank_dir, model, tmp_path_factory):
-    from interp.record import record_corpus
-    from interp.store import open_run
+    from interp.recording.record import record_corpus
+    from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_ablation.py
     record_corpus(str(minibank_dir), out, model=model, progress=False)

@@ -1,4 +1,4 @@
-"""interp.stats against its references: sklearn AUROC, scipy Mann-Whitney, scipy BH, rankdata."""
+"""interp.analysis.stats against its references: sklearn AUROC, scipy Mann-Whitney, scipy BH, rankdata."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from interp import stats
+from interp.analysis import stats
 from soundnet.errors import ParameterError
 
 

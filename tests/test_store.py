@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp.corpora import load_corpus
-from interp.record import record_corpus
-from interp.store import (Run, RunError, atomic_write_json, open_run, unit_columns, write_parquet)
+from interp.corpus.corpora import load_corpus
+from interp.recording.record import record_corpus
+from interp.run.store import (Run, RunError, atomic_write_json, open_run, unit_columns, write_parquet)
 from soundnet.errors import ParameterError
 
 LAYERS = ("conv5", "conv8")

@@ -13,7 +13,7 @@ looked at after a run.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
 import shutil
 import sys
@@ -30,10 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _study(name: str):
-    spec = importlib.util.spec_from_file_location(f"study_{name}", REPO / "studies" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The study's module, imported from the installed package (as ``soundnet-interp study`` does)."""
+    return importlib.import_module(f"interp.studies.{name}")
 
 
 def _out(artifacts_dir: Path, name: str) -> Path:
@@ -80,8 +78,8 @@ def _check_report(out: Path, figures: list[str], tables: dict[str, list[str]]) -
 @pytest.fixture(scope="module")
 def minibank_run(minibank_dir, model, tmp_path_factory):
     """minibank recorded through conv1..conv7 (no heads: fast), shared by this module's tests."""
-    from interp.record import record_corpus
-    from interp.store import open_run
+    from interp.recording.record import record_corpus
+    from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "studies_minibank_run"
     record_corpus(str(minibank_dir), out, model=model, layers=CONV_LAYERS, workers=0, progress=False)
@@ -249,7 +247,7 @@ def test_ablation_study_records_its_own_corpus(minibank_dir, artifacts_dir):
 # the analyses underneath
 # --------------------------------------------------------------------------------------------
 def test_wilson_interval_known_values():
-    from interp.linear_probes import wilson_interval
+    from interp.analysis.linear_probes import wilson_interval
 
     lo, hi = wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
@@ -262,7 +260,7 @@ def test_wilson_interval_known_values():
 
 
 def test_probe_folds_use_the_corpus_folds_where_there_are_some():
-    from interp.linear_probes import probe_folds
+    from interp.analysis.linear_probes import probe_folds
 
     y = np.array(["a", "b"] * 10)
     splits, cv = probe_folds(y, np.repeat([1, 2, 3, 4, 5], 4))
@@ -274,7 +272,7 @@ def test_probe_folds_use_the_corpus_folds_where_there_are_some():
 
 
 def test_best_frequency_and_q_of_a_known_curve():
-    from interp.tuning import best_frequencies
+    from interp.analysis.tuning import best_frequencies
 
     freqs = np.geomspace(100, 6400, 61)                                  # 0.1 octave steps
     resp = np.maximum(0.0, 1.0 - np.abs(np.log2(freqs / 800.0)))         # triangle, 1 octave each side
@@ -290,7 +288,7 @@ def test_best_frequency_and_q_of_a_known_curve():
 
 
 def test_kernel_gains_match_the_fft_of_the_weights(model):
-    from interp.tuning import kernel_frequency_responses, kernel_gains, kernel_peaks
+    from interp.analysis.tuning import kernel_frequency_responses, kernel_gains, kernel_peaks
 
     freqs, gain_db = kernel_frequency_responses(model, n_fft=4096)
     g = kernel_gains(model, freqs[1:200])
@@ -302,8 +300,8 @@ def test_kernel_gains_match_the_fft_of_the_weights(model):
 
 
 def test_summarize_waves_equals_the_recorder(minibank_run, model):
-    from interp.features import clip_waves, summarize_waves
-    from interp.record import RecordConfig
+    from interp.recording.features import clip_waves, summarize_waves
+    from interp.recording.record import RecordConfig
 
     clips = minibank_run.ok_clips.iloc[::20]
     got = summarize_waves(model, clip_waves(clips), layers=("conv2", "conv5", "conv7"),
@@ -315,7 +313,7 @@ def test_summarize_waves_equals_the_recorder(minibank_run, model):
 
 
 def test_perturbations_do_what_they_say():
-    from interp.robustness import Perturbation, perturb
+    from interp.analysis.robustness import Perturbation, perturb
 
     rng = np.random.default_rng(0)
     y = (0.3 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050) + 0.01 * rng.standard_normal(22050)).astype(np.float32)
@@ -337,7 +335,7 @@ def test_perturbations_do_what_they_say():
 
 
 def test_top_overlap_and_column_spearman():
-    from interp.robustness import column_spearman, top_overlap
+    from interp.analysis.robustness import column_spearman, top_overlap
 
     a = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))
     b = a.copy()

@@ -7,7 +7,7 @@ directory (:func:`obtain_run`: record the corpus, or reuse ``--run``), compute t
 ``<out>/<table>.parquet`` and ``<out>/<table>.csv``
     every table, both formats, same columns;
 ``<out>/<figure>.html|.png|.svg|.pdf``
-    every figure (:func:`interp.figures.export_figure`);
+    every figure (:func:`interp.report.figures.export_figure`);
 ``<out>/summary.md``
     the key numbers, then what each table holds (its columns) and each figure shows.
 
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.store import Run, atomic_write_bytes, open_run, write_parquet
+from interp.run.store import Run, atomic_write_bytes, open_run, write_parquet
 from soundnet.errors import ParameterError
 
 __all__ = [
@@ -98,7 +98,7 @@ def quick_subset(corpus: pd.DataFrame, *, per_label: int, max_labels: int | None
     Parameters
     ----------
     corpus : pandas.DataFrame
-        A corpus table (:func:`interp.corpora.load_corpus`) or a run's clip table.
+        A corpus table (:func:`interp.corpus.corpora.load_corpus`) or a run's clip table.
     per_label : int
     max_labels : int, optional
         Keep the labels with the most rows (ties: alphabetical).
@@ -130,9 +130,9 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
     corpus : DataFrame or str, optional
         What to record (default ``args.corpus``), e.g. a :func:`quick_subset` of it.
     corpus_options : dict, optional
-        Passed to :func:`interp.corpora.load_corpus` (probe options for ``"probes"``).
+        Passed to :func:`interp.corpus.corpora.load_corpus` (probe options for ``"probes"``).
     **settings
-        :class:`interp.record.RecordConfig` fields (``topk``, ``short``, ...).
+        :class:`interp.recording.record.RecordConfig` fields (``topk``, ``short``, ...).
 
     Returns
     -------
@@ -150,7 +150,7 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
             raise ParameterError(f"The run {str(args.run)!r} lacks the layers {missing} this study needs; record "
                                  f"them with `soundnet-interp record ... --layers {','.join(layers)}`.")
         return run
-    from interp.record import record_corpus
+    from interp.recording.record import record_corpus
 
     run_dir = Path(args.out) / "run"
     summary = record_corpus(args.corpus if corpus is None else corpus, run_dir, layers=tuple(layers),
@@ -162,7 +162,7 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
 
 def _clip_note(run: Run) -> str:
     """One sentence on clip lengths against the receptive fields, and the run's short-clip policy."""
-    from interp.record import RecordConfig
+    from interp.recording.record import RecordConfig
     from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 
     dur = run.ok_clips["duration_s"].astype(float) if "duration_s" in run.ok_clips.columns else pd.Series(dtype=float)
@@ -257,7 +257,7 @@ class Report:
 
     def figure(self, name: str, fig, caption: str, *, width: int | None = None, height: int | None = None) -> dict:
         """Export ``fig`` as ``<name>.html/.png/.svg/.pdf``; ``caption`` goes to ``summary.md``."""
-        from interp.figures import export_figure
+        from interp.report.figures import export_figure
 
         written = export_figure(fig, self.out_dir / name, formats=self.formats, width=width, height=height)
         for p in written.values():

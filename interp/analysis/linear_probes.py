@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from interp.store import Run
+from interp.run.store import Run
 from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time
@@ -400,7 +400,7 @@ def paper_protocol(run: Run, model: torch.nn.Module, *, C: float = 0.01, n_split
     """
     from sklearn.svm import LinearSVC
 
-    from interp.features import clip_waves
+    from interp.recording.features import clip_waves
 
     clips = _labelled(run)
     counts = clips["label"].value_counts()

@@ -1,7 +1,7 @@
 """Tuning of SoundNet units to synthetic probes: frequency, level, modulation rate, sweep direction.
 
 Everything here starts from a run directory recorded on the probe corpus
-(``soundnet-interp record probes``; see :mod:`interp.probes`), whose ``clips.parquet`` carries the
+(``soundnet-interp record probes``; see :mod:`interp.corpus.stimuli`), whose ``clips.parquet`` carries the
 probe parameters (``kind, freq_hz, level_db, rate_hz, direction, ...``), plus, for the conv1
 filters and for rate following, the model itself.
 
@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.store import Run
+from interp.run.store import Run
 from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
@@ -417,7 +417,7 @@ def rate_following(model: torch.nn.Module, clips: pd.DataFrame, *, layers: Seque
     pandas.DataFrame
         ``layer, unit, kind, rate_hz, frame_rate_hz, vector_strength``.
     """
-    from interp.corpora import read_clip
+    from interp.corpus.corpora import read_clip
 
     rows = clips[clips["rate_hz"].notna()] if "rate_hz" in clips.columns else clips.iloc[:0]
     if rows.empty:

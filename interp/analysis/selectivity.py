@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from interp import stats
-from interp.store import Run, open_run
+from interp.analysis import stats
+from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
@@ -676,7 +676,7 @@ def unit_card(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 1
     top_categories, top_outputs : int
         Categories (by AUROC) and head classes listed.
     causal : bool
-        Also zero the unit (:func:`interp.ablation.ablate`) on its top clips and list the head
+        Also zero the unit (:func:`interp.analysis.ablation.ablate`) on its top clips and list the head
         classes whose clip-level probability drops most (loads SoundNet when ``model`` is None).
     model : SoundNet8, optional
     **options
@@ -686,7 +686,7 @@ def unit_card(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 1
     -------
     str
     """
-    from interp import topclips
+    from interp.analysis import topclips
 
     run = _open(run)
     n = run.n_units(layer)
@@ -721,7 +721,7 @@ def unit_card(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 1
             kind = "objects" if head == "conv8" else "places"
             lines.append(f"  {kind:7s}: " + ", ".join(f"{r.class_name} ({r.r:+.2f})" for r in t.itertuples()))
         if causal:
-            from interp import ablation
+            from interp.analysis import ablation
 
             eff = ablation.unit_output_effects(run, layer, unit, model=model, clips=tc["clip_id"].tolist(),
                                                top=top_outputs)

@@ -1,10 +1,10 @@
 """Per-clip unit summaries of waveforms held in memory (perturbed, ablated or windowed audio).
 
-The recorder (:mod:`interp.record`) turns a *corpus* into a run directory. The studies also need
+The recorder (:mod:`interp.recording.record`) turns a *corpus* into a run directory. The studies also need
 the same per-clip summaries for audio that is not a corpus on disk: perturbed copies of the clips
-(:mod:`interp.robustness`), the clips passed through a model with units ablated
-(``studies/ablation.py``), or looped windows (:mod:`interp.linear_probes`, paper protocol).
-:func:`summarize_waves` is a thin layer over :func:`interp.record.summarize_waves`, the recorder's
+(:mod:`interp.analysis.robustness`), the clips passed through a model with units ablated
+(``studies/ablation.py``), or looped windows (:mod:`interp.analysis.linear_probes`, paper protocol).
+:func:`summarize_waves` is a thin layer over :func:`interp.recording.record.summarize_waves`, the recorder's
 own engine (short-clip policy, batch masking, conv7's edge frame left out), so a clip's summary
 equals what ``record`` stored for it.
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp import record
+from interp.recording import record
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
 
@@ -38,13 +38,13 @@ def clip_waves(clips: pd.DataFrame) -> list[np.ndarray]:
     ----------
     clips : pandas.DataFrame
         Rows with ``path``, ``start_s``, ``end_s`` (and probe parameters for ``probes://`` rows),
-        e.g. ``run.ok_clips`` or a table from :func:`interp.corpora.load_corpus`.
+        e.g. ``run.ok_clips`` or a table from :func:`interp.corpus.corpora.load_corpus`.
 
     Returns
     -------
     list of np.ndarray, each (n_samples,) float32 in [-1, 1] at 22050 Hz (not scaled).
     """
-    from interp.corpora import read_clip
+    from interp.corpus.corpora import read_clip
 
     return [read_clip(row) for row in clips.to_dict("records")]
 
@@ -62,7 +62,7 @@ def summarize_waves(
     Parameters
     ----------
     model : SoundNet8
-        The plain model (hooks, e.g. :func:`interp.ablation.ablate`, are honoured).
+        The plain model (hooks, e.g. :func:`interp.analysis.ablation.ablate`, are honoured).
     waves : sequence of np.ndarray, each (n_samples,)
         Mono float32 in [-1, 1] at 22050 Hz (not scaled x256: that happens here).
     layers : sequence of str
@@ -71,7 +71,7 @@ def summarize_waves(
         Summaries over time (as in a run directory).
     config : RecordConfig, optional
         The recorder's settings to follow (short clips, ``edge``, batch size): a run's are
-        :meth:`interp.record.RecordConfig.from_meta` of its ``run.meta``, so that the summaries
+        :meth:`interp.recording.record.RecordConfig.from_meta` of its ``run.meta``, so that the summaries
         equal the run's. Default: the recorder's defaults.
 
     Returns

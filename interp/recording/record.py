@@ -2,7 +2,7 @@
 
 The pipeline (NetDissect-style numbered steps, each resuming from its saved files):
 
-1. **corpus**: the corpus table (:func:`interp.corpora.load_corpus`) is frozen into the run's
+1. **corpus**: the corpus table (:func:`interp.corpus.corpora.load_corpus`) is frozen into the run's
    cache key together with the weights' SHA-256 and the :class:`RecordConfig`.
 2. **shards**: lanes (one thread per core, see :class:`_Lanes`) decode the clips of a shard
    (or take them from worker processes that survive a crashing decoder, with
@@ -48,8 +48,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from interp.runningstats import TopK
-from interp.store import (FORMAT_VERSION, HEAD_STATS, STATS, RunError, activation_file,
+from interp.run.runningstats import TopK
+from interp.run.store import (FORMAT_VERSION, HEAD_STATS, STATS, RunError, activation_file,
                           atomic_write_json, remove_tree, unit_columns, write_parquet)
 from soundnet.audio import INPUT_SCALE, fit_length, iter_audio_blocks
 from soundnet.errors import AudioError, ParameterError
@@ -441,7 +441,7 @@ def _decode_row(row: dict, long_s: float) -> _Decoded:
         ``audio`` (n_samples,) float32 in [-1, 1] when ``status == "ok"`` and not ``long``;
         ``note`` says what was done to the file (channels mixed, resampled, streamed).
     """
-    from interp.corpora import read_clip
+    from interp.corpus.corpora import read_clip
     from soundnet.audio import read_excerpt
 
     status = str(row.get("status", "ok") or "ok")
@@ -1066,7 +1066,7 @@ class _StreamStats:
 # the run directory: cache key, shards, merge
 # ---------------------------------------------------------------------------------------------
 def _corpus_sha256(df: pd.DataFrame) -> str:
-    from interp.corpora import corpus_sha256
+    from interp.corpus.corpora import corpus_sha256
 
     return corpus_sha256(df)
 
@@ -1092,14 +1092,14 @@ def _package_versions() -> tuple[tuple[str, str], ...]:
 
 def _normalise_corpus(corpus: pd.DataFrame | str | os.PathLike, **corpus_options) -> tuple[pd.DataFrame, str]:
     """The corpus as a table in corpus order with the core columns, and its spec string."""
-    from interp.corpora import load_corpus
+    from interp.corpus.corpora import load_corpus
 
     if isinstance(corpus, pd.DataFrame):
         df, spec = corpus.copy(), "<DataFrame>"
         missing = [c for c in ("clip_id", "path") if c not in df.columns]
         if missing:
             raise ParameterError(f"The 'corpus' parameter of record_corpus must be a corpus table "
-                                 f"(interp.corpora.load_corpus) with columns clip_id and path. "
+                                 f"(interp.corpus.corpora.load_corpus) with columns clip_id and path. "
                                  f"Got a table without {missing} instead.")
     else:
         spec = str(corpus)
@@ -1402,7 +1402,7 @@ def record_corpus(
     ----------
     corpus : DataFrame, str or path
         A corpus table, a built-in name (``"demo"``, ``"probes"``) or a path that
-        :func:`interp.corpora.load_corpus` recognises.
+        :func:`interp.corpus.corpora.load_corpus` recognises.
     out_dir : str or path
         The run directory. An interrupted run in it resumes; a complete one with the same cache
         key returns at once; one made from other inputs raises :class:`RunError` unless
@@ -1418,7 +1418,7 @@ def record_corpus(
     progress : bool
         Show a progress bar (clips/s, x real time, ETA) on stderr.
     corpus_options : dict, optional
-        Passed to :func:`interp.corpora.load_corpus` (``esc10=True``, ``segment_s=10``, ...).
+        Passed to :func:`interp.corpus.corpora.load_corpus` (``esc10=True``, ``segment_s=10``, ...).
     max_shards : int, optional
         Stop after processing this many new shards (for tests of resumption).
 

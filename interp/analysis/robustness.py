@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from interp import stats
-from interp.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
+from interp.analysis import stats
+from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ
 from soundnet.model import CONV_LAYERS
@@ -153,8 +153,8 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
         Clip rows (e.g. ``run.ok_clips``), indexed by clip id (which seeds the noise).
     perturbations : sequence of Perturbation
     layers : sequence of str
-    config : interp.record.RecordConfig, optional
-        The run's recorder settings (:meth:`interp.record.RecordConfig.from_meta`), so that the
+    config : interp.recording.record.RecordConfig, optional
+        The run's recorder settings (:meth:`interp.recording.record.RecordConfig.from_meta`), so that the
         clean summaries equal the run's.
     progress : bool
         Print each condition when done.
@@ -164,7 +164,7 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
     clean : dict ``{layer: {"mean", "max": (n_clips, n_units)}}``
     perturbed : dict ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
     """
-    from interp.features import clip_waves, summarize_waves
+    from interp.recording.features import clip_waves, summarize_waves
 
     waves = clip_waves(clips)
 
@@ -229,12 +229,12 @@ def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
     Parameters
     ----------
     clean : mapping ``{layer: {stat: (n_clips, n_units)}}``
-        Summaries of the clean clips (:func:`interp.features.summarize_waves`).
+        Summaries of the clean clips (:func:`interp.recording.features.summarize_waves`).
     perturbed : mapping ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
         The same for each condition, clips in the same order.
     labels : array of str, shape (n_clips,)
     splits : list of (train_index, test_index)
-        Cross-validation folds (:func:`interp.linear_probes.probe_folds`).
+        Cross-validation folds (:func:`interp.analysis.linear_probes.probe_folds`).
     top_n : int
         N of the top-N overlap.
     rank_stat, probe_stat : str

@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from interp.record import RecordConfig, summary_frames
-from interp.store import Run, open_run
+from interp.recording.record import RecordConfig, summary_frames
+from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
 
@@ -151,7 +151,7 @@ class HeadRunner:
     batch_size : int
     edge : {"drop", "keep"}
         Which frames enter the clip-level outputs, as the recorder's ``edge``
-        (:func:`interp.record.summary_frames`); :meth:`for_run` takes the run's.
+        (:func:`interp.recording.record.summary_frames`); :meth:`for_run` takes the run's.
 
     Notes
     -----
@@ -200,7 +200,7 @@ class HeadRunner:
             ``"conv8"`` (n_clips, 1000) and ``"conv8_2"`` (n_clips, 401): clip-level
             log-probabilities, ``log(mean over frames of the per-frame softmax)`` computed with
             log-sum-exp, so they stay finite where a probability underflows; only the frames the
-            recorder counts enter (:func:`interp.record.summary_frames`); NaN rows for clips too
+            recorder counts enter (:func:`interp.recording.record.summary_frames`); NaN rows for clips too
             short for a head frame. ``"conv7"`` (n_clips, 1024): conv7's mean over its counted
             frames. The last :data:`_MEMO_SIZE` unit sets are remembered (the random control
             draws repeat across categories), and copies returned.
@@ -243,7 +243,7 @@ class HeadRunner:
 
 
 def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[list[str], list[np.ndarray]]:
-    """Decode a run's clips as its heads saw them (:func:`interp.record.head_waveform` with the
+    """Decode a run's clips as its heads saw them (:func:`interp.recording.record.head_waveform` with the
     run's ``heads_short``: a clip without a clean head frame is tiled to 20 s).
 
     Returns
@@ -251,8 +251,8 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     clip_ids : list of str
     waves : list of np.ndarray, mono float32 at 22050 Hz in [-1, 1]
     """
-    from interp.corpora import read_clip
-    from interp.record import head_waveform
+    from interp.corpus.corpora import read_clip
+    from interp.recording.record import head_waveform
 
     ok = run.ok_clips
     ids = list(ok.index) if clip_ids is None else [str(c) for c in clip_ids]
@@ -410,7 +410,7 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
         Random draws (units drawn uniformly from the whole layer, without replacement; the same
         draws for every category with the same ``seed``).
     metric : str
-        Ranking metric for the top units (see :func:`interp.selectivity.rank_table`).
+        Ranking metric for the top units (see :func:`interp.analysis.selectivity.rank_table`).
     units : iterable of int, optional
         The "top" units to use instead of the ranking.
     readout : {"auto", "conv7", "heads"} or CategoryReadout
@@ -422,14 +422,14 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
         (in ``run.ok_clips`` order).
     seed : int
     **selectivity_options
-        Passed to :func:`interp.selectivity.run_selectivity`.
+        Passed to :func:`interp.analysis.selectivity.run_selectivity`.
 
     Returns
     -------
     DataFrame ``condition`` ("top" or "random"), ``draw``, ``units`` (list), ``score``, ``drop``;
     ``df.attrs`` holds ``base_score`` (the unablated mean score) and ``readout``.
     """
-    from interp.selectivity import rank_table, run_selectivity
+    from interp.analysis.selectivity import rank_table, run_selectivity
 
     run = run if isinstance(run, Run) else open_run(run)
     n_layer = run.n_units(layer)

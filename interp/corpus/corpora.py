@@ -30,7 +30,7 @@ extra columns
 Layouts
 -------
 ``"demo"``           the 174-clip minibank shipped in the package (10 labels, credits as columns).
-``"probes"``         synthetic stimuli (see :mod:`interp.probes`), rendered on demand.
+``"probes"``         synthetic stimuli (see :mod:`interp.corpus.stimuli`), rendered on demand.
 ESC-50               a folder with ``meta/esc50.csv`` and ``audio/``.
 UrbanSound8K         a folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold1..10/``.
 GTZAN                a folder with ``genres/<genre>/*.wav|*.au`` (or ``genres_original/``).
@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp import probes
+from interp.corpus import stimuli as probes
 from soundnet.audio import audio_info, read_audio
 from soundnet.errors import AudioError, ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ
@@ -65,6 +65,7 @@ __all__ = [
     "clip_id_for",
     "corpus_sha256",
     "demo_dir",
+    "long_dir",
     "describe_corpus",
     "load_corpus",
     "read_clip",
@@ -256,7 +257,12 @@ def _unrecognised(root: Path, why: str) -> str:
 
 def demo_dir() -> Path:
     """Folder of the packaged demo corpus (``manifest.csv``, ``CREDITS.md``, ``audio/<label>/``)."""
-    return Path(str(resources.files("interp") / "data" / "demo"))
+    return Path(str(resources.files("interp.corpus") / "data" / "demo"))
+
+
+def long_dir() -> Path:
+    """Folder of the packaged long recordings (4 clips of 17-30 s for the object and place heads)."""
+    return Path(str(resources.files("interp.corpus") / "data" / "long"))
 
 
 def _read_probes(options: dict[str, Any]) -> pd.DataFrame:
@@ -415,7 +421,7 @@ def load_corpus(
     **options
         ``"probes"`` only: subset and shape the synthetic set, e.g.
         ``kinds=["tone"], n_freqs=8, levels_db=(-20,), duration_s=2.0`` (see
-        :func:`interp.probes.probe_table`).
+        :func:`interp.corpus.stimuli.probe_table`).
 
     Returns
     -------
@@ -496,7 +502,7 @@ def read_clip(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarray
     -------
     np.ndarray, shape (n_samples,), float32
         The excerpt ``[start_s, end_s)`` of the file (to the end when ``end_s`` is NaN); virtual
-        ``probes://`` rows are synthesized by :func:`interp.probes.synthesize`.
+        ``probes://`` rows are synthesized by :func:`interp.corpus.stimuli.synthesize`.
 
     Raises
     ------

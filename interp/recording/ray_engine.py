@@ -1,6 +1,6 @@
 """Record a corpus on a Ray cluster (Ray Data), with the same run directory as the local engine.
 
-:func:`record_corpus_ray` is :func:`interp.record.record_corpus` with the decoding and the model
+:func:`record_corpus_ray` is :func:`interp.recording.record.record_corpus` with the decoding and the model
 spread over a Ray cluster. It shares everything that defines the result with the local engine:
 
 - the cache key and ``run.json`` (the local engine writes them: called with ``max_shards=0`` it
@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.record import (RecordConfig, RecordSummary, _decode_row, _done_clips,
+from interp.recording.record import (RecordConfig, RecordSummary, _decode_row, _done_clips,
                            _Engine, _normalise_corpus, _progress, _shard_done, _summarize_shard, _summary,
                            _write_shard, record_corpus)
-from interp.store import HEAD_STATS, STATS, atomic_write_json
+from interp.run.store import HEAD_STATS, STATS, atomic_write_json
 from soundnet.errors import ParameterError, SoundNetError
 from soundnet.model import SPEC_BY_NAME
 
@@ -161,14 +161,14 @@ def record_corpus_ray(
 ) -> RecordSummary:
     """Record every unit of SoundNet over a corpus on Ray Data (resumable, same run directory).
 
-    The result is the local engine's (:func:`interp.record.record_corpus`): same cache key,
+    The result is the local engine's (:func:`interp.recording.record.record_corpus`): same cache key,
     ``run.json``, shards, tables and top-k; a run directory started by one engine can be resumed
     by the other.
 
     Parameters
     ----------
     corpus : DataFrame, str or path
-        A corpus table, a built-in name or a path (see :func:`interp.corpora.load_corpus`). Every
+        A corpus table, a built-in name or a path (see :func:`interp.corpus.corpora.load_corpus`). Every
         node of the cluster must be able to read the audio files at the paths in the table.
     out_dir : str or path
         The run directory, written by the driver only (it need not be visible to the workers).
@@ -192,7 +192,7 @@ def record_corpus_ray(
     progress : bool
         Show a progress bar (clips, x real time) on stderr.
     corpus_options : dict, optional
-        Passed to :func:`interp.corpora.load_corpus`.
+        Passed to :func:`interp.corpus.corpora.load_corpus`.
     max_shards : int, optional
         Stop after this many new shards (for tests of resumption).
     init_options : dict, optional

@@ -1,12 +1,12 @@
 """Per-category ablation effects on two readouts: the heads and a linear probe.
 
 :func:`category_ablation_table` zeroes, for each category, its ``n_units`` most selective units of
-one layer (by AUROC, :mod:`interp.selectivity`) and, as a control, ``n_random`` draws of as many
+one layer (by AUROC, :mod:`interp.analysis.selectivity`) and, as a control, ``n_random`` draws of as many
 random units of the same layer, and measures the damage with two readouts:
 
 ``heads``
     the category's score read out linearly from the object and place heads
-    (:func:`interp.ablation.category_ablation_effect`: log-odds of a logistic regression on the
+    (:func:`interp.analysis.ablation.category_ablation_effect`: log-odds of a logistic regression on the
     heads' log-probabilities, fitted on the unablated clips, averaged over the category's clips);
 ``probe``
     the recall of the category by a linear probe on a later layer, trained fold by fold on the
@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp import ablation as ab
-from interp import linear_probes as lp
-from interp import selectivity as sel
-from interp.features import clip_waves, summarize_waves
-from interp.record import RecordConfig
-from interp.store import Run
+from interp.analysis import ablation as ab
+from interp.analysis import linear_probes as lp
+from interp.analysis import selectivity as sel
+from interp.recording.features import clip_waves, summarize_waves
+from interp.recording.record import RecordConfig
+from interp.run.store import Run
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
 

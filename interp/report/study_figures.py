@@ -1,8 +1,8 @@
-"""The studies' figures, in the house style of :mod:`interp.figures`.
+"""The studies' figures, in the house style of :mod:`interp.report.figures`.
 
-Each function takes the tidy tables the studies write (see :mod:`interp.tuning`,
-:mod:`interp.linear_probes`, :mod:`interp.robustness`) and returns a plotly ``Figure``; export
-them with :func:`interp.figures.export_figure`. Frequencies are drawn on octave (log2) axes and
+Each function takes the tidy tables the studies write (see :mod:`interp.analysis.tuning`,
+:mod:`interp.analysis.linear_probes`, :mod:`interp.analysis.robustness`) and returns a plotly ``Figure``; export
+them with :func:`interp.report.figures.export_figure`. Frequencies are drawn on octave (log2) axes and
 labelled in Hz; responses of different units are compared after scaling each unit to its own
 range (0 = the unit's weakest response in the sweep, 1 = its strongest).
 """
@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.figures import PALETTE, _hz_label as _hz, apply_house_style, category_colors
+from interp.report.figures import PALETTE, _hz_label as _hz, apply_house_style, category_colors
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
 
@@ -126,7 +126,7 @@ def example_curves_figure(curves: pd.DataFrame, best: pd.DataFrame, examples: Se
     curves : pandas.DataFrame
         Tone curves.
     best : pandas.DataFrame
-        :func:`interp.tuning.best_frequencies` (for the panel titles).
+        :func:`interp.analysis.tuning.best_frequencies` (for the panel titles).
     examples : sequence of (layer, unit)
     """
     if not examples:
@@ -355,7 +355,7 @@ def unit_label_chart(labels: pd.DataFrame, *, title: str | None = None) -> go.Fi
     Parameters
     ----------
     labels : pandas.DataFrame
-        :func:`interp.selectivity.label_units` (``layer, unit, label``; ``"none"`` = not selective).
+        :func:`interp.analysis.selectivity.label_units` (``layer, unit, label``; ``"none"`` = not selective).
     """
     layers = [layer for layer in pd.unique(labels["layer"])]
     cats = sorted(c for c in labels["label"].astype(str).unique() if c != "none")
@@ -384,7 +384,7 @@ def top_clips_figure(spectrograms: Sequence[Sequence[object]], row_titles: Seque
 
     Parameters
     ----------
-    spectrograms : rows of :class:`interp.traces.Spectrogram`
+    spectrograms : rows of :class:`interp.run.traces.Spectrogram`
         ``spectrograms[i][j]``: unit ``i``'s ``j``-th top clip (rows may be shorter; ``None`` skips).
     row_titles : sequence of str
         One per row (the unit), shown on the y axis of its first panel.
@@ -442,7 +442,7 @@ def robustness_figure(table: pd.DataFrame, *, value: str, y_title: str, title: s
     Parameters
     ----------
     table : pandas.DataFrame
-        ``family, strength, layer`` and the ``value`` column (see :mod:`interp.robustness`).
+        ``family, strength, layer`` and the ``value`` column (see :mod:`interp.analysis.robustness`).
     value : str
         Column drawn.
     baseline : float, optional

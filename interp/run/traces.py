@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.store import Run, atomic_write_bytes
+from interp.run.store import Run, atomic_write_bytes
 from soundnet.audio import fit_length, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry, min_samples
@@ -144,7 +144,7 @@ def clip_audio(run: Run, clip_id: str, *, window_s: tuple[float, float] | None =
     -------
     np.ndarray, shape (n_samples,), float32
     """
-    from interp.corpora import read_clip
+    from interp.corpus.corpora import read_clip
 
     win = _check_window(window_s, "clip_audio")
     row = clip_row(run, clip_id)

@@ -3,7 +3,7 @@
 The probe corpus is a table of parameters, not of files: every row has a *virtual* path
 ``probes://<name>`` and is rendered on demand by :func:`synthesize`, deterministically (the noise
 generator is seeded from the row's name, so the same row always gives the same samples).
-:func:`probe_table` builds the rows; ``interp.corpora.load_corpus("probes", ...)`` turns them into
+:func:`probe_table` builds the rows; ``interp.corpus.corpora.load_corpus("probes", ...)`` turns them into
 a corpus table.
 
 Level convention

@@ -436,7 +436,7 @@ def spectrogram_figure(spec: Any, *, title: str | None = None, height: int = 260
 
     Parameters
     ----------
-    spec : interp.traces.Spectrogram
+    spec : interp.run.traces.Spectrogram
         ``db`` (n_mels, n_frames) in dB re the clip peak, ``times_s`` (n_frames,), ``freqs_hz``
         (n_mels,) mel band centres.
     zmin : float (in dB)
@@ -487,7 +487,7 @@ def clip_activation_figure(
 
     Parameters
     ----------
-    spec : interp.traces.Spectrogram
+    spec : interp.run.traces.Spectrogram
         ``db`` (n_mels, n_frames), ``times_s`` (n_frames,), ``freqs_hz`` (n_mels,).
     times_s : array, shape (n_unit_frames,)
         Centre time of each of the unit's frames, seconds from the clip start.

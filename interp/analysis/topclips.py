@@ -19,7 +19,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from interp.store import Run, open_run
+from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.geometry import frames_to_window, time_to_frames
 
