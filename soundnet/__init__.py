@@ -13,6 +13,9 @@ Quick start
 Or from a shell: ``python -m soundnet.predict clip.flac`` and ``python -m soundnet.weights``.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from soundnet.audio import (
     INPUT_SCALE,
     AudioInfo,
@@ -48,9 +51,13 @@ from soundnet.weights import resolve_weights, weights_sha256
 #: The seed's class name (it also accepts the seed's (batch, 1, n, 1) input and Conv2d weights).
 SoundNet8_pytorch = SoundNet8
 
-__version__ = "0.1.0"
+try:  # the one place the version is read: the installed distribution's metadata (pyproject.toml)
+    __version__: str = _distribution_version("soundnet-interp")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
+    "__version__",
     "AudioError", "AudioInfo", "CONV_LAYERS", "HEAD_LAYERS", "INPUT_SCALE", "InputTooShortError",
     "LAYERS", "ParameterError", "SAMPLE_RATE_HZ", "SoundNet8", "SoundNet8_pytorch",
     "SoundNetError", "WeightsError", "audio_info", "clip_probabilities", "decode",
