@@ -43,7 +43,7 @@ TARGET_MS = 300.0
 
 
 def _ensure_run(run: Path) -> None:
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.analysis.selectivity import analyze
 
     if not (run / "run.json").is_file():

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from interp.corpus.corpora import clip_id_for, load_corpus, long_dir
-from interp.recording.record import RecordConfig, record_corpus
+from interp.recording import RecordConfig, record_corpus
 from soundnet.audio import audio_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,9 @@ def _driver_costs(tmp: Path, *, shard_size: int, n_shards: int) -> dict[str, flo
     Synthetic summaries of the real shapes (all nine layers, rectified normal values) stand in
     for the model's, so that only the driver's own work is timed.
     """
-    from interp.recording.record import _Decoded, _merge, _write_shard
+    from interp.recording.decode import Decoded
+    from interp.recording.merge import merge
+    from interp.recording.shards import write_shard
     from interp.run.store import HEAD_STATS, STATS
     from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
 
@@ -76,17 +78,17 @@ def _driver_costs(tmp: Path, *, shard_size: int, n_shards: int) -> dict[str, flo
         orders = range(k * shard_size, (k + 1) * shard_size)
         rows = [{"clip_id": f"c{o:012d}", "path": f"/corpus/{o}.flac", "label": "x", "fold": -1, "start_s": 0.0,
                  "end_s": AUDIOSET_CLIP_S, "order": o, "status": "ok"} for o in orders]
-        decoded = [_Decoded(o, f"c{o:012d}", None, "ok", "", AUDIOSET_CLIP_S, 44100) for o in orders]
+        decoded = [Decoded(o, f"c{o:012d}", None, "ok", "", AUDIOSET_CLIP_S, 44100) for o in orders]
         summaries = {o: {layer: {stat: np.maximum(rng.standard_normal(u, dtype=np.float32), 0)
                                  for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())}
                          for layer, u in units.items()} for o in orders}
         blob = pickle.dumps((decoded, summaries), protocol=pickle.HIGHEST_PROTOCOL)
         cpu0 = time.process_time()
         decoded, summaries = pickle.loads(blob)
-        _write_shard(run_dir, k, rows, decoded, summaries, units, LAYERS)
+        write_shard(run_dir, k, rows, decoded, summaries, units, LAYERS)
         write_s += time.process_time() - cpu0
     cpu0 = time.process_time()
-    _merge(run_dir, n_shards, LAYERS, units, 16)
+    merge(run_dir, n_shards, LAYERS, units, 16)
     merge_s = time.process_time() - cpu0
     n = shard_size * n_shards
     size_kb = sum(f.stat().st_size for f in (run_dir / "activations").iterdir()) / 1024 / n

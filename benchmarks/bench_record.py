@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from interp.recording.record import RecordConfig  # noqa: E402
+from interp.recording import RecordConfig  # noqa: E402
 from soundnet.fast import FastSoundNet, flops_per_second_of_audio  # noqa: E402
 from soundnet.model import CONV_LAYERS, LAYER_SPECS, load_soundnet  # noqa: E402
 
@@ -102,7 +102,7 @@ def run_seed_way(paths: list[str]) -> tuple[float, dict]:
 # --------------------------------------------------------------------------------------------
 def run_toolkit(manifest: Path, out: Path, *, workers: int, decoder: str = "thread") -> float:
     """Wall seconds of ``record_corpus`` (conv1..conv7, default settings otherwise) into ``out``."""
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
 
     t0 = time.perf_counter()
     record_corpus(str(manifest), out, layers=CONV_LAYERS, heads_short="none", workers=workers,
@@ -151,9 +151,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--workers", type=int, default=2, help="record's lanes (see interp.recording.record.RecordConfig)")
+    ap.add_argument("--workers", type=int, default=2, help="record's lanes (see interp.recording.RecordConfig)")
     ap.add_argument("--decoder", choices=("thread", "process"), default="thread",
-                    help="record's decoder (see interp.recording.record.RecordConfig)")
+                    help="record's decoder (see interp.recording.RecordConfig)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each way, interleaved (medians)")
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()

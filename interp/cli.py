@@ -33,7 +33,7 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from interp.recording.record import RecordConfig, record_corpus
+    from interp.recording import RecordConfig, record_corpus
 
     settings = dict(batch_size=args.batch_size, decoder=args.decoder, device=args.device,
                     topk=args.topk, shard_size=args.shard_size, short=args.short,

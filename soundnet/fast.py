@@ -375,7 +375,7 @@ class FastSoundNet(nn.Module):
             ``"gemm"`` method returns its conv-layer outputs as ``(batch, units, n_frames)``
             views of its time-major buffers (strides ``(frames * units, 1, units)``): same
             values, no transposing copy; for callers that only reduce over frames, such as
-            :func:`interp.recording.record.record_corpus`.
+            :func:`interp.recording.record_corpus`.
         lengths : sequence of int, optional
             Each item's true length in samples, for a batch of clips of unequal lengths padded
             to ``n_samples`` (default: every item is ``n_samples`` long). After every layer the

@@ -222,7 +222,7 @@ def clean_frames(n_samples: int, layer: str) -> np.ndarray:
 
     conv7's last frame reads half zero padding and its activations are 20-100x larger than any
     other frame's (see :func:`head_frame_ok`); on the demo corpus it holds the max of 96% of
-    clips. Per-clip summaries (``interp.recording.record``, ``edge="drop"``) therefore leave out conv7's last
+    clips. Per-clip summaries (``interp.recording``, ``edge="drop"``) therefore leave out conv7's last
     frame when conv7 has more than one, and the head frames that read it when a clean head frame
     exists. Every other layer's frames are all clean.
 

@@ -72,7 +72,7 @@ def test_ablate_removes_hooks_on_error_and_validates(model, clip_input):
 
 @pytest.fixture(scope="session")
 def minibank_run(minibank_dir, model, tmp_path_factory):
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_selectivity.py

@@ -37,7 +37,7 @@ def dash_run(tmp_path_factory, minibank_dir, long_dir, model) -> Path:
     """A recorded and analysed run: 4 minibank clips per category plus the long read-speech clip
     (17 s, so the heads have frames over time); all layers, heads included."""
     from interp.corpus.corpora import load_corpus
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.analysis.selectivity import analyze
 
     corpus = load_corpus(minibank_dir)
@@ -259,7 +259,7 @@ def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
     from dashboard.app import create_app
     from dashboard.data import CONFIG_KEY
     from dashboard.views import unit_figure_names
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.run.store import open_run
 
     probes = tmp_path / "probes"

@@ -16,8 +16,8 @@ import pytest
 import ray
 import soundfile as sf
 
+from interp.recording import RecordConfig, record_corpus
 from interp.recording.ray_engine import record_corpus_ray
-from interp.recording.record import RecordConfig, record_corpus
 from interp.run.store import RunError, open_run
 
 CONFIG = RecordConfig(shard_size=6, batch_size=4, workers=0, topk=5, chunk_s=30.0)

@@ -164,7 +164,7 @@ def test_bad_inputs_raise_parameter_error(model):
 
 
 def test_devices_are_checked_before_anything_runs(tmp_path):
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from soundnet.model import load_soundnet
 
     with pytest.raises(ParameterError, match="torch device"):

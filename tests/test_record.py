@@ -26,7 +26,7 @@ import soxr
 import torch
 
 from interp.corpus.corpora import load_corpus
-from interp.recording.record import RecordConfig, record_corpus
+from interp.recording import RecordConfig, record_corpus
 from interp.run.store import RunError, open_run
 from soundnet.errors import ParameterError
 from soundnet.audio import fit_length, read_audio, to_model_input
@@ -380,12 +380,12 @@ def test_a_run_made_from_other_settings_is_refused(tmp_path, minibank_dir, model
 def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     import psutil
 
-    from interp.recording.record import _process_decode_stream
+    from interp.recording.workers import process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:24].to_dict("records")
     me = psutil.Process()
     got, killed = [], []
-    for i, d in enumerate(_process_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
+    for i, d in enumerate(process_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
         got.append(d)
         if i in (3, 12):  # kill a busy worker (a forked child: same command line as this process)
             workers = [p for p in me.children() if p.pid not in killed and p.cmdline() == me.cmdline()
@@ -400,13 +400,14 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
 
 
 def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir):
-    from interp.recording.record import _decode_row_safe, _process_decode_stream
+    from interp.recording.decode import decode_row_safe
+    from interp.recording.workers import process_decode_stream
 
     rows = load_corpus(minibank_dir).iloc[:12].to_dict("records")
     rows[5] = dict(rows[5], path=str(tmp_path / "missing.wav"))  # a failure mid-stream
-    inline = [_decode_row_safe(r, 120.0) for r in rows]
+    inline = [decode_row_safe(r, 120.0) for r in rows]
     assert inline[5].status.startswith("missing") and all(d.status == "ok" for k, d in enumerate(inline) if k != 5)
-    stream = _process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
+    stream = process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
     got = list(stream)
     stream.close()  # idempotent after exhaustion
     assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
@@ -415,7 +416,7 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
         if a.audio is not None:
             np.testing.assert_array_equal(a.audio, b.audio)
     # a consumer that stops early can close the stream: nothing keeps running
-    stream = _process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
+    stream = process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
     next(stream)
     stream.close()
     with pytest.raises(ParameterError, match="decoder"):
@@ -425,14 +426,15 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
 def test_batches_of_a_plan_give_the_same_summaries_in_any_order(minibank_dir, long_dir, model):
     """Lanes run a shard's batches in any order: a clip without a clean head frame must get its
     heads from the tiled second pass whether the main pass runs before or after it."""
-    from interp.recording.record import _Decoded, _Engine
+    from interp.recording.decode import Decoded
+    from interp.recording.engine import BatchEngine
 
     waves = [read_audio(p) for p in sorted((minibank_dir / "audio").rglob("*.flac"))[:3]]
     full = read_audio(sorted(long_dir.glob("*.flac"))[0])
     waves += [full[: 12 * SAMPLE_RATE_HZ], full[: 10 * SAMPLE_RATE_HZ], full[: 25 * SAMPLE_RATE_HZ]]
-    clips = [_Decoded(i, f"c{i}", y, "ok", "", len(y) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ) for i, y in enumerate(waves)]
+    clips = [Decoded(i, f"c{i}", y, "ok", "", len(y) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ) for i, y in enumerate(waves)]
     for fast in (True, False):
-        engine = _Engine(model, RecordConfig(layers=("conv5", "conv8", "conv8_2"), batch_size=4, fast=fast))
+        engine = BatchEngine(model, RecordConfig(layers=("conv5", "conv8", "conv8_2"), batch_size=4, fast=fast))
         runs = []
         for order in (1, -1):
             out, jobs = engine.plan(clips)
@@ -484,7 +486,7 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
 
 
 def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir):
-    from interp.recording.record import head_waveform
+    from interp.recording import head_waveform
 
     y = read_audio(load_corpus(minibank_dir)["path"].iloc[0])
     tiled = head_waveform(y, heads_short="tile")
@@ -503,15 +505,15 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
     """The compiled reduction (mean, max, argmax over each clip's valid frames) on the same
     numbers as plain Python and as numpy: equal lengths, unequal lengths, a clip without frames,
     a layer without frames."""
-    import interp.recording.record as record
+    import interp.recording.reduce as reduce
 
-    assert isinstance(record._REDUCE_FRAMES, torch.jit.ScriptFunction)
+    assert isinstance(reduce._REDUCE_FRAMES, torch.jit.ScriptFunction)
     rng = np.random.default_rng(7)
     out = torch.from_numpy(rng.standard_normal((4, 5, 9)).astype(np.float32))
     for valid in ([9, 9, 9, 9], [9, 3, 1, 6], [4, 0, 2, 9], [0, 0, 0, 0]):
         v = torch.tensor(valid)
-        compiled = record._REDUCE_FRAMES(out, v)
-        python = record._reduce_frames(out, v)
+        compiled = reduce._REDUCE_FRAMES(out, v)
+        python = reduce._reduce_frames(out, v)
         for a, b in zip(compiled, python):
             assert torch.equal(a, b) or (torch.isnan(a) == torch.isnan(b)).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
         mean, mx, arg = (t.numpy() for t in compiled)
@@ -523,14 +525,14 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
             np.testing.assert_allclose(mean[i], frames.mean(axis=1), rtol=1e-6, atol=1e-6)
             np.testing.assert_array_equal(mx[i], frames.max(axis=1))
             np.testing.assert_array_equal(arg[i], frames.argmax(axis=1))
-    empty = record._REDUCE_FRAMES(out[:, :, :0], torch.tensor([0, 0, 0, 0]))
+    empty = reduce._REDUCE_FRAMES(out[:, :, :0], torch.tensor([0, 0, 0, 0]))
     assert all(t.shape == (4, 5) for t in empty) and torch.isnan(empty[0]).all()
 
 
 def test_tapered_batches_stay_within_their_batches():
     """The last shard's batches are re-cut into quarters, each original batch on its own: a batch
     kept small by the sample cap (long clips) never grows."""
-    from interp.recording.record import _tapered
+    from interp.recording.engine import _tapered
 
     plain = [list(range(i, min(i + 16, 72))) for i in range(0, 72, 16)]  # 16, 16, 16, 16, 8
     tapered = _tapered(plain, 16)
@@ -554,11 +556,11 @@ def test_merge_holds_no_file_per_shard(tmp_path, minibank_dir):
     script = (  # the merge again, under the limit
         "import json, os, resource, sys\n"
         "from pathlib import Path\n"
-        "from interp.recording.record import _merge\n"
+        "from interp.recording.merge import merge\n"
         f"run = Path({str(run)!r})\n"
         "open_now = len(os.listdir('/proc/self/fd'))\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 60, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
-        "clips = _merge(run, 120, ('conv1', 'conv2'), {'conv1': 16, 'conv2': 32}, 16)\n"
+        "clips = merge(run, 120, ('conv1', 'conv2'), {'conv1': 16, 'conv2': 32}, 16)\n"
         "print(len(clips))\n")
     res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

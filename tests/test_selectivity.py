@@ -128,11 +128,11 @@ def test_quantile_bins_cover_every_decile():
 
 
 # ------------------------------------------------------------------------------------------
-# the real minibank run (recorded once per session through interp.recording.record)
+# the real minibank run (recorded once per session through interp.recording.record_corpus)
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def minibank_run(minibank_dir, model, tmp_path_factory):
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_ablation.py

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from interp.corpus.corpora import load_corpus
-from interp.recording.record import record_corpus
+from interp.recording import record_corpus
 from interp.run.store import (Run, RunError, atomic_write_json, open_run, unit_columns, write_parquet)
 from soundnet.errors import ParameterError
 

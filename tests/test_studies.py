@@ -78,7 +78,7 @@ def _check_report(out: Path, figures: list[str], tables: dict[str, list[str]]) -
 @pytest.fixture(scope="module")
 def minibank_run(minibank_dir, model, tmp_path_factory):
     """minibank recorded through conv1..conv7 (no heads: fast), shared by this module's tests."""
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
     from interp.run.store import open_run
 
     out = tmp_path_factory.getbasetemp() / "studies_minibank_run"
@@ -300,12 +300,12 @@ def test_kernel_gains_match_the_fft_of_the_weights(model):
 
 
 def test_summarize_waves_equals_the_recorder(minibank_run, model):
-    from interp.recording.features import clip_waves, summarize_waves
-    from interp.recording.record import RecordConfig
+    from interp.corpus.corpora import clip_waves
+    from interp.recording import RecordConfig, summarize_waves
 
     clips = minibank_run.ok_clips.iloc[::20]
-    got = summarize_waves(model, clip_waves(clips), layers=("conv2", "conv5", "conv7"),
-                          config=RecordConfig.from_meta(minibank_run.meta))
+    got = summarize_waves(model, clip_waves(clips), layers=("conv2", "conv5", "conv7"), stats=("mean", "max"),
+                          config=RecordConfig.from_meta(minibank_run.meta), fast=False, heads_short="none")
     for layer in ("conv2", "conv5", "conv7"):
         for stat in ("mean", "max"):
             ref = minibank_run.activations(layer, stat).loc[clips.index].to_numpy(np.float64)

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from interp.recording.record import RecordConfig, summary_frames
+from interp.recording import RecordConfig, summary_frames
 from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
@@ -151,7 +151,7 @@ class HeadRunner:
     batch_size : int
     edge : {"drop", "keep"}
         Which frames enter the clip-level outputs, as the recorder's ``edge``
-        (:func:`interp.recording.record.summary_frames`); :meth:`for_run` takes the run's.
+        (:func:`interp.recording.summary_frames`); :meth:`for_run` takes the run's.
 
     Notes
     -----
@@ -200,7 +200,7 @@ class HeadRunner:
             ``"conv8"`` (n_clips, 1000) and ``"conv8_2"`` (n_clips, 401): clip-level
             log-probabilities, ``log(mean over frames of the per-frame softmax)`` computed with
             log-sum-exp, so they stay finite where a probability underflows; only the frames the
-            recorder counts enter (:func:`interp.recording.record.summary_frames`); NaN rows for clips too
+            recorder counts enter (:func:`interp.recording.summary_frames`); NaN rows for clips too
             short for a head frame. ``"conv7"`` (n_clips, 1024): conv7's mean over its counted
             frames. The last :data:`_MEMO_SIZE` unit sets are remembered (the random control
             draws repeat across categories), and copies returned.
@@ -243,7 +243,7 @@ class HeadRunner:
 
 
 def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[list[str], list[np.ndarray]]:
-    """Decode a run's clips as its heads saw them (:func:`interp.recording.record.head_waveform` with the
+    """Decode a run's clips as its heads saw them (:func:`interp.recording.head_waveform` with the
     run's ``heads_short``: a clip without a clean head frame is tiled to 20 s).
 
     Returns
@@ -252,7 +252,7 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     waves : list of np.ndarray, mono float32 at 22050 Hz in [-1, 1]
     """
     from interp.corpus.corpora import read_clip
-    from interp.recording.record import head_waveform
+    from interp.recording import head_waveform
 
     ok = run.ok_clips
     ids = list(ok.index) if clip_ids is None else [str(c) for c in clip_ids]

@@ -24,8 +24,8 @@ import torch
 from interp.analysis import ablation as ab
 from interp.analysis import linear_probes as lp
 from interp.analysis import selectivity as sel
-from interp.recording.features import clip_waves, summarize_waves
-from interp.recording.record import RecordConfig
+from interp.corpus.corpora import clip_waves
+from interp.recording import RecordConfig, summarize_waves
 from interp.run.store import Run
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
@@ -87,7 +87,8 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
     waves = clip_waves(clips)
 
     def features() -> np.ndarray:
-        return summarize_waves(model, waves, layers=(probe_layer,), stats=("mean",), config=config)[probe_layer]["mean"]
+        return summarize_waves(model, waves, layers=(probe_layer,), stats=("mean",), config=config, fast=False,
+                               heads_short="none")[probe_layer]["mean"]
 
     def recall(pred: np.ndarray, cat: str) -> float:
         return float((pred[labels == cat] == cat).mean())

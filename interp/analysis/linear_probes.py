@@ -400,7 +400,7 @@ def paper_protocol(run: Run, model: torch.nn.Module, *, C: float = 0.01, n_split
     """
     from sklearn.svm import LinearSVC
 
-    from interp.recording.features import clip_waves
+    from interp.corpus.corpora import clip_waves
 
     clips = _labelled(run)
     counts = clips["label"].value_counts()

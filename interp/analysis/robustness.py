@@ -153,8 +153,8 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
         Clip rows (e.g. ``run.ok_clips``), indexed by clip id (which seeds the noise).
     perturbations : sequence of Perturbation
     layers : sequence of str
-    config : interp.recording.record.RecordConfig, optional
-        The run's recorder settings (:meth:`interp.recording.record.RecordConfig.from_meta`), so that the
+    config : interp.recording.RecordConfig, optional
+        The run's recorder settings (:meth:`interp.recording.RecordConfig.from_meta`), so that the
         clean summaries equal the run's.
     progress : bool
         Print each condition when done.
@@ -164,12 +164,14 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
     clean : dict ``{layer: {"mean", "max": (n_clips, n_units)}}``
     perturbed : dict ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
     """
-    from interp.recording.features import clip_waves, summarize_waves
+    from interp.corpus.corpora import clip_waves
+    from interp.recording import summarize_waves
 
     waves = clip_waves(clips)
 
     def summarize(ws):
-        return summarize_waves(model, ws, layers=layers, config=config)
+        return summarize_waves(model, ws, layers=layers, stats=("mean", "max"), config=config, fast=False,
+                               heads_short="none")
 
     clean = summarize(waves)
     perturbed = {}
@@ -229,7 +231,7 @@ def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
     Parameters
     ----------
     clean : mapping ``{layer: {stat: (n_clips, n_units)}}``
-        Summaries of the clean clips (:func:`interp.recording.features.summarize_waves`).
+        Summaries of the clean clips (:func:`interp.recording.summarize_waves`).
     perturbed : mapping ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
         The same for each condition, clips in the same order.
     labels : array of str, shape (n_clips,)

@@ -69,6 +69,7 @@ __all__ = [
     "describe_corpus",
     "load_corpus",
     "read_clip",
+    "clip_waves",
 ]
 
 #: File extensions (lower case, with the dot) taken as audio in folder layouts.
@@ -520,6 +521,22 @@ def read_clip(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarray
         return y[a:b]
     duration = None if math.isnan(end) else end - start
     return read_audio(path, offset_s=start, duration_s=duration, sr=sr)
+
+
+def clip_waves(clips: pd.DataFrame) -> list[np.ndarray]:
+    """Decode every row of a corpus or clip table (:func:`read_clip`, in the table's order).
+
+    Parameters
+    ----------
+    clips : pandas.DataFrame
+        Rows with ``path``, ``start_s``, ``end_s`` (and probe parameters for ``probes://`` rows),
+        e.g. ``run.ok_clips`` or a table from :func:`load_corpus`.
+
+    Returns
+    -------
+    list of np.ndarray, each (n_samples,) float32 in [-1, 1] at 22050 Hz (not scaled).
+    """
+    return [read_clip(row) for row in clips.to_dict("records")]
 
 
 def describe_corpus(df: pd.DataFrame) -> str:

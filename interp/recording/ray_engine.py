@@ -1,17 +1,19 @@
 """Record a corpus on a Ray cluster (Ray Data), with the same run directory as the local engine.
 
-:func:`record_corpus_ray` is :func:`interp.recording.record.record_corpus` with the decoding and the model
+:func:`record_corpus_ray` is :func:`interp.recording.record_corpus` with the decoding and the model
 spread over a Ray cluster. It shares everything that defines the result with the local engine:
 
 - the cache key and ``run.json`` (the local engine writes them: called with ``max_shards=0`` it
   checks the key, creates the run directory and returns before any clip is processed);
 - the shard layout: shard ``i`` holds corpus rows ``i * shard_size ... (i + 1) * shard_size - 1``;
-  the driver writes each finished shard with the local engine's ``_write_shard`` (temporary folder,
-  renamed when complete), so a run started by one engine can be resumed by the other;
-- the per-clip computation: decoding is ``_decode_row`` and the forward passes are ``_Engine`` fed
-  exactly one shard's clips in corpus order, which is what the local engine feeds it, so the same
-  clips share the same batches (values can differ only by float rounding: a CPU actor runs
-  PyTorch on one thread);
+  the driver writes each finished shard with the local engine's
+  :func:`~interp.recording.shards.write_shard` (temporary folder, renamed when complete), so a
+  run started by one engine can be resumed by the other;
+- the per-clip computation: decoding is :func:`~interp.recording.decode.decode_row` and the
+  forward passes are :class:`~interp.recording.engine.BatchEngine` fed exactly one shard's clips
+  in corpus order (:func:`~interp.recording.lanes.summarize_shard`), which is what the local
+  engine feeds it, so the same clips share the same batches (values can differ only by float
+  rounding: a CPU actor runs PyTorch on one thread);
 - the merge (the local engine's, again through ``record_corpus``): ``clips.parquet``,
   ``activations/<layer>.<stat>.parquet`` and an exact top-k over all shards.
 
@@ -21,7 +23,7 @@ stream starts at once)::
     from_items(shard rows)                      shard index + the shard's corpus rows
       -> map(_decode_shard)          tasks      decode + resample the shard's clips
       -> map_batches(_ShardEngine)   actors     the model (CPU or GPU), summaries per clip
-      -> driver                                 _write_shard, then the merge
+      -> driver                                 write_shard, then the merge
 
 Ray is an optional dependency: ``pip install soundnet-interp[distributed]``.
 """
@@ -40,12 +42,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.recording.record import (RecordConfig, RecordSummary, _decode_row, _done_clips,
-                           _Engine, _normalise_corpus, _progress, _shard_done, _summarize_shard, _summary,
-                           _write_shard, record_corpus)
+from interp.recording.config import RecordConfig, RecordSummary, progress_bar, run_summary
+from interp.recording.decode import decode_row
+from interp.recording.engine import BatchEngine
+from interp.recording.lanes import summarize_shard
+from interp.recording.pipeline import normalise_corpus, record_corpus
+from interp.recording.shards import done_clips, shard_done, write_shard
 from interp.run.store import HEAD_STATS, STATS, atomic_write_json
 from soundnet.errors import ParameterError, SoundNetError
-from soundnet.model import SPEC_BY_NAME
+from soundnet.model import SPEC_BY_NAME, SoundNet8, load_soundnet
+from soundnet.weights import resolve_weights
 
 __all__ = ["record_corpus_ray", "ray_available"]
 
@@ -91,11 +97,11 @@ def _decode_shard(item: dict[str, Any], *, long_s: float) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``shard``, ``rows`` (unchanged) and ``decoded`` (pickled list of ``_Decoded``, one per row,
+        ``shard``, ``rows`` (unchanged) and ``decoded`` (pickled list of ``Decoded``, one per row,
         in corpus order: mono float32 audio at 22050 Hz, or the status that says why not).
     """
     rows = pickle.loads(item["rows"])
-    decoded = [_decode_row(r, long_s) for r in rows]
+    decoded = [decode_row(r, long_s) for r in rows]
     return {"shard": int(item["shard"]), "rows": item["rows"],
             "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
 
@@ -115,24 +121,22 @@ class _ShardEngine:
     def __init__(self, weights_ref: list, config: RecordConfig) -> None:
         import ray
 
-        from soundnet.model import SoundNet8
-
         model = SoundNet8()
         model.load_state_dict(ray.get(weights_ref[0]))
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
         model = model.to(config.device)
-        self.engine = _Engine(model, config)  # as the local engine builds it (fast path inside)
+        self.engine = BatchEngine(model, config)  # as the local engine builds it (fast path inside)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = []
         for rows_blob, decoded_blob in zip(batch["rows"], batch["decoded"]):
             rows, decoded = pickle.loads(rows_blob), pickle.loads(decoded_blob)
-            summaries = _summarize_shard(self.engine, rows, decoded)
+            summaries = summarize_shard(self.engine, rows, decoded)
             for d in decoded:  # the driver needs no audio back
                 d.audio = None
-            keep = STATS + HEAD_STATS  # what _write_shard stores (not the frame indices)
+            keep = STATS + HEAD_STATS  # what write_shard stores (not the frame indices)
             summaries = {o: {layer: {k: v for k, v in stats.items() if k in keep} for layer, stats in by_layer.items()}
                          for o, by_layer in summaries.items()}
             results.append(pickle.dumps((decoded, summaries), protocol=pickle.HIGHEST_PROTOCOL))
@@ -161,7 +165,7 @@ def record_corpus_ray(
 ) -> RecordSummary:
     """Record every unit of SoundNet over a corpus on Ray Data (resumable, same run directory).
 
-    The result is the local engine's (:func:`interp.recording.record.record_corpus`): same cache key,
+    The result is the local engine's (:func:`interp.recording.record_corpus`): same cache key,
     ``run.json``, shards, tables and top-k; a run directory started by one engine can be resumed
     by the other.
 
@@ -220,11 +224,8 @@ def record_corpus_ray(
     config = dataclasses.replace(config or RecordConfig(), **settings) if settings else (config or RecordConfig())
     config = dataclasses.replace(config, device="cuda" if use_gpu else "cpu")
     ray = _import_ray()
-    from soundnet.model import load_soundnet
-    from soundnet.weights import resolve_weights
-
     run_dir = Path(out_dir)
-    df, spec = _normalise_corpus(corpus, **(corpus_options or {}))
+    df, spec = normalise_corpus(corpus, **(corpus_options or {}))
     weights_path = resolve_weights(weights)
     model = load_soundnet(str(weights_path))  # on the driver's CPU: the actors get its state dict
     # 1. cache key and run.json: the local engine's own code, processing no shard
@@ -242,7 +243,7 @@ def record_corpus_ray(
     # 2. the pending shards (same boundaries as the local engine)
     size = config.shard_size
     n_shards = max(1, -(-len(df) // size))
-    todo = [i for i in range(n_shards) if not _shard_done(run_dir, i)]
+    todo = [i for i in range(n_shards) if not shard_done(run_dir, i)]
     resumed = n_shards - len(todo)
     if max_shards is not None:
         todo = todo[:int(max_shards)]
@@ -260,12 +261,12 @@ def record_corpus_ray(
     t0 = time.perf_counter()
     try:
         if todo:
-            bar = _progress(sum(len(r) for r in shard_rows.values()), enabled=progress)
+            bar = progress_bar(sum(len(r) for r in shard_rows.values()), enabled=progress)
             ds = _pipeline(ray, shard_rows, model, config, num_actors=num_actors, use_gpu=use_gpu)
             for row in ds.iter_rows():
                 i = int(row["shard"])
                 decoded, summaries = pickle.loads(row["result"])
-                _write_shard(run_dir, i, shard_rows[i], decoded, summaries, units, config.layers)
+                write_shard(run_dir, i, shard_rows[i], decoded, summaries, units, config.layers)
                 audio_s += sum(d.duration_s for d in decoded if d.status == "ok")
                 n_done += 1
                 if bar is not None:
@@ -283,12 +284,12 @@ def record_corpus_ray(
                             "command again to resume.")
 
     # 3. the merge: again the local engine's code, which finds every shard done
-    if all(_shard_done(run_dir, i) for i in range(n_shards)):
+    if all(shard_done(run_dir, i) for i in range(n_shards)):
         record_corpus(df, run_dir, config=config, model=model, weights=weights_path, progress=False, max_shards=0)
         clips = pd.read_parquet(run_dir / "clips.parquet")
     else:
-        clips = _done_clips(run_dir, n_shards)
-    return _summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
+        clips = done_clips(run_dir, n_shards)
+    return run_summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
 
 
 def _pipeline(ray, shard_rows: dict[int, list[dict]], model: torch.nn.Module, config: RecordConfig, *,

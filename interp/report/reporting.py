@@ -132,7 +132,7 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
     corpus_options : dict, optional
         Passed to :func:`interp.corpus.corpora.load_corpus` (probe options for ``"probes"``).
     **settings
-        :class:`interp.recording.record.RecordConfig` fields (``topk``, ``short``, ...).
+        :class:`interp.recording.RecordConfig` fields (``topk``, ``short``, ...).
 
     Returns
     -------
@@ -150,7 +150,7 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
             raise ParameterError(f"The run {str(args.run)!r} lacks the layers {missing} this study needs; record "
                                  f"them with `soundnet-interp record ... --layers {','.join(layers)}`.")
         return run
-    from interp.recording.record import record_corpus
+    from interp.recording import record_corpus
 
     run_dir = Path(args.out) / "run"
     summary = record_corpus(args.corpus if corpus is None else corpus, run_dir, layers=tuple(layers),
@@ -162,7 +162,7 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
 
 def _clip_note(run: Run) -> str:
     """One sentence on clip lengths against the receptive fields, and the run's short-clip policy."""
-    from interp.recording.record import RecordConfig
+    from interp.recording import RecordConfig
     from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 
     dur = run.ok_clips["duration_s"].astype(float) if "duration_s" in run.ok_clips.columns else pd.Series(dtype=float)

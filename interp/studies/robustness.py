@@ -21,7 +21,7 @@ from interp.analysis import linear_probes as lp
 from interp.analysis import robustness as rb
 from interp.report import study_figures as sf
 from interp.corpus.corpora import load_corpus
-from interp.recording.record import RecordConfig
+from interp.recording import RecordConfig
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
 from soundnet import load_soundnet
 from soundnet.model import CONV_LAYERS
