@@ -92,6 +92,7 @@ def _assert_same_tables(a, b) -> None:
                                ta[["value", "peak_s", "start_s", "end_s"]].to_numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ray_tables_equal_local_engine(local_run, ray_run):
     run, summary = ray_run
     n_rows = N_GOOD + 6
@@ -110,6 +111,7 @@ def test_ray_tables_equal_local_engine(local_run, ray_run):
     _assert_same_tables(local_run, run)
 
 
+@pytest.mark.slow
 def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(tmp_path, corpus_csv, ray_local, local_run, model):
     out = tmp_path / "run"
     first = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False, max_shards=2)
@@ -137,6 +139,7 @@ def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(tmp_path
         record_corpus_ray(corpus_csv[0], out, config=CONFIG, topk=3, progress=False)
 
 
+@pytest.mark.slow
 def test_ray_bad_clips_become_the_same_status_rows(local_run, ray_run, corpus_csv):
     run, summary = ray_run
     _, expected = corpus_csv
