@@ -135,8 +135,8 @@ def _floats(name: str, value: Any, *, positive: bool = True) -> tuple[float, ...
 def probe_table(**options: Any) -> pd.DataFrame:
     """The parameter table of the synthetic probe corpus.
 
-    Parameters
-    ----------
+    Other Parameters
+    ----------------
     kinds : sequence of str
         Which of :data:`KINDS` to include (default all), in :data:`KINDS` order.
     n_freqs : int
