@@ -1,5 +1,7 @@
 # soundnet-interp: `make demo` runs the main job on the built-in corpus; `make test` installs
-# everything the tests need (system packages included) and runs them.
+# everything the tests need (system packages included), lints, builds the docs and runs the tests.
+# Everything they use lies in the repository (interp/corpus/data); the weights are fetched into the
+# user's cache folder and checksummed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,14 +12,14 @@ RUN_DIR ?= runs/demo
 PORT ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps weights record-demo dashboard bench clean
+.PHONY: demo test test-fast lint format docs install system-deps weights record-demo dashboard bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[test,distributed]"
+	$(PIP) install -q -c constraints.txt -e ".[test,distributed,lint,docs]"
 	touch $(STAMP)
 
 # Debian's Chromium + ChromeDriver (dashboard tests, figure export) and ffmpeg (fallback decoder).
@@ -33,8 +35,25 @@ system-deps:
 weights: $(STAMP)
 	$(PY) -m soundnet.weights
 
-test: $(STAMP) system-deps weights
+test: $(STAMP) system-deps weights lint docs
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# the fast subset (about a minute): no end-to-end runs, no browser
+test-fast: $(STAMP) weights
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# the API reference built from the docstrings (warnings are errors) into site/
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
 
 record-demo: $(STAMP) weights
 	$(VENV)/bin/soundnet-interp record demo --out $(RUN_DIR)
@@ -49,4 +68,4 @@ bench: $(STAMP) weights
 	$(PY) benchmarks/bench_record.py
 
 clean:
-	rm -rf runs reports test-artifacts .pytest_cache
+	rm -rf runs reports test-artifacts .pytest_cache site
