@@ -21,7 +21,7 @@ Two methods compute the same thing:
     *before* the bias and ReLU, which is exact (both are non-decreasing), on 8x less data, as
     a tree of elementwise maxima. The heads conv8 and conv8_2 are one product each, with
     their weights as they lie. Each block's loop over its chunks is one TorchScript function
-    (:func:`compiled`), which runs its operations without taking Python's GIL for each, so
+    (:func:`soundnet.kernels.compiled`), which runs its operations without taking Python's GIL for each, so
     threads that run batches side by side do not queue for it.
 ``"conv"`` (the default elsewhere, e.g. CUDA)
     The plain network with BatchNorm folded into the convolutions: ``conv1d`` + ReLU + max-pool
@@ -58,7 +58,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundnet import kernels
 from soundnet.errors import ParameterError
+from soundnet.weights import load_state_dict
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry, n_frames
 from soundnet.model import (
     BN_EPS,
@@ -290,7 +292,6 @@ class FastSoundNet(nn.Module):
             are memory-mapped): for conv1..conv7, about 20 against 40 ms (``load_soundnet`` then
             the class) on the 2-core development machine.
         """
-        from soundnet.weights import load_state_dict
 
         net = cls.__new__(cls)
         nn.Module.__init__(net)
@@ -325,14 +326,14 @@ class FastSoundNet(nn.Module):
             LAYERS if layers is None else _validate_layers(layers, "FastSoundNet"))
         with torch.no_grad():
             for spec in (SPEC_BY_NAME[name] for name in self.layers):
-                weight, bias = _folded(state, spec)
+                weight, bias = kernels.folded_weights(state, spec)
                 if self.method == "gemm" and spec.name in CONV_LAYERS:
                     r = _FRAMES_PER_ROW.get(spec.name, 1)
                     window = spec.kernel + spec.stride * (r - 1)
                     while (window * spec.in_channels) % _ALIGN_COLS:
                         window += 1  # zero weights; aligned rows run faster
                     self._plans[spec.name] = _Plan(spec, r, window, r * spec.out_channels)
-                    weight = _toeplitz(weight, r, spec.stride, window=window)
+                    weight = kernels.toeplitz(weight, r, spec.stride, window=window)
                 elif self.method == "gemm":  # the heads: (out, in * kernel), the weights as they lie
                     weight = weight.reshape(weight.shape[0], -1)
                 self.register_buffer(f"{spec.name}_weight", weight.contiguous().to(dev))
@@ -560,13 +561,13 @@ class FastSoundNet(nn.Module):
                     h.new_empty((max_rows * r * spec.out_channels // 2 if spec.pool else 0,)))
 
         if executor is None or workers <= 1:  # every chunk in one call: no GIL between operations
-            _BLOCK_TASKS(windows, weight, bias, interior, *buffers(), [list(t) for t in tasks], r, pool,
+            kernels.BLOCK_TASKS(windows, weight, bias, interior, *buffers(), [list(t) for t in tasks], r, pool,
                          n_frames)
         else:
             def work(next_task: Callable[[], tuple[int, int, int, int] | None]) -> None:
                 bufs = buffers()
                 while (task := next_task()) is not None:
-                    _BLOCK_TASKS(windows, weight, bias, interior, *bufs, [list(task)], r, pool, n_frames)
+                    kernels.BLOCK_TASKS(windows, weight, bias, interior, *bufs, [list(task)], r, pool, n_frames)
 
             self._share(work, tasks, executor=executor, workers=workers)
         # the output is the next layer's input: a (batch, units, frames) view of it, no copy
@@ -672,102 +673,6 @@ def _padded_buffer(
     return buf
 
 
-def _block_tasks(windows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 interior: torch.Tensor, cols: torch.Tensor, prod: torch.Tensor, tmp: torch.Tensor,
-                 tasks: list[list[int]], r: int, pool: int, n_frames: int) -> None:
-    """One conv block's chunks: windows -> matrix product -> max-pool -> bias -> ReLU.
-
-    Parameters
-    ----------
-    windows : torch.Tensor, shape (batch, n_rows, k_cols)
-        Strided view of the input: each row is the window of ``r`` output frames.
-    weight : torch.Tensor, shape (k_cols, r * out)
-        Folded (block-Toeplitz for ``r`` > 1) weights; ``bias`` ``(out,)``.
-    interior : torch.Tensor, shape (batch, n_out, out)
-        Where the pooled, biased, rectified frames go (the next layer's buffer).
-    cols, prod, tmp : torch.Tensor
-        Scratch: ``(max_rows, k_cols)``, ``(max_rows, r * out)`` and, with a pool, at least
-        half of ``prod``'s values (1-D).
-    tasks : list of [first clip, end clip, first row, rows]
-        The chunks, each a whole number of pools (see ``_gemm_layer``).
-    r, pool, n_frames : int
-        Output frames per row, max-pool size (1: none), conv frames that enter the pools.
-
-    Notes
-    -----
-    Written for TorchScript (:data:`_BLOCK_TASKS`), whose interpreter runs the loop without
-    Python's GIL; it runs as plain Python too.
-    """
-    k_cols = windows.shape[2]
-    c_out = prod.shape[1] // r
-    for task in tasks:
-        b0, b1, row0, rows = task[0], task[1], task[2], task[3]
-        clips = b1 - b0
-        n = clips * rows
-        cols[:n].view(clips, rows, k_cols).copy_(windows[b0:b1, row0:row0 + rows])
-        torch.mm(cols[:n], weight, out=prod[:n])
-        frame0 = row0 * r
-        frames = min(rows * r, n_frames - frame0)
-        first = frame0 // pool
-        stop = (frame0 + frames) // pool
-        done = interior[b0:b1, first:stop]
-        src = prod[:n].view(clips, rows * r, c_out)[:, :(stop - first) * pool]
-        if pool == 1:
-            done.copy_(src)
-        else:
-            _max_pool_into(src.reshape(clips, stop - first, pool, c_out), done, tmp)
-        done.add_(bias).relu_()
-
-
-def _max_pool_into(src: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> None:
-    """``out = src.amax(2)`` for ``src`` ``(clips, n, pool, channels)``, ``out`` ``(clips, n,
-    channels)``.
-
-    For ``pool`` a power of two (SoundNet's 8, 8 and 4), a tree of elementwise maxima over
-    halves, several times faster on CPU than ``amax`` over that axis; ``tmp`` is a 1-D scratch
-    of at least ``src.numel() // 2`` values. The steps after the first write over the first
-    half of the scratch they read, with the same strides.
-    """
-    clips, n, pool, channels = src.shape[0], src.shape[1], src.shape[2], src.shape[3]
-    if pool == 2:
-        torch.maximum(src[:, :, 0], src[:, :, 1], out=out)
-    elif pool < 2 or pool & (pool - 1) != 0:
-        torch.amax(src, 2, out=out)
-    else:
-        width = pool // 2
-        scratch = tmp[: clips * n * width * channels].view(clips, n, width, channels)
-        torch.maximum(src[:, :, :width], src[:, :, width:pool], out=scratch)
-        while width > 2:
-            half = width // 2
-            torch.maximum(scratch[:, :, :half], scratch[:, :, half:width], out=scratch[:, :, :half])
-            width = half
-        torch.maximum(scratch[:, :, 0], scratch[:, :, 1], out=out)
-
-
-def compiled(fn: Callable) -> Callable:
-    """``fn`` compiled with TorchScript, or ``fn`` itself where that fails.
-
-    For functions of tensor operations that threads run side by side (the fast path's block
-    loop, the recorder's frame reductions): TorchScript's interpreter runs them without taking
-    Python's GIL for each operation. With two lanes recording on two cores, the Python block
-    loop's 600 or so operations per batch of 16 clips of 5 s made each lane wait for the GIL
-    (4.0 against 3.5 ms per clip alone). TorchScript is deprecated in torch 2.x; the plain
-    function computes the same (the tests hold both equal).
-    """
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
-    except Exception:  # TorchScript missing or unable to compile: the same code as Python
-        return fn
-
-
-#: The block loop that :meth:`FastSoundNet._gemm_layer` runs: :func:`_block_tasks`, compiled.
-_BLOCK_TASKS: Callable = compiled(_block_tasks)
-
-
 def _rows_needed(n_in: int, plan: _Plan | None) -> int:
     """Buffer rows after the lead padding that ``plan``'s windows may read for ``n_in`` frames."""
     if plan is None:
@@ -778,56 +683,6 @@ def _rows_needed(n_in: int, plan: _Plan | None) -> int:
     n_rows = -(-((n_conv // pool) * pool) // plan.frames_per_row)
     reach = (n_rows - 1) * spec.stride * plan.frames_per_row + plan.window - spec.padding
     return max(n_in + spec.padding, reach, 0)
-
-
-def _folded(state: dict[str, torch.Tensor], spec: LayerSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight ``(out, in, kernel)`` and bias ``(out,)`` of block ``spec`` in a :class:`SoundNet8`
-    state dict, BatchNorm folded in (copies: later changes to the source do not reach them)."""
-    name = spec.name
-    weight, bias = state[f"{name}.0.weight"].detach(), state[f"{name}.0.bias"].detach()
-    shape = (spec.out_channels, spec.in_channels, spec.kernel)
-    if tuple(weight.shape) != shape or tuple(bias.shape) != shape[:1]:
-        raise ParameterError(f"The weights of {name} must have shape {shape} (bias {shape[:1]}). "
-                             f"Got {tuple(weight.shape)} ({tuple(bias.shape)}) instead.")
-    if not spec.batchnorm:
-        return weight.to(torch.float32, copy=True), bias.to(torch.float32, copy=True)
-    # the per-unit scale and the bias in float64, rounded once to float32; the weights times the
-    # rounded scale in float32 (within 1 ulp of the float64 product, at a fifth of its cost)
-    bn = {k: state[f"{name}.1.{k}"].detach().double() for k in ("weight", "bias", "running_mean", "running_var")}
-    scale = bn["weight"] / torch.sqrt(bn["running_var"] + BN_EPS)
-    folded_weight = weight.float() * scale.float()[:, None, None]
-    folded_bias = (bias.double() - bn["running_mean"]) * scale + bn["bias"]
-    return folded_weight, folded_bias.float()
-
-
-def _toeplitz(
-    weight: torch.Tensor, frames_per_row: int, stride: int, *, window: int
-) -> torch.Tensor:
-    """The ``(window * in, r * out)`` matrix computing ``r`` consecutive frames from one window.
-
-    Row ``t * in + c`` (input frame ``t`` of the window, channel ``c``), column ``f * out + o``
-    (output frame ``f``, unit ``o``) holds ``weight[o, c, t - stride * f]`` (0 outside the
-    kernel). For ``r = 1`` this is the plain im2col weight matrix. ``window`` >= ``kernel +
-    stride * (r - 1)`` input frames.
-    """
-    c_out, c_in, kernel = weight.shape
-    taps = _transposed(weight.permute(0, 2, 1).reshape(c_out, kernel * c_in))  # (kernel * in, out)
-    if frames_per_row == 1 and window == kernel:
-        return taps
-    taps = taps.view(kernel, c_in, c_out)
-    mat = weight.new_zeros((window, c_in, frames_per_row, c_out))
-    for f in range(frames_per_row):
-        mat[stride * f: stride * f + kernel, :, f, :] = taps
-    return mat.reshape(window * c_in, frames_per_row * c_out)
-
-
-def _transposed(m: torch.Tensor, block: int = 64) -> torch.Tensor:
-    """``m.t().contiguous()`` for a 2-D ``m``, copied a block of ``m``'s rows at a time (4 times
-    as fast as one strided copy for conv7's 1024 x 2048 weights)."""
-    out = m.new_empty((m.shape[1], m.shape[0]))
-    for i in range(0, m.shape[0], block):
-        out[:, i:i + block].copy_(m[i:i + block].t())
-    return out
 
 
 def fast_model(model: SoundNet8, **options) -> FastSoundNet:

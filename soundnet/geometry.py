@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from soundnet.errors import ParameterError
-from soundnet.model import LAYERS, SPEC_BY_NAME
+from soundnet.specs import LAYERS, SPEC_BY_NAME
 
 __all__ = [
     "SAMPLE_RATE_HZ",

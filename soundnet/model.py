@@ -13,12 +13,12 @@ exactly what the seed's ``extract_feat`` returned (conv5's output is the paper's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from soundnet.errors import ParameterError
+from soundnet.specs import BN_EPS, CONV_LAYERS, HEAD_LAYERS, LAYER_SPECS, LAYERS, SPEC_BY_NAME, LayerSpec
+from soundnet.weights import load_state_dict
 
 __all__ = [
     "LayerSpec",
@@ -27,63 +27,12 @@ __all__ = [
     "CONV_LAYERS",
     "HEAD_LAYERS",
     "BN_EPS",
+    "SPEC_BY_NAME",
     "SoundNet8",
     "load_soundnet",
 ]
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """Geometry of one SoundNet block.
-
-    Attributes
-    ----------
-    name : str
-        Block name, e.g. ``"conv5"``.
-    in_channels, out_channels : int
-        Channels in and units out.
-    kernel : int
-        Convolution kernel length (in samples of the block's input).
-    stride : int
-        Convolution stride.
-    padding : int
-        Zero padding on each side of the block's input.
-    pool : int
-        Max-pool size and stride after the ReLU (0 when there is no pool).
-    batchnorm : bool
-        Whether the block has BatchNorm + ReLU (heads do not).
-    """
-
-    name: str
-    in_channels: int
-    out_channels: int
-    kernel: int
-    stride: int
-    padding: int
-    pool: int = 0
-    batchnorm: bool = True
-
-
-LAYER_SPECS: tuple[LayerSpec, ...] = (
-    LayerSpec("conv1", 1, 16, 64, 2, 32, pool=8),
-    LayerSpec("conv2", 16, 32, 32, 2, 16, pool=8),
-    LayerSpec("conv3", 32, 64, 16, 2, 8),
-    LayerSpec("conv4", 64, 128, 8, 2, 4),
-    LayerSpec("conv5", 128, 256, 4, 2, 2, pool=4),
-    LayerSpec("conv6", 256, 512, 4, 2, 2),
-    LayerSpec("conv7", 512, 1024, 4, 2, 2),
-    LayerSpec("conv8", 1024, 1000, 8, 2, 0, batchnorm=False),
-    LayerSpec("conv8_2", 1024, 401, 8, 2, 0, batchnorm=False),
-)
-#: All layer names, in forward order (heads last).
-LAYERS: tuple[str, ...] = tuple(s.name for s in LAYER_SPECS)
-#: The seven convolutional blocks whose units are studied.
-CONV_LAYERS: tuple[str, ...] = LAYERS[:7]
-#: The two heads: objects (ImageNet 1000) and places (401 Places2 categories).
-HEAD_LAYERS: tuple[str, ...] = ("conv8", "conv8_2")
-SPEC_BY_NAME: dict[str, LayerSpec] = {s.name: s for s in LAYER_SPECS}
-#: BatchNorm's epsilon in every block that has one (as in the original Torch model).
-BN_EPS = 1e-5
 
 
 def _block(spec: LayerSpec) -> nn.Sequential:
@@ -262,7 +211,6 @@ def load_soundnet(
     SoundNet8
         In eval mode (BatchNorm uses its running statistics), gradients off.
     """
-    from soundnet.weights import load_state_dict
 
     check_device(device, "load_soundnet")
     state = {k: (v.float().contiguous() if v.is_floating_point() else v)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from soundnet.errors import WeightsError
-from soundnet.model import LAYER_SPECS
+from soundnet.specs import LAYER_SPECS
 
 __all__ = [
     "NPY_SHA256",

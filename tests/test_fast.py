@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from soundnet import kernels
 from soundnet.audio import fit_length, read_audio, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.fast import FastSoundNet, fast_model, flops_per_second_of_audio, forward_flops
@@ -274,14 +275,12 @@ def test_built_for_some_layers(model, clips, method):
 def test_compiled_block_loop_equals_python(model, clips, monkeypatch):
     """The block loop runs compiled by TorchScript (no GIL between its operations) on this torch;
     as plain Python (the fallback) it gives the same outputs, bit for bit."""
-    import soundnet.fast as fast_module
-
-    assert isinstance(fast_module._BLOCK_TASKS, torch.jit.ScriptFunction)
+    assert isinstance(kernels.BLOCK_TASKS, torch.jit.ScriptFunction)
     waves = [fit_length(w, min_samples=4 * 22050, policy="tile")[: 4 * 22050] for w in clips[:4]]
     x = torch.stack([to_model_input(w)[0] for w in waves])
     net = FastSoundNet(model, chunk_rows=500)  # several chunks per clip, and clips per chunk
     compiled = features(net, x)
-    monkeypatch.setattr(fast_module, "_BLOCK_TASKS", fast_module._block_tasks)
+    monkeypatch.setattr(kernels, "BLOCK_TASKS", kernels.block_tasks)
     python = features(net, x)
     for name in compiled:
         assert torch.equal(compiled[name], python[name]), name

@@ -115,7 +115,7 @@ class _Lanes:
     :data:`LOOKAHEAD_SAMPLES` samples of the next one). With one lane per core and torch's
     intra-op threads divided among the lanes, decoding, batches and the main thread's shard
     writing overlap without more busy threads than cores; the batches' tensor loops run compiled
-    (:func:`soundnet.fast.compiled`), so that a lane does not wait for the GIL at each
+    (:func:`soundnet.kernels.compiled`), so that a lane does not wait for the GIL at each
     operation: on 2 cores, two lanes record 200 clips of 5 s (44.1 kHz WAV, conv1..conv7) in
     0.65 to 0.71 s, merge included. Batches are fixed per shard from its clips alone
     (:func:`_shard_jobs`; the corpus's last shard ends with smaller batches), so results do not

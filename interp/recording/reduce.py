@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from soundnet.audio import fit_length
-from soundnet.fast import compiled
+from soundnet.kernels import compiled
 from soundnet.geometry import HEADS_TILE_SAMPLES, clean_frames, frames_to_time, head_frame_ok, min_samples, n_frames
 from soundnet.model import HEAD_LAYERS, LAYERS
 from soundnet.options import Edge, HeadsShort, check_option
@@ -201,5 +201,5 @@ def _reduce_frames(out: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor
     return torch.where(none, nan, mean), torch.where(none, nan, mx), arg
 
 
-#: :func:`_reduce_frames`, compiled (:func:`soundnet.fast.compiled`).
+#: :func:`_reduce_frames`, compiled (:func:`soundnet.kernels.compiled`).
 _REDUCE_FRAMES: Callable = compiled(_reduce_frames)
