@@ -33,8 +33,11 @@ import dash
 import flask
 from dash import Input, Output, State, dcc, html, no_update
 
-from dashboard import ids
+from dashboard import ids, views
 from dashboard.data import CONFIG_KEY, RunData
+from interp.report.figures import export_figure
+from soundnet.errors import SoundNetError
+from soundnet.geometry import SAMPLE_RATE_HZ
 
 __all__ = ["create_app", "main", "MAX_AUDIO_S"]
 
@@ -79,8 +82,11 @@ def create_app(run_dir: str | Path, *, probes_dir: str | Path | None = None, tit
     app.layout = _shell(data)
     _register_routes(app.server)
     _register_shell_callbacks(app)
-    # take this app's page callbacks now, so that several apps can live in one process
-    app._setup_server()
+    # take this app's page callbacks now, so that several apps can live in one process: Dash
+    # collects the pages' global callbacks in a before-request hook, which Flask's public
+    # preprocess_request runs here as it would for the first request
+    with app.server.test_request_context("/"):
+        app.server.preprocess_request()
     return app
 
 
@@ -171,8 +177,6 @@ def _audio_route(name: str) -> flask.Response:
     """``/audio/<clip_id>.wav``: the clip's excerpt as WAV; 404 for anything that is not an ok clip id."""
     import soundfile as sf
 
-    from soundnet.errors import SoundNetError
-    from soundnet.geometry import SAMPLE_RATE_HZ
 
     data: RunData = flask.current_app.config[CONFIG_KEY]
     if not name.endswith(".wav"):
@@ -199,8 +203,6 @@ def _audio_route(name: str) -> flask.Response:
 
 def _export_route(rest: str) -> flask.Response:
     """``/export/...``: one figure as a file download; 404 for any name the app does not define."""
-    from dashboard import views
-    from interp.report.figures import export_figure
 
     data: RunData = flask.current_app.config[CONFIG_KEY]
     parts = rest.split("/")
@@ -247,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probes", type=Path, default=None, help="a run recorded on the probes corpus (tuning curves)")
     ap.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
     args = ap.parse_args(argv)
-    from soundnet.errors import SoundNetError
 
     try:
         app = create_app(args.run, probes_dir=args.probes)

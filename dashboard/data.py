@@ -19,8 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.run.store import Run, open_run
-from soundnet.model import HEAD_LAYERS
+from interp.analysis.selectivity import output_correlations, rank_table, unit_auroc_intervals
+from interp.analysis.topclips import quantile_bins, top_clips
+from interp.analysis.tuning import stimulus_responses
+from interp.report.figures import category_colors
+from interp.run import traces
+from interp.run.store import Run, activation_file, open_run
+from interp.run.traces import clip_audio, clip_spectrogram
+from soundnet.labels import head_labels
+from soundnet.model import HEAD_LAYERS, load_soundnet
 
 __all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
 
@@ -167,7 +174,6 @@ class RunData:
     @property
     def colors(self) -> dict[str, str]:
         """Category colours shared by every figure."""
-        from interp.report.figures import category_colors
 
         return self._cached("colors", lambda: category_colors(self.categories + ([""] if (self.clips["label"] == "").any() else [])))
 
@@ -237,25 +243,9 @@ class RunData:
         -------
         DataFrame ``category, auroc_lo, auroc_hi``.
         """
-        from interp.analysis import stats
-
         def build() -> pd.DataFrame:
-            lab = self.clips["label"]
-            acts = self.unit_column(layer, unit, self.stat)
-            acts = acts[acts.index.isin(lab.index)]
-            x = acts.to_numpy(dtype=np.float64)
-            ok = np.isfinite(x)
-            x = x[ok][:, None]
-            labels = lab.reindex(acts.index).to_numpy()[ok]
-            rows = []
-            for cat in self.categories:
-                pos = labels == cat
-                if 0 < pos.sum() < len(pos):
-                    lo, hi = stats.bootstrap_auroc_ci(x, pos, n_boot=N_BOOT, confidence=confidence, seed=0)[0]
-                else:
-                    lo, hi = math.nan, math.nan
-                rows.append((cat, float(lo), float(hi)))
-            return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])
+            return unit_auroc_intervals(self.unit_column(layer, unit, self.stat), self.clips["label"],
+                                        list(self.categories), n_boot=N_BOOT, confidence=confidence, seed=0)
         return self._cached(("intervals", layer, int(unit), confidence), build)
 
     @property
@@ -315,14 +305,12 @@ class RunData:
         For a head unit the unit is itself a class; the rows are then the classes of the *other*
         head whose probability correlates with it (Pearson r across clips).
         """
-        from soundnet.labels import head_labels
 
         def build() -> pd.DataFrame:
             empty = pd.DataFrame(columns=["class_name", "r"])
             if head not in self.layers:
                 return empty
             if layer in HEAD_LAYERS:
-                from interp.analysis.selectivity import output_correlations
 
                 acts = self.run.activations(layer, "prob")[[int(unit)]]
                 t = output_correlations(acts, self.run.activations(head, "prob"), names=list(head_labels(head)),
@@ -349,7 +337,6 @@ class RunData:
     def rank(self, category: str, *, metric: str = "auroc", layers: Sequence[str] | None = None,
              selective_only: bool = False, top: int | None = 50) -> pd.DataFrame:
         """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with unit labels."""
-        from interp.analysis.selectivity import rank_table
 
         sel = self.selectivity
         if sel is None or category not in set(sel["category"].astype(str)):
@@ -380,7 +367,6 @@ class RunData:
         """
         import pyarrow.parquet as pq
 
-        from interp.run.store import activation_file
 
         def build() -> pd.Series:
             self.run.n_units(layer)  # validates the layer
@@ -416,7 +402,6 @@ class RunData:
 
     def top_clips(self, layer: str, unit: int, *, k: int = 16) -> pd.DataFrame:
         """:func:`interp.analysis.topclips.top_clips` with a ``name`` column."""
-        from interp.analysis.topclips import top_clips
 
         def build() -> pd.DataFrame:
             t = top_clips(self.run, layer, int(unit), k=k)
@@ -427,7 +412,6 @@ class RunData:
     def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
         """Clips from each decile of the unit's max (:func:`interp.analysis.topclips.quantile_bins`), with
         ``label, path, duration_s, name``."""
-        from interp.analysis.topclips import quantile_bins
 
         def build() -> pd.DataFrame:
             t = quantile_bins(self.unit_column(layer, unit, "max"), n_bins=n_bins, per_bin=per_bin)
@@ -455,7 +439,6 @@ class RunData:
             return None
 
         def build() -> pd.DataFrame:
-            from interp.analysis.tuning import stimulus_responses
 
             st = self.stat if self.stat in ("max", "mean") else "max"
             return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
@@ -487,26 +470,22 @@ class RunData:
         """SoundNet, loaded on first use (only needed to compute uncached traces)."""
         with self._model_lock:
             if self._model is None:
-                from soundnet.model import load_soundnet
 
                 self._model = load_soundnet()
             return self._model
 
     def spectrogram(self, clip_id: str, *, window_s: tuple[float, float] | None = None):
         """:func:`interp.run.traces.clip_spectrogram` (cached on disk)."""
-        from interp.run.traces import clip_spectrogram
 
         return clip_spectrogram(self.run, clip_id, window_s=window_s)
 
     def traces(self, clip_id: str, layer: str, *, window_s: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:func:`interp.run.traces.unit_traces` (cached on disk); loads the model only on a miss."""
-        from interp.run import traces
 
         return traces.unit_traces(self.run, clip_id, layer, window_s=window_s, model=_LazyModel(self))
 
     def audio(self, clip_id: str, *, window_s: tuple[float, float] | None = None) -> np.ndarray:
         """:func:`interp.run.traces.clip_audio`: the clip's samples, mono [-1, 1] at 22050 Hz."""
-        from interp.run.traces import clip_audio
 
         return clip_audio(self.run, clip_id, window_s=window_s)
 

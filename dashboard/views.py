@@ -19,6 +19,8 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.data import RunData
 from interp.report import figures as F
+from soundnet.geometry import frames_to_window, time_to_frames
+from soundnet.labels import head_labels, softmax
 from soundnet.model import HEAD_LAYERS
 
 __all__ = [
@@ -158,7 +160,6 @@ def clip_spectrogram_figure(data: RunData, clip_id: str, *, layer: str | None = 
     times, acts = data.traces(clip_id, layer, window_s=win)
     a = acts[int(unit)]
     j = int(np.argmax(a)) if len(a) else 0
-    from soundnet.geometry import frames_to_window, time_to_frames
 
     peak = float(times[j]) if len(times) else None
     window = None
@@ -172,7 +173,6 @@ def clip_spectrogram_figure(data: RunData, clip_id: str, *, layer: str | None = 
 
 def head_figure(data: RunData, clip_id: str, head: str) -> go.Figure | None:
     """Top classes of a head over the clip's time (softmax per frame)."""
-    from soundnet.labels import head_labels, softmax
 
     if head not in data.layers:
         return None

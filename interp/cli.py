@@ -78,7 +78,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from interp.analysis.selectivity import format_rank_table, rank_units
+    from interp.analysis.selectivity import rank_units
+    from interp.report.cards import format_rank_table
     from interp.run.store import open_run
 
     run = open_run(args.run)
@@ -88,7 +89,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _cmd_unit(args: argparse.Namespace) -> int:
-    from interp.analysis.selectivity import unit_card
+    from interp.report.cards import unit_card
     from interp.run.store import open_run
 
     layer, _, unit = args.unit.partition(":")

@@ -9,6 +9,7 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from interp.analysis import selectivity as S
+from interp.report import cards as C
 from interp.analysis import topclips as T
 from soundnet.errors import ParameterError
 
@@ -194,7 +195,7 @@ def test_run_tables_written_cached_and_ranked(minibank_run):
     assert top["auroc"].is_monotonic_decreasing
     assert ((top["auroc_lo"] <= top["auroc"]) & (top["auroc"] <= top["auroc_hi"])).all()
     assert (top["auroc_hi"] - top["auroc_lo"] > 0.02).all()
-    text = S.format_rank_table(top)
+    text = C.format_rank_table(top)
     lines = text.splitlines()
     assert len(lines) == 2 + 5 and "AUROC" in lines[0] and "95% CI" in lines[0]
     assert f" {int(top['unit'].iloc[0])} " in lines[2]
@@ -234,10 +235,10 @@ def test_top_clips_and_unit_card(minibank_run, model):
     qc = T.unit_quantile_clips(run, "conv6", 97, per_bin=2)
     assert sorted(qc["bin"].unique()) == list(range(10)) and qc["label"].notna().all()
 
-    card = S.unit_card(run, "conv6", 97, model=model)
+    card = C.unit_card(run, "conv6", 97, model=model)
     for needle in ("conv6 unit 97", "label:", "AUROC", "top 10 clips", "objects", "places",
                    "zeroing the unit"):
         assert needle in card, needle
     assert card.count("kick_drum") >= 2
     with pytest.raises(ParameterError):
-        S.unit_card(run, "conv6", 512)
+        C.unit_card(run, "conv6", 512)

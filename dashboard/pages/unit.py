@@ -12,6 +12,7 @@ from dash.dash_table.Format import Format, Scheme
 from dashboard import ids
 from dashboard import views as V
 from dashboard.data import RunData, get_data
+from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
 
@@ -95,7 +96,6 @@ def _header(data: RunData, layer: str, unit: int) -> html.Div:
     elif not data.has_selectivity:
         facts.append(html.Span("run `soundnet-interp analyze` for selectivity statistics", className="muted"))
     if layer in HEAD_LAYERS:
-        from soundnet.labels import head_labels
 
         facts.append(html.Span(["output class ", html.B(head_labels(layer)[unit])]))
     if len(top):

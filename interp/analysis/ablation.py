@@ -32,13 +32,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from interp.recording import RecordConfig, summary_frames
+from interp.analysis.selectivity import rank_table, run_selectivity
+from interp.corpus.corpora import read_clip
+from interp.recording import RecordConfig, head_waveform, summary_frames
 from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
-
 from soundnet.labels import head_labels
-from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME
+from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, load_soundnet
 
 __all__ = [
     "ablate",
@@ -251,9 +252,6 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     clip_ids : list of str
     waves : list of np.ndarray, mono float32 at 22050 Hz in [-1, 1]
     """
-    from interp.corpus.corpora import read_clip
-    from interp.recording import head_waveform
-
     ok = run.ok_clips
     ids = list(ok.index) if clip_ids is None else [str(c) for c in clip_ids]
     missing = [c for c in ids if c not in ok.index]
@@ -267,7 +265,6 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
 def _model_for(run: Run, model: nn.Module | None) -> nn.Module:
     if model is not None:
         return model
-    from soundnet.model import load_soundnet
 
     path = run.meta.get("weights_path")
     return load_soundnet(path if path and os.path.isfile(path) else None)
@@ -358,6 +355,8 @@ class CategoryReadout:
 
     def fit(self, outputs: Mapping[str, np.ndarray], labels) -> "CategoryReadout":
         """Fit on :meth:`HeadRunner.outputs` of some clips and their labels ``(n_clips,)``."""
+        # scikit-learn is imported where a readout is fitted: it adds about 0.5 s to the import
+        # of every module that reaches this one (the CLI, the dashboard)
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -429,8 +428,6 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
     DataFrame ``condition`` ("top" or "random"), ``draw``, ``units`` (list), ``score``, ``drop``;
     ``df.attrs`` holds ``base_score`` (the unablated mean score) and ``readout``.
     """
-    from interp.analysis.selectivity import rank_table, run_selectivity
-
     run = run if isinstance(run, Run) else open_run(run)
     n_layer = run.n_units(layer)
     if units is None:

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import stats
+from interp.corpus.corpora import clip_waves
+from interp.recording import summarize_waves
 from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ
@@ -164,8 +166,6 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
     clean : dict ``{layer: {"mean", "max": (n_clips, n_units)}}``
     perturbed : dict ``{Perturbation: {layer: {stat: (n_clips, n_units)}}}``
     """
-    from interp.corpus.corpora import clip_waves
-    from interp.recording import summarize_waves
 
     waves = clip_waves(clips)
 

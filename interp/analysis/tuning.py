@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp.corpus.corpora import read_clip
+
 from interp.run.store import Run
 from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
@@ -417,7 +419,6 @@ def rate_following(model: torch.nn.Module, clips: pd.DataFrame, *, layers: Seque
     pandas.DataFrame
         ``layer, unit, kind, rate_hz, frame_rate_hz, vector_strength``.
     """
-    from interp.corpus.corpora import read_clip
 
     rows = clips[clips["rate_hz"].notna()] if "rate_hz" in clips.columns else clips.iloc[:0]
     if rows.empty:

@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp.corpus.corpora import read_clip
 from interp.run.store import Run, atomic_write_bytes
 from soundnet.audio import fit_length, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry, min_samples
-from soundnet.model import HEAD_LAYERS
+from soundnet.model import HEAD_LAYERS, load_soundnet
 
 __all__ = [
     "CACHE_FORMAT",
@@ -144,7 +145,6 @@ def clip_audio(run: Run, clip_id: str, *, window_s: tuple[float, float] | None =
     -------
     np.ndarray, shape (n_samples,), float32
     """
-    from interp.corpus.corpora import read_clip
 
     win = _check_window(window_s, "clip_audio")
     row = clip_row(run, clip_id)
@@ -287,7 +287,6 @@ def clip_traces(
         offset_s = a / SAMPLE_RATE_HZ
         audio = clip_audio(run, clip_id, window_s=(offset_s, b / SAMPLE_RATE_HZ))
     if model is None:
-        from soundnet.model import load_soundnet
 
         model = load_soundnet()
     out: dict[str, np.ndarray] = {}
