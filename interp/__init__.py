@@ -64,7 +64,38 @@ _EXPORTS: dict[str, str] = {
     "run_study": "interp.studies",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "load_corpus",
+    "describe_corpus",
+    "read_clip",
+    "clip_waves",
+    "demo_dir",
+    "long_dir",
+    "probe_table",
+    "record_corpus",
+    "record_corpus_ray",
+    "RecordConfig",
+    "RecordSummary",
+    "summarize_waves",
+    "open_run",
+    "Run",
+    "RunError",
+    "clip_spectrogram",
+    "unit_traces",
+    "analyze",
+    "compute_selectivity",
+    "rank_units",
+    "top_clips",
+    "layer_probes",
+    "tone_curves",
+    "ablate",
+    "category_ablation_table",
+    "unit_card",
+    "Report",
+    "STUDIES",
+    "run_study",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ import interp
 
 
 def test_every_public_name_resolves_to_its_definition():
+    assert set(interp.__all__) == set(interp._EXPORTS) | {"__version__"}
     for name in interp.__all__:
         value = getattr(interp, name)
         assert value is not None, name

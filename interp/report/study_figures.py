@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.report.figures import PALETTE, _hz_label as _hz, apply_house_style, category_colors
+from interp.report.figures import PALETTE, apply_house_style, category_colors, hz_label
 from soundnet.errors import ParameterError
 from soundnet.model import CONV_LAYERS
 
@@ -63,7 +63,7 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
 def _log2_axis(fig: go.Figure, lo_hz: float, hi_hz: float, *, row: int | None = None, col: int | None = None,
                title: str | None = "tone frequency (Hz)", axis: str = "x") -> None:
     ticks = [f for f in _HZ_TICKS if lo_hz * 0.99 <= f <= hi_hz * 1.01]
-    upd = dict(tickvals=[math.log2(f) for f in ticks], ticktext=[_hz(f) for f in ticks],
+    upd = dict(tickvals=[math.log2(f) for f in ticks], ticktext=[hz_label(f) for f in ticks],
                range=[math.log2(lo_hz) - 0.15, math.log2(hi_hz) + 0.15], title_text=title)
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **upd)
 
@@ -139,8 +139,8 @@ def example_curves_figure(curves: pd.DataFrame, best: pd.DataFrame, examples: Se
         b = best[(best["layer"] == layer) & (best["unit"] == unit) & np.isclose(best["level_db"], ref)]
         bf = float(b["best_freq_hz"].iloc[0]) if len(b) else math.nan
         q = float(b["q_half"].iloc[0]) if len(b) else math.nan
-        titles.append(f"{layer} unit {unit}: BF {_hz(round(bf))} Hz, Q {q:.1f}" if np.isfinite(q)
-                      else f"{layer} unit {unit}: BF {_hz(round(bf))} Hz")
+        titles.append(f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz, Q {q:.1f}" if np.isfinite(q)
+                      else f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.2)
     f_all = np.sort(curves["freq_hz"].unique())
     for k, (layer, unit) in enumerate(examples):
@@ -409,7 +409,7 @@ def top_clips_figure(spectrograms: Sequence[Sequence[object]], row_titles: Seque
                           row=i + 1, col=j + 1)
             targets = [f for f in (100, 500, 2000, 8000) if freqs[0] <= f <= freqs[-1]]
             fig.update_yaxes(row=i + 1, col=j + 1, tickvals=list(np.interp(targets, freqs, np.arange(len(freqs)))),
-                             ticktext=[_hz(f) for f in targets], showgrid=False, showticklabels=j == 0,
+                             ticktext=[hz_label(f) for f in targets], showgrid=False, showticklabels=j == 0,
                              title_text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None)
             fig.update_xaxes(row=i + 1, col=j + 1, showgrid=False, ticksuffix=" s",
                              title_text="time" if i == n_rows - 1 else None)
