@@ -25,6 +25,9 @@ import soundfile as sf
 
 from soundnet.errors import ParameterError
 
+# a run recorded for the module, Chromium and kaleido: end-to-end, not part of the fast subset
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 PER_CATEGORY = 4
 

@@ -173,6 +173,7 @@ KILL_POINTS = (
 )
 
 
+@pytest.mark.slow
 def test_killed_download_leaves_no_partial_file(tmp_path, npy_path):
     reference = load_state_dict(npy_path)
     seen = {}
