@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from soundnet.errors import AudioError, ParameterError
+from soundnet.options import Short, check_option
 from soundnet.geometry import HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, min_samples
 
 __all__ = [
@@ -521,7 +522,7 @@ def _read_excerpt(path: str | os.PathLike, offset_s: float, duration_s: float | 
     return np.ascontiguousarray(mono, dtype=np.float32), info
 
 
-def fit_length(y: np.ndarray, *, min_samples: int, policy: str = "tile") -> np.ndarray:
+def fit_length(y: np.ndarray, *, min_samples: int, policy: Short = "tile") -> np.ndarray:
     """Bring a 1-D signal to at least ``min_samples`` samples.
 
     Parameters
@@ -532,8 +533,7 @@ def fit_length(y: np.ndarray, *, min_samples: int, policy: str = "tile") -> np.n
         ``tile`` repeats the clip as the original SoundNet did; ``pad`` appends zeros; ``none``
         returns ``y`` unchanged.
     """
-    if policy not in SHORT_POLICIES:
-        raise ParameterError(f"The 'policy' parameter of fit_length must be one of {SHORT_POLICIES}. Got {policy!r} instead.")
+    check_option("policy", policy, Short, where="fit_length")
     if policy == "none" or len(y) >= min_samples or len(y) == 0:
         return y
     if policy == "tile":
@@ -556,7 +556,7 @@ def load_audio(
     *,
     offset_s: float = 0.0,
     duration_s: float | None = None,
-    short: str = "none",
+    short: Short = "none",
     min_length: int | str | None = None,
 ) -> torch.Tensor:
     """Load a file as SoundNet input: float32 ``(1, 1, n_samples)``, 22050 Hz, mono, x256.
@@ -584,8 +584,7 @@ def load_audio(
     AudioError
         For a missing, empty, corrupt, non-audio, channel-less or non-finite file.
     """
-    if short not in SHORT_POLICIES:
-        raise ParameterError(f"The 'short' parameter of load_audio must be one of {SHORT_POLICIES}. Got {short!r} instead.")
+    check_option("short", short, Short, where="load_audio")
     target = min_length if min_length is not None else HEADS_TILE_SAMPLES
     if isinstance(target, str):
         n = min_samples(target)

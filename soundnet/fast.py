@@ -60,10 +60,10 @@ from torch import nn
 
 from soundnet import kernels
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 from soundnet.weights import load_state_dict
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry, n_frames
 from soundnet.model import (
-    BN_EPS,
     CONV_LAYERS,
     HEAD_LAYERS,
     LAYERS,
@@ -303,10 +303,7 @@ class FastSoundNet(nn.Module):
                chunk_rows: int | None = None, workers: int = 1, num_threads: int | None = None,
                layers: str | Sequence[str] | None = None) -> None:
         """Fold and lay out the weights of ``state`` (a :class:`SoundNet8` state dict)."""
-        if method not in METHODS:
-            raise ParameterError(
-                f"The 'method' parameter of FastSoundNet must be one of {METHODS}. "
-                f"Got {method!r} instead.")
+        check_option("method", method, METHODS, where="FastSoundNet")
         checks = (("chunk_rows", chunk_rows, True), ("workers", workers, False),
                   ("num_threads", num_threads, True))
         for pname, value, optional in checks:

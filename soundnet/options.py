@@ -33,6 +33,8 @@ __all__ = [
     "Stat",
     "HeadStat",
     "Head",
+    "ClipStat",
+    "HeadOutput",
     "choices",
     "check_option",
 ]
@@ -52,6 +54,10 @@ Stat = Literal["mean", "max", "peak_s"]
 HeadStat = Literal["mean", "max", "peak_s", "prob"]
 # the two output heads
 Head = Literal["objects", "places"]
+# a per-clip summary over time that analyses read (the default and the alternative)
+ClipStat = Literal["max", "mean"]
+# what a head's clip-level output is read as
+HeadOutput = Literal["logprob", "prob"]
 
 T = TypeVar("T")
 

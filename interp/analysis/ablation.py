@@ -38,6 +38,7 @@ from interp.recording import RecordConfig, head_waveform, summary_frames
 from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 from soundnet.labels import head_labels
 from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, load_soundnet
 
@@ -341,8 +342,7 @@ class CategoryReadout:
     """
 
     def __init__(self, category: str, *, features: str = "conv7", C: float = 0.1) -> None:
-        if features not in READOUTS:
-            raise ParameterError(f"The 'features' parameter of CategoryReadout must be one of {READOUTS}. Got {features!r} instead.")
+        check_option("features", features, READOUTS, where="CategoryReadout")
         self.category = category
         self.features = features
         self.C = C

@@ -35,6 +35,7 @@ from interp.corpus.corpora import clip_waves
 from interp.run.store import Run
 from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import ParameterError
+from soundnet.options import ClipStat, check_option
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time
 from soundnet.model import CONV_LAYERS
 
@@ -269,7 +270,7 @@ def _labelled(run: Run, label_column: str = "label") -> pd.DataFrame:
     return clips[lab != ""]
 
 
-def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: str = "mean", C: float = 1.0,
+def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: ClipStat = "mean", C: float = 1.0,
                  n_splits: int = 5, seed: int = 0, confidence: float = 0.95,
                  return_predictions: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """A linear probe per layer on a labelled run (the default protocol, see the module docstring).
@@ -296,8 +297,7 @@ def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: str = "
     pandas.DataFrame
         Columns :data:`PROBE_COLUMNS`, one row per layer, in forward order.
     """
-    if stat not in ("mean", "max"):
-        raise ParameterError(f"The 'stat' parameter of layer_probes must be 'mean' or 'max'. Got {stat!r} instead.")
+    check_option("stat", stat, ClipStat, where="layer_probes")
     layers = [layer for layer in run.layers if layer in CONV_LAYERS] if layers is None else list(layers)
     clips = _labelled(run)
     rows, preds = [], []

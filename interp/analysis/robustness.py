@@ -39,6 +39,7 @@ from interp.corpus.corpora import clip_waves
 from interp.recording import summarize_waves
 from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 from soundnet.geometry import SAMPLE_RATE_HZ
 from soundnet.model import CONV_LAYERS
 
@@ -78,9 +79,7 @@ class Perturbation:
     strength: float
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ParameterError(f"The 'family' parameter of Perturbation must be one of {FAMILIES}. "
-                                 f"Got {self.family!r} instead.")
+        check_option("family", self.family, FAMILIES, where="Perturbation")
         ok = math.isfinite(self.strength) and {
             "level": self.strength <= 0, "noise": True, "shift": self.strength >= 0,
             "resample": self.strength >= 1000}[self.family]

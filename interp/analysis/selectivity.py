@@ -53,6 +53,7 @@ from scipy import special
 from interp.analysis import stats
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
+from soundnet.options import ClipStat, HeadOutput, check_option
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
@@ -107,7 +108,7 @@ class SelectivityConfig:
         Units processed at once (bounds memory: about ``6 * 8 * n_clips * chunk_units`` bytes).
     """
 
-    stat: str = "max"
+    stat: ClipStat = "max"
     top_quantile: float = 0.1
     permutation_below: int = 10
     n_permutations: int = 10_000
@@ -116,13 +117,10 @@ class SelectivityConfig:
     chunk_units: int = 512
 
     def __post_init__(self) -> None:
-        if self.stat not in ("max", "mean"):
-            raise ParameterError(f"The 'stat' parameter of SelectivityConfig must be 'max' or 'mean'. Got {self.stat!r} instead.")
+        check_option("stat", self.stat, ClipStat, where="SelectivityConfig")
         if not 0 < self.top_quantile < 1:
             raise ParameterError(f"The 'top_quantile' parameter of SelectivityConfig must be in (0, 1). Got {self.top_quantile!r} instead.")
-        if self.alternative not in stats.ALTERNATIVES:
-            raise ParameterError(f"The 'alternative' parameter of SelectivityConfig must be one of {stats.ALTERNATIVES}. "
-                                 f"Got {self.alternative!r} instead.")
+        check_option("alternative", self.alternative, stats.ALTERNATIVES, where="SelectivityConfig")
         for name in ("n_permutations", "chunk_units"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(f"The '{name}' parameter of SelectivityConfig must be >= 1. Got {getattr(self, name)!r} instead.")
@@ -542,7 +540,7 @@ def run_unit_labels(run: Run | str | os.PathLike, *, metric: str = "auroc", q_ma
     return res
 
 
-def head_outputs(run: Run, head: str, *, output: str = "logprob") -> pd.DataFrame:
+def head_outputs(run: Run, head: str, *, output: HeadOutput = "logprob") -> pd.DataFrame:
     """A head's clip-level outputs from a run: probabilities or log-probabilities.
 
     Parameters
@@ -561,18 +559,17 @@ def head_outputs(run: Run, head: str, *, output: str = "logprob") -> pd.DataFram
     -------
     DataFrame (n_clips, n_classes), float64, indexed by clip id.
     """
+    check_option("output", output, HeadOutput, where="head_outputs")
     if output == "prob":
         return run.activations(head, "prob").astype(np.float64)
-    if output != "logprob":
-        raise ParameterError(f"The 'output' parameter of head_outputs must be 'logprob' or 'prob'. Got {output!r} instead.")
     m = run.activations(head, "mean").astype(np.float64)
     x = m.to_numpy()
     lse = special.logsumexp(x, axis=1, keepdims=True)
     return pd.DataFrame(x - lse, index=m.index, columns=m.columns)
 
 
-def run_output_correlations(run: Run | str | os.PathLike, *, stat: str = "max", layers: list[str] | None = None,
-                            top: int = 5, output: str = "logprob", write: bool = True) -> pd.DataFrame:
+def run_output_correlations(run: Run | str | os.PathLike, *, stat: ClipStat = "max", layers: list[str] | None = None,
+                            top: int = 5, output: HeadOutput = "logprob", write: bool = True) -> pd.DataFrame:
     """Per unit of the conv layers, the object and place classes that rise with it across clips.
 
     Correlation (Pearson, across the run's clips) between the unit's ``stat`` and each head's
@@ -608,7 +605,7 @@ def run_output_correlations(run: Run | str | os.PathLike, *, stat: str = "max", 
 
 
 def analyze(run: Run | str | os.PathLike, *, metric: str = "auroc", q_max: float = 0.05, auroc_min: float = 0.75,
-            recompute: bool = False, output: str = "logprob", **options: Any) -> dict[str, pd.DataFrame]:
+            recompute: bool = False, output: HeadOutput = "logprob", **options: Any) -> dict[str, pd.DataFrame]:
     """The whole selectivity stage of a run: statistics, labels, summaries, output correlations.
 
     Writes ``selectivity``, ``unit_labels``, ``selectivity_layers``, ``selectivity_counts`` and

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import special
 
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 
 __all__ = [
     "rank_columns",
@@ -276,9 +277,7 @@ def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater",
         The z whose normal survival function is the p-value (before doubling for two-sided).
         ``-inf`` for a constant unit (no information; p = 1).
     """
-    if alternative not in ALTERNATIVES:
-        raise ParameterError(f"The 'alternative' parameter of mannwhitney_z must be one of {ALTERNATIVES}. "
-                             f"Got {alternative!r} instead.")
+    check_option("alternative", alternative, ALTERNATIVES, where="mannwhitney_z")
     u1 = np.asarray(u1, dtype=np.float64)
     n1 = np.asarray(n_pos, dtype=np.float64)
     n2 = np.asarray(n_rest, dtype=np.float64)
@@ -481,9 +480,7 @@ def permutation_pvalues(ranks, pos, *, n_permutations: int = 10_000, alternative
     -------
     np.ndarray, shape (n_units,)
     """
-    if alternative not in ALTERNATIVES:
-        raise ParameterError(f"The 'alternative' parameter of permutation_pvalues must be one of {ALTERNATIVES}. "
-                             f"Got {alternative!r} instead.")
+    check_option("alternative", alternative, ALTERNATIVES, where="permutation_pvalues")
     if int(n_permutations) < 1:
         raise ParameterError("The 'n_permutations' parameter of permutation_pvalues must be >= 1. "
                              f"Got {n_permutations!r} instead.")

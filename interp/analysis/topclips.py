@@ -21,6 +21,7 @@ import pandas as pd
 
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
+from soundnet.options import ClipStat, check_option
 from soundnet.geometry import frames_to_window, time_to_frames
 
 __all__ = ["top_clips", "quantile_bins", "unit_quantile_clips", "top_label_counts"]
@@ -47,7 +48,7 @@ def _with_clip_info(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     return df
 
 
-def top_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: str = "max") -> pd.DataFrame:
+def top_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max") -> pd.DataFrame:
     """The ``k`` clips with the highest activation of a unit, and where in them it peaks.
 
     Parameters
@@ -72,8 +73,7 @@ def top_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 1
     unit = _check_unit(run, layer, unit, "top_clips")
     if int(k) < 1:
         raise ParameterError(f"The 'k' parameter of top_clips must be >= 1. Got {k!r} instead.")
-    if stat not in ("max", "mean"):
-        raise ParameterError(f"The 'stat' parameter of top_clips must be 'max' or 'mean'. Got {stat!r} instead.")
+    check_option("stat", stat, ClipStat, where="top_clips")
     t = run.topk(layer, unit).sort_values("rank", kind="stable") if stat == "max" else pd.DataFrame()
     if len(t) < k:
         vals = run.activations(layer, stat)[unit]
@@ -130,7 +130,7 @@ def quantile_bins(values: pd.Series, *, n_bins: int = 10, per_bin: int = 3) -> p
     return pd.DataFrame(rows, columns=["bin", "clip_id", "value", "bin_lo", "bin_hi"])
 
 
-def unit_quantile_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, stat: str = "max",
+def unit_quantile_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, stat: ClipStat = "max",
                         n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
     """:func:`quantile_bins` of one unit of a run, with each clip's label and path."""
     run = _open(run)
@@ -139,6 +139,6 @@ def unit_quantile_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, 
     return _with_clip_info(out, run)
 
 
-def top_label_counts(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: str = "max") -> pd.Series:
+def top_label_counts(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max") -> pd.Series:
     """How many of a unit's top-``k`` clips (by ``stat``) carry each label (most frequent first)."""
     return top_clips(run, layer, unit, k=k, stat=stat)["label"].value_counts()

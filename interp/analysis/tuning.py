@@ -51,6 +51,7 @@ from interp.corpus.corpora import read_clip
 from interp.run.store import Run
 from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
+from soundnet.options import ClipStat, check_option
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
 from soundnet.model import CONV_LAYERS, SPEC_BY_NAME
 
@@ -88,7 +89,7 @@ def _conv_layers(run: Run, layers: Sequence[str] | None) -> list[str]:
 
 
 def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] | None = None,
-                       stat: str = "max") -> pd.DataFrame:
+                       stat: ClipStat = "max") -> pd.DataFrame:
     """Tidy tuning curves: every unit's response to every probe of the given kinds.
 
     Parameters
@@ -113,8 +114,7 @@ def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] 
     ParameterError
         The run has no probe columns or no clip of the kinds.
     """
-    if stat not in ("max", "mean"):
-        raise ParameterError(f"The 'stat' parameter of stimulus_responses must be 'max' or 'mean'. Got {stat!r} instead.")
+    check_option("stat", stat, ClipStat, where="stimulus_responses")
     clips = run.ok_clips
     if "kind" not in clips.columns:
         raise ParameterError(f"The run {str(run.path)!r} has no probe columns (kind, freq_hz, ...): record the "
@@ -148,7 +148,7 @@ def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] 
     return out[list(CURVE_COLUMNS)].reset_index(drop=True)
 
 
-def tone_curves(run: Run, *, layers: Sequence[str] | None = None, stat: str = "max") -> pd.DataFrame:
+def tone_curves(run: Run, *, layers: Sequence[str] | None = None, stat: ClipStat = "max") -> pd.DataFrame:
     """Frequency tuning curves at every recorded level: :func:`stimulus_responses` of the tones."""
     return stimulus_responses(run, kinds=("tone",), layers=layers, stat=stat)
 

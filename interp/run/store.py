@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soundnet.errors import ParameterError, SoundNetError
+from soundnet.options import check_option
 
 __all__ = [
     "FORMAT_VERSION",
@@ -208,8 +209,7 @@ class Run:
         """
         self._check_layer(layer)
         allowed = STATS + (HEAD_STATS if layer in ("conv8", "conv8_2") else ())
-        if stat not in allowed:
-            raise ParameterError(f"The 'stat' parameter of activations must be one of {allowed}. Got {stat!r} instead.")
+        check_option("stat", stat, allowed, where="activations")
         key = (layer, stat)
         if key not in self._act_cache:
             df = pd.read_parquet(self.path / "activations" / activation_file(layer, stat))
