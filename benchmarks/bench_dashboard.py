@@ -43,8 +43,8 @@ TARGET_MS = 300.0
 
 
 def _ensure_run(run: Path) -> None:
-    from interp.recording import record_corpus
     from interp.analysis.selectivity import analyze
+    from interp.recording import record_corpus
 
     if not (run / "run.json").is_file():
         print(f"recording the demo corpus into {run} ...", flush=True)
@@ -55,22 +55,31 @@ def _ensure_run(run: Path) -> None:
 
 
 def _router_body(path: str) -> dict:
-    return {"output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
-            "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                       {"id": "_pages_location", "property": "search", "value": ""}],
-            "changedPropIds": ["_pages_location.pathname"], "state": []}
+    return {
+        "output": ".._pages_content.children..._pages_store.data..",
+        "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
 
 
 def _intervals_body(layer: str, unit: int) -> dict:
     from dashboard import ids
 
-    return {"output": f"..{ids.UNIT_METRICS_TABLE}.data...{ids.UNIT_METRICS_NOTE}.children..",
-            "outputs": [{"id": ids.UNIT_METRICS_TABLE, "property": "data"},
-                        {"id": ids.UNIT_METRICS_NOTE, "property": "children"}],
-            "inputs": [{"id": ids.UNIT_STORE, "property": "data", "value": {"layer": layer, "unit": unit}}],
-            "changedPropIds": [f"{ids.UNIT_STORE}.data"],
-            "state": [{"id": ids.UNIT_METRICS_NOTE, "property": "children", "value": "computing…"}]}
+    return {
+        "output": f"..{ids.UNIT_METRICS_TABLE}.data...{ids.UNIT_METRICS_NOTE}.children..",
+        "outputs": [
+            {"id": ids.UNIT_METRICS_TABLE, "property": "data"},
+            {"id": ids.UNIT_METRICS_NOTE, "property": "children"},
+        ],
+        "inputs": [{"id": ids.UNIT_STORE, "property": "data", "value": {"layer": layer, "unit": unit}}],
+        "changedPropIds": [f"{ids.UNIT_STORE}.data"],
+        "state": [{"id": ids.UNIT_METRICS_NOTE, "property": "children", "value": "computing…"}],
+    }
 
 
 def _time_pages(client, units: list[tuple[str, int]], cpu: list[float] | None = None) -> list[float]:
@@ -127,17 +136,24 @@ def main(argv: list[str] | None = None) -> int:
 
     ms = lambda xs: 1000.0 * statistics.median(xs)  # noqa: E731
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    print(f"run: {args.run} ({len(run.ok_clips)} clips); {len(units)} units over {', '.join(layers)}; "
-          f"machine load {load:.1f} per core (wall times grow with it; CPU times do not)")
+    print(
+        f"run: {args.run} ({len(run.ok_clips)} clips); {len(units)} units over {', '.join(layers)}; "
+        f"machine load {load:.1f} per core (wall times grow with it; CPU times do not)"
+    )
     print(f"(a) cold page build     median {ms(cold):8.1f} ms  (max {1000 * max(cold):.0f} ms)")
-    print(f"(b) warm page build     median {ms(warm):8.1f} ms  (max {1000 * max(warm):.0f} ms; "
-          f"CPU {ms(warm_cpu):.1f} ms)")
+    print(
+        f"(b) warm page build     median {ms(warm):8.1f} ms  (max {1000 * max(warm):.0f} ms; CPU {ms(warm_cpu):.1f} ms)"
+    )
     print(f"(c) revisit (memo warm) median {ms(revisit):8.1f} ms")
     print(f"    AUROC interval callback median {ms(intervals):.1f} ms (after the page is shown)")
-    print(f"    cold / warm = {ms(cold) / ms(warm):.1f}x; target warm < {TARGET_MS:.0f} ms: "
-          f"{'PASS' if ms(warm) < TARGET_MS else 'FAIL'}")
-    print(f"RESULT warm_median_ms={ms(warm):.1f} warm_cpu_median_ms={ms(warm_cpu):.1f} cold_median_ms={ms(cold):.1f} cold_over_warm={ms(cold) / ms(warm):.2f} "
-          f"revisit_median_ms={ms(revisit):.1f} target_ms={TARGET_MS:.0f} pass={ms(warm) < TARGET_MS}")
+    print(
+        f"    cold / warm = {ms(cold) / ms(warm):.1f}x; target warm < {TARGET_MS:.0f} ms: "
+        f"{'PASS' if ms(warm) < TARGET_MS else 'FAIL'}"
+    )
+    print(
+        f"RESULT warm_median_ms={ms(warm):.1f} warm_cpu_median_ms={ms(warm_cpu):.1f} cold_median_ms={ms(cold):.1f} cold_over_warm={ms(cold) / ms(warm):.2f} "
+        f"revisit_median_ms={ms(revisit):.1f} target_ms={TARGET_MS:.0f} pass={ms(warm) < TARGET_MS}"
+    )
     return 0
 
 

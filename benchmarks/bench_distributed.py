@@ -53,8 +53,16 @@ def _ten_second_clips(folder: Path, *, hop_s: float) -> pd.DataFrame:
         duration_s = audio_info(path).duration_s
         for start_s in np.arange(0.0, duration_s - AUDIOSET_CLIP_S + 1e-9, hop_s):
             end_s = float(start_s) + AUDIOSET_CLIP_S
-            rows.append({"clip_id": clip_id_for(path, float(start_s), end_s), "path": path, "label": label,
-                         "fold": -1, "start_s": float(start_s), "end_s": end_s})
+            rows.append(
+                {
+                    "clip_id": clip_id_for(path, float(start_s), end_s),
+                    "path": path,
+                    "label": label,
+                    "fold": -1,
+                    "start_s": float(start_s),
+                    "end_s": end_s,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -76,12 +84,30 @@ def _driver_costs(tmp: Path, *, shard_size: int, n_shards: int) -> dict[str, flo
     write_s = 0.0
     for k in range(n_shards):
         orders = range(k * shard_size, (k + 1) * shard_size)
-        rows = [{"clip_id": f"c{o:012d}", "path": f"/corpus/{o}.flac", "label": "x", "fold": -1, "start_s": 0.0,
-                 "end_s": AUDIOSET_CLIP_S, "order": o, "status": "ok"} for o in orders]
+        rows = [
+            {
+                "clip_id": f"c{o:012d}",
+                "path": f"/corpus/{o}.flac",
+                "label": "x",
+                "fold": -1,
+                "start_s": 0.0,
+                "end_s": AUDIOSET_CLIP_S,
+                "order": o,
+                "status": "ok",
+            }
+            for o in orders
+        ]
         decoded = [Decoded(o, f"c{o:012d}", None, "ok", "", AUDIOSET_CLIP_S, 44100) for o in orders]
-        summaries = {o: {layer: {stat: np.maximum(rng.standard_normal(u, dtype=np.float32), 0)
-                                 for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())}
-                         for layer, u in units.items()} for o in orders}
+        summaries = {
+            o: {
+                layer: {
+                    stat: np.maximum(rng.standard_normal(u, dtype=np.float32), 0)
+                    for stat in STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())
+                }
+                for layer, u in units.items()
+            }
+            for o in orders
+        }
         blob = pickle.dumps((decoded, summaries), protocol=pickle.HIGHEST_PROTOCOL)
         cpu0 = time.process_time()
         decoded, summaries = pickle.loads(blob)
@@ -123,8 +149,10 @@ def main() -> None:
                 s = record_corpus(corpus, tmp / f"{name}-{r}", config=config, model=model, progress=False)
                 rates.append(s.audio_s / (time.process_time() - cpu0))
             results[name] = statistics.median(rates)
-            print(f"{name:12s} {s.audio_s:.0f} s of audio: {results[name]:.1f}x real time per CPU-second "
-                  f"(median of {repeats})")
+            print(
+                f"{name:12s} {s.audio_s:.0f} s of audio: {results[name]:.1f}x real time per CPU-second "
+                f"(median of {repeats})"
+            )
         if not args.skip_ray:
             import ray
 
@@ -144,23 +172,31 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for size, c in driver.items():
-        print(f"driver, shards of {size:4d}: write {c['write_ms']:.2f} ms/clip, merge {c['merge_ms']:.2f} ms/clip "
-              f"(CPU), merged activations {c['kb_per_clip']:.0f} KB/clip")
+        print(
+            f"driver, shards of {size:4d}: write {c['write_ms']:.2f} ms/clip, merge {c['merge_ms']:.2f} ms/clip "
+            f"(CPU), merged activations {c['kb_per_clip']:.0f} KB/clip"
+        )
     per_core = results["cpu_10s"]
     audio_h = AUDIOSET_CLIPS * AUDIOSET_CLIP_S / 3600
     core_h = audio_h / per_core
     print(f"\nper-core rate on 10 s clips: {per_core:.1f}x real time per CPU-second")
-    print(f"AudioSet scale ({AUDIOSET_CLIPS:,} x {AUDIOSET_CLIP_S:.0f} s = {audio_h:,.0f} h of audio): "
-          f"{core_h:,.0f} core-hours; on 64 cores {core_h / 64:,.1f} h, on 512 cores {core_h / 512:,.1f} h")
+    print(
+        f"AudioSet scale ({AUDIOSET_CLIPS:,} x {AUDIOSET_CLIP_S:.0f} s = {audio_h:,.0f} h of audio): "
+        f"{core_h:,.0f} core-hours; on 64 cores {core_h / 64:,.1f} h, on 512 cores {core_h / 512:,.1f} h"
+    )
     for size, c in driver.items():
-        print(f"  driver with shards of {size}: writing {AUDIOSET_CLIPS * c['write_ms'] / 3.6e6:.1f} h (during the run), "
-              f"merge {AUDIOSET_CLIPS * c['merge_ms'] / 3.6e6:.1f} h (after it), "
-              f"{AUDIOSET_CLIPS * c['kb_per_clip'] / 1024**2:.0f} GB of merged activations")
+        print(
+            f"  driver with shards of {size}: writing {AUDIOSET_CLIPS * c['write_ms'] / 3.6e6:.1f} h (during the run), "
+            f"merge {AUDIOSET_CLIPS * c['merge_ms'] / 3.6e6:.1f} h (after it), "
+            f"{AUDIOSET_CLIPS * c['kb_per_clip'] / 1024**2:.0f} GB of merged activations"
+        )
     ratio = results.get("ray_10s", float("nan")) / results["local_10s"]
-    print(f"RESULT local_demo_x={results['local_demo']:.2f} local_10s_x={results['local_10s']:.2f} "
-          f"cpu_demo_x={results['cpu_demo']:.2f} cpu_10s_x={results['cpu_10s']:.2f} "
-          f"ray_10s_x={results.get('ray_10s', float('nan')):.2f} ray_over_local={ratio:.2f} core_hours_2M={core_h:.0f} "
-          f"driver_write_ms={driver[1024]['write_ms']:.2f} merge_ms={driver[1024]['merge_ms']:.2f}")
+    print(
+        f"RESULT local_demo_x={results['local_demo']:.2f} local_10s_x={results['local_10s']:.2f} "
+        f"cpu_demo_x={results['cpu_demo']:.2f} cpu_10s_x={results['cpu_10s']:.2f} "
+        f"ray_10s_x={results.get('ray_10s', float('nan')):.2f} ray_over_local={ratio:.2f} core_hours_2M={core_h:.0f} "
+        f"driver_write_ms={driver[1024]['write_ms']:.2f} merge_ms={driver[1024]['merge_ms']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def over_batches(net, x: torch.Tensor, batch: int, layers) -> Callable[[], None]
     def run() -> None:
         with torch.inference_mode():
             for i in range(0, x.shape[0], batch):
-                net.extract_features(x[i:i + batch], layers=layers)
+                net.extract_features(x[i : i + batch], layers=layers)
+
     return run
 
 
@@ -133,8 +134,10 @@ def layer_breakdown(nets: dict[str, object], x: torch.Tensor, *, repeats: int) -
                 totals = {e.key: e.cpu_time_total / 1e3 for e in prof.key_averages()}
                 for layer in CONV_LAYERS:
                     samples.setdefault((net_name, layer), []).append(totals.get(f"soundnet.{prefix}.{layer}", 0.0))
-    table = pd.DataFrame({net_name: [statistics.median(samples[(net_name, layer)][1:]) for layer in CONV_LAYERS]
-                          for net_name in nets}, index=list(CONV_LAYERS))
+    table = pd.DataFrame(
+        {net_name: [statistics.median(samples[(net_name, layer)][1:]) for layer in CONV_LAYERS] for net_name in nets},
+        index=list(CONV_LAYERS),
+    )
     table.index.name = "layer (ms)"
     return table
 
@@ -145,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--head-seconds", type=float, default=20.0,
-                        help="clip length of the with-heads workload (heads need >= 9.5 s)")
+    parser.add_argument(
+        "--head-seconds", type=float, default=20.0, help="clip length of the with-heads workload (heads need >= 9.5 s)"
+    )
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
 
@@ -156,15 +160,21 @@ def main(argv: list[str] | None = None) -> None:
         pools = ", ".join(f"{p['internal_api']}:{p['num_threads']}" for p in threadpool_info())
     except ImportError:
         pools = "threadpoolctl not installed"
-    print(f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
-          f"os.cpu_count()={os.cpu_count()}, thread pools: {pools}")
+    print(
+        f"torch {torch.__version__}, torch.get_num_threads()={torch.get_num_threads()}, "
+        f"os.cpu_count()={os.cpu_count()}, thread pools: {pools}"
+    )
 
     model = load_soundnet()
     # fast: the default (chunks one after the other, each operation on torch's intra-op
     # threads); fast-w2: chunks shared by 2 worker threads, each single-threaded (for busy
     # machines); fast-conv: the simple method (folded BatchNorm + conv1d) that CUDA gets.
-    nets = {"plain": model, "fast": FastSoundNet(model), "fast-w2": FastSoundNet(model, workers=2),
-            "fast-conv": FastSoundNet(model, method="conv")}
+    nets = {
+        "plain": model,
+        "fast": FastSoundNet(model),
+        "fast-w2": FastSoundNet(model, workers=2),
+        "fast-conv": FastSoundNet(model, method="conv"),
+    }
     x = load_clips(args.corpus, n_clips=args.clips, seconds=args.seconds)
     xh = load_clips(args.corpus, n_clips=args.batch, seconds=args.head_seconds)
     audio_s, audio_h_s = x.shape[0] * x.shape[-1] / SAMPLE_RATE_HZ, xh.shape[0] * xh.shape[-1] / SAMPLE_RATE_HZ
@@ -183,30 +193,42 @@ def main(argv: list[str] | None = None) -> None:
     gemm_median = gemm_flop / statistics.median(w for w, _ in gemm) / 1e9
     gemm_cpu = gemm_flop / statistics.median(c for _, c in gemm) / 1e9
 
-    print(f"\nGEMM peak (torch.mm 2048x2048 float32, best of 14, before and after): {peak:.1f} GFLOP/s "
-          f"(median {gemm_median:.1f}; per CPU-second {gemm_cpu:.1f})")
-    print(f"analytic cost: conv1..conv7 {trunk_flop / 1e6:.2f} MFLOP per audio second, "
-          f"with heads {all_flop / 1e6:.2f}")
-    print(f"exact cost of the workloads: conv1..conv7 on {args.seconds:g} s clips "
-          f"{forward_flops(x.shape[-1]) / (x.shape[-1] / SAMPLE_RATE_HZ) / 1e6:.2f} MFLOP/s of audio; "
-          f"all layers on {args.head_seconds:g} s clips "
-          f"{forward_flops(xh.shape[-1], layers=LAYERS) / (xh.shape[-1] / SAMPLE_RATE_HZ) / 1e6:.2f}")
-    print("\nGFLOP/s from the analytic cost; '% peak' = median GFLOP/s / GEMM peak (best); "
-          "'cpu GF/s' = per CPU-second (all threads), vs the GEMM's per CPU-second")
-    print(f"{'workload':40s} {'model':9s} {'median s':>9s} {'best s':>7s} {'x real time':>11s} "
-          f"{'GFLOP/s':>8s} {'% peak':>7s} {'best GF/s':>9s} {'cpu GF/s':>8s}")
+    print(
+        f"\nGEMM peak (torch.mm 2048x2048 float32, best of 14, before and after): {peak:.1f} GFLOP/s "
+        f"(median {gemm_median:.1f}; per CPU-second {gemm_cpu:.1f})"
+    )
+    print(f"analytic cost: conv1..conv7 {trunk_flop / 1e6:.2f} MFLOP per audio second, with heads {all_flop / 1e6:.2f}")
+    print(
+        f"exact cost of the workloads: conv1..conv7 on {args.seconds:g} s clips "
+        f"{forward_flops(x.shape[-1]) / (x.shape[-1] / SAMPLE_RATE_HZ) / 1e6:.2f} MFLOP/s of audio; "
+        f"all layers on {args.head_seconds:g} s clips "
+        f"{forward_flops(xh.shape[-1], layers=LAYERS) / (xh.shape[-1] / SAMPLE_RATE_HZ) / 1e6:.2f}"
+    )
+    print(
+        "\nGFLOP/s from the analytic cost; '% peak' = median GFLOP/s / GEMM peak (best); "
+        "'cpu GF/s' = per CPU-second (all threads), vs the GEMM's per CPU-second"
+    )
+    print(
+        f"{'workload':40s} {'model':9s} {'median s':>9s} {'best s':>7s} {'x real time':>11s} "
+        f"{'GFLOP/s':>8s} {'% peak':>7s} {'best GF/s':>9s} {'cpu GF/s':>8s}"
+    )
     summary = {}
     for (name, work), ts in times.items():
         med = statistics.median(w for w, _ in ts)
         best = min(w for w, _ in ts)
         cpu = statistics.median(c for _, c in ts)
         secs, flop = (audio_s, trunk_flop) if work == "trunk" else (audio_h_s, all_flop)
-        label = (f"conv1..conv7, {x.shape[0]} x {args.seconds:g} s, batch {args.batch}" if work == "trunk"
-                 else f"all layers, {xh.shape[0]} x {args.head_seconds:g} s, batch {args.batch}")
+        label = (
+            f"conv1..conv7, {x.shape[0]} x {args.seconds:g} s, batch {args.batch}"
+            if work == "trunk"
+            else f"all layers, {xh.shape[0]} x {args.head_seconds:g} s, batch {args.batch}"
+        )
         gflops = secs * flop / med / 1e9
         summary[(name, work)] = (secs / med, gflops, secs * flop / best / 1e9, secs * flop / cpu / 1e9)
-        print(f"{label:40s} {name:9s} {med:9.4f} {best:7.4f} {secs / med:11.1f} {gflops:8.1f} "
-              f"{100 * gflops / peak:6.1f}% {summary[(name, work)][2]:9.1f} {summary[(name, work)][3]:8.1f}")
+        print(
+            f"{label:40s} {name:9s} {med:9.4f} {best:7.4f} {secs / med:11.1f} {gflops:8.1f} "
+            f"{100 * gflops / peak:6.1f}% {summary[(name, work)][2]:9.1f} {summary[(name, work)][3]:8.1f}"
+        )
 
     print("\nratios (same run):")
     for work in ("trunk", "all"):
@@ -214,16 +236,22 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("fast", "fast-w2", "fast-conv"):
             print(f"  {work:5s} {name:9s} / plain speed-up (medians): {summary[(name, work)][0] / rt_plain:5.2f}x")
     _, gf, gf_best, gf_cpu = summary[("fast", "trunk")]
-    print(f"  conv1..conv7 fast vs GEMM: median/peak {100 * gf / peak:.1f}% (target >= 40%: "
-          f"{'met' if gf >= 0.4 * peak else 'NOT met'}), median/median {100 * gf / gemm_median:.1f}%, "
-          f"best/best {100 * gf_best / peak:.1f}%, per CPU-second {100 * gf_cpu / gemm_cpu:.1f}%")
+    print(
+        f"  conv1..conv7 fast vs GEMM: median/peak {100 * gf / peak:.1f}% (target >= 40%: "
+        f"{'met' if gf >= 0.4 * peak else 'NOT met'}), median/median {100 * gf / gemm_median:.1f}%, "
+        f"best/best {100 * gf_best / peak:.1f}%, per CPU-second {100 * gf_cpu / gemm_cpu:.1f}%"
+    )
     _, gf, gf_best, gf_cpu = summary[("plain", "trunk")]
-    print(f"  conv1..conv7 plain vs GEMM: median/peak {100 * gf / peak:.1f}%, median/median "
-          f"{100 * gf / gemm_median:.1f}%, best/best {100 * gf_best / peak:.1f}%, per CPU-second "
-          f"{100 * gf_cpu / gemm_cpu:.1f}%")
+    print(
+        f"  conv1..conv7 plain vs GEMM: median/peak {100 * gf / peak:.1f}%, median/median "
+        f"{100 * gf / gemm_median:.1f}%, best/best {100 * gf_best / peak:.1f}%, per CPU-second "
+        f"{100 * gf_cpu / gemm_cpu:.1f}%"
+    )
 
-    print(f"\nper-layer wall time, one batch of {args.batch} x {args.seconds:g} s, medians of "
-          f"{args.repeats} (profiler labels, so slightly slower than above):")
+    print(
+        f"\nper-layer wall time, one batch of {args.batch} x {args.seconds:g} s, medians of "
+        f"{args.repeats} (profiler labels, so slightly slower than above):"
+    )
     breakdown = layer_breakdown(nets, x[: args.batch], repeats=args.repeats)
     breakdown["MFLOP"] = [forward_flops(x.shape[-1], layers=(layer,)) * args.batch / 1e6 for layer in CONV_LAYERS]
     breakdown.loc["total"] = breakdown.sum()

@@ -22,7 +22,6 @@ Usage: ``python benchmarks/bench_memory.py [--clips 1000] [--small 100] [--secon
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -64,7 +63,7 @@ def make_corpus(folder: Path, *, n_clips: int, seconds: float, sr: int = SAMPLE_
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(starts):
         path = folder / "audio" / f"excerpt_{i:05d}.wav"
-        y = audio[s: s + n] if sr == SAMPLE_RATE_HZ else soxr.resample(audio[s: s + n], SAMPLE_RATE_HZ, sr)
+        y = audio[s : s + n] if sr == SAMPLE_RATE_HZ else soxr.resample(audio[s : s + n], SAMPLE_RATE_HZ, sr)
         sf.write(path, y, sr, subtype="PCM_16")
         rows.append({"path": str(path), "label": f"offset_{s / SAMPLE_RATE_HZ:07.2f}s"})
     return pd.DataFrame(rows)
@@ -87,10 +86,24 @@ def tree_rss(proc: psutil.Process) -> int:
 
 def record_peak(manifest: Path, out: Path, args: argparse.Namespace) -> dict:
     """Run ``record`` in a subprocess, sampling its tree's RSS; returns peak, time and summary."""
-    cmd = [sys.executable, "-m", "interp", "record", str(manifest), "--out", str(out), "-q",
-           "--workers", str(args.workers), "--decoder", getattr(args, "decoder", "thread"),
-           "--batch-size", str(args.batch_size),
-           "--shard-size", str(args.shard_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "interp",
+        "record",
+        str(manifest),
+        "--out",
+        str(out),
+        "-q",
+        "--workers",
+        str(args.workers),
+        "--decoder",
+        getattr(args, "decoder", "thread"),
+        "--batch-size",
+        str(args.batch_size),
+        "--shard-size",
+        str(args.shard_size),
+    ]
     if args.layers:
         cmd += ["--layers", args.layers]
     t0 = time.perf_counter()
@@ -130,23 +143,33 @@ def main(argv: list[str] | None = None) -> int:
         rows = make_corpus(tmp / "corpus", n_clips=args.clips, seconds=args.seconds)
         rows.iloc[: args.small].to_csv(tmp / "small.csv", index=False)
         rows.to_csv(tmp / "large.csv", index=False)
-        print(f"corpus: {args.clips} x {args.seconds:g} s WAV excerpts of minibank written in "
-              f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; {args.workers} lanes, decoder {args.decoder}, "
-              f"batch {args.batch_size}, shard {args.shard_size}", flush=True)
+        print(
+            f"corpus: {args.clips} x {args.seconds:g} s WAV excerpts of minibank written in "
+            f"{time.perf_counter() - t:.1f} s; layers: {args.layers or 'all'}; {args.workers} lanes, decoder {args.decoder}, "
+            f"batch {args.batch_size}, shard {args.shard_size}",
+            flush=True,
+        )
         results = {}
         for name, n in (("small", args.small), ("large", args.clips)):
             r = record_peak(tmp / f"{name}.csv", tmp / f"run_{name}", args)
             results[name] = r
-            print(f"{n:>6} clips: peak RSS (process + children) {r['peak'] / 2**20:8.1f} MiB, "
-                  f"{r['wall_s']:6.1f} s wall | {r['summary']}", flush=True)
+            print(
+                f"{n:>6} clips: peak RSS (process + children) {r['peak'] / 2**20:8.1f} MiB, "
+                f"{r['wall_s']:6.1f} s wall | {r['summary']}",
+                flush=True,
+            )
     largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB (Linux)
     ratio = results["large"]["peak"] / results["small"]["peak"]
     met = ratio <= TARGET_RATIO
     print(f"largest single process over both runs: {largest:.1f} MiB")
-    print(f"ratio peak({args.clips}) / peak({args.small}) = {ratio:.3f} "
-          f"(target <= {TARGET_RATIO}: {'met' if met else 'NOT met'})")
-    print(f"RESULT peak_small_mib={results['small']['peak'] / 2**20:.1f} "
-          f"peak_large_mib={results['large']['peak'] / 2**20:.1f} memory_ratio={ratio:.3f} target_met={int(met)}")
+    print(
+        f"ratio peak({args.clips}) / peak({args.small}) = {ratio:.3f} "
+        f"(target <= {TARGET_RATIO}: {'met' if met else 'NOT met'})"
+    )
+    print(
+        f"RESULT peak_small_mib={results['small']['peak'] / 2**20:.1f} "
+        f"peak_large_mib={results['large']['peak'] / 2**20:.1f} memory_ratio={ratio:.3f} target_met={int(met)}"
+    )
     return 0 if met else 1
 
 

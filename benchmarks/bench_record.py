@@ -56,8 +56,11 @@ class SeedSoundNet8(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         for spec in LAYER_SPECS[:7]:  # conv1..conv7: Conv2d (k, 1), BatchNorm2d, ReLU, max-pool
-            mods = [nn.Conv2d(spec.in_channels, spec.out_channels, (spec.kernel, 1), (spec.stride, 1), (spec.padding, 0)),
-                    nn.BatchNorm2d(spec.out_channels), nn.ReLU(inplace=True)]
+            mods = [
+                nn.Conv2d(spec.in_channels, spec.out_channels, (spec.kernel, 1), (spec.stride, 1), (spec.padding, 0)),
+                nn.BatchNorm2d(spec.out_channels),
+                nn.ReLU(inplace=True),
+            ]
             if spec.pool:
                 mods.append(nn.MaxPool2d((spec.pool, 1), (spec.pool, 1)))
             setattr(self, spec.name, nn.Sequential(*mods))
@@ -74,8 +77,11 @@ def seed_model() -> SeedSoundNet8:
     """The seed structure with the real weights (Conv1d kernels unsqueezed to width 1)."""
     plain = load_soundnet().state_dict()
     m = SeedSoundNet8()
-    sd = {k: (v.unsqueeze(-1) if k.endswith(".0.weight") else v) for k, v in plain.items()
-          if k.split(".")[0] in CONV_LAYERS}
+    sd = {
+        k: (v.unsqueeze(-1) if k.endswith(".0.weight") else v)
+        for k, v in plain.items()
+        if k.split(".")[0] in CONV_LAYERS
+    }
     m.load_state_dict(sd)
     return m.eval()
 
@@ -92,8 +98,9 @@ def run_seed_way(paths: list[str]) -> tuple[float, dict]:
         x = torch.from_numpy(y * 256.0).reshape(1, 1, -1, 1)
         with torch.no_grad():
             feats = model.extract_feat(x)
-        summaries[p] = [(f[0, :, :, 0].mean(axis=1), f[0, :, :, 0].max(axis=1), f[0, :, :, 0].argmax(axis=1))
-                        for f in feats]
+        summaries[p] = [
+            (f[0, :, :, 0].mean(axis=1), f[0, :, :, 0].max(axis=1), f[0, :, :, 0].argmax(axis=1)) for f in feats
+        ]
     return time.perf_counter() - t0, summaries
 
 
@@ -105,8 +112,16 @@ def run_toolkit(manifest: Path, out: Path, *, workers: int, decoder: str = "thre
     from interp.recording import record_corpus
 
     t0 = time.perf_counter()
-    record_corpus(str(manifest), out, layers=CONV_LAYERS, heads_short="none", workers=workers,
-                  decoder=decoder, progress=False, overwrite=True)
+    record_corpus(
+        str(manifest),
+        out,
+        layers=CONV_LAYERS,
+        heads_short="none",
+        workers=workers,
+        decoder=decoder,
+        progress=False,
+        overwrite=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -152,8 +167,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=2, help="record's lanes (see interp.recording.RecordConfig)")
-    ap.add_argument("--decoder", choices=("thread", "process"), default="thread",
-                    help="record's decoder (see interp.recording.RecordConfig)")
+    ap.add_argument(
+        "--decoder",
+        choices=("thread", "process"),
+        default="thread",
+        help="record's decoder (see interp.recording.RecordConfig)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each way, interleaved (medians)")
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
@@ -163,8 +182,10 @@ def main() -> None:
         table = pd.read_csv(manifest)
         paths = table["path"].tolist()
         audio_s = args.clips * args.seconds
-        print(f"corpus: {args.clips} clips x {args.seconds:g} s at 44.1 kHz WAV ({audio_s:.0f} s of audio); "
-              f"torch threads {torch.get_num_threads()}; record: {args.workers} lanes, decoder {args.decoder}")
+        print(
+            f"corpus: {args.clips} clips x {args.seconds:g} s at 44.1 kHz WAV ({audio_s:.0f} s of audio); "
+            f"torch threads {torch.get_num_threads()}; record: {args.workers} lanes, decoder {args.decoder}"
+        )
 
         # Warm-up, the same for both ways, on 8 clips: first calls pay one-time costs that a
         # recording of a real corpus amortises (librosa's lazy imports and numba compilation,
@@ -189,26 +210,33 @@ def main() -> None:
         batch = RecordConfig().batch_size
         fwd, fwd_x = forward_gflops(args.seconds, batch=batch)
         with_heads = flops_per_second_of_audio(list(CONV_LAYERS) + ["conv8", "conv8_2"])
-        print(f"model cost:            {flops / 1e6:7.1f} MFLOP per audio second (conv1..conv7), "
-              f"{with_heads / 1e6:.1f} with the heads")
+        print(
+            f"model cost:            {flops / 1e6:7.1f} MFLOP per audio second (conv1..conv7), "
+            f"{with_heads / 1e6:.1f} with the heads"
+        )
         print(f"GEMM peak (float32):   {peak:7.1f} GFLOP/s")
-        print(f"forward conv1..conv7:  {fwd:7.1f} GFLOP/s  ({fwd_x:.0f}x real time; batches of {batch} clips as "
-              f"record runs them)  = {fwd / peak:.0%} of GEMM peak")
+        print(
+            f"forward conv1..conv7:  {fwd:7.1f} GFLOP/s  ({fwd_x:.0f}x real time; batches of {batch} clips as "
+            f"record runs them)  = {fwd / peak:.0%} of GEMM peak"
+        )
 
         ratio = float("nan")
         if not args.skip_memory:
             import bench_memory
 
-            mem_args = argparse.Namespace(workers=args.workers, decoder=args.decoder, batch_size=16,
-                                          shard_size=128, layers="", interval_s=0.05)
+            mem_args = argparse.Namespace(
+                workers=args.workers, decoder=args.decoder, batch_size=16, shard_size=128, layers="", interval_s=0.05
+            )
             rows = bench_memory.make_corpus(tmp / "mem", n_clips=1000, seconds=2.0)
             rows.iloc[:100].to_csv(tmp / "mem100.csv", index=False)
             rows.to_csv(tmp / "mem1000.csv", index=False)
             m100 = bench_memory.record_peak(tmp / "mem100.csv", tmp / "run_mem100", mem_args)["peak"]
             m1000 = bench_memory.record_peak(tmp / "mem1000.csv", tmp / "run_mem1000", mem_args)["peak"]
             ratio = m1000 / m100
-            print(f"peak memory record:    {m100 / 2**20:7.0f} MiB for 100 clips, {m1000 / 2**20:.0f} MiB "
-                  f"for 1,000 (2 s clips, all layers, incl. any decoding processes; ratio {ratio:.2f})")
+            print(
+                f"peak memory record:    {m100 / 2**20:7.0f} MiB for 100 clips, {m1000 / 2**20:.0f} MiB "
+                f"for 1,000 (2 s clips, all layers, incl. any decoding processes; ratio {ratio:.2f})"
+            )
         print(f"RESULT peak_fraction={fwd / peak:.3f} speedup={xb / xa:.2f} memory_ratio={ratio:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

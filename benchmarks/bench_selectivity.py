@@ -73,19 +73,22 @@ def main(argv: list[str] | None = None) -> int:
 
     acts, lab = synthetic_run(args.clips, args.categories)
     n_units = sum(a.shape[1] for a in acts.values())
-    print(f"{args.clips} clips x {n_units} units x {args.categories} categories; "
-          f"{os.cpu_count()} CPUs visible")
+    print(f"{args.clips} clips x {n_units} units x {args.categories} categories; {os.cpu_count()} CPUs visible")
 
     t0 = time.perf_counter()
     sel = compute_selectivity(acts, lab)
     t_vec = time.perf_counter() - t0
-    print(f"vectorised compute_selectivity: {t_vec:.1f} s ({len(sel)} rows, "
-          f"{n_units * args.categories / t_vec:,.0f} unit x category pairs per second)")
+    print(
+        f"vectorised compute_selectivity: {t_vec:.1f} s ({len(sel)} rows, "
+        f"{n_units * args.categories / t_vec:,.0f} unit x category pairs per second)"
+    )
 
     per_unit, ref = baseline(acts, lab, args.baseline_units)
     t_base = per_unit * n_units
-    print(f"baseline scipy/sklearn loop: {per_unit:.2f} s per unit ({args.baseline_units} units measured) "
-          f"-> {t_base:.0f} s estimated for all {n_units} units")
+    print(
+        f"baseline scipy/sklearn loop: {per_unit:.2f} s per unit ({args.baseline_units} units measured) "
+        f"-> {t_base:.0f} s estimated for all {n_units} units"
+    )
     print(f"speed-up: {t_base / t_vec:.0f}x")
 
     s = sel.set_index(["layer", "unit", "category"])

@@ -95,29 +95,60 @@ def create_app(run_dir: str | Path, *, probes_dir: str | Path | None = None, tit
 # --------------------------------------------------------------------------------------------
 def _shell(data: RunData) -> html.Div:
     n_ok = len(data.clips)
-    return html.Div(className="app", children=[
-        dcc.Location(id=ids.NAV_LOCATION, refresh="callback-nav"),
-        html.Header(className="topbar", children=[
-            dcc.Link(className="brand", href="/", children=[html.Span("◉", className="brand-mark"), "SoundNet units"]),
-            html.Nav(className="topnav", children=[
-                dcc.Link("Overview", href="/", className="navlink"),
-                dcc.Link("Search", href="/search", className="navlink"),
-            ]),
-            html.Div(className="jump", children=[
-                dcc.Dropdown(id=ids.NAV_JUMP_LAYER, options=[{"label": l, "value": l} for l in data.layers],
-                             value=data.layers[min(4, len(data.layers) - 1)], clearable=False, searchable=False,
-                             className="jump-layer"),
-                dcc.Input(id=ids.NAV_JUMP_UNIT, type="number", min=0, step=1, placeholder="unit", debounce=True,
-                          className="jump-unit"),
-                html.Button("Go", id=ids.NAV_JUMP_GO, className="btn"),
-                html.Span(id=ids.NAV_JUMP_MESSAGE, className="jump-msg"),
-            ]),
-            html.Div(className="runinfo", title=str(data.run.path), children=[
-                html.B(data.name), f" · {data.corpus_name + ' · ' if data.corpus_name else ''}{n_ok} clips · {len(data.categories)} categories",
-            ]),
-        ]),
-        html.Main(className="page", children=[dash.page_container]),
-    ])
+    return html.Div(
+        className="app",
+        children=[
+            dcc.Location(id=ids.NAV_LOCATION, refresh="callback-nav"),
+            html.Header(
+                className="topbar",
+                children=[
+                    dcc.Link(
+                        className="brand", href="/", children=[html.Span("◉", className="brand-mark"), "SoundNet units"]
+                    ),
+                    html.Nav(
+                        className="topnav",
+                        children=[
+                            dcc.Link("Overview", href="/", className="navlink"),
+                            dcc.Link("Search", href="/search", className="navlink"),
+                        ],
+                    ),
+                    html.Div(
+                        className="jump",
+                        children=[
+                            dcc.Dropdown(
+                                id=ids.NAV_JUMP_LAYER,
+                                options=[{"label": l, "value": l} for l in data.layers],
+                                value=data.layers[min(4, len(data.layers) - 1)],
+                                clearable=False,
+                                searchable=False,
+                                className="jump-layer",
+                            ),
+                            dcc.Input(
+                                id=ids.NAV_JUMP_UNIT,
+                                type="number",
+                                min=0,
+                                step=1,
+                                placeholder="unit",
+                                debounce=True,
+                                className="jump-unit",
+                            ),
+                            html.Button("Go", id=ids.NAV_JUMP_GO, className="btn"),
+                            html.Span(id=ids.NAV_JUMP_MESSAGE, className="jump-msg"),
+                        ],
+                    ),
+                    html.Div(
+                        className="runinfo",
+                        title=str(data.run.path),
+                        children=[
+                            html.B(data.name),
+                            f" · {data.corpus_name + ' · ' if data.corpus_name else ''}{n_ok} clips · {len(data.categories)} categories",
+                        ],
+                    ),
+                ],
+            ),
+            html.Main(className="page", children=[dash.page_container]),
+        ],
+    )
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:
@@ -134,7 +165,9 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
         data: RunData = flask.current_app.config[CONFIG_KEY]
         if unit is None:
             return no_update, "enter a unit number"
-        ok = data.check_unit(layer, str(int(unit)) if isinstance(unit, (int, float)) and float(unit).is_integer() else unit)
+        ok = data.check_unit(
+            layer, str(int(unit)) if isinstance(unit, (int, float)) and float(unit).is_integer() else unit
+        )
         if ok is None:
             n = data.n_units(layer) if layer in data.layers else 0
             return no_update, f"{layer} has units 0–{n - 1}"
@@ -177,7 +210,6 @@ def _audio_route(name: str) -> flask.Response:
     """``/audio/<clip_id>.wav``: the clip's excerpt as WAV; 404 for anything that is not an ok clip id."""
     import soundfile as sf
 
-
     data: RunData = flask.current_app.config[CONFIG_KEY]
     if not name.endswith(".wav"):
         flask.abort(404)
@@ -197,8 +229,7 @@ def _audio_route(name: str) -> flask.Response:
     buf = io.BytesIO()
     sf.write(buf, y, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
     buf.seek(0)
-    return flask.send_file(buf, mimetype="audio/wav", conditional=True, download_name=f"{clip_id}.wav",
-                           max_age=3600)
+    return flask.send_file(buf, mimetype="audio/wav", conditional=True, download_name=f"{clip_id}.wav", max_age=3600)
 
 
 def _export_route(rest: str) -> flask.Response:
@@ -232,8 +263,9 @@ def _export_route(rest: str) -> flask.Response:
     with tempfile.TemporaryDirectory(prefix="soundnet-export-") as tmp:
         written = export_figure(fig, Path(tmp) / "figure", formats=(fmt,))
         blob = written[fmt].read_bytes()
-    return flask.send_file(io.BytesIO(blob), mimetype=_MIMETYPES[fmt], as_attachment=True,
-                           download_name=f"{stem}.{fmt}")
+    return flask.send_file(
+        io.BytesIO(blob), mimetype=_MIMETYPES[fmt], as_attachment=True, download_name=f"{stem}.{fmt}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +273,9 @@ def _export_route(rest: str) -> flask.Response:
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """``soundnet-interp dashboard RUN_DIR [--host 127.0.0.1] [--port 8050] [--probes DIR] [--debug]``."""
-    ap = argparse.ArgumentParser(prog="soundnet-interp dashboard",
-                                 description="Browse a run directory: units, selectivity, top clips, audio.")
+    ap = argparse.ArgumentParser(
+        prog="soundnet-interp dashboard", description="Browse a run directory: units, selectivity, top clips, audio."
+    )
     ap.add_argument("run", type=Path, help="run directory (soundnet-interp record / analyze)")
     ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8050)

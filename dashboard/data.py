@@ -9,6 +9,7 @@ belongs to one Dash app (``app.server.config[CONFIG_KEY]``); pages and callbacks
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -41,7 +42,7 @@ VIEW_WINDOW_S = 30.0
 N_BOOT = 2000
 
 
-def get_data() -> "RunData":
+def get_data() -> RunData:
     """The :class:`RunData` of the app serving the current request."""
     import flask
 
@@ -52,7 +53,7 @@ def clip_display_name(path: str) -> str:
     """A short readable name for a clip path (file stem, or the probe name of ``probes://``)."""
     p = str(path)
     if p.startswith("probes://"):
-        return p[len("probes://"):]
+        return p[len("probes://") :]
     return Path(p).stem
 
 
@@ -79,7 +80,7 @@ class RunData:
         self._model_lock = threading.Lock()
         self._model = None
 
-    def preload(self) -> "RunData":
+    def preload(self) -> RunData:
         """Read the run-level tables and build their indices now (so the first page is fast)."""
         _ = self.clips, self.clip_id_set, self.categories, self.colors, self.unit_labels, self.category_counts
         self._unit_slices()
@@ -141,17 +142,23 @@ class RunData:
         layers = self.layers
         i = layers.index(layer)
         prev = (layer, unit - 1) if unit > 0 else ((layers[i - 1], self.n_units(layers[i - 1]) - 1) if i > 0 else None)
-        nxt = (layer, unit + 1) if unit + 1 < self.n_units(layer) else ((layers[i + 1], 0) if i + 1 < len(layers) else None)
+        nxt = (
+            (layer, unit + 1)
+            if unit + 1 < self.n_units(layer)
+            else ((layers[i + 1], 0) if i + 1 < len(layers) else None)
+        )
         return prev, nxt
 
     @property
     def clips(self) -> pd.DataFrame:
         """The ok clips, indexed by ``clip_id``, with a ``name`` column."""
+
         def build() -> pd.DataFrame:
             c = self.run.ok_clips.copy()
             c["name"] = [clip_display_name(p) for p in c["path"]]
             c["label"] = c["label"].fillna("").astype(str)
             return c
+
         return self._cached("clips", build)
 
     def has_clip(self, clip_id: Any) -> bool:
@@ -166,21 +173,26 @@ class RunData:
     @property
     def categories(self) -> list[str]:
         """Sorted non-empty labels of the ok clips."""
+
         def build() -> list[str]:
             labs = self.clips["label"]
             return sorted(str(x) for x in labs.unique() if str(x))
+
         return self._cached("categories", build)
 
     @property
     def colors(self) -> dict[str, str]:
         """Category colours shared by every figure."""
 
-        return self._cached("colors", lambda: category_colors(self.categories + ([""] if (self.clips["label"] == "").any() else [])))
+        return self._cached(
+            "colors", lambda: category_colors(self.categories + ([""] if (self.clips["label"] == "").any() else []))
+        )
 
     # -- analysis tables -------------------------------------------------------------------------
     def _table(self, name: str) -> pd.DataFrame | None:
         def build() -> pd.DataFrame | None:
             return self.run.read_table(name) if self.run.has_table(name) else None
+
         return self._cached(("table", name), build)
 
     @property
@@ -199,6 +211,7 @@ class RunData:
     @property
     def selectivity(self) -> pd.DataFrame | None:
         """``selectivity.parquet`` sorted by layer order, unit and category (or None)."""
+
         def build() -> pd.DataFrame | None:
             sel = self._table("selectivity")
             if sel is None:
@@ -208,6 +221,7 @@ class RunData:
             s = s.drop(columns="_o").reset_index(drop=True)
             s.attrs = dict(sel.attrs)
             return s
+
         return self._cached("selectivity_sorted", build)
 
     def _unit_slices(self) -> dict[tuple[str, int], tuple[int, int]]:
@@ -218,9 +232,10 @@ class RunData:
             key = s["layer"].astype(str) + ":" + s["unit"].astype(str)
             change = np.flatnonzero(np.r_[True, key.to_numpy()[1:] != key.to_numpy()[:-1], True])
             out = {}
-            for a, b in zip(change[:-1], change[1:]):
+            for a, b in itertools.pairwise(change):
                 out[(str(s["layer"].iat[a]), int(s["unit"].iat[a]))] = (int(a), int(b))
             return out
+
         return self._cached("unit_slices", build)
 
     def unit_metrics(self, layer: str, unit: int) -> pd.DataFrame:
@@ -231,7 +246,7 @@ class RunData:
         ab = self._unit_slices().get((layer, int(unit)))
         if ab is None:
             return pd.DataFrame(columns=s.columns)
-        return s.iloc[ab[0]:ab[1]].sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
+        return s.iloc[ab[0] : ab[1]].sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
 
     def unit_intervals(self, layer: str, unit: int, *, confidence: float = 0.95) -> pd.DataFrame:
         """Stratified bootstrap interval of the unit's AUROC for every category.
@@ -243,17 +258,27 @@ class RunData:
         -------
         DataFrame ``category, auroc_lo, auroc_hi``.
         """
+
         def build() -> pd.DataFrame:
-            return unit_auroc_intervals(self.unit_column(layer, unit, self.stat), self.clips["label"],
-                                        list(self.categories), n_boot=N_BOOT, confidence=confidence, seed=0)
+            return unit_auroc_intervals(
+                self.unit_column(layer, unit, self.stat),
+                self.clips["label"],
+                list(self.categories),
+                n_boot=N_BOOT,
+                confidence=confidence,
+                seed=0,
+            )
+
         return self._cached(("intervals", layer, int(unit), confidence), build)
 
     @property
     def unit_labels(self) -> pd.DataFrame | None:
         """``unit_labels.parquet`` indexed by ``(layer, unit)`` (or None)."""
+
         def build() -> pd.DataFrame | None:
             t = self._table("unit_labels")
             return None if t is None else t.set_index(["layer", "unit"])
+
         return self._cached("unit_labels_idx", build)
 
     def unit_label(self, layer: str, unit: int) -> dict[str, Any] | None:
@@ -281,6 +306,7 @@ class RunData:
     @property
     def category_counts(self) -> pd.DataFrame | None:
         """``selectivity_counts.parquet`` pivoted: index category, columns layer."""
+
         def build() -> pd.DataFrame | None:
             t = self._table("selectivity_counts")
             if t is None:
@@ -289,6 +315,7 @@ class RunData:
             p = p[[layer for layer in self.layers if layer in p.columns]]
             p.attrs["n_units"] = {layer: self.n_units(layer) for layer in p.columns}
             return p
+
         return self._cached("category_counts_pivot", build)
 
     @property
@@ -311,10 +338,10 @@ class RunData:
             if head not in self.layers:
                 return empty
             if layer in HEAD_LAYERS:
-
                 acts = self.run.activations(layer, "prob")[[int(unit)]]
-                t = output_correlations(acts, self.run.activations(head, "prob"), names=list(head_labels(head)),
-                                        top=top + 1)
+                t = output_correlations(
+                    acts, self.run.activations(head, "prob"), names=list(head_labels(head)), top=top + 1
+                )
                 if head == layer:
                     t = t[t["class_index"] != int(unit)]
                 return t[["class_name", "r"]].head(top).reset_index(drop=True)
@@ -325,6 +352,7 @@ class RunData:
             if key not in t.index:
                 return empty
             return t.loc[[key]].sort_values("rank")[["class_name", "r"]].head(top).reset_index(drop=True)
+
         return self._cached(("promoted", layer, int(unit), head, top), build)
 
     def _unit_outputs(self) -> pd.DataFrame | None:
@@ -332,10 +360,18 @@ class RunData:
             name = "unit_outputs" if self.stat == "max" else f"unit_outputs_{self.stat}"
             t = self._table(name)
             return None if t is None else t.set_index(["layer", "unit", "head"]).sort_index()
+
         return self._cached("unit_outputs_idx", build)
 
-    def rank(self, category: str, *, metric: str = "auroc", layers: Sequence[str] | None = None,
-             selective_only: bool = False, top: int | None = 50) -> pd.DataFrame:
+    def rank(
+        self,
+        category: str,
+        *,
+        metric: str = "auroc",
+        layers: Sequence[str] | None = None,
+        selective_only: bool = False,
+        top: int | None = 50,
+    ) -> pd.DataFrame:
         """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with unit labels."""
 
         sel = self.selectivity
@@ -367,13 +403,16 @@ class RunData:
         """
         import pyarrow.parquet as pq
 
-
         def build() -> pd.Series:
             self.run.n_units(layer)  # validates the layer
             path = self.run.path / "activations" / activation_file(layer, stat)
             t = pq.read_table(path, columns=["clip_id", str(int(unit))])
-            return pd.Series(t.column(1).to_numpy().astype(np.float64), index=pd.Index(t.column(0).to_pylist(), name="clip_id"),
-                             name=int(unit))
+            return pd.Series(
+                t.column(1).to_numpy().astype(np.float64),
+                index=pd.Index(t.column(0).to_pylist(), name="clip_id"),
+                name=int(unit),
+            )
+
         return self._cached(("column", layer, int(unit), stat), build)
 
     def unit_values(self, layer: str, unit: int, *, stat: str | None = None) -> pd.DataFrame:
@@ -384,6 +423,7 @@ class RunData:
             v = self.unit_column(layer, unit, st)
             lab = self.clips["label"].reindex(v.index)
             return pd.DataFrame({"value": v.to_numpy(dtype=np.float64), "label": lab.to_numpy()}, index=v.index)
+
         return self._cached(("values", layer, int(unit), st), build)
 
     def unit_max_moments(self, layer: str) -> dict[str, np.ndarray]:
@@ -393,11 +433,13 @@ class RunData:
         -------
         dict of str to np.ndarray, each shape (n_units,)
         """
+
         def build() -> dict[str, np.ndarray]:
             m = self.run.activation_matrix(layer, "max").astype(np.float64)
             m = np.where(np.isfinite(m), m, np.nan)
             with np.errstate(all="ignore"):
                 return {"mean": np.nanmean(m, axis=0), "std": np.nanstd(m, axis=0), "max": np.nanmax(m, axis=0)}
+
         return self._cached(("max_moments", layer), build)
 
     def top_clips(self, layer: str, unit: int, *, k: int = 16) -> pd.DataFrame:
@@ -407,6 +449,7 @@ class RunData:
             t = top_clips(self.run, layer, int(unit), k=k)
             t["name"] = [clip_display_name(p) for p in t["path"]]
             return t
+
         return self._cached(("top", layer, int(unit), k), build)
 
     def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
@@ -419,6 +462,7 @@ class RunData:
             for col in ("label", "path", "duration_s", "name"):
                 t[col] = info[col].to_numpy()
             return t
+
         return self._cached(("quantiles", layer, int(unit), n_bins, per_bin), build)
 
     def tuning(self, layer: str, unit: int) -> pd.DataFrame | None:
@@ -442,6 +486,7 @@ class RunData:
 
             st = self.stat if self.stat in ("max", "mean") else "max"
             return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
+
         curves = self._cached(("tuning", layer), build)
         return curves.loc[[int(unit)]].reset_index() if int(unit) in curves.index else None
 
@@ -470,7 +515,6 @@ class RunData:
         """SoundNet, loaded on first use (only needed to compute uncached traces)."""
         with self._model_lock:
             if self._model is None:
-
                 self._model = load_soundnet()
             return self._model
 
@@ -479,7 +523,9 @@ class RunData:
 
         return clip_spectrogram(self.run, clip_id, window_s=window_s)
 
-    def traces(self, clip_id: str, layer: str, *, window_s: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def traces(
+        self, clip_id: str, layer: str, *, window_s: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:func:`interp.run.traces.unit_traces` (cached on disk); loads the model only on a miss."""
 
         return traces.unit_traces(self.run, clip_id, layer, window_s=window_s, model=_LazyModel(self))

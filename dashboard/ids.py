@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 # -- app shell --------------------------------------------------------------------------------
-NAV_LOCATION = "nav-location"          # dcc.Location used by callbacks to navigate
-NAV_JUMP_LAYER = "nav-jump-layer"      # jump box: layer dropdown
-NAV_JUMP_UNIT = "nav-jump-unit"        # jump box: unit number
-NAV_JUMP_GO = "nav-jump-go"            # jump box: button
+NAV_LOCATION = "nav-location"  # dcc.Location used by callbacks to navigate
+NAV_JUMP_LAYER = "nav-jump-layer"  # jump box: layer dropdown
+NAV_JUMP_UNIT = "nav-jump-unit"  # jump box: unit number
+NAV_JUMP_GO = "nav-jump-go"  # jump box: button
 NAV_JUMP_MESSAGE = "nav-jump-message"
 
 # -- overview ---------------------------------------------------------------------------------
@@ -16,7 +16,7 @@ OVERVIEW_PROBES_GRAPH = "overview-probes-graph"
 OVERVIEW_BEST_TABLE = "overview-best-table"
 
 # -- unit page --------------------------------------------------------------------------------
-UNIT_STORE = "unit-store"                  # {"layer": ..., "unit": ...} of the page shown
+UNIT_STORE = "unit-store"  # {"layer": ..., "unit": ...} of the page shown
 UNIT_HISTOGRAM_GRAPH = "unit-histogram-graph"
 UNIT_DISTRIBUTIONS_GRAPH = "unit-distributions-graph"
 UNIT_METRICS_TABLE = "unit-metrics-table"
@@ -28,14 +28,14 @@ UNIT_PLACES_GRAPH = "unit-places-graph"
 UNIT_TUNING_GRAPH = "unit-tuning-graph"
 UNIT_PREV = "unit-prev"
 UNIT_NEXT = "unit-next"
-UNIT_CLIP_GRAPH = "unit-clip-graph"        # pattern id type: {"type": UNIT_CLIP_GRAPH, "rank": r}
-UNIT_CLIP_AUDIO = "unit-clip-audio"        # pattern id type: {"type": UNIT_CLIP_AUDIO, "rank": r}
-UNIT_PLAYER = "unit-player"                # shared hidden player of the play buttons
-PLAY_BUTTON = "play-button"                # pattern id type: {"type": PLAY_BUTTON, "clip": id, "key": k}
+UNIT_CLIP_GRAPH = "unit-clip-graph"  # pattern id type: {"type": UNIT_CLIP_GRAPH, "rank": r}
+UNIT_CLIP_AUDIO = "unit-clip-audio"  # pattern id type: {"type": UNIT_CLIP_AUDIO, "rank": r}
+UNIT_PLAYER = "unit-player"  # shared hidden player of the play buttons
+PLAY_BUTTON = "play-button"  # pattern id type: {"type": PLAY_BUTTON, "clip": id, "key": k}
 
 # -- search -----------------------------------------------------------------------------------
-SEARCH_TEXT = "search-text"                # free text over category names
-SEARCH_MATCHES = "search-matches"          # matching categories, as chips
+SEARCH_TEXT = "search-text"  # free text over category names
+SEARCH_MATCHES = "search-matches"  # matching categories, as chips
 SEARCH_CATEGORY = "search-category"
 SEARCH_METRIC = "search-metric"
 SEARCH_LAYERS = "search-layers"
@@ -43,8 +43,8 @@ SEARCH_SELECTIVE_ONLY = "search-selective-only"
 SEARCH_TOP = "search-top"
 SEARCH_TABLE = "search-table"
 SEARCH_SUMMARY = "search-summary"
-SEARCH_CHIP = "search-chip"                # pattern id type: {"type": SEARCH_CHIP, "category": c}
-CLIPS_TEXT = "clips-text"                  # free text over clip names and labels
+SEARCH_CHIP = "search-chip"  # pattern id type: {"type": SEARCH_CHIP, "category": c}
+CLIPS_TEXT = "clips-text"  # free text over clip names and labels
 CLIPS_TABLE = "clips-table"
 
 # -- clip page --------------------------------------------------------------------------------

@@ -24,8 +24,18 @@ from soundnet.labels import head_labels, softmax
 from soundnet.model import HEAD_LAYERS
 
 __all__ = [
-    "EXPORT_FORMATS", "TOP_K", "unit_figure", "clip_figure", "overview_figure", "unit_figure_names",
-    "export_links", "label_chip", "clip_card", "card", "fmt_num", "fmt_p",
+    "EXPORT_FORMATS",
+    "TOP_K",
+    "unit_figure",
+    "clip_figure",
+    "overview_figure",
+    "unit_figure_names",
+    "export_links",
+    "label_chip",
+    "clip_card",
+    "card",
+    "fmt_num",
+    "fmt_p",
 ]
 
 EXPORT_FORMATS = F.EXPORT_FORMATS
@@ -63,19 +73,22 @@ def fmt_p(v: Any) -> str:
 def histogram_figure(data: RunData, layer: str, unit: int, *, title: str | None = None) -> go.Figure:
     """Histogram of the unit's per-clip activation, stacked by category."""
     v = data.unit_values(layer, unit)
-    return F.activation_histogram(v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat,
-                                  colors=data.colors, title=title, height=300)
+    return F.activation_histogram(
+        v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat, colors=data.colors, title=title, height=300
+    )
 
 
 def distributions_figure(data: RunData, layer: str, unit: int, *, title: str | None = None) -> go.Figure:
     """Per-category distributions of the unit's activation, sorted by median."""
     v = data.unit_values(layer, unit)
-    return F.category_distributions(v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat,
-                                    colors=data.colors, title=title)
+    return F.category_distributions(
+        v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat, colors=data.colors, title=title
+    )
 
 
-def clip_trace_figure(data: RunData, layer: str, unit: int, rank: int, *, compact: bool = True,
-                      top: pd.DataFrame | None = None) -> go.Figure | None:
+def clip_trace_figure(
+    data: RunData, layer: str, unit: int, rank: int, *, compact: bool = True, top: pd.DataFrame | None = None
+) -> go.Figure | None:
     """The unit's ``rank``-th top clip: spectrogram + activation trace + peak window."""
     top = data.top_clips(layer, unit, k=TOP_K) if top is None else top
     if not 0 <= rank < len(top):
@@ -88,9 +101,18 @@ def clip_trace_figure(data: RunData, layer: str, unit: int, rank: int, *, compac
     hi = float(top["value"].max()) if len(top) else 1.0
     title = None if compact else f"{layer} unit {unit} · #{rank + 1} {row['name']} ({row['label']})"
     return F.clip_activation_figure(
-        spec, times, acts[int(unit)], peak_s=float(row["peak_s"]), window_s=(float(row["start_s"]), float(row["end_s"])),
-        act_range=(0.0, hi if hi > 0 else 1.0), compact=compact, title=title, height=170 if compact else 320,
-        max_columns=260 if compact else 1200, show_colorbar=not compact)
+        spec,
+        times,
+        acts[int(unit)],
+        peak_s=float(row["peak_s"]),
+        window_s=(float(row["start_s"]), float(row["end_s"])),
+        act_range=(0.0, hi if hi > 0 else 1.0),
+        compact=compact,
+        title=title,
+        height=170 if compact else 320,
+        max_columns=260 if compact else 1200,
+        show_colorbar=not compact,
+    )
 
 
 def promoted_figure(data: RunData, layer: str, unit: int, head: str) -> go.Figure | None:
@@ -99,8 +121,13 @@ def promoted_figure(data: RunData, layer: str, unit: int, head: str) -> go.Figur
     if t.empty:
         return None
     color = "#4e79a7" if head == "conv8" else "#59a14f"
-    fig = F.promoted_classes_figure(list(t["class_name"]), t["r"].to_numpy(), score_label="r across clips",
-                                    title=_HEAD_TITLE.get(head, head), color=color)
+    fig = F.promoted_classes_figure(
+        list(t["class_name"]),
+        t["r"].to_numpy(),
+        score_label="r across clips",
+        title=_HEAD_TITLE.get(head, head),
+        color=color,
+    )
     return fig
 
 
@@ -113,15 +140,27 @@ def tuning_figures(data: RunData, layer: str, unit: int) -> dict[str, go.Figure]
     tones = t[t["kind"] == "tone"].dropna(subset=["freq_hz"])
     if len(tones):
         g = tones.groupby(["freq_hz", "level_db"], as_index=False)["response"].mean()
-        out["tuning-frequency"] = F.tuning_curve_figure(g, x="freq_hz", y="response", group="level_db",
-                                                        x_label="tone frequency (Hz)", y_label=f"activation ({data.stat})",
-                                                        title="Pure tones")
+        out["tuning-frequency"] = F.tuning_curve_figure(
+            g,
+            x="freq_hz",
+            y="response",
+            group="level_db",
+            x_label="tone frequency (Hz)",
+            y_label=f"activation ({data.stat})",
+            title="Pure tones",
+        )
     rates = t[t["kind"].isin(["am_noise", "click_train"])].dropna(subset=["rate_hz"])
     if len(rates):
         g = rates.groupby(["rate_hz", "kind"], as_index=False)["response"].mean()
-        out["tuning-rate"] = F.tuning_curve_figure(g, x="rate_hz", y="response", group="kind",
-                                                   x_label="modulation / click rate (Hz)",
-                                                   y_label=f"activation ({data.stat})", title="Modulation rate")
+        out["tuning-rate"] = F.tuning_curve_figure(
+            g,
+            x="rate_hz",
+            y="response",
+            group="kind",
+            x_label="modulation / click rate (Hz)",
+            y_label=f"activation ({data.stat})",
+            title="Modulation rate",
+        )
     return out
 
 
@@ -150,8 +189,9 @@ def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | 
 # --------------------------------------------------------------------------------------------
 # clip and overview figures
 # --------------------------------------------------------------------------------------------
-def clip_spectrogram_figure(data: RunData, clip_id: str, *, layer: str | None = None,
-                            unit: int | None = None) -> go.Figure:
+def clip_spectrogram_figure(
+    data: RunData, clip_id: str, *, layer: str | None = None, unit: int | None = None
+) -> go.Figure:
     """A clip's spectrogram, with one unit's activation overlaid when ``layer``/``unit`` are given."""
     win = data.view_window(clip_id)
     spec = data.spectrogram(clip_id, window_s=win)
@@ -166,9 +206,18 @@ def clip_spectrogram_figure(data: RunData, clip_id: str, *, layer: str | None = 
     if peak is not None:
         s, e = frames_to_window(time_to_frames(peak, layer), layer, duration_s=float(data.clip(clip_id)["duration_s"]))
         window = (float(s), float(e))
-    return F.clip_activation_figure(spec, times, a, peak_s=peak, window_s=window, compact=False, height=320,
-                                    max_columns=1200, show_colorbar=True,
-                                    title=f"Mel spectrogram with {layer} unit {unit}")
+    return F.clip_activation_figure(
+        spec,
+        times,
+        a,
+        peak_s=peak,
+        window_s=window,
+        compact=False,
+        height=320,
+        max_columns=1200,
+        show_colorbar=True,
+        title=f"Mel spectrogram with {layer} unit {unit}",
+    )
 
 
 def head_figure(data: RunData, clip_id: str, head: str) -> go.Figure | None:
@@ -211,8 +260,11 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
         return F.category_layer_heatmap(c, title=f"{data.name}: units selective for each category" if titled else None)
     if name == "probes" and data.probes_accuracy is not None:
         chance = 1.0 / len(data.categories) if data.categories else None
-        return F.probe_accuracy_figure(data.probes_accuracy, chance=chance,
-                                       title=f"{data.name}: linear probe accuracy per layer" if titled else None)
+        return F.probe_accuracy_figure(
+            data.probes_accuracy,
+            chance=chance,
+            title=f"{data.name}: linear probe accuracy per layer" if titled else None,
+        )
     return None
 
 
@@ -222,9 +274,20 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
 def export_links(kind: str, parts: list[str], name: str) -> html.Span:
     """Download links of one figure in every export format (``/export/<kind>/<parts>/<name>.<fmt>``)."""
     base = "/export/" + "/".join([kind, *[str(p) for p in parts]])
-    return html.Span(className="export", children=[html.Span("⤓", className="export-icon", title="download")] + [
-        html.A(fmt.upper(), href=f"{base}/{name}.{fmt}", download="", className="export-link",
-               title=f"download as {fmt.upper()}") for fmt in EXPORT_FORMATS])
+    return html.Span(
+        className="export",
+        children=[html.Span("⤓", className="export-icon", title="download")]
+        + [
+            html.A(
+                fmt.upper(),
+                href=f"{base}/{name}.{fmt}",
+                download="",
+                className="export-link",
+                title=f"download as {fmt.upper()}",
+            )
+            for fmt in EXPORT_FORMATS
+        ],
+    )
 
 
 def label_chip(label: str, color: str | None, *, href: str | None = None) -> html.Span | dcc.Link:
@@ -236,44 +299,71 @@ def label_chip(label: str, color: str | None, *, href: str | None = None) -> htm
     return html.Span(text, className="chip", style=style)
 
 
-def card(title: str | None, children: Any, *, right: Any = None, class_name: str = "", id: str | None = None) -> html.Div:
+def card(
+    title: str | None, children: Any, *, right: Any = None, class_name: str = "", id: str | None = None
+) -> html.Div:
     """A titled panel."""
-    head = html.Div(className="card-head", children=[html.H3(title), html.Div(right, className="card-right")]) if title else None
+    head = (
+        html.Div(className="card-head", children=[html.H3(title), html.Div(right, className="card-right")])
+        if title
+        else None
+    )
     kw = {"id": id} if id else {}
     return html.Div(className=f"card {class_name}".strip(), children=[head, children] if head else [children], **kw)
 
 
-def audio_player(clip_id: str, *, small: bool = False, element_id: Any = None,
-                 window_s: tuple[float, float] | None = None) -> html.Audio:
+def audio_player(
+    clip_id: str, *, small: bool = False, element_id: Any = None, window_s: tuple[float, float] | None = None
+) -> html.Audio:
     """An audio element playing the clip (or a window of it) through ``/audio/<clip_id>.wav``."""
     kw = {"id": element_id} if element_id is not None else {}
     query = "" if window_s is None else f"?t0={window_s[0]:.3f}&t1={window_s[1]:.3f}"
-    return html.Audio(src=f"/audio/{clip_id}.wav{query}", controls=True, preload="none",
-                      className="audio small" if small else "audio", **kw)
+    return html.Audio(
+        src=f"/audio/{clip_id}.wav{query}",
+        controls=True,
+        preload="none",
+        className="audio small" if small else "audio",
+        **kw,
+    )
 
 
 def play_button(clip_id: str, *, key: str, title: str = "play") -> html.Button:
     """A small play button; the page's clientside callback plays the clip in its shared player."""
-    return html.Button("▶", id={"type": ids.PLAY_BUTTON, "clip": clip_id, "key": key}, className="play", title=title,
-                       n_clicks=0)
+    return html.Button(
+        "▶", id={"type": ids.PLAY_BUTTON, "clip": clip_id, "key": key}, className="play", title=title, n_clicks=0
+    )
 
 
-def clip_card(data: RunData, layer: str, unit: int, rank: int, top: pd.DataFrame, graph_id: Any,
-              audio_id: Any) -> html.Div:
+def clip_card(
+    data: RunData, layer: str, unit: int, rank: int, top: pd.DataFrame, graph_id: Any, audio_id: Any
+) -> html.Div:
     """One top clip: header, spectrogram + trace, audio player, export links."""
     row = top.iloc[rank]
     cid = str(row["clip_id"])
     fig = clip_trace_figure(data, layer, unit, rank, top=top)
-    return html.Div(className="clip-card", children=[
-        html.Div(className="clip-card-head", children=[
-            html.Span(f"#{rank + 1}", className="rank"),
-            label_chip(str(row["label"]), data.colors.get(str(row["label"]))),
-            dcc.Link(str(row["name"]), href=f"/clip/{cid}", className="clip-name", title=str(row["name"])),
-            html.Span([html.B(fmt_num(row["value"])), f" at {float(row['peak_s']):.2f} s"], className="muted nowrap"),
-        ]),
-        dcc.Graph(id=graph_id, figure=fig, config={"displayModeBar": False}, className="clip-graph"),
-        html.Div(className="clip-card-foot", children=[
-            audio_player(cid, small=True, element_id=audio_id, window_s=data.view_window(cid, float(row["peak_s"]))),
-            export_links("unit", [layer, str(unit)], f"clip-{rank}"),
-        ]),
-    ])
+    return html.Div(
+        className="clip-card",
+        children=[
+            html.Div(
+                className="clip-card-head",
+                children=[
+                    html.Span(f"#{rank + 1}", className="rank"),
+                    label_chip(str(row["label"]), data.colors.get(str(row["label"]))),
+                    dcc.Link(str(row["name"]), href=f"/clip/{cid}", className="clip-name", title=str(row["name"])),
+                    html.Span(
+                        [html.B(fmt_num(row["value"])), f" at {float(row['peak_s']):.2f} s"], className="muted nowrap"
+                    ),
+                ],
+            ),
+            dcc.Graph(id=graph_id, figure=fig, config={"displayModeBar": False}, className="clip-graph"),
+            html.Div(
+                className="clip-card-foot",
+                children=[
+                    audio_player(
+                        cid, small=True, element_id=audio_id, window_s=data.view_window(cid, float(row["peak_s"]))
+                    ),
+                    export_links("unit", [layer, str(unit)], f"clip-{rank}"),
+                ],
+            ),
+        ],
+    )

@@ -35,9 +35,18 @@ def _layers(text: str) -> tuple[str, ...]:
 def _cmd_record(args: argparse.Namespace) -> int:
     from interp.recording import RecordConfig, record_corpus
 
-    settings = dict(batch_size=args.batch_size, decoder=args.decoder, device=args.device,
-                    topk=args.topk, shard_size=args.shard_size, short=args.short,
-                    heads_short=args.heads_short, edge=args.edge, chunk_s=args.chunk_s, fast=not args.no_fast)
+    settings = dict(
+        batch_size=args.batch_size,
+        decoder=args.decoder,
+        device=args.device,
+        topk=args.topk,
+        shard_size=args.shard_size,
+        short=args.short,
+        heads_short=args.heads_short,
+        edge=args.edge,
+        chunk_s=args.chunk_s,
+        fast=not args.no_fast,
+    )
     if args.workers is not None:
         settings["workers"] = args.workers
     if args.layers:
@@ -47,13 +56,25 @@ def _cmd_record(args: argparse.Namespace) -> int:
         corpus_options["esc10"] = True
     if args.segment_s:
         corpus_options["segment_s"] = args.segment_s
-    common = dict(config=RecordConfig(**settings), weights=args.weights, overwrite=args.overwrite,
-                  progress=not args.quiet, corpus_options=corpus_options, max_shards=args.max_shards)
+    common = dict(
+        config=RecordConfig(**settings),
+        weights=args.weights,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        corpus_options=corpus_options,
+        max_shards=args.max_shards,
+    )
     if args.engine == "ray":
         from interp.recording.ray_engine import record_corpus_ray
 
-        summary = record_corpus_ray(args.corpus, args.out, address=args.address, num_actors=args.num_actors,
-                                    use_gpu=args.device.startswith("cuda"), **common)
+        summary = record_corpus_ray(
+            args.corpus,
+            args.out,
+            address=args.address,
+            num_actors=args.num_actors,
+            use_gpu=args.device.startswith("cuda"),
+            **common,
+        )
     else:
         summary = record_corpus(args.corpus, args.out, **common)
     print(summary)
@@ -70,8 +91,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     run = open_run(args.run)
     res = analyze(run, stat=args.stat, recompute=args.overwrite)
     layers = res["layers"]
-    print(f"selectivity of {len(res['unit_labels'])} units x {res['selectivity']['category'].nunique()} "
-          f"categories ({args.stat} over time) -> {run.path}/selectivity.parquet")
+    print(
+        f"selectivity of {len(res['unit_labels'])} units x {res['selectivity']['category'].nunique()} "
+        f"categories ({args.stat} over time) -> {run.path}/selectivity.parquet"
+    )
     for row in layers.itertuples():
         print(f"  {row.layer:8s} {row.n_selective:5d} / {row.n_units:<5d} selective ({row.fraction_selective:.0%})")
     return 0
@@ -130,25 +153,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("record", help="record every unit over a corpus into a run directory")
-    r.add_argument("corpus", help="'demo', 'probes', or a path (ESC-50, UrbanSound8K, GTZAN, folder-per-class, CSV manifest)")
+    r.add_argument(
+        "corpus", help="'demo', 'probes', or a path (ESC-50, UrbanSound8K, GTZAN, folder-per-class, CSV manifest)"
+    )
     r.add_argument("--out", required=True, type=Path, help="run directory (resumed if interrupted)")
     r.add_argument("--layers", type=_layers, help="comma-separated layers (default: all)")
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--workers", type=int, default=None,
-                   help="lanes: threads that each decode clips and run the model (default: the CPU cores, "
-                        "at most 8; 0 or 1: one)")
-    r.add_argument("--decoder", choices=("thread", "process"), default="thread",
-                   help="decode in the lanes (default, fastest) or in worker processes, which turn a decoder "
-                        "crash on a malformed file into that clip's status (for untrusted files)")
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="lanes: threads that each decode clips and run the model (default: the CPU cores, at most 8; 0 or 1: one)",
+    )
+    r.add_argument(
+        "--decoder",
+        choices=("thread", "process"),
+        default="thread",
+        help="decode in the lanes (default, fastest) or in worker processes, which turn a decoder "
+        "crash on a malformed file into that clip's status (for untrusted files)",
+    )
     r.add_argument("--device", default="cpu", help="cpu or cuda")
     r.add_argument("--topk", type=int, default=16, help="clips kept per unit")
     r.add_argument("--shard-size", type=int, default=128, help="clips per resumable shard")
-    r.add_argument("--short", choices=("pad", "tile", "none"), default="pad",
-                   help="how clips too short for conv7 are lengthened (default pad with silence)")
-    r.add_argument("--heads-short", choices=("tile", "pad", "none"), default="tile",
-                   help="how clips under 9.5 s are lengthened for the heads only (default tile)")
-    r.add_argument("--edge", choices=("drop", "keep"), default="drop",
-                   help="leave conv7's padded last frame (and head frames reading it) out of the statistics (default drop)")
+    r.add_argument(
+        "--short",
+        choices=("pad", "tile", "none"),
+        default="pad",
+        help="how clips too short for conv7 are lengthened (default pad with silence)",
+    )
+    r.add_argument(
+        "--heads-short",
+        choices=("tile", "pad", "none"),
+        default="tile",
+        help="how clips under 9.5 s are lengthened for the heads only (default tile)",
+    )
+    r.add_argument(
+        "--edge",
+        choices=("drop", "keep"),
+        default="drop",
+        help="leave conv7's padded last frame (and head frames reading it) out of the statistics (default drop)",
+    )
     r.add_argument("--segment-s", type=float, help="split files into segments of this many seconds")
     r.add_argument("--chunk-s", type=float, default=120.0, help="stream files longer than this in chunks")
     r.add_argument("--esc10", action="store_true", help="ESC-50: keep the ESC-10 subset")
@@ -156,8 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace a run made from other inputs")
     r.add_argument("--strict", action="store_true", help="exit non-zero when any clip failed")
     r.add_argument("--no-fast", action="store_true", help="use the plain PyTorch model")
-    r.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local processes, or a Ray cluster (pip install soundnet-interp[distributed])")
+    r.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or a Ray cluster (pip install soundnet-interp[distributed])",
+    )
     r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: start a local Ray")
     r.add_argument("--num-actors", type=int, help="Ray: model actors (default: one per CPU or GPU)")
     r.add_argument("--max-shards", type=int, help=argparse.SUPPRESS)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from soundnet.errors import AudioError, ParameterError
-from soundnet.options import Short, check_option
 from soundnet.geometry import HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, min_samples
+from soundnet.options import Short, check_option
 
 __all__ = [
     "INPUT_SCALE",
@@ -210,9 +210,11 @@ def _check_wav_data_size(p: Path, fh, file_bytes: int) -> None:
             held = file_bytes - (pos + 8)
             if size > held:
                 raise AudioError(
-                    p, "corrupt",
+                    p,
+                    "corrupt",
                     f"truncated: the WAV header declares {size} bytes of audio data, "
-                    f"the file holds {held} ({held / size:.1%})")
+                    f"the file holds {held} ({held / size:.1%})",
+                )
             return
         pos += 8 + size + (size & 1)
 
@@ -257,11 +259,13 @@ def _check_ogg_end(p: Path, fh, size: int, *, tail_bytes: int = 1 << 17) -> None
             end = at + 27 + n_seg + sum(table)
             if len(table) == n_seg and end <= len(tail) and _ogg_page_crc_ok(tail[at:end]):
                 if base + end < size:
-                    raise AudioError(p, "corrupt", f"truncated: {size - base - end} bytes of an "
-                                     "incomplete Ogg page after the last complete one")
+                    raise AudioError(
+                        p,
+                        "corrupt",
+                        f"truncated: {size - base - end} bytes of an incomplete Ogg page after the last complete one",
+                    )
                 if not head[5] & 0x04:
-                    raise AudioError(p, "corrupt", "truncated: the Ogg stream stops without its "
-                                     "end-of-stream page")
+                    raise AudioError(p, "corrupt", "truncated: the Ogg stream stops without its end-of-stream page")
                 return
         at = tail.rfind(b"OggS", 0, at)
 
@@ -275,9 +279,7 @@ def _check_complete(p: Path, got: int, expected: int, fmt: str) -> None:
     """Raise ``corrupt`` when fewer frames were decoded than the header announced."""
     slack = _MP3_SLACK_FRAMES + expected // 100 if fmt == "MP3" else 0
     if got + slack < expected:
-        raise AudioError(
-            p, "corrupt",
-            f"truncated: decoded {got} of the {expected} frames the {fmt} header announces")
+        raise AudioError(p, "corrupt", f"truncated: decoded {got} of the {expected} frames the {fmt} header announces")
 
 
 #: 2**-15: libsndfile's scale from 16-bit PCM to float (a power of two, so exact in float32).
@@ -326,9 +328,15 @@ def _read_float32(f, frames: int) -> tuple[np.ndarray, bool]:
     return data, True
 
 
-def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
-            max_duration_s: float | None = None, want_info: bool = True
-            ) -> tuple[np.ndarray | None, int, bool, AudioInfo | None]:
+def _decode(
+    p: Path,
+    size: int,
+    offset_s: float,
+    duration_s: float | None,
+    *,
+    max_duration_s: float | None = None,
+    want_info: bool = True,
+) -> tuple[np.ndarray | None, int, bool, AudioInfo | None]:
     """Decode to float32 ``(n, channels)`` at the file's rate, opening the file once.
 
     Returns ``(data, rate_hz, scratch, info)``: ``scratch`` tells that ``data`` is this thread's
@@ -353,8 +361,9 @@ def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
         sr, total = info.sample_rate_hz, info.n_frames
         start = int(round(offset_s * sr))
         if total > 0 and start >= total:
-            raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)",
-                             sample_rate_hz=sr)
+            raise AudioError(
+                p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({total / sr:.3f} s)", sample_rate_hz=sr
+            )
         if max_duration_s is not None and info.excerpt_s(offset_s, duration_s) > max_duration_s:
             return None, sr, False, info
         count = -1 if duration_s is None else max(1, int(round(duration_s * sr)))
@@ -372,8 +381,9 @@ def _decode(p: Path, size: int, offset_s: float, duration_s: float | None, *,
         return data, sr, scratch, info
 
 
-def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,
-                     sf_complaint: str = "") -> tuple[np.ndarray, int]:
+def _decode_fallback(
+    p: Path, offset_s: float, duration_s: float | None, *, sf_complaint: str = ""
+) -> tuple[np.ndarray, int]:
     """Decode what libsndfile cannot read (M4A/AAC, WMA, ...) with ffmpeg through audioread."""
     try:
         from audioread.ffdec import FFmpegAudioFile
@@ -397,7 +407,9 @@ def _decode_fallback(p: Path, offset_s: float, duration_s: float | None, *,
     pcm = np.concatenate(parts) if parts else np.zeros(0, dtype="<i2")
     pcm = pcm[: len(pcm) - len(pcm) % channels]
     if start and start >= len(pcm):
-        raise AudioError(p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({len(pcm) / channels / sr:.3f} s)")
+        raise AudioError(
+            p, "bad range", f"offset {offset_s:.3f} s is at or past the end ({len(pcm) / channels / sr:.3f} s)"
+        )
     pcm = pcm[start:stop]
     data = (pcm.astype(np.float32) / 32768.0).reshape(-1, channels)
     return data, sr
@@ -412,15 +424,22 @@ def _looks_like_audio(p: Path) -> bool:
     """Whether a file starts like a known audio container (to tell corrupt from not-audio)."""
     with open(p, "rb") as fh:
         head = fh.read(12)
-    return head[:4] in (b"RIFF", b"fLaC", b"OggS", b"FORM", b".snd", b"RF64") or head[:3] == b"ID3" or (
-        len(head) > 1 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0)
+    return (
+        head[:4] in (b"RIFF", b"fLaC", b"OggS", b"FORM", b".snd", b"RF64")
+        or head[:3] == b"ID3"
+        or (len(head) > 1 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0)
+    )
 
 
 def _check_range(func: str, offset_s: float, duration_s: float | None) -> None:
     if not np.isfinite(offset_s) or offset_s < 0:
-        raise ParameterError(f"The 'offset_s' parameter of {func} must be a finite number >= 0 (seconds). Got {offset_s!r} instead.")
+        raise ParameterError(
+            f"The 'offset_s' parameter of {func} must be a finite number >= 0 (seconds). Got {offset_s!r} instead."
+        )
     if duration_s is not None and (not np.isfinite(duration_s) or duration_s <= 0):
-        raise ParameterError(f"The 'duration_s' parameter of {func} must be None or a finite number > 0 (seconds). Got {duration_s!r} instead.")
+        raise ParameterError(
+            f"The 'duration_s' parameter of {func} must be None or a finite number > 0 (seconds). Got {duration_s!r} instead."
+        )
 
 
 def read_audio(
@@ -494,15 +513,23 @@ def read_excerpt(
     return _read_excerpt(path, offset_s, duration_s, sr, max_duration_s, "read_excerpt")
 
 
-def _read_excerpt(path: str | os.PathLike, offset_s: float, duration_s: float | None, sr: int,
-                  max_duration_s: float | None, func: str, *, want_info: bool = True
-                  ) -> tuple[np.ndarray | None, AudioInfo | None]:
+def _read_excerpt(
+    path: str | os.PathLike,
+    offset_s: float,
+    duration_s: float | None,
+    sr: int,
+    max_duration_s: float | None,
+    func: str,
+    *,
+    want_info: bool = True,
+) -> tuple[np.ndarray | None, AudioInfo | None]:
     _check_range(func, offset_s, duration_s)
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ParameterError(f"The 'sr' parameter of {func} must be a positive int (Hz). Got {sr!r} instead.")
     p = Path(path)
-    data, src_sr, scratch, info = _decode(p, _check_exists(p), offset_s, duration_s, max_duration_s=max_duration_s,
-                                          want_info=want_info)
+    data, src_sr, scratch, info = _decode(
+        p, _check_exists(p), offset_s, duration_s, max_duration_s=max_duration_s, want_info=want_info
+    )
     if data is None:
         return None, info
     if data.shape[1] < 1:
@@ -593,7 +620,8 @@ def load_audio(
     else:
         raise ParameterError(
             "The 'min_length' parameter of load_audio must be a layer name or an int >= 0 (samples). "
-            f"Got {min_length!r} instead.")
+            f"Got {min_length!r} instead."
+        )
     y = read_audio(path, offset_s=offset_s, duration_s=duration_s)
     if short != "none":
         y = fit_length(y, min_samples=n, policy=short)
@@ -623,7 +651,9 @@ def iter_audio_blocks(
     import soxr
 
     if not np.isfinite(block_s) or block_s <= 0:
-        raise ParameterError(f"The 'block_s' parameter of iter_audio_blocks must be > 0 (seconds). Got {block_s!r} instead.")
+        raise ParameterError(
+            f"The 'block_s' parameter of iter_audio_blocks must be > 0 (seconds). Got {block_s!r} instead."
+        )
     p = Path(path)
     f, _ = _open_soundfile(p, _check_exists(p))
     if f is None:  # formats libsndfile cannot stream: decode whole

@@ -42,8 +42,9 @@ class AudioError(SoundNetError):
         The file's sampling rate when its header could be read before the failure, else None.
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str, detail: str = "",
-                 sample_rate_hz: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, reason: str, detail: str = "", sample_rate_hz: int | None = None
+    ) -> None:
         self.path = os.fspath(path)
         self.reason = reason
         self.detail = detail

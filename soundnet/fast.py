@@ -60,8 +60,6 @@ from torch import nn
 
 from soundnet import kernels
 from soundnet.errors import ParameterError
-from soundnet.options import check_option
-from soundnet.weights import load_state_dict
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry, n_frames
 from soundnet.model import (
     CONV_LAYERS,
@@ -73,6 +71,8 @@ from soundnet.model import (
     _as_3d,
     check_device,
 )
+from soundnet.options import check_option
+from soundnet.weights import load_state_dict
 
 __all__ = ["FastSoundNet", "fast_model", "flops_per_second_of_audio", "forward_flops", "METHODS"]
 
@@ -96,18 +96,18 @@ def _validate_layers(layers, func: str) -> list[str]:
     if not isinstance(layers, Sequence) or not layers:
         raise ParameterError(
             f"The 'layers' parameter of {func} must be a non-empty sequence of layer names from "
-            f"{list(LAYERS)}. Got {layers!r} instead.")
+            f"{list(LAYERS)}. Got {layers!r} instead."
+        )
     unknown = [name for name in layers if name not in SPEC_BY_NAME]
     if unknown:
         raise ParameterError(
             f"The 'layers' parameter of {func} must name layers from {list(LAYERS)}. "
-            f"Got unknown name(s) {unknown} instead.")
+            f"Got unknown name(s) {unknown} instead."
+        )
     return list(layers)
 
 
-def flops_per_second_of_audio(
-    layers: Sequence[str] = CONV_LAYERS, *, sample_rate_hz: float = SAMPLE_RATE_HZ
-) -> float:
+def flops_per_second_of_audio(layers: Sequence[str] = CONV_LAYERS, *, sample_rate_hz: float = SAMPLE_RATE_HZ) -> float:
     """Floating-point operations of a forward pass per second of input audio.
 
     Counts the convolutions only, ``2 * kernel * in_channels * out_channels`` per output frame
@@ -130,8 +130,8 @@ def flops_per_second_of_audio(
     names = _validate_layers(layers, "flops_per_second_of_audio")
     if not sample_rate_hz > 0:
         raise ParameterError(
-            "The 'sample_rate_hz' parameter of flops_per_second_of_audio must be > 0. "
-            f"Got {sample_rate_hz!r} instead.")
+            f"The 'sample_rate_hz' parameter of flops_per_second_of_audio must be > 0. Got {sample_rate_hz!r} instead."
+        )
     total = 0.0
     for name in dict.fromkeys(names):
         spec = SPEC_BY_NAME[name]
@@ -164,8 +164,8 @@ def forward_flops(n_samples: int, *, layers: Sequence[str] = CONV_LAYERS) -> int
     names = _validate_layers(layers, "forward_flops")
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0:
         raise ParameterError(
-            f"The 'n_samples' parameter of forward_flops must be an int >= 0. "
-            f"Got {n_samples!r} instead.")
+            f"The 'n_samples' parameter of forward_flops must be an int >= 0. Got {n_samples!r} instead."
+        )
     total = 0
     for name in dict.fromkeys(names):
         spec = SPEC_BY_NAME[name]
@@ -264,20 +264,33 @@ class FastSoundNet(nn.Module):
         if not isinstance(model, SoundNet8):
             raise ParameterError(
                 "The 'model' parameter of FastSoundNet must be a SoundNet8 (see "
-                f"soundnet.load_soundnet). Got {type(model).__name__} instead.")
+                f"soundnet.load_soundnet). Got {type(model).__name__} instead."
+            )
         if model.training:
             raise ParameterError(
                 "The 'model' parameter of FastSoundNet must be in eval mode (BatchNorm running "
                 "statistics are folded in). Got a model in training mode instead; call "
-                "model.eval().")
+                "model.eval()."
+            )
         dev = check_device(device, "FastSoundNet") if device is not None else next(model.parameters()).device
-        self._build(model.state_dict(), dev, method=method, chunk_rows=chunk_rows, workers=workers,
-                    num_threads=num_threads, layers=layers)
+        self._build(
+            model.state_dict(),
+            dev,
+            method=method,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            num_threads=num_threads,
+            layers=layers,
+        )
 
     @classmethod
     def from_weights(
-        cls, weights: str | os.PathLike | None = None, *, device: str | torch.device = "cpu", **options,
-    ) -> "FastSoundNet":
+        cls,
+        weights: str | os.PathLike | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        **options,
+    ) -> FastSoundNet:
         """A FastSoundNet straight from a weights file, without building the plain model.
 
         Parameters
@@ -299,20 +312,27 @@ class FastSoundNet(nn.Module):
         net._build(load_state_dict(weights, mmap=True), check_device(device, "FastSoundNet.from_weights"), **options)
         return net
 
-    def _build(self, state: dict[str, torch.Tensor], dev: torch.device, *, method: str = "auto",
-               chunk_rows: int | None = None, workers: int = 1, num_threads: int | None = None,
-               layers: str | Sequence[str] | None = None) -> None:
+    def _build(
+        self,
+        state: dict[str, torch.Tensor],
+        dev: torch.device,
+        *,
+        method: str = "auto",
+        chunk_rows: int | None = None,
+        workers: int = 1,
+        num_threads: int | None = None,
+        layers: str | Sequence[str] | None = None,
+    ) -> None:
         """Fold and lay out the weights of ``state`` (a :class:`SoundNet8` state dict)."""
         check_option("method", method, METHODS, where="FastSoundNet")
-        checks = (("chunk_rows", chunk_rows, True), ("workers", workers, False),
-                  ("num_threads", num_threads, True))
+        checks = (("chunk_rows", chunk_rows, True), ("workers", workers, False), ("num_threads", num_threads, True))
         for pname, value, optional in checks:
-            if (value is None and optional) or (
-                    isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            if (value is None and optional) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 continue
             raise ParameterError(
                 f"The '{pname}' parameter of FastSoundNet must be an int >= 1"
-                f"{' or None' if optional else ''}. Got {value!r} instead.")
+                f"{' or None' if optional else ''}. Got {value!r} instead."
+            )
         self.method = ("gemm" if dev.type == "cpu" else "conv") if method == "auto" else method
         self.chunk_rows = chunk_rows
         self.workers = workers
@@ -320,7 +340,8 @@ class FastSoundNet(nn.Module):
         self._plans: dict[str, _Plan] = {}
         #: the layers this copy computes (see ``layers``)
         self.layers: tuple[str, ...] = _built_layers(
-            LAYERS if layers is None else _validate_layers(layers, "FastSoundNet"))
+            LAYERS if layers is None else _validate_layers(layers, "FastSoundNet")
+        )
         with torch.no_grad():
             for spec in (SPEC_BY_NAME[name] for name in self.layers):
                 weight, bias = kernels.folded_weights(state, spec)
@@ -353,7 +374,11 @@ class FastSoundNet(nn.Module):
         return feats["conv8"], feats["conv8_2"]
 
     def extract_features(
-        self, x: torch.Tensor, *, layers: Sequence[str] | None = None, contiguous: bool = True,
+        self,
+        x: torch.Tensor,
+        *,
+        layers: Sequence[str] | None = None,
+        contiguous: bool = True,
         lengths: Sequence[int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Every requested layer's output by name, as :meth:`SoundNet8.extract_features`.
@@ -401,7 +426,8 @@ class FastSoundNet(nn.Module):
             raise ParameterError(
                 f"The 'layers' parameter of extract_features must name layers this FastSoundNet "
                 f"was built for ({list(self.layers)}; see its 'layers' parameter). Got {missing} "
-                "instead.")
+                "instead."
+            )
         last = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
         if any(w in HEAD_LAYERS for w in wanted):
             last = len(CONV_LAYERS) - 1
@@ -442,8 +468,9 @@ class FastSoundNet(nn.Module):
                 if n == 0:
                     h = h.new_zeros((h.shape[0], spec.out_channels, 0))
                 else:
-                    h = F.conv1d(h, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"),
-                                 spec.stride, spec.padding).relu_()
+                    h = F.conv1d(
+                        h, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"), spec.stride, spec.padding
+                    ).relu_()
                     if spec.pool:
                         h = F.max_pool1d(h, spec.pool, spec.pool)
                     if lengths:
@@ -456,8 +483,7 @@ class FastSoundNet(nn.Module):
                 if _conv_frames(h.shape[-1], spec) == 0:
                     out[name] = h.new_zeros((h.shape[0], spec.out_channels, 0))
                 else:
-                    out[name] = F.conv1d(h, getattr(self, f"{name}_weight"),
-                                         getattr(self, f"{name}_bias"), spec.stride)
+                    out[name] = F.conv1d(h, getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias"), spec.stride)
                     if lengths:
                         out[name] = _masked(out[name], lengths, name)
         return out
@@ -471,9 +497,9 @@ class FastSoundNet(nn.Module):
         first = self._plans[convs[0]] if convs else None
         lead = first.spec.padding if first else 0
         h = _padded_buffer(x, batch, lead, n, _rows_needed(n, first) if first else n, 1)
-        h[:, lead:lead + n, 0] = x[:, 0]
+        h[:, lead : lead + n, 0] = x[:, 0]
         if lengths:
-            _masked(h[:, lead:lead + n].transpose(1, 2), lengths, None)
+            _masked(h[:, lead : lead + n].transpose(1, 2), lengths, None)
         workers = self.workers
         # a chunk is worked on by all of torch's threads, or by one worker thread
         threads_per_chunk = torch.get_num_threads() if workers == 1 else 1
@@ -481,28 +507,48 @@ class FastSoundNet(nn.Module):
         with contextlib.ExitStack() as stack:
             executor = None
             if x.device.type == "cpu" and workers > 1 and convs:
-                executor = stack.enter_context(
-                    ThreadPoolExecutor(workers, thread_name_prefix="soundnet-fast"))
+                executor = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="soundnet-fast"))
             for i, name in enumerate(convs):
                 plan = self._plans[name]
                 nxt = self._plans[convs[i + 1]] if i + 1 < len(convs) else None
                 with torch.profiler.record_function(f"soundnet.fast.{name}"):
                     h, n, lead, feats = self._gemm_layer(
-                        h, n, lead, plan, nxt, want=name in wanted, executor=executor,
-                        workers=workers, chunk_bytes=chunk_bytes)
+                        h,
+                        n,
+                        lead,
+                        plan,
+                        nxt,
+                        want=name in wanted,
+                        executor=executor,
+                        workers=workers,
+                        chunk_bytes=chunk_bytes,
+                    )
                     if lengths:  # the next layer reads zeros past each item's end
-                        _masked(h[:, lead:lead + n].transpose(1, 2), lengths, name)
+                        _masked(h[:, lead : lead + n].transpose(1, 2), lengths, name)
                 if feats is not None:
                     out[name] = feats
         if heads:
             with torch.profiler.record_function("soundnet.fast.heads"):
-                out.update({name: _masked(t, lengths, name) if lengths else t
-                            for name, t in self._gemm_heads(h, n, lead, heads).items()})
+                out.update(
+                    {
+                        name: _masked(t, lengths, name) if lengths else t
+                        for name, t in self._gemm_heads(h, n, lead, heads).items()
+                    }
+                )
         return out
 
     def _gemm_layer(
-        self, h: torch.Tensor, n_in: int, lead_in: int, plan: _Plan, nxt: _Plan | None, *,
-        want: bool, executor: ThreadPoolExecutor | None, workers: int, chunk_bytes: int,
+        self,
+        h: torch.Tensor,
+        n_in: int,
+        lead_in: int,
+        plan: _Plan,
+        nxt: _Plan | None,
+        *,
+        want: bool,
+        executor: ThreadPoolExecutor | None,
+        workers: int,
+        chunk_bytes: int,
     ) -> tuple[torch.Tensor, int, int, torch.Tensor | None]:
         """One conv block on a padded time-major buffer.
 
@@ -518,8 +564,7 @@ class FastSoundNet(nn.Module):
         pool = spec.pool or 1
         n_out = n_conv // pool
         lead = nxt.spec.padding if nxt else 0
-        buf = _padded_buffer(h, batch, lead, n_out, _rows_needed(n_out, nxt) if nxt else n_out,
-                             spec.out_channels)
+        buf = _padded_buffer(h, batch, lead, n_out, _rows_needed(n_out, nxt) if nxt else n_out, spec.out_channels)
         if n_out == 0:
             return buf, 0, lead, h.new_zeros((batch, spec.out_channels, 0)) if want else None
         r = plan.frames_per_row
@@ -529,17 +574,17 @@ class FastSoundNet(nn.Module):
         k_cols = plan.window * c_in
         start = lead_in - spec.padding  # buffer row of the first window's first frame
         row_stride = h.stride(0)
-        windows = h.as_strided((batch, n_rows, k_cols), (row_stride, spec.stride * r * c_in, 1),
-                               h.storage_offset() + start * c_in)
+        windows = h.as_strided(
+            (batch, n_rows, k_cols), (row_stride, spec.stride * r * c_in, 1), h.storage_offset() + start * c_in
+        )
         weight = getattr(self, f"{spec.name}_weight")
         bias = getattr(self, f"{spec.name}_bias")
-        interior = buf[:, lead:lead + n_out]
+        interior = buf[:, lead : lead + n_out]
         n_frames = n_out * pool
         # Tasks: (first clip, end clip, first row, rows). A chunk is the whole batch, or a few
         # whole clips when a clip's rows fit in it, else a whole number of pools' worth of rows
         # of one clip.
-        chunk = self.chunk_rows or max(
-            8, chunk_bytes // (h.element_size() * (k_cols + plan.out_channels)))
+        chunk = self.chunk_rows or max(8, chunk_bytes // (h.element_size() * (k_cols + plan.out_channels)))
         if batch * n_rows <= chunk:  # one product; torch's threads split it by columns
             tasks = [(0, batch, 0, n_rows)]
         elif n_rows <= chunk:
@@ -548,19 +593,25 @@ class FastSoundNet(nn.Module):
         else:
             unit = max(1, pool // r)  # rows per pool
             step = max(unit, chunk // unit * unit)
-            tasks = [(b, b + 1, row0, min(step, n_rows - row0))
-                     for b in range(batch) for row0 in range(0, n_rows, step)]
+            tasks = [
+                (b, b + 1, row0, min(step, n_rows - row0)) for b in range(batch) for row0 in range(0, n_rows, step)
+            ]
         max_rows = max((b1 - b0) * rows for b0, b1, _, rows in tasks)
 
         def buffers() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             """A chunk's windows, product and max-pool scratch."""
-            return (h.new_empty((max_rows, k_cols)), h.new_empty((max_rows, plan.out_channels)),
-                    h.new_empty((max_rows * r * spec.out_channels // 2 if spec.pool else 0,)))
+            return (
+                h.new_empty((max_rows, k_cols)),
+                h.new_empty((max_rows, plan.out_channels)),
+                h.new_empty((max_rows * r * spec.out_channels // 2 if spec.pool else 0,)),
+            )
 
         if executor is None or workers <= 1:  # every chunk in one call: no GIL between operations
-            kernels.BLOCK_TASKS(windows, weight, bias, interior, *buffers(), [list(t) for t in tasks], r, pool,
-                         n_frames)
+            kernels.BLOCK_TASKS(
+                windows, weight, bias, interior, *buffers(), [list(t) for t in tasks], r, pool, n_frames
+            )
         else:
+
             def work(next_task: Callable[[], tuple[int, int, int, int] | None]) -> None:
                 bufs = buffers()
                 while (task := next_task()) is not None:
@@ -605,24 +656,29 @@ class FastSoundNet(nn.Module):
         finally:
             torch.set_num_threads(before)
 
-    def _gemm_heads(
-        self, h: torch.Tensor, n_in: int, lead_in: int, heads: list[str]
-    ) -> dict[str, torch.Tensor]:
+    def _gemm_heads(self, h: torch.Tensor, n_in: int, lead_in: int, heads: list[str]) -> dict[str, torch.Tensor]:
         spec = SPEC_BY_NAME["conv8"]
         batch, _, c_in = h.shape
         n_out = _conv_frames(n_in, spec)
         sizes = [SPEC_BY_NAME[name].out_channels for name in HEAD_LAYERS]
         if n_out == 0:
-            return {name: h.new_zeros((batch, size, 0)) for name, size in zip(HEAD_LAYERS, sizes)
-                    if name in heads}
+            return {name: h.new_zeros((batch, size, 0)) for name, size in zip(HEAD_LAYERS, sizes) if name in heads}
         # windows in the weights' (in, kernel) order (a transposed weight layout would cost a
         # strided copy of 11.5 M values, 45 to 90 ms, at construction); few frames, so this
         # transposing copy is cheap
-        windows = h.as_strided((batch, n_out, c_in, spec.kernel),
-                               (h.stride(0), spec.stride * c_in, 1, c_in),
-                               h.storage_offset() + lead_in * c_in).reshape(batch * n_out, -1)
-        return {name: torch.addmm(getattr(self, f"{name}_bias"), windows, getattr(self, f"{name}_weight").t())
-                .view(batch, n_out, -1).transpose(1, 2).contiguous() for name in HEAD_LAYERS if name in heads}
+        windows = h.as_strided(
+            (batch, n_out, c_in, spec.kernel),
+            (h.stride(0), spec.stride * c_in, 1, c_in),
+            h.storage_offset() + lead_in * c_in,
+        ).reshape(batch * n_out, -1)
+        return {
+            name: torch.addmm(getattr(self, f"{name}_bias"), windows, getattr(self, f"{name}_weight").t())
+            .view(batch, n_out, -1)
+            .transpose(1, 2)
+            .contiguous()
+            for name in HEAD_LAYERS
+            if name in heads
+        }
 
 
 def _built_layers(layers: Sequence[str]) -> tuple[str, ...]:
@@ -641,11 +697,16 @@ def _item_lengths(lengths: Sequence[int] | None, batch: int, n_samples: int) -> 
         values = [int(v) for v in lengths]
     except (TypeError, ValueError):
         values = None
-    if (values is None or len(values) != batch or any(isinstance(v, bool) for v in lengths)
-            or any(not 0 <= v <= n_samples for v in values)):
+    if (
+        values is None
+        or len(values) != batch
+        or any(isinstance(v, bool) for v in lengths)
+        or any(not 0 <= v <= n_samples for v in values)
+    ):
         raise ParameterError(
             f"The 'lengths' parameter of extract_features must give {batch} int(s) between 0 and "
-            f"{n_samples} (the batch's samples). Got {lengths!r} instead.")
+            f"{n_samples} (the batch's samples). Got {lengths!r} instead."
+        )
     return None if all(v == n_samples for v in values) else values
 
 
@@ -660,13 +721,11 @@ def _masked(t: torch.Tensor, lengths: list[int], layer: str | None) -> torch.Ten
     return t
 
 
-def _padded_buffer(
-    like: torch.Tensor, batch: int, lead: int, n: int, after: int, channels: int
-) -> torch.Tensor:
+def _padded_buffer(like: torch.Tensor, batch: int, lead: int, n: int, after: int, channels: int) -> torch.Tensor:
     """``(batch, lead + after, channels)``, zero outside rows ``[lead, lead + n)`` (left unset)."""
     buf = like.new_empty((batch, lead + after, channels))
     buf[:, :lead].zero_()
-    buf[:, lead + n:].zero_()
+    buf[:, lead + n :].zero_()
     return buf
 
 

@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -97,7 +97,7 @@ def _ops(layer: str) -> list[tuple[int, int, int]]:
     return ops
 
 
-@lru_cache(maxsize=None)
+@cache
 def layer_geometry(layer: str) -> LayerGeometry:
     """Hop, receptive field and offset of ``layer`` (see :class:`LayerGeometry`)."""
     jump, rf, start = 1, 1, 0.0
@@ -128,7 +128,7 @@ def frame_counts(n_samples: int) -> dict[str, int]:
     return {layer: n_frames(n_samples, layer) for layer in LAYERS}
 
 
-@lru_cache(maxsize=None)
+@cache
 def min_samples(layer: str, frames: int = 1) -> int:
     """Smallest input length in samples for which ``layer`` outputs at least ``frames`` frames."""
     if frames < 1:

@@ -20,9 +20,19 @@ from soundnet.specs import BN_EPS, LayerSpec
 __all__ = ["compiled", "block_tasks", "BLOCK_TASKS", "max_pool_into", "folded_weights", "toeplitz", "transposed"]
 
 
-def block_tasks(windows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 interior: torch.Tensor, cols: torch.Tensor, prod: torch.Tensor, tmp: torch.Tensor,
-                 tasks: list[list[int]], r: int, pool: int, n_frames: int) -> None:
+def block_tasks(
+    windows: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    interior: torch.Tensor,
+    cols: torch.Tensor,
+    prod: torch.Tensor,
+    tmp: torch.Tensor,
+    tasks: list[list[int]],
+    r: int,
+    pool: int,
+    n_frames: int,
+) -> None:
     """One conv block's chunks: windows -> matrix product -> max-pool -> bias -> ReLU.
 
     Parameters
@@ -52,14 +62,14 @@ def block_tasks(windows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
         b0, b1, row0, rows = task[0], task[1], task[2], task[3]
         clips = b1 - b0
         n = clips * rows
-        cols[:n].view(clips, rows, k_cols).copy_(windows[b0:b1, row0:row0 + rows])
+        cols[:n].view(clips, rows, k_cols).copy_(windows[b0:b1, row0 : row0 + rows])
         torch.mm(cols[:n], weight, out=prod[:n])
         frame0 = row0 * r
         frames = min(rows * r, n_frames - frame0)
         first = frame0 // pool
         stop = (frame0 + frames) // pool
         done = interior[b0:b1, first:stop]
-        src = prod[:n].view(clips, rows * r, c_out)[:, :(stop - first) * pool]
+        src = prod[:n].view(clips, rows * r, c_out)[:, : (stop - first) * pool]
         if pool == 1:
             done.copy_(src)
         else:
@@ -121,8 +131,10 @@ def folded_weights(state: dict[str, torch.Tensor], spec: LayerSpec) -> tuple[tor
     weight, bias = state[f"{name}.0.weight"].detach(), state[f"{name}.0.bias"].detach()
     shape = (spec.out_channels, spec.in_channels, spec.kernel)
     if tuple(weight.shape) != shape or tuple(bias.shape) != shape[:1]:
-        raise ParameterError(f"The weights of {name} must have shape {shape} (bias {shape[:1]}). "
-                             f"Got {tuple(weight.shape)} ({tuple(bias.shape)}) instead.")
+        raise ParameterError(
+            f"The weights of {name} must have shape {shape} (bias {shape[:1]}). "
+            f"Got {tuple(weight.shape)} ({tuple(bias.shape)}) instead."
+        )
     if not spec.batchnorm:
         return weight.to(torch.float32, copy=True), bias.to(torch.float32, copy=True)
     # the per-unit scale and the bias in float64, rounded once to float32; the weights times the
@@ -134,9 +146,7 @@ def folded_weights(state: dict[str, torch.Tensor], spec: LayerSpec) -> tuple[tor
     return folded_weight, folded_bias.float()
 
 
-def toeplitz(
-    weight: torch.Tensor, frames_per_row: int, stride: int, *, window: int
-) -> torch.Tensor:
+def toeplitz(weight: torch.Tensor, frames_per_row: int, stride: int, *, window: int) -> torch.Tensor:
     """The ``(window * in, r * out)`` matrix computing ``r`` consecutive frames from one window.
 
     Row ``t * in + c`` (input frame ``t`` of the window, channel ``c``), column ``f * out + o``
@@ -151,7 +161,7 @@ def toeplitz(
     taps = taps.view(kernel, c_in, c_out)
     mat = weight.new_zeros((window, c_in, frames_per_row, c_out))
     for f in range(frames_per_row):
-        mat[stride * f: stride * f + kernel, :, f, :] = taps
+        mat[stride * f : stride * f + kernel, :, f, :] = taps
     return mat.reshape(window * c_in, frames_per_row * c_out)
 
 
@@ -160,5 +170,5 @@ def transposed(m: torch.Tensor, block: int = 64) -> torch.Tensor:
     as fast as one strided copy for conv7's 1024 x 2048 weights)."""
     out = m.new_empty((m.shape[1], m.shape[0]))
     for i in range(0, m.shape[0], block):
-        out[:, i:i + block].copy_(m[i:i + block].t())
+        out[:, i : i + block].copy_(m[i : i + block].t())
     return out

@@ -7,14 +7,14 @@ is *not* Places365.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import numpy as np
 import torch
 
-from soundnet.geometry import head_frame_ok
 from soundnet.errors import InputTooShortError, ParameterError
+from soundnet.geometry import head_frame_ok
 
 __all__ = [
     "object_labels",
@@ -35,19 +35,19 @@ def _read(name: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
-@lru_cache(maxsize=None)
+@cache
 def object_labels() -> tuple[str, ...]:
     """The 1000 object lines, e.g. ``"n04296562 stage"``."""
     return _read("categories_imagenet.txt")
 
 
-@lru_cache(maxsize=None)
+@cache
 def object_names() -> tuple[str, ...]:
     """Short object names: the first synonym of each line, e.g. ``"stage"``, ``"tench"``."""
     return tuple(line.split(" ", 1)[1].split(",")[0].strip() for line in object_labels())
 
 
-@lru_cache(maxsize=None)
+@cache
 def place_labels() -> tuple[str, ...]:
     """The 401 place names, e.g. ``"/s/stage/indoor"``."""
     return _read("categories_places2.txt")
@@ -88,16 +88,19 @@ def clip_probabilities(logits, *, n_samples: int | None = None) -> np.ndarray:
     p = softmax(logits, axis=1)
     if p.ndim != 3:
         raise ParameterError(
-            f"clip_probabilities needs logits shaped (batch, n_classes, n_frames). Got {p.shape} instead.")
+            f"clip_probabilities needs logits shaped (batch, n_classes, n_frames). Got {p.shape} instead."
+        )
     if p.shape[-1] == 0:
         raise InputTooShortError(
             "clip_probabilities needs logits shaped (batch, n_classes, n_frames) with n_frames >= 1 "
-            f"(inputs of at least 209,374 samples, or load_audio(short='tile')). Got {p.shape} instead.")
+            f"(inputs of at least 209,374 samples, or load_audio(short='tile')). Got {p.shape} instead."
+        )
     if n_samples is not None:
         ok = head_frame_ok(n_samples)
         if len(ok) != p.shape[-1]:
             raise ParameterError(
-                f"n_samples={n_samples} gives {len(ok)} head frames but the logits have {p.shape[-1]}.")
+                f"n_samples={n_samples} gives {len(ok)} head frames but the logits have {p.shape[-1]}."
+            )
         if ok.any():
             p = p[..., ok]
     return p.mean(axis=2)

@@ -33,12 +33,8 @@ __all__ = [
 ]
 
 
-
-
 def _block(spec: LayerSpec) -> nn.Sequential:
-    mods: list[nn.Module] = [
-        nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding)
-    ]
+    mods: list[nn.Module] = [nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding)]
     if spec.batchnorm:
         mods += [nn.BatchNorm1d(spec.out_channels, eps=BN_EPS), nn.ReLU(inplace=True)]
     if spec.pool:
@@ -124,7 +120,8 @@ class SoundNet8(nn.Module):
         if unknown or not wanted:
             raise ParameterError(
                 f"The 'layers' parameter of extract_features must name layers from {list(LAYERS)}. "
-                f"Got {layers!r} instead.")
+                f"Got {layers!r} instead."
+            )
         out: dict[str, torch.Tensor] = {}
         h = x
         last_conv = max((CONV_LAYERS.index(w) for w in wanted if w in CONV_LAYERS), default=-1)
@@ -147,7 +144,6 @@ class SoundNet8(nn.Module):
         return [feats[n].detach().cpu().numpy() for n in LAYERS]
 
 
-
 def _as_3d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(x as (batch, 1, n), whether x came in the seed's (batch, 1, n, 1) layout)``."""
     if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 1 and x.shape[3] == 1:
@@ -161,8 +157,9 @@ def _as_3d(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return x, False
 
 
-def _squeeze_conv2d_weights(module, state_dict, prefix, local_metadata, strict, missing_keys,
-                            unexpected_keys, error_msgs) -> None:
+def _squeeze_conv2d_weights(
+    module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+) -> None:
     """Load-state-dict pre-hook: the seed's ``(out, in, k, 1)`` conv weights -> ``(out, in, k)``;
     a BatchNorm without ``num_batches_tracked`` (older PyTorch) gets 0."""
     for spec in LAYER_SPECS:
@@ -171,8 +168,7 @@ def _squeeze_conv2d_weights(module, state_dict, prefix, local_metadata, strict, 
         if isinstance(w, torch.Tensor) and w.ndim == 4 and w.shape[-1] == 1:
             state_dict[key] = w[..., 0]
         if spec.batchnorm and f"{prefix}{spec.name}.1.running_mean" in state_dict:
-            state_dict.setdefault(f"{prefix}{spec.name}.1.num_batches_tracked",
-                                  torch.tensor(0, dtype=torch.long))
+            state_dict.setdefault(f"{prefix}{spec.name}.1.num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
 
 def check_device(device: str | torch.device, func: str) -> torch.device:
@@ -181,13 +177,16 @@ def check_device(device: str | torch.device, func: str) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"The 'device' parameter of {func} must be a torch device such as 'cpu' "
-                             f"or 'cuda'. Got {device!r} instead ({exc}).") from exc
+        raise ParameterError(
+            f"The 'device' parameter of {func} must be a torch device such as 'cpu' "
+            f"or 'cuda'. Got {device!r} instead ({exc})."
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
             f"The 'device' parameter of {func} is {str(device)!r}, but this PyTorch sees no CUDA "
             f"device (torch {torch.__version__}, torch.cuda.is_available() is False). Use 'cpu', "
-            "or install a CUDA build of PyTorch on a machine with an NVIDIA GPU.")
+            "or install a CUDA build of PyTorch on a machine with an NVIDIA GPU."
+        )
     return dev
 
 
@@ -213,8 +212,7 @@ def load_soundnet(
     """
 
     check_device(device, "load_soundnet")
-    state = {k: (v.float().contiguous() if v.is_floating_point() else v)
-             for k, v in load_state_dict(weights).items()}
+    state = {k: (v.float().contiguous() if v.is_floating_point() else v) for k, v in load_state_dict(weights).items()}
     with torch.device("meta"):  # no random initialisation of weights about to be replaced
         model = SoundNet8()
     model.load_state_dict(state, assign=True)  # strict: every tensor comes from the file

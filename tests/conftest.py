@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from interp.corpus.corpora import demo_dir, long_dir as _long_dir
+from interp.corpus.corpora import demo_dir
+from interp.corpus.corpora import long_dir as _long_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

@@ -36,8 +36,14 @@ def _column_digest(values: np.ndarray) -> dict:
         finite = np.isfinite(v)
         w = np.where(finite, v, 0.0)
         proj = np.random.default_rng(0).standard_normal(len(w))
-        return {"kind": "float", "n_nan": int((~finite).sum()), "sum": float(w.sum()),
-                "sumsq": float((w * w).sum()), "proj": float(w @ proj), "scale": float(np.abs(w).sum())}
+        return {
+            "kind": "float",
+            "n_nan": int((~finite).sum()),
+            "sum": float(w.sum()),
+            "sumsq": float((w * w).sum()),
+            "proj": float(w @ proj),
+            "scale": float(np.abs(w).sum()),
+        }
     text = "\x1f".join(map(str, values.tolist()))
     return {"kind": "exact", "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
@@ -88,8 +94,9 @@ def compare(expected: dict, actual: dict) -> list[str]:
             continue
         e, a = expected[name], actual[name]
         if e["rows"] != a["rows"] or e["columns"] != a["columns"]:
-            problems.append(f"{name}: shape {e['rows']} rows {len(e['columns'])} cols -> "
-                            f"{a['rows']} rows {len(a['columns'])} cols")
+            problems.append(
+                f"{name}: shape {e['rows']} rows {len(e['columns'])} cols -> {a['rows']} rows {len(a['columns'])} cols"
+            )
             continue
         for col, ed in e["digests"].items():
             ad = a["digests"].get(col)
@@ -101,8 +108,8 @@ def compare(expected: dict, actual: dict) -> list[str]:
             else:
                 scale = max(ed["scale"], ad["scale"])
                 if ed["n_nan"] != ad["n_nan"] or not all(
-                        _close(ed[k], ad[k], scale if k != "sumsq" else max(ed[k], ad[k]))
-                        for k in ("sum", "sumsq", "proj")):
+                    _close(ed[k], ad[k], scale if k != "sumsq" else max(ed[k], ad[k])) for k in ("sum", "sumsq", "proj")
+                ):
                     problems.append(f"{name}:{col}: float values differ beyond rtol {_FLOAT_RTOL}")
     return problems
 

@@ -16,7 +16,7 @@ from soundnet.model import LAYERS
 @pytest.fixture(scope="module")
 def clip_input(minibank_dir):
     path = sorted((minibank_dir / "audio" / "speech").glob("*.flac"))[0]
-    return load_audio(path, short="tile")          # (1, 1, 209374): every layer has frames
+    return load_audio(path, short="tile")  # (1, 1, 209374): every layer has frames
 
 
 def _hook_count(model) -> int:
@@ -32,10 +32,10 @@ def test_ablate_zeroes_only_the_chosen_units(model, clip_input, layer):
         with A.ablate(model, {layer: units}) as m:
             assert m is model and _hook_count(model) == n0 + 1
             during = model.extract_features(clip_input)
-            objects, places = model(clip_input)            # the plain forward path is hooked too
+            objects, _places = model(clip_input)  # the plain forward path is hooked too
         after = model.extract_features(clip_input)
     assert _hook_count(model) == n0
-    assert float(before[layer][:, units].abs().max()) > 0          # there was something to remove
+    assert float(before[layer][:, units].abs().max()) > 0  # there was something to remove
     assert torch.all(during[layer][:, units] == 0)
     keep = [u for u in range(before[layer].shape[1]) if u not in units]
     assert torch.equal(during[layer][:, keep], before[layer][:, keep])
@@ -43,10 +43,10 @@ def test_ablate_zeroes_only_the_chosen_units(model, clip_input, layer):
     for earlier in LAYERS[:i]:
         assert torch.equal(during[earlier], before[earlier])
     if layer != "conv8":
-        assert not torch.equal(during["conv8"], before["conv8"])   # the change propagates
+        assert not torch.equal(during["conv8"], before["conv8"])  # the change propagates
         assert torch.equal(objects, during["conv8"])
     for name in LAYERS:
-        assert torch.equal(after[name], before[name])               # and is gone after exit
+        assert torch.equal(after[name], before[name])  # and is gone after exit
 
 
 def test_ablate_removes_hooks_on_error_and_validates(model, clip_input):
@@ -66,7 +66,7 @@ def test_ablate_removes_hooks_on_error_and_validates(model, clip_input):
         with A.ablate(model, [("conv1", [0])]):
             pass
     assert _hook_count(model) == n0
-    with A.ablate(model, {"conv3": []}):                             # nothing to zero: no hook
+    with A.ablate(model, {"conv3": []}):  # nothing to zero: no hook
         assert _hook_count(model) == n0
 
 
@@ -75,7 +75,7 @@ def minibank_run(minibank_dir, model, tmp_path_factory):
     from interp.recording import record_corpus
     from interp.run.store import open_run
 
-    out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_selectivity.py
+    out = tmp_path_factory.getbasetemp() / "minibank_run"  # shared with test_selectivity.py
     record_corpus(str(minibank_dir), out, model=model, progress=False)
     return open_run(out)
 
@@ -100,7 +100,7 @@ def test_head_runner_reproduces_the_recorded_probabilities(minibank_run, conv5_r
 @pytest.mark.slow
 def test_unit_output_effects(minibank_run, model):
     run = minibank_run
-    unit = int(run.activations("conv7", "mean").mean().idxmax())     # a unit active on most clips
+    unit = int(run.activations("conv7", "mean").mean().idxmax())  # a unit active on most clips
     clips = run.topk("conv7", unit)["clip_id"].head(4).tolist()
     eff = A.unit_output_effects(run, "conv7", unit, model=model, clips=clips, top=4)
     assert list(eff.columns) == ["head", "rank", "class_index", "class_name", "delta_logp", "delta", "base"]
@@ -116,10 +116,12 @@ def conv7_runner(minibank_run, model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layer,category", [("conv5", "speech"), ("conv5", "kick_drum"),
-                                            ("conv7", "speech"), ("conv7", "kick_drum")])
-def test_zeroing_top_units_hurts_the_category_more_than_random_units(minibank_run, conv5_runner, conv7_runner,
-                                                                     layer, category):
+@pytest.mark.parametrize(
+    "layer,category", [("conv5", "speech"), ("conv5", "kick_drum"), ("conv7", "speech"), ("conv7", "kick_drum")]
+)
+def test_zeroing_top_units_hurts_the_category_more_than_random_units(
+    minibank_run, conv5_runner, conv7_runner, layer, category
+):
     """Check 4: a category's top-20 units (by AUROC) vs 20 random units of the layer, 10 draws.
 
     Score: a linear probe's log-odds for the category on the category's clips, reading the heads'

@@ -38,8 +38,9 @@ def test_studies_run_from_the_installed_package():
     from interp.studies import STUDIES
 
     assert interp.STUDIES is STUDIES and "frequency_tuning" in STUDIES
-    out = subprocess.run([sys.executable, "-m", "interp", "study", "frequency_tuning", "--help"],
-                         capture_output=True, text=True, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-m", "interp", "study", "frequency_tuning", "--help"], capture_output=True, text=True, cwd="/"
+    )
     assert out.returncode == 0 and "--quick" in out.stdout, out.stderr
 
 
@@ -53,13 +54,22 @@ def test_studies_run_from_a_built_wheel(tmp_path):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(repo)], check=True)
     (wheel,) = wheels.glob("soundnet_interp-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
-    code = ("import interp.studies, interp.corpus.corpora as c; print(interp.studies.__file__); "
-            "print(len(list(c.demo_dir().rglob('*.flac'))), len(list(c.long_dir().glob('*.flac'))))")
+    code = (
+        "import interp.studies, interp.corpus.corpora as c; print(interp.studies.__file__); "
+        "print(len(list(c.demo_dir().rglob('*.flac'))), len(list(c.long_dir().glob('*.flac'))))"
+    )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, check=True
+    )
     where, counts = out.stdout.split("\n")[:2]
     assert where.startswith(str(target)), where  # the wheel's copy, not the checkout's
     assert counts == "174 4"  # the built-in corpora travel with the package
-    out = subprocess.run([sys.executable, "-m", "interp", "study", "temporal_tuning", "--help"],
-                         capture_output=True, text=True, cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "interp", "study", "temporal_tuning", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0 and "--quick" in out.stdout, out.stderr

@@ -20,8 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("soundnet", "interp", "dashboard")
 MAX_LINES = 800
 
-LAYERS = ("soundnet", "interp.corpus", "interp.run", "interp.recording", "interp.analysis", "interp.report",
-          "interp.studies", "interp.top")
+LAYERS = (
+    "soundnet",
+    "interp.corpus",
+    "interp.run",
+    "interp.recording",
+    "interp.analysis",
+    "interp.report",
+    "interp.studies",
+    "interp.top",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -86,7 +94,7 @@ def test_no_import_cycle():
         stack.append(n)
         for m in sorted(GRAPH[n]):
             if state.get(m) == 1:
-                cycle = stack[stack.index(m):] + [m]
+                cycle = stack[stack.index(m) :] + [m]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if m not in state:
                 visit(m)
@@ -112,13 +120,18 @@ def test_imports_go_one_way():
             elif dep_layer is None:
                 bad.append(f"{MODULES[name].relative_to(REPO)}: imports the dashboard ({dep})")
             elif LAYERS.index(dep_layer) > LAYERS.index(layer):
-                bad.append(f"{MODULES[name].relative_to(REPO)}: {layer} imports {dep} from the higher layer {dep_layer}")
+                bad.append(
+                    f"{MODULES[name].relative_to(REPO)}: {layer} imports {dep} from the higher layer {dep_layer}"
+                )
     assert not bad, "imports against the data flow:\n" + "\n".join(bad)
 
 
 def test_no_module_over_800_lines():
-    big = [f"{p.relative_to(REPO)}: {n} lines" for p in MODULES.values()
-           if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    big = [
+        f"{p.relative_to(REPO)}: {n} lines"
+        for p in MODULES.values()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    ]
     assert not big, f"modules over {MAX_LINES} lines (split them by responsibility):\n" + "\n".join(big)
 
 

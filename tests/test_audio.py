@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from soundnet.geometry import HEADS_TILE_SAMPLES
 import soundfile as sf
 import soxr
 import torch
@@ -27,7 +25,7 @@ from soundnet.audio import (
     to_model_input,
 )
 from soundnet.errors import AudioError, ParameterError, SoundNetError
-from soundnet.geometry import SAMPLE_RATE_HZ, min_samples
+from soundnet.geometry import HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, min_samples
 
 SR = SAMPLE_RATE_HZ
 
@@ -103,8 +101,7 @@ def test_resampled_real_clip_survives_a_round_trip(tmp_path, clip):
     np.testing.assert_allclose(streamed, y, atol=1e-3)
 
 
-@pytest.mark.parametrize(("suffix", "fmt", "subtype"), [(".mp3", "MP3", "MPEG_LAYER_III"),
-                                                        (".ogg", "OGG", "VORBIS")])
+@pytest.mark.parametrize(("suffix", "fmt", "subtype"), [(".mp3", "MP3", "MPEG_LAYER_III"), (".ogg", "OGG", "VORBIS")])
 def test_lossy_formats_decode(tmp_path, clip, suffix, fmt, subtype):
     path = tmp_path / f"tabla{suffix}"
     sf.write(path, clip, SR, format=fmt, subtype=subtype)
@@ -179,9 +176,13 @@ def test_16_bit_pcm_read_through_scratch_buffers_is_bit_identical(tmp_path, clip
     import threading
 
     files = []
-    for rate, channels, subtype, tiles in ((44100, 1, "PCM_16", 1), (22050, 1, "PCM_16", 1),
-                                           (48000, 2, "PCM_16", 1), (44100, 1, "PCM_24", 1),
-                                           (192000, 1, "PCM_16", 4)):  # the last: too long for scratch
+    for rate, channels, subtype, tiles in (
+        (44100, 1, "PCM_16", 1),
+        (22050, 1, "PCM_16", 1),
+        (48000, 2, "PCM_16", 1),
+        (44100, 1, "PCM_24", 1),
+        (192000, 1, "PCM_16", 4),
+    ):  # the last: too long for scratch
         y = np.tile(soxr.resample(clip, SR, rate), tiles)
         y = np.stack([y, 0.5 * y], axis=1) if channels == 2 else y
         files.append(tmp_path / f"{rate}_{channels}_{subtype}_{len(y)}.wav")
@@ -189,7 +190,7 @@ def test_16_bit_pcm_read_through_scratch_buffers_is_bit_identical(tmp_path, clip
     files += sorted((minibank_dir / "audio").rglob("*.flac"))[:6]  # 16-bit FLAC
     reads = [(f, {}) for f in files] + [(f, {"offset_s": 0.5, "duration_s": 1.0}) for f in files[:5]]
     got = [read_audio(f, **kw) for f, kw in reads]
-    assert sf.info(str(files[4])).frames > 2 ** 21  # more values than the scratch buffers hold
+    assert sf.info(str(files[4])).frames > 2**21  # more values than the scratch buffers hold
     for (f, kw), y in zip(reads, got):
         np.testing.assert_array_equal(y, _libsndfile_float(f, **kw), err_msg=f"{f.name} {kw}")
     other: list[np.ndarray] = []

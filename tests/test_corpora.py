@@ -65,8 +65,11 @@ def test_esc50_layout_folds_labels_and_esc10(tmp_path, clips):
         fold, target = 1 + i % 2, i
         name = f"{fold}-{100000 + i}-A-{target}.wav"
         _write(src, root / "audio" / name)
-        meta.append(dict(filename=name, fold=fold, target=target, category=f"cat{i}",
-                         esc10=i < 2, src_file=100000 + i, take="A"))
+        meta.append(
+            dict(
+                filename=name, fold=fold, target=target, category=f"cat{i}", esc10=i < 2, src_file=100000 + i, take="A"
+            )
+        )
     (root / "meta").mkdir()
     pd.DataFrame(meta).to_csv(root / "meta" / "esc50.csv", index=False)
 
@@ -94,9 +97,18 @@ def test_urbansound8k_layout_keeps_source_positions_apart(tmp_path, clips):
         fold = 1 + i // 2
         name = f"{1000 + i}-{i}-0-0.wav"
         _write(src, root / "audio" / f"fold{fold}" / name)
-        meta.append(dict(slice_file_name=name, fsID=1000 + i, start=12.5 + i, end=14.5 + i,
-                         salience=1 + i % 2, fold=fold, classID=i % 2,
-                         **{"class": ["dog_bark", "siren"][i % 2]}))
+        meta.append(
+            dict(
+                slice_file_name=name,
+                fsID=1000 + i,
+                start=12.5 + i,
+                end=14.5 + i,
+                salience=1 + i % 2,
+                fold=fold,
+                classID=i % 2,
+                **{"class": ["dog_bark", "siren"][i % 2]},
+            )
+        )
     (root / "metadata").mkdir()
     pd.DataFrame(meta).to_csv(root / "metadata" / "UrbanSound8K.csv", index=False)
 
@@ -149,7 +161,10 @@ def test_folder_per_class_layout(tmp_path, clips):
     _check_table(df)
     assert df.attrs["layout"] == "folders"
     assert list(zip(df["label"], [Path(p).name for p in df["path"]])) == [
-        ("cat", "c.ogg"), ("dog", "a.wav"), ("dog", "b.flac")]
+        ("cat", "c.ogg"),
+        ("dog", "a.wav"),
+        ("dog", "b.flac"),
+    ]
     assert (df["fold"] == -1).all() and (df["status"] == "ok").all()
 
 
@@ -157,14 +172,16 @@ def test_csv_manifest_relative_ranges_missing_and_duplicates(tmp_path, clips):
     root = tmp_path / "proj"
     a = _write(clips[0], root / "clips" / "a.wav")
     b = _write(clips[1], root / "clips" / "b.wav")
-    man = pd.DataFrame({
-        "path": ["clips/a.wav", "clips/b.wav", "clips/gone.wav", "clips/a.wav", str(a), "clips/b.wav"],
-        "label": ["x", "y", "y", "x", "x", "y"],
-        "fold": [0, 1, 1, 0, 0, None],
-        "start_s": [0.0, 0.5, None, 0.0, 0.0, 0.5],
-        "end_s": [None, 1.5, None, None, None, 1.25],
-        "annotator": ["ann", "bob", "cy", "dee", "eve", "fay"],
-    })
+    man = pd.DataFrame(
+        {
+            "path": ["clips/a.wav", "clips/b.wav", "clips/gone.wav", "clips/a.wav", str(a), "clips/b.wav"],
+            "label": ["x", "y", "y", "x", "x", "y"],
+            "fold": [0, 1, 1, 0, 0, None],
+            "start_s": [0.0, 0.5, None, 0.0, 0.0, 0.5],
+            "end_s": [None, 1.5, None, None, None, 1.25],
+            "annotator": ["ann", "bob", "cy", "dee", "eve", "fay"],
+        }
+    )
     man.to_csv(root / "list.csv", index=False)
 
     df = load_corpus(root / "list.csv")
@@ -177,8 +194,13 @@ def test_csv_manifest_relative_ranges_missing_and_duplicates(tmp_path, clips):
     assert df["annotator"].tolist() == ["ann", "bob", "cy", "dee", "eve", "fay"]
     first = df["clip_id"].iloc[0]
     assert df["status"].tolist() == [
-        "ok", "ok", "missing: no such file",
-        f"duplicate: same file and range as {first}", f"duplicate: same file and range as {first}", "ok"]
+        "ok",
+        "ok",
+        "missing: no such file",
+        f"duplicate: same file and range as {first}",
+        f"duplicate: same file and range as {first}",
+        "ok",
+    ]
     assert df["clip_id"].tolist()[3:5] == [f"{first}-dup1", f"{first}-dup2"]
     assert first == clip_id_for(str(a.resolve()), 0.0, float("nan"))
     assert "2 duplicate" in describe_corpus(df) and "1 missing" in describe_corpus(df)
@@ -186,7 +208,7 @@ def test_csv_manifest_relative_ranges_missing_and_duplicates(tmp_path, clips):
     # the excerpt [0.5, 1.5) s of b, at the file's own rate
     y = read_clip(df.iloc[1])
     ref, _ = sf.read(b, dtype="float32")
-    assert len(y) == SR and np.max(np.abs(y - ref[int(0.5 * SR): int(1.5 * SR)])) < 1e-6
+    assert len(y) == SR and np.max(np.abs(y - ref[int(0.5 * SR) : int(1.5 * SR)])) < 1e-6
     with pytest.raises(AudioError) as err:
         read_clip(df.iloc[2])
     assert err.value.reason == "missing"
@@ -216,9 +238,9 @@ def test_clip_ids_are_stable_across_calls_and_cwd(tmp_path, clips, monkeypatch):
 def test_unrecognised_and_missing_paths_raise(tmp_path):
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "notes.txt").write_text("hello")
-    with pytest.raises(ParameterError, match="ESC-50.*UrbanSound8K.*GTZAN.*CSV manifest.*folder-per-class"):
+    with pytest.raises(ParameterError, match=r"ESC-50.*UrbanSound8K.*GTZAN.*CSV manifest.*folder-per-class"):
         load_corpus(tmp_path / "flat")
-    with pytest.raises(ParameterError, match="not a .csv"):
+    with pytest.raises(ParameterError, match=r"not a \.csv"):
         load_corpus(tmp_path / "flat" / "notes.txt")
     with pytest.raises(ParameterError, match="no such file or folder"):
         load_corpus(tmp_path / "nowhere")
@@ -338,7 +360,7 @@ def test_segmenting_files_and_probes(tmp_path, clips):
     row = seg[seg["segment"] == 2].iloc[0]
     y = read_clip(row)
     full = read_clip(whole[whole["path"] == row["path"]].iloc[0])
-    assert len(y) == SR // 2 and np.array_equal(y, full[SR: SR + SR // 2])
+    assert len(y) == SR // 2 and np.array_equal(y, full[SR : SR + SR // 2])
     assert load_corpus(root, segment_s=0.5)["clip_id"].tolist() == seg["clip_id"].tolist()
 
     # a clip shorter than one segment stays whole
@@ -348,7 +370,7 @@ def test_segmenting_files_and_probes(tmp_path, clips):
     probes = load_corpus("probes", kinds=["tone"], n_freqs=2, levels_db=(-20,), duration_s=2.0, segment_s=1.0)
     assert len(probes) == 4 and probes["segment"].tolist() == [0, 1, 0, 1]
     first = synthesize(probes.iloc[0])
-    assert np.array_equal(read_clip(probes.iloc[1]), first[SR: 2 * SR])
+    assert np.array_equal(read_clip(probes.iloc[1]), first[SR : 2 * SR])
 
 
 def test_paths_resolve_as_pathlib_does(tmp_path, monkeypatch):
@@ -365,9 +387,17 @@ def test_paths_resolve_as_pathlib_does(tmp_path, monkeypatch):
     (tmp_path / "other").mkdir()
     os.symlink(real, tmp_path / "other" / "up")
     monkeypatch.chdir(tmp_path)
-    cases = [str(real / "a.wav"), str(tmp_path / "linkdir" / "b.wav"), str(real / "c.wav"),
-             str(tmp_path / "linkdir" / "c.wav"), str(tmp_path / "other" / "up" / ".." / "real" / "a.wav"),
-             str(real / "missing.wav"), "linkdir/b.wav", "real/./a.wav", str(real) + "//b.wav"]
+    cases = [
+        str(real / "a.wav"),
+        str(tmp_path / "linkdir" / "b.wav"),
+        str(real / "c.wav"),
+        str(tmp_path / "linkdir" / "c.wav"),
+        str(tmp_path / "other" / "up" / ".." / "real" / "a.wav"),
+        str(real / "missing.wav"),
+        "linkdir/b.wav",
+        "real/./a.wav",
+        str(real) + "//b.wav",
+    ]
     got = _resolved_paths(cases)
     assert got == [str(Path(p).resolve()) for p in cases]
     assert got[1] == got[6] == str(real / "b.wav") and got[3] == str(real / "a.wav")

@@ -39,14 +39,15 @@ PER_CATEGORY = 4
 def dash_run(tmp_path_factory, minibank_dir, long_dir, model) -> Path:
     """A recorded and analysed run: 4 minibank clips per category plus the long read-speech clip
     (17 s, so the heads have frames over time); all layers, heads included."""
+    from interp.analysis.selectivity import analyze
     from interp.corpus.corpora import load_corpus
     from interp.recording import record_corpus
-    from interp.analysis.selectivity import analyze
 
     corpus = load_corpus(minibank_dir)
     long = load_corpus(long_dir)
-    sub = pd.concat([corpus.groupby("label", sort=True).head(PER_CATEGORY),
-                     long[long["label"] == "speech"]], ignore_index=True)
+    sub = pd.concat(
+        [corpus.groupby("label", sort=True).head(PER_CATEGORY), long[long["label"] == "speech"]], ignore_index=True
+    )
     sub["order"] = np.arange(len(sub))
     out = tmp_path_factory.mktemp("dash") / "run"
     record_corpus(sub, out, model=model, workers=0, progress=False)
@@ -82,11 +83,16 @@ def speech_unit(data) -> tuple[str, int]:
 
 def _route(client, path: str, search: str = ""):
     """What the Dash pages router returns for ``path`` (the server-side page build)."""
-    body = {"output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
-            "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                       {"id": "_pages_location", "property": "search", "value": search}],
-            "changedPropIds": ["_pages_location.pathname"], "state": []}
+    body = {
+        "output": ".._pages_content.children..._pages_store.data..",
+        "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": search},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
     return client.post("/_dash-update-component", json=body)
 
 
@@ -112,17 +118,35 @@ def test_figure_functions_are_valid_plotly_and_share_category_colours(data, spee
     figs = [
         F.layer_selectivity_figure(data.layer_summary),
         F.category_layer_heatmap(data.category_counts, normalize=True),
-        F.probe_accuracy_figure(pd.DataFrame({"layer": ["conv5", "conv7"], "accuracy": [0.5, 0.7],
-                                              "ci_low": [0.4, 0.6], "ci_high": [0.6, 0.8]}), chance=0.1),
+        F.probe_accuracy_figure(
+            pd.DataFrame(
+                {"layer": ["conv5", "conv7"], "accuracy": [0.5, 0.7], "ci_low": [0.4, 0.6], "ci_high": [0.6, 0.8]}
+            ),
+            chance=0.1,
+        ),
         F.activation_histogram(v["value"].to_numpy(), v["label"].to_numpy(), colors=data.colors),
         F.category_distributions(v["value"].to_numpy(), v["label"].to_numpy(), colors=data.colors),
         F.spectrogram_figure(spec),
-        F.clip_activation_figure(spec, times, acts[unit], peak_s=float(top["peak_s"].iloc[0]),
-                                 window_s=(float(top["start_s"].iloc[0]), float(top["end_s"].iloc[0]))),
+        F.clip_activation_figure(
+            spec,
+            times,
+            acts[unit],
+            peak_s=float(top["peak_s"].iloc[0]),
+            window_s=(float(top["start_s"].iloc[0]), float(top["end_s"].iloc[0])),
+        ),
         F.head_predictions_figure(np.array([0.5, 1.5]), np.array([[0.2, 0.3], [0.8, 0.7]]), ["a", "b"], k=2),
         F.promoted_classes_figure(["x", "y"], [0.3, -0.1]),
-        F.tuning_curve_figure(pd.DataFrame({"freq_hz": [100.0, 1000.0, 100.0, 1000.0], "level_db": [-20, -20, -6, -6],
-                                            "activation": [1.0, 2.0, 1.5, 2.5]}), x="freq_hz", group="level_db"),
+        F.tuning_curve_figure(
+            pd.DataFrame(
+                {
+                    "freq_hz": [100.0, 1000.0, 100.0, 1000.0],
+                    "level_db": [-20, -20, -6, -6],
+                    "activation": [1.0, 2.0, 1.5, 2.5],
+                }
+            ),
+            x="freq_hz",
+            group="level_db",
+        ),
     ]
     for fig in figs:
         assert isinstance(fig, go.Figure)
@@ -203,10 +227,16 @@ def test_windowed_traces_equal_the_whole_clip_pass(dash_run, model):
 def test_pages_render_and_unknown_units_say_so(client, data, speech_unit):
     layer, unit = speech_unit
     cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
-    for path, needle in [("/", "Best units per category"), (f"/unit/{layer}/{unit}", "Top "),
-                         ("/search", "Find units selective"), (f"/clip/{cid}", "Most active units per layer"),
-                         (f"/unit/{layer}/99999", "No such unit"), ("/unit/conv99/1", "No such unit"),
-                         ("/unit/conv5/..%2F1", "No such unit"), ("/clip/c000000000000", "No such clip")]:
+    for path, needle in [
+        ("/", "Best units per category"),
+        (f"/unit/{layer}/{unit}", "Top "),
+        ("/search", "Find units selective"),
+        (f"/clip/{cid}", "Most active units per layer"),
+        (f"/unit/{layer}/99999", "No such unit"),
+        ("/unit/conv99/1", "No such unit"),
+        ("/unit/conv5/..%2F1", "No such unit"),
+        ("/clip/c000000000000", "No such clip"),
+    ]:
         r = _route(client, path)
         assert r.status_code == 200, path
         assert needle in json.dumps(r.get_json()), path
@@ -217,15 +247,22 @@ def test_pages_render_and_unknown_units_say_so(client, data, speech_unit):
     assert data.neighbours("conv1", 0)[0] is None and data.neighbours("conv2", 0)[0] == ("conv1", 15)
 
 
-def _callback(client, outputs: list[tuple[str, str]], inputs: list[tuple[str, str, object]],
-              state: list[tuple[str, str, object]] = ()):
-    out = "..." .join(f"{i}.{p}" for i, p in outputs)
-    body = {"output": f"..{out}.." if len(outputs) > 1 else out,
-            "outputs": [{"id": i, "property": p} for i, p in outputs] if len(outputs) > 1
-            else {"id": outputs[0][0], "property": outputs[0][1]},
-            "inputs": [{"id": i, "property": p, "value": v} if i is not None else v for i, p, v in inputs],
-            "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-            "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"]}
+def _callback(
+    client,
+    outputs: list[tuple[str, str]],
+    inputs: list[tuple[str, str, object]],
+    state: list[tuple[str, str, object]] = (),
+):
+    out = "...".join(f"{i}.{p}" for i, p in outputs)
+    body = {
+        "output": f"..{out}.." if len(outputs) > 1 else out,
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if len(outputs) > 1
+        else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} if i is not None else v for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }
     return client.post("/_dash-update-component", json=body)
 
 
@@ -233,29 +270,54 @@ def test_jump_box_search_and_overlay_callbacks(client, data, speech_unit):
     from dashboard import ids
 
     jump = [(ids.NAV_LOCATION, "href"), (ids.NAV_JUMP_MESSAGE, "children")]
-    ok = _callback(client, jump, [(ids.NAV_JUMP_GO, "n_clicks", 1), (ids.NAV_JUMP_UNIT, "n_submit", None)],
-                   [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 5)]).get_json()
+    ok = _callback(
+        client,
+        jump,
+        [(ids.NAV_JUMP_GO, "n_clicks", 1), (ids.NAV_JUMP_UNIT, "n_submit", None)],
+        [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 5)],
+    ).get_json()
     assert ok["response"][ids.NAV_LOCATION]["href"] == "/unit/conv3/5"
-    bad = _callback(client, jump, [(ids.NAV_JUMP_GO, "n_clicks", 2), (ids.NAV_JUMP_UNIT, "n_submit", None)],
-                    [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 64)]).get_json()
+    bad = _callback(
+        client,
+        jump,
+        [(ids.NAV_JUMP_GO, "n_clicks", 2), (ids.NAV_JUMP_UNIT, "n_submit", None)],
+        [(ids.NAV_JUMP_LAYER, "value", "conv3"), (ids.NAV_JUMP_UNIT, "value", 64)],
+    ).get_json()
     assert ids.NAV_LOCATION not in bad["response"] and "0–63" in bad["response"][ids.NAV_JUMP_MESSAGE]["children"]
-    ranked = _callback(client, [(ids.SEARCH_TABLE, "data"), (ids.SEARCH_SUMMARY, "children")],
-                       [(ids.SEARCH_CATEGORY, "value", "speech"), (ids.SEARCH_METRIC, "value", "dprime"),
-                        (ids.SEARCH_LAYERS, "value", ["conv4", "conv5"]), (ids.SEARCH_SELECTIVE_ONLY, "value", []),
-                        (ids.SEARCH_TOP, "value", 20)]).get_json()["response"]
+    ranked = _callback(
+        client,
+        [(ids.SEARCH_TABLE, "data"), (ids.SEARCH_SUMMARY, "children")],
+        [
+            (ids.SEARCH_CATEGORY, "value", "speech"),
+            (ids.SEARCH_METRIC, "value", "dprime"),
+            (ids.SEARCH_LAYERS, "value", ["conv4", "conv5"]),
+            (ids.SEARCH_SELECTIVE_ONLY, "value", []),
+            (ids.SEARCH_TOP, "value", 20),
+        ],
+    ).get_json()["response"]
     rows = ranked[ids.SEARCH_TABLE]["data"]
-    assert len(rows) == 20 and all(r["unit_link"].split("](/unit/")[1].split("/")[0] in ("conv4", "conv5") for r in rows)
+    assert len(rows) == 20 and all(
+        r["unit_link"].split("](/unit/")[1].split("/")[0] in ("conv4", "conv5") for r in rows
+    )
     assert [r["dprime"] for r in rows] == sorted((r["dprime"] for r in rows), reverse=True)
-    picked = _callback(client, [(ids.SEARCH_MATCHES, "children"), (ids.SEARCH_CATEGORY, "value")],
-                       [(ids.SEARCH_TEXT, "value", "spee"), (None, None, [])],  # no chip clicked (ALL: none)
-                       [(ids.SEARCH_CATEGORY, "value", None)]).get_json()
+    picked = _callback(
+        client,
+        [(ids.SEARCH_MATCHES, "children"), (ids.SEARCH_CATEGORY, "value")],
+        [(ids.SEARCH_TEXT, "value", "spee"), (None, None, [])],  # no chip clicked (ALL: none)
+        [(ids.SEARCH_CATEGORY, "value", None)],
+    ).get_json()
     assert picked["response"][ids.SEARCH_CATEGORY]["value"] == "speech"
     layer, unit = speech_unit
     cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
-    fig = _callback(client, [(ids.CLIP_SPECTROGRAM_GRAPH, "figure")],
-                    [(ids.CLIP_OVERLAY_LAYER, "value", layer), (ids.CLIP_OVERLAY_UNIT, "value", unit)],
-                    [(ids.CLIP_STORE, "data", {"clip_id": cid})]).get_json()["response"][ids.CLIP_SPECTROGRAM_GRAPH]["figure"]
-    assert [t["type"] for t in fig["data"][:2]] == ["heatmap", "scatter"] and f"{layer} unit {unit}" in fig["layout"]["title"]["text"]
+    fig = _callback(
+        client,
+        [(ids.CLIP_SPECTROGRAM_GRAPH, "figure")],
+        [(ids.CLIP_OVERLAY_LAYER, "value", layer), (ids.CLIP_OVERLAY_UNIT, "value", unit)],
+        [(ids.CLIP_STORE, "data", {"clip_id": cid})],
+    ).get_json()["response"][ids.CLIP_SPECTROGRAM_GRAPH]["figure"]
+    assert [t["type"] for t in fig["data"][:2]] == ["heatmap", "scatter"] and f"{layer} unit {unit}" in fig["layout"][
+        "title"
+    ]["text"]
 
 
 def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
@@ -266,8 +328,15 @@ def test_tuning_curves_from_an_attached_probes_run(dash_run, tmp_path, model):
     from interp.run.store import open_run
 
     probes = tmp_path / "probes"
-    record_corpus("probes", probes, model=model, workers=0, progress=False, layers=("conv1", "conv2", "conv3"),
-                  corpus_options=dict(kinds=["tone", "am_noise"], n_freqs=6, levels_db=(-20.0,), rates_hz=(2.0, 8.0, 32.0)))
+    record_corpus(
+        "probes",
+        probes,
+        model=model,
+        workers=0,
+        progress=False,
+        layers=("conv1", "conv2", "conv3"),
+        corpus_options=dict(kinds=["tone", "am_noise"], n_freqs=6, levels_db=(-20.0,), rates_hz=(2.0, 8.0, 32.0)),
+    )
     app = create_app(dash_run, probes_dir=probes)
     client = app.server.test_client()
     page = json.dumps(_route(client, "/unit/conv2/7").get_json())
@@ -312,14 +381,28 @@ def test_audio_route_serves_known_clips_only_and_reads_no_other_file(client, dat
     sf.write(secret, np.zeros(2205, dtype=np.float32), 22050)
     rel = os.path.relpath(secret, Path(str(row["path"])).parent)
     bad = [
-        f"/audio/{urllib.parse.quote(str(secret), safe='')}", f"/audio/{urllib.parse.quote(rel, safe='')}",
-        f"/audio/{rel}", f"/audio/{secret.stem}.wav", f"/audio/{urllib.parse.quote(urllib.parse.quote(rel, safe=''), safe='')}",
-        "/audio/c000000000000.wav", "/audio/unknown.wav", f"/audio/{cid}.mp3", f"/audio/{cid}",
-        "/audio/../run.json", "/audio/..%2Frun.json", "/audio/..%2F..%2F..%2Fetc%2Fpasswd.wav",
-        "/audio/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", f"/audio/{abs_target}", f"/audio/{urllib.parse.quote(abs_target, safe='')}",
-        "/audio//etc/passwd", "/audio/%2Fetc%2Fpasswd.wav", f"/audio/{cid}.wav/../../run.json",
-        f"/audio/{urllib.parse.quote(str(minibank_dir / 'manifest.csv'), safe='')}", "/audio/%252e%252e%252frun.json",
-        f"/audio/{cid}.wav?t0=-1&t1=2", f"/audio/{cid}.wav?t0=abc",
+        f"/audio/{urllib.parse.quote(str(secret), safe='')}",
+        f"/audio/{urllib.parse.quote(rel, safe='')}",
+        f"/audio/{rel}",
+        f"/audio/{secret.stem}.wav",
+        f"/audio/{urllib.parse.quote(urllib.parse.quote(rel, safe=''), safe='')}",
+        "/audio/c000000000000.wav",
+        "/audio/unknown.wav",
+        f"/audio/{cid}.mp3",
+        f"/audio/{cid}",
+        "/audio/../run.json",
+        "/audio/..%2Frun.json",
+        "/audio/..%2F..%2F..%2Fetc%2Fpasswd.wav",
+        "/audio/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        f"/audio/{abs_target}",
+        f"/audio/{urllib.parse.quote(abs_target, safe='')}",
+        "/audio//etc/passwd",
+        "/audio/%2Fetc%2Fpasswd.wav",
+        f"/audio/{cid}.wav/../../run.json",
+        f"/audio/{urllib.parse.quote(str(minibank_dir / 'manifest.csv'), safe='')}",
+        "/audio/%252e%252e%252frun.json",
+        f"/audio/{cid}.wav?t0=-1&t1=2",
+        f"/audio/{cid}.wav?t0=abc",
     ]
     watching[0] = True
     try:
@@ -350,8 +433,12 @@ def test_export_downloads_are_valid_png_svg_pdf_html(client, data, speech_unit, 
 
     layer, unit = speech_unit
     for name in ("histogram", "clip-0"):
-        for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml"), ("pdf", "application/pdf"),
-                          ("html", "text/html")):
+        for fmt, mime in (
+            ("png", "image/png"),
+            ("svg", "image/svg+xml"),
+            ("pdf", "application/pdf"),
+            ("html", "text/html"),
+        ):
             r = client.get(f"/export/unit/{layer}/{unit}/{name}.{fmt}")
             assert r.status_code == 200, (name, fmt)
             assert r.mimetype == mime and "attachment" in r.headers["Content-Disposition"]
@@ -367,9 +454,14 @@ def test_export_downloads_are_valid_png_svg_pdf_html(client, data, speech_unit, 
             png = client.get(f"/export/unit/{layer}/{unit}/{name}.png").data
             w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
             assert w >= 900 and h >= 300  # rendered at 2x the figure's size
-    for url in (f"/export/unit/{layer}/{unit}/histogram.gif", f"/export/unit/{layer}/{unit}/nothing.png",
-                f"/export/unit/{layer}/99999/histogram.png", "/export/unit/../../run.json",
-                f"/export/unit/{layer}/{unit}/clip-999.png", "/export/overview/..%2Frun.png"):
+    for url in (
+        f"/export/unit/{layer}/{unit}/histogram.gif",
+        f"/export/unit/{layer}/{unit}/nothing.png",
+        f"/export/unit/{layer}/99999/histogram.png",
+        "/export/unit/../../run.json",
+        f"/export/unit/{layer}/{unit}/clip-999.png",
+        "/export/overview/..%2Frun.png",
+    ):
         assert client.get(url).status_code == 404, url
     written = export_figure(go.Figure(go.Bar(x=[1, 2], y=[3, 1])), tmp_path / "sub" / "bars")
     assert sorted(written) == ["html", "pdf", "png", "svg"]
@@ -388,13 +480,30 @@ def browser(tmp_path):
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for arg in ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-extensions", "--disable-component-update", "--no-first-run", "--mute-audio",
-                "--window-size=1440,1000"):
+    for arg in (
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--disable-component-update",
+        "--no-first-run",
+        "--mute-audio",
+        "--window-size=1440,1000",
+    ):
         opts.add_argument(arg)
-    with ThreadedRunner() as server, DashComposite(server, browser="chrome", headless=True, options=[opts],
-                                                   download_path=str(tmp_path), percy_run=False,
-                                                   wait_timeout=30) as dc:
+    with (
+        ThreadedRunner() as server,
+        DashComposite(
+            server,
+            browser="chrome",
+            headless=True,
+            options=[opts],
+            download_path=str(tmp_path),
+            percy_run=False,
+            wait_timeout=30,
+        ) as dc,
+    ):
         yield dc
 
 
@@ -405,7 +514,9 @@ def _fetch_in_browser(driver, url: str) -> dict:
             const b = new Uint8Array(await r.arrayBuffer());
             done({status: r.status, type: r.headers.get('content-type'), n: b.length,
                   head: String.fromCharCode(...b.slice(0, 4))});
-        }).catch(e => done({error: String(e)}));""", url)
+        }).catch(e => done({error: String(e)}));""",
+        url,
+    )
 
 
 @pytest.mark.browser
@@ -426,7 +537,8 @@ def test_browser_unit_page_audio_and_search(browser, dash_run, speech_unit, arti
         """const gd = document.querySelector('#unit-topk-grid .js-plotly-plot');
         const full = gd._fullData;  // plotly's decoded traces
         return {types: full.map(t => t.type), n: full[1].y.length, rows: full[0].z.length, cols: full[0].z[0].length,
-                drawn: gd.querySelectorAll('.heatmaplayer image, .hm image').length + gd.querySelectorAll('.scatterlayer path.js-line').length};""")
+                drawn: gd.querySelectorAll('.heatmaplayer image, .hm image').length + gd.querySelectorAll('.scatterlayer path.js-line').length};"""
+    )
     assert fig["types"][:2] == ["heatmap", "scatter"] and fig["n"] > 0 and fig["rows"] == 80 and fig["cols"] > 1
     assert fig["drawn"] >= 2  # the spectrogram image and the activation line are on screen
     audio = driver.find_elements("css selector", "#unit-topk-grid audio")

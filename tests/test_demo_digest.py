@@ -42,6 +42,8 @@ def test_the_digest_sees_a_changed_number(tmp_path):
     table = pa.table({"clip_id": ["a", "b"], "0": pa.array([1.0, 2.0], pa.float32())})
     pq.write_table(table, run / "activations" / "conv1.max.parquet")
     before = digest(run)
-    pq.write_table(table.set_column(1, "0", pa.array([1.0, 2.5], pa.float32())), run / "activations" / "conv1.max.parquet")
+    pq.write_table(
+        table.set_column(1, "0", pa.array([1.0, 2.5], pa.float32())), run / "activations" / "conv1.max.parquet"
+    )
     assert compare(before, digest(run)) == ["activations/conv1.max.parquet:0: float values differ beyond rtol 0.0001"]
     assert compare(before, before) == []

@@ -45,16 +45,19 @@ def corpus_csv(tmp_path_factory, minibank_dir, long_dir):
     (root / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt this is not audio at all" * 4)
     sf.write(root / "silent.wav", np.zeros(22050, dtype=np.float32), 22050)
     sf.write(root / "empty.wav", np.zeros(0, dtype=np.float32), 22050)
-    rows[3:3] = [{"path": str(root / "stitched_35s.wav"), "label": "music"},
-                 {"path": str(root / "missing.wav"), "label": "speech"}]
-    rows[11:11] = [{"path": str(root / "corrupt.wav"), "label": "tabla"},
-                   {"path": rows[0]["path"], "label": rows[0]["label"]},  # duplicate of row 0
-                   {"path": str(root / "silent.wav"), "label": "ambient"}]
+    rows[3:3] = [
+        {"path": str(root / "stitched_35s.wav"), "label": "music"},
+        {"path": str(root / "missing.wav"), "label": "speech"},
+    ]
+    rows[11:11] = [
+        {"path": str(root / "corrupt.wav"), "label": "tabla"},
+        {"path": rows[0]["path"], "label": rows[0]["label"]},  # duplicate of row 0
+        {"path": str(root / "silent.wav"), "label": "ambient"},
+    ]
     rows.append({"path": str(root / "empty.wav"), "label": "cymbal"})
     path = root / "manifest.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    expected = {"missing.wav": "missing", "corrupt.wav": "corrupt", "silent.wav": "silent",
-                "empty.wav": "empty"}
+    expected = {"missing.wav": "missing", "corrupt.wav": "corrupt", "silent.wav": "silent", "empty.wav": "empty"}
     return path, expected
 
 
@@ -83,13 +86,22 @@ def _assert_same_tables(a, b) -> None:
         y = pd.read_parquet(b.path / "activations" / name)
         assert x["clip_id"].tolist() == y["clip_id"].tolist(), name
         assert list(x.columns) == list(y.columns), name
-        np.testing.assert_allclose(y.drop(columns="clip_id").to_numpy(), x.drop(columns="clip_id").to_numpy(),
-                                   rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            y.drop(columns="clip_id").to_numpy(),
+            x.drop(columns="clip_id").to_numpy(),
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=name,
+        )
     ta, tb = pd.read_parquet(a.path / "topk.parquet"), pd.read_parquet(b.path / "topk.parquet")
     key = ["layer", "unit", "rank", "clip_id"]
     pd.testing.assert_frame_equal(ta[key], tb[key])
-    np.testing.assert_allclose(tb[["value", "peak_s", "start_s", "end_s"]].to_numpy(),
-                               ta[["value", "peak_s", "start_s", "end_s"]].to_numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tb[["value", "peak_s", "start_s", "end_s"]].to_numpy(),
+        ta[["value", "peak_s", "start_s", "end_s"]].to_numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.slow
@@ -112,7 +124,9 @@ def test_ray_tables_equal_local_engine(local_run, ray_run):
 
 
 @pytest.mark.slow
-def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(tmp_path, corpus_csv, ray_local, local_run, model):
+def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(
+    tmp_path, corpus_csv, ray_local, local_run, model
+):
     out = tmp_path / "run"
     first = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False, max_shards=2)
     assert first.n_clips == 12 and first.resumed_shards == 0

@@ -71,8 +71,13 @@ def test_batch_of_clips_all_layers(model, clips):
     plain = features(model, x)
     # chunk_rows 96 splits clips into row chunks for conv1..conv4; 200 also packs 3 clips per
     # chunk in conv5; workers=2 shares the chunks between two threads
-    for method, chunk_rows, workers in (("gemm", None, 1), ("gemm", 96, 1), ("gemm", 200, 2),
-                                        ("gemm", None, 2), ("conv", None, 1)):
+    for method, chunk_rows, workers in (
+        ("gemm", None, 1),
+        ("gemm", 96, 1),
+        ("gemm", 200, 2),
+        ("gemm", None, 2),
+        ("conv", None, 1),
+    ):
         got = features(FastSoundNet(model, method=method, chunk_rows=chunk_rows, workers=workers), x)
         assert_same(plain, got, what=f"{method} chunk_rows={chunk_rows} workers={workers}")
     # contiguous=False: the same values, as views of the time-major buffers (no copy)
@@ -94,7 +99,7 @@ def test_batch_of_unequal_lengths_equals_each_clip_alone(model, clips):
     lengths = [len(w) for w in waves]
     x = torch.zeros(len(waves), 1, max(lengths))
     for i, w in enumerate(waves):
-        x[i, 0, :len(w)] = to_model_input(w)[0, 0]
+        x[i, 0, : len(w)] = to_model_input(w)[0, 0]
     for method in ("gemm", "conv"):
         net = FastSoundNet(model, method=method)
         with torch.inference_mode():

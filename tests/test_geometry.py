@@ -23,8 +23,7 @@ from soundnet.model import CONV_LAYERS, LAYERS
 
 def _lengths() -> list[int]:
     logspaced = np.unique(np.geomspace(222, 3_000_000, 50).astype(int)).tolist()
-    edges = [0, 1, 13, 14, 221, 222, 4573, 4574, 209_373, 209_374, 1_476_864, 2_199_168,
-             3_000_000]
+    edges = [0, 1, 13, 14, 221, 222, 4573, 4574, 209_373, 209_374, 1_476_864, 2_199_168, 3_000_000]
     edges += [min_samples(layer) + d for layer in LAYERS for d in (-1, 0, 1)]
     edges += [209_374 + k * 65_536 + d for k in (1, 5) for d in (-1, 0)]  # conv8 frame boundaries
     return sorted(set(logspaced) | set(edges))
@@ -43,15 +42,18 @@ def test_geometry_equals_real_shapes(model):
     assert not mismatches, mismatches[:3]
 
 
-@pytest.mark.parametrize(("n_samples", "layer", "expected"), [
-    (1_476_864, "conv7", 46),
-    (2_199_168, "conv7", 68),
-    (209_374, "conv8", 1),
-    (209_374, "conv8_2", 1),
-    (209_373, "conv8", 0),
-    (221, "conv2", 0),
-    (222, "conv4", 1),
-])
+@pytest.mark.parametrize(
+    ("n_samples", "layer", "expected"),
+    [
+        (1_476_864, "conv7", 46),
+        (2_199_168, "conv7", 68),
+        (209_374, "conv8", 1),
+        (209_374, "conv8_2", 1),
+        (209_373, "conv8", 0),
+        (221, "conv2", 0),
+        (222, "conv4", 1),
+    ],
+)
 def test_documented_frame_counts(n_samples, layer, expected):
     assert n_frames(n_samples, layer) == expected
 
@@ -82,10 +84,10 @@ def test_edge_head_frames_are_flagged_and_degenerate(model, minibank_dir):
     from soundnet.geometry import HEADS_TILE_SAMPLES, head_frame_ok
     from soundnet.labels import clip_probabilities
 
-    assert head_frame_ok(209_374).tolist() == [False]          # 8 conv7 frames: the one frame reads the edge
-    assert head_frame_ok(260_000).tolist() == [True]           # 9 conv7 frames: it does not
+    assert head_frame_ok(209_374).tolist() == [False]  # 8 conv7 frames: the one frame reads the edge
+    assert head_frame_ok(260_000).tolist() == [True]  # 9 conv7 frames: it does not
     assert head_frame_ok(HEADS_TILE_SAMPLES).all() and len(head_frame_ok(HEADS_TILE_SAMPLES)) == 4
-    for n in (250_000, 661_500, 1_000_000):                    # at most the last frame is flagged
+    for n in (250_000, 661_500, 1_000_000):  # at most the last frame is flagged
         ok = head_frame_ok(n)
         assert ok[:-1].all()
     clips = sorted((minibank_dir / "audio").glob("*/*.flac"))[::30]
@@ -103,8 +105,17 @@ def test_edge_head_frames_are_flagged_and_degenerate(model, minibank_dir):
 
 def test_hops_and_receptive_fields():
     hops = {name: layer_geometry(name).hop_samples for name in LAYERS}
-    assert hops == {"conv1": 16, "conv2": 256, "conv3": 512, "conv4": 1024, "conv5": 8192,
-                    "conv6": 16384, "conv7": 32768, "conv8": 65536, "conv8_2": 65536}
+    assert hops == {
+        "conv1": 16,
+        "conv2": 256,
+        "conv3": 512,
+        "conv4": 1024,
+        "conv5": 8192,
+        "conv6": 16384,
+        "conv7": 32768,
+        "conv8": 65536,
+        "conv8_2": 65536,
+    }
     g1 = layer_geometry("conv1")
     assert g1.receptive_field_samples == 64 + 7 * 2 and g1.first_start_samples == -32
     fields = [layer_geometry(name).receptive_field_samples for name in LAYERS]

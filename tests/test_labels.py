@@ -24,7 +24,6 @@ from soundnet.labels import (
 from soundnet.predict import main as predict_main
 from soundnet.predict import predict_file
 
-
 # sha256 of SoundNet's own category lists (the authors' categories_imagenet.txt and
 # categories_places2.txt, as distributed with the original code)
 _LIST_SHA256 = {
@@ -111,7 +110,7 @@ def test_zero_frames_cannot_be_decoded(model):
 
 
 def test_predict_command(model, long_dir, minibank_dir, capsys):
-    objects, places = predict_file(model, long_dir / "hungarian_dance_5.flac", k=3)
+    objects, _places = predict_file(model, long_dir / "hungarian_dance_5.flac", k=3)
     assert "stage" in [n for n, _ in objects]
     # a short clip is tiled and still gets predictions; a bad file is reported, not fatal
     short_objects, _ = predict_file(model, minibank_dir / "audio" / "tabla" / "tabla_ghe5.flac")

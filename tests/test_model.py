@@ -56,8 +56,7 @@ def np_forward(wave: np.ndarray, params: dict) -> dict[str, np.ndarray]:
         src = out["conv7"] if spec.name in HEAD_LAYERS else h
         y = np_conv1d(src, p["weights"], p["biases"], stride=spec.stride, padding=spec.padding)
         if spec.batchnorm:
-            y = (y - p["mean"][:, None]) / np.sqrt(p["var"][:, None] + 1e-5) * p["gamma"][:, None] \
-                + p["beta"][:, None]
+            y = (y - p["mean"][:, None]) / np.sqrt(p["var"][:, None] + 1e-5) * p["gamma"][:, None] + p["beta"][:, None]
             y = np.maximum(y, 0.0)
         if spec.pool:
             y = np_maxpool(y, spec.pool)
@@ -209,8 +208,10 @@ def _top3(model, y: np.ndarray, *, scale: float) -> tuple[list[str], list[str]]:
     x = torch.from_numpy(y).reshape(1, 1, -1) * scale
     with torch.inference_mode():
         objects, places = model(x)
-    return ([n for n, _ in decode(objects, head="objects", k=3)[0]],
-            [n for n, _ in decode(places, head="places", k=3)[0]])
+    return (
+        [n for n, _ in decode(objects, head="objects", k=3)[0]],
+        [n for n, _ in decode(places, head="places", k=3)[0]],
+    )
 
 
 def test_orchestra_is_a_stage_and_the_whale_an_aquarium(model, long_dir):

@@ -28,10 +28,16 @@ import torch
 from interp.corpus.corpora import load_corpus
 from interp.recording import RecordConfig, record_corpus
 from interp.run.store import RunError, open_run
-from soundnet.errors import ParameterError
 from soundnet.audio import fit_length, read_audio, to_model_input
-from soundnet.geometry import (HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, clean_frames, frames_to_time, min_samples,
-                               time_to_frames)
+from soundnet.errors import ParameterError
+from soundnet.geometry import (
+    HEADS_TILE_SAMPLES,
+    SAMPLE_RATE_HZ,
+    clean_frames,
+    frames_to_time,
+    min_samples,
+    time_to_frames,
+)
 from soundnet.model import HEAD_LAYERS, LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,8 +62,12 @@ def _reference(model, y: np.ndarray, layers, *, edge: str) -> dict[str, dict[str
         if a.shape[1] == 0:
             out[layer] = None
             continue
-        ref = {"mean": a.mean(axis=1), "max": a.max(axis=1), "peak_s": frames_to_time(a.argmax(axis=1), layer),
-               "acts": a}
+        ref = {
+            "mean": a.mean(axis=1),
+            "max": a.max(axis=1),
+            "peak_s": frames_to_time(a.argmax(axis=1), layer),
+            "acts": a,
+        }
         if layer in HEAD_LAYERS:
             ref["prob"] = torch.softmax(torch.from_numpy(a), dim=0).numpy().mean(axis=1)
         out[layer] = ref
@@ -96,8 +106,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _write_manifest(path: Path, paths: list, labels: list | None = None) -> Path:
-    pd.DataFrame({"path": [str(p) for p in paths],
-                  "label": labels or ["x"] * len(paths)}).to_csv(path, index=False)
+    pd.DataFrame({"path": [str(p) for p in paths], "label": labels or ["x"] * len(paths)}).to_csv(path, index=False)
     return path
 
 
@@ -132,7 +141,7 @@ def mixed_corpus(minibank_dir) -> pd.DataFrame:
     c = load_corpus(minibank_dir)
     secs = pd.read_csv(minibank_dir / "manifest.csv")["seconds"].to_numpy()
     order = np.argsort(secs, kind="stable")
-    pick = list(order[:3]) + list(order[len(order) // 2: len(order) // 2 + 3]) + list(order[-4:])
+    pick = list(order[:3]) + list(order[len(order) // 2 : len(order) // 2 + 3]) + list(order[-4:])
     assert secs[order[2]] < min_samples("conv7") / SAMPLE_RATE_HZ
     sub = c.iloc[sorted(pick)].reset_index(drop=True)
     return sub.sample(frac=1.0, random_state=3).reset_index(drop=True)  # not sorted by length
@@ -167,12 +176,26 @@ def test_hook_summaries_equal_unbatched_extract_features(tmp_path, mixed_corpus,
 @pytest.mark.slow
 def test_killed_record_resumes_to_the_uninterrupted_tables(tmp_path, minibank_dir, model):
     corpus = load_corpus(minibank_dir)
-    manifest = _write_manifest(tmp_path / "sixty.csv", corpus["path"].tolist()[::2][:60],
-                               corpus["label"].tolist()[::2][:60])
+    manifest = _write_manifest(
+        tmp_path / "sixty.csv", corpus["path"].tolist()[::2][:60], corpus["label"].tolist()[::2][:60]
+    )
     layers = "conv3,conv7,conv8"
-    args = [str(manifest), "--out", str(tmp_path / "killed"), "--shard-size", "8", "--workers", "1",
-            "--decoder", "process",
-            "--layers", layers, "--topk", "4", "-q"]
+    args = [
+        str(manifest),
+        "--out",
+        str(tmp_path / "killed"),
+        "--shard-size",
+        "8",
+        "--workers",
+        "1",
+        "--decoder",
+        "process",
+        "--layers",
+        layers,
+        "--topk",
+        "4",
+        "-q",
+    ]
     log = tmp_path / "killed.log"
     with open(log, "wb") as fh:  # not a pipe: the decoding workers inherit it
         proc = subprocess.Popen(_cli(*args), cwd=REPO, stdout=fh, stderr=fh, start_new_session=True)
@@ -207,8 +230,16 @@ def test_killed_record_resumes_to_the_uninterrupted_tables(tmp_path, minibank_di
     assert re.search(r"^60 ok, 0 failed", again.stdout, re.M), again.stdout
     assert f"resumed: {len(done)} shard(s)" in again.stdout
 
-    record_corpus(str(manifest), tmp_path / "straight", model=model, layers=tuple(layers.split(",")), topk=4,
-                  shard_size=8, workers=0, progress=False)
+    record_corpus(
+        str(manifest),
+        tmp_path / "straight",
+        model=model,
+        layers=tuple(layers.split(",")),
+        topk=4,
+        shard_size=8,
+        workers=0,
+        progress=False,
+    )
     got, want = _tables(tmp_path / "killed"), _tables(tmp_path / "straight")
     assert sorted(got) == sorted(want) and len(want) == 2 + 3 * 3 + 1
     assert len(got["clips"]) == 60 and got["clips"]["clip_id"].is_unique
@@ -224,7 +255,7 @@ def _bad_corpus(tmp: Path, minibank_dir: Path) -> tuple[Path, dict[str, str]]:
     expected status prefix (or ``ok|<note fragment>``)."""
     corpus = load_corpus(minibank_dir)
     good = [p for p, s in zip(corpus["path"], pd.read_csv(minibank_dir / "manifest.csv")["seconds"]) if s > 1.0][:2]
-    y = read_audio(good[0])[: SAMPLE_RATE_HZ]  # 1 s of a real recording
+    y = read_audio(good[0])[:SAMPLE_RATE_HZ]  # 1 s of a real recording
     expect: dict[str, str] = {good[0]: "ok|", good[1]: "ok|"}
 
     odd = tmp / "dir with spaces" / "ünïcødé clip ©.wav"
@@ -270,8 +301,21 @@ def _bad_corpus(tmp: Path, minibank_dir: Path) -> tuple[Path, dict[str, str]]:
     missing = tmp / "not_there.wav"
     expect[str(missing)] = "missing"
 
-    paths = [good[0], odd, corrupt, empty, text, nan, six, tmp / "rate_192000.wav", tmp / "rate_8000.wav",
-             hour, missing, good[1], good[0]]  # the last row repeats the first
+    paths = [
+        good[0],
+        odd,
+        corrupt,
+        empty,
+        text,
+        nan,
+        six,
+        tmp / "rate_192000.wav",
+        tmp / "rate_8000.wav",
+        hour,
+        missing,
+        good[1],
+        good[0],
+    ]  # the last row repeats the first
     return _write_manifest(tmp / "bad inputs.csv", paths), expect
 
 
@@ -280,9 +324,13 @@ def test_bad_inputs_end_as_statuses_and_strict_fails(tmp_path, minibank_dir):
     manifest, expect = _bad_corpus(tmp_path, minibank_dir)
     out = tmp_path / "run"
     # conv1 only: the one-hour file is streamed through the model in full
-    res = subprocess.run(_cli(str(manifest), "--out", str(out), "--layers", "conv1", "--chunk-s", "300",
-                              "--workers", "1", "--strict"),
-                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        _cli(str(manifest), "--out", str(out), "--layers", "conv1", "--chunk-s", "300", "--workers", "1", "--strict"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode != 0, res.stdout + res.stderr[-2000:]
     assert re.search(r"^7 ok, 6 failed \(13 clips", res.stdout, re.M), res.stdout + res.stderr[-2000:]
     assert "--strict: 6 clip(s) failed" in res.stderr
@@ -388,8 +436,11 @@ def test_a_killed_decoding_worker_loses_no_clip(minibank_dir):
     for i, d in enumerate(process_decode_stream(rows, workers=2, lookahead=8, long_s=120.0)):
         got.append(d)
         if i in (3, 12):  # kill a busy worker (a forked child: same command line as this process)
-            workers = [p for p in me.children() if p.pid not in killed and p.cmdline() == me.cmdline()
-                       and p.status() != psutil.STATUS_ZOMBIE]
+            workers = [
+                p
+                for p in me.children()
+                if p.pid not in killed and p.cmdline() == me.cmdline() and p.status() != psutil.STATUS_ZOMBIE
+            ]
             assert workers, "no decoding worker found"
             killed.append(workers[0].pid)
             os.kill(workers[0].pid, signal.SIGKILL)
@@ -410,7 +461,9 @@ def test_process_decoder_gives_the_inline_result_in_order(tmp_path, minibank_dir
     stream = process_decode_stream(rows, workers=2, lookahead=3, long_s=120.0)
     got = list(stream)
     stream.close()  # idempotent after exhaustion
-    assert [(d.order, d.status, str(d.duration_s)) for d in got] == [(d.order, d.status, str(d.duration_s)) for d in inline]
+    assert [(d.order, d.status, str(d.duration_s)) for d in got] == [
+        (d.order, d.status, str(d.duration_s)) for d in inline
+    ]
     for a, b in zip(got, inline):
         assert (a.audio is None) == (b.audio is None)
         if a.audio is not None:
@@ -459,8 +512,7 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     corpus.loc[17, "path"] = str(empty)
-    settings = dict(model=model, layers=("conv1", "conv5", "conv8"), topk=3, shard_size=5, batch_size=2,
-                    progress=False)
+    settings = dict(model=model, layers=("conv1", "conv5", "conv8"), topk=3, shard_size=5, batch_size=2, progress=False)
     threads = torch.get_num_threads()
     record_corpus(corpus, tmp_path / "one", workers=0, **settings)
     want = _tables(tmp_path / "one")
@@ -473,15 +525,17 @@ def test_lanes_give_the_one_lane_tables(tmp_path, minibank_dir, model):
         assert s.audio_s == pytest.approx(got["clips"].loc[ok, "duration_s"].sum(), rel=1e-9)
         assert sorted(got) == sorted(want)
         for name in want:  # the same batches; threads per lane may round differently (head logits by ~1e-6)
-            pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
-                                          obj=f"{decoder}: {name}")
+            pd.testing.assert_frame_equal(
+                got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5, obj=f"{decoder}: {name}"
+            )
     # the plain model's hooks are shared by the lanes: its forward passes take turns
     record_corpus(corpus, tmp_path / "plain-one", workers=0, fast=False, **settings)
     record_corpus(corpus, tmp_path / "plain-two", workers=2, fast=False, **settings)
     want, got = _tables(tmp_path / "plain-one"), _tables(tmp_path / "plain-two")
     for name in want:
-        pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5,
-                                      obj=f"plain: {name}")
+        pd.testing.assert_frame_equal(
+            got[name], want[name], check_exact=False, rtol=1e-5, atol=1e-5, obj=f"plain: {name}"
+        )
     assert torch.get_num_threads() == threads  # the caller's setting is restored
 
 
@@ -493,7 +547,7 @@ def test_head_waveform_tiles_only_clips_without_a_clean_head_frame(minibank_dir)
     assert len(tiled) == HEADS_TILE_SAMPLES
     np.testing.assert_array_equal(tiled, np.tile(y, -(-HEADS_TILE_SAMPLES // len(y)))[:HEADS_TILE_SAMPLES])
     padded = head_waveform(y, heads_short="pad")
-    assert len(padded) == HEADS_TILE_SAMPLES and not padded[len(y):].any()
+    assert len(padded) == HEADS_TILE_SAMPLES and not padded[len(y) :].any()
     assert head_waveform(y, heads_short="none") is y
     only_dirty = np.resize(y, 230_000)  # 10.4 s: its one head frame reads conv7's padded edge
     assert len(head_waveform(only_dirty)) == HEADS_TILE_SAMPLES
@@ -515,7 +569,9 @@ def test_frame_reductions_compiled_equal_python_and_numpy():
         compiled = reduce._REDUCE_FRAMES(out, v)
         python = reduce._reduce_frames(out, v)
         for a, b in zip(compiled, python):
-            assert torch.equal(a, b) or (torch.isnan(a) == torch.isnan(b)).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
+            assert torch.equal(a, b) or (
+                (torch.isnan(a) == torch.isnan(b)).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
+            )
         mean, mx, arg = (t.numpy() for t in compiled)
         for i, k in enumerate(valid):
             if k == 0:
@@ -549,8 +605,14 @@ def test_merge_holds_no_file_per_shard(tmp_path, minibank_dir):
     rows = load_corpus(minibank_dir).iloc[:4]
     paths = [p for p in rows["path"] for _ in range(30)]  # 120 clips: the same 4 files, excerpts
     manifest = tmp_path / "many.csv"
-    pd.DataFrame({"path": paths, "label": "x", "start_s": [0.01 * i for i in range(120)],
-                  "end_s": [0.01 * i + 0.5 for i in range(120)]}).to_csv(manifest, index=False)
+    pd.DataFrame(
+        {
+            "path": paths,
+            "label": "x",
+            "start_s": [0.01 * i for i in range(120)],
+            "end_s": [0.01 * i + 0.5 for i in range(120)],
+        }
+    ).to_csv(manifest, index=False)
     run = tmp_path / "run"
     record_corpus(str(manifest), run, layers=("conv1", "conv2"), shard_size=1, workers=1, progress=False)
     script = (  # the merge again, under the limit
@@ -561,7 +623,8 @@ def test_merge_holds_no_file_per_shard(tmp_path, minibank_dir):
         "open_now = len(os.listdir('/proc/self/fd'))\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 60, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
         "clips = merge(run, 120, ('conv1', 'conv2'), {'conv1': 16, 'conv2': 32}, 16)\n"
-        "print(len(clips))\n")
+        "print(len(clips))\n"
+    )
     res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.split()[-1] == "120"

@@ -68,16 +68,20 @@ def test_float32_batches_take_the_preselection_and_agree(seed):
     value/key integers): ties, NaN, -0.0, negative values and unsorted keys as the reference."""
     rng = np.random.default_rng(100 + seed)
     n_rows, n_units, k = int(rng.integers(2, 80)), int(rng.integers(1, 7)), int(rng.integers(1, 6))
-    values = rng.choice(np.array([-2.5, -0.0, 0.0, 0.0, 1.0, 1.5, 3.0, np.inf, np.nan]),
-                        size=(n_rows, n_units)).astype(np.float32)
+    values = rng.choice(np.array([-2.5, -0.0, 0.0, 0.0, 1.0, 1.5, 3.0, np.inf, np.nan]), size=(n_rows, n_units)).astype(
+        np.float32
+    )
     values[:, 0] = rng.standard_normal(n_rows)  # and a unit of distinct values
     keys = rng.permutation(10 * n_rows)[:n_rows].astype(np.int64)
     payload = rng.random((n_rows, n_units)).astype(np.float32)
     want = _brute_topk(values.astype(np.float64), keys, payload.astype(np.float64), k)
     half = n_rows // 2
-    for got in (TopK(n_units, k).add(values, keys, payload),
-                TopK(n_units, k).add(values[:half], keys[:half], payload[:half])
-                .add(values[half:], keys[half:], payload[half:])):
+    for got in (
+        TopK(n_units, k).add(values, keys, payload),
+        TopK(n_units, k)
+        .add(values[:half], keys[:half], payload[:half])
+        .add(values[half:], keys[half:], payload[half:]),
+    ):
         np.testing.assert_array_equal(got.values_, want[0])
         np.testing.assert_array_equal(got.keys_, want[1])
         np.testing.assert_array_equal(got.payload_, want[2])
@@ -126,7 +130,7 @@ def test_invalid_parameters_raise_parameter_error():
         t.add(np.zeros((2, 3)), np.array([0]))
     with pytest.raises(ParameterError, match="'payload' parameter"):
         t.add(np.zeros((2, 3)), np.array([0, 1]), np.zeros((2, 2)))
-    with pytest.raises(ParameterError, match="'other' parameter of TopK.merge"):
+    with pytest.raises(ParameterError, match=r"'other' parameter of TopK\.merge"):
         t.merge(TopK(3, 3))
     with pytest.raises(ParameterError, match="'state' parameter"):
         t.load_state_dict({"values": np.zeros((2, 2)), "keys": np.zeros((2, 3)), "payload": np.zeros((2, 2))})

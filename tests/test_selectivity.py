@@ -9,8 +9,8 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from interp.analysis import selectivity as S
-from interp.report import cards as C
 from interp.analysis import topclips as T
+from interp.report import cards as C
 from soundnet.errors import ParameterError
 
 
@@ -80,9 +80,9 @@ def test_selectivity_columns_match_references(planted):
 def test_layers_share_one_fdr_family_and_bad_rows_are_dropped():
     acts, labels = _planted(seed=1)
     a2 = acts.copy()
-    a2.iloc[:5] = np.nan                         # clips with no frame in this layer
+    a2.iloc[:5] = np.nan  # clips with no frame in this layer
     lab = labels.copy()
-    lab.iloc[5:9] = ""                           # unlabelled clips
+    lab.iloc[5:9] = ""  # unlabelled clips
     sel = S.compute_selectivity({"conv4": acts, "conv5": a2}, lab, n_permutations=500)
     assert set(sel["layer"]) == {"conv4", "conv5"}
     np.testing.assert_allclose(sel["q"], sps.false_discovery_control(sel["p"]), rtol=1e-12)
@@ -106,7 +106,7 @@ def test_unit_labels_and_layer_summaries(planted):
     r17 = lab.set_index("unit").loc[17]
     assert r17["label"] == "c" and r17["selective"] and r17["q"] < 0.05 and r17["auroc"] >= 0.75
     assert lab.set_index("unit").loc[33, "label"] == "e"
-    assert (lab["label"] == "none").sum() >= 50          # nothing else is planted
+    assert (lab["label"] == "none").sum() >= 50  # nothing else is planted
     none = lab[lab["label"] == "none"]
     assert none["best_category"].isin(list("abcde")).all()
     strict = S.label_units(sel, q_max=1e-40)
@@ -136,7 +136,7 @@ def minibank_run(minibank_dir, model, tmp_path_factory):
     from interp.recording import record_corpus
     from interp.run.store import open_run
 
-    out = tmp_path_factory.getbasetemp() / "minibank_run"   # shared with test_ablation.py
+    out = tmp_path_factory.getbasetemp() / "minibank_run"  # shared with test_ablation.py
     record_corpus(str(minibank_dir), out, model=model, progress=False)
     return open_run(out)
 
@@ -160,7 +160,9 @@ def test_shuffled_labels_find_almost_nothing(minibank_run, stat):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stat,category,need", [("mean", "speech", 7), ("mean", "kick_drum", 5), ("max", "kick_drum", 5)])
+@pytest.mark.parametrize(
+    "stat,category,need", [("mean", "speech", 7), ("mean", "kick_drum", 5), ("max", "kick_drum", 5)]
+)
 def test_real_labels_find_category_units(minibank_run, stat, category, need):
     """A unit of conv5..conv7 selective for the category (q < 0.05, AUROC >= 0.75) with a pure top 10."""
     run = minibank_run
@@ -168,8 +170,7 @@ def test_real_labels_find_category_units(minibank_run, stat, category, need):
     cand = S.rank_table(sel, category, layer=["conv5", "conv6", "conv7"], top=None)
     cand = cand[(cand["q"] < 0.05) & (cand["auroc"] >= 0.75)]
     assert len(cand) >= 3
-    best = max(T.top_label_counts(run, r.layer, r.unit, k=10, stat=stat).get(category, 0)
-               for r in cand.itertuples())
+    best = max(T.top_label_counts(run, r.layer, r.unit, k=10, stat=stat).get(category, 0) for r in cand.itertuples())
     assert best >= need
 
 
@@ -183,10 +184,10 @@ def test_run_tables_written_cached_and_ranked(minibank_run):
     assert len(sel) == sum(run.n_units(l) for l in run.layers) * 10
     assert sel.attrs["selectivity"]["stat"] == "max"
     mtime = (run.path / "selectivity.parquet").stat().st_mtime_ns
-    again = S.run_selectivity(run)                                    # read back, not recomputed
+    again = S.run_selectivity(run)  # read back, not recomputed
     pd.testing.assert_frame_equal(again, sel)
     assert (run.path / "selectivity.parquet").stat().st_mtime_ns == mtime
-    other = S.run_selectivity(run, top_quantile=0.2)                  # other options: recomputed
+    other = S.run_selectivity(run, top_quantile=0.2)  # other options: recomputed
     assert not np.allclose(other["mi_bits"], sel["mi_bits"])
     assert run.read_table("selectivity").attrs["selectivity"]["top_quantile"] == 0.2
 
@@ -221,11 +222,11 @@ def test_top_clips_and_unit_card(minibank_run, model):
     tc = T.top_clips(run, "conv6", 97, k=10)
     assert tc["clip_id"].tolist() == tk["clip_id"].head(10).tolist()
     assert tc["label"].notna().all() and (tc["value"].diff().dropna() <= 0).all()
-    longer = T.top_clips(run, "conv6", 97, k=len(tk) + 4)            # beyond the recorded top-k
+    longer = T.top_clips(run, "conv6", 97, k=len(tk) + 4)  # beyond the recorded top-k
     assert len(longer) == len(tk) + 4
     assert longer["clip_id"].head(len(tk)).tolist() == tk["clip_id"].tolist()
     assert (longer["value"].diff().dropna() <= 1e-6).all()
-    n = len(tk)                  # rebuilt from the activation tables: same moments as the recorder's
+    n = len(tk)  # rebuilt from the activation tables: same moments as the recorder's
     for col in ("value", "peak_s", "start_s", "end_s"):
         np.testing.assert_allclose(longer[col].head(n), tk[col], atol=1e-4, err_msg=col)
     assert (longer["start_s"] <= longer["end_s"]).all()
@@ -236,8 +237,7 @@ def test_top_clips_and_unit_card(minibank_run, model):
     assert sorted(qc["bin"].unique()) == list(range(10)) and qc["label"].notna().all()
 
     card = C.unit_card(run, "conv6", 97, model=model)
-    for needle in ("conv6 unit 97", "label:", "AUROC", "top 10 clips", "objects", "places",
-                   "zeroing the unit"):
+    for needle in ("conv6 unit 97", "label:", "AUROC", "top 10 clips", "objects", "places", "zeroing the unit"):
         assert needle in card, needle
     assert card.count("kick_drum") >= 2
     with pytest.raises(ParameterError):

@@ -15,15 +15,15 @@ def _data(kind: str, seed: int = 0, n: int = 120, m: int = 7, c: int = 4):
     rng = np.random.default_rng(seed)
     if kind == "random":
         x = rng.normal(size=(n, m))
-    elif kind == "tied":           # few distinct values, a dead (constant) unit, a mostly-zero unit
+    elif kind == "tied":  # few distinct values, a dead (constant) unit, a mostly-zero unit
         x = rng.integers(0, 4, size=(n, m)).astype(float)
         x[:, 1] = 0.0
         x[:, 2] = np.where(rng.random(n) < 0.85, 0.0, rng.random(n))
     else:
         raise AssertionError(kind)
     labels = rng.integers(0, c, size=n)
-    x[labels == 1, 0] += 1.0       # some signal, so p-values span a range
-    onehot, cats = stats.onehot_labels(labels)
+    x[labels == 1, 0] += 1.0  # some signal, so p-values span a range
+    onehot, _cats = stats.onehot_labels(labels)
     return x, onehot
 
 
@@ -54,16 +54,17 @@ def test_mannwhitney_equals_scipy_asymptotic(kind, alternative):
     for j in range(x.shape[1]):
         for c in range(onehot.shape[1]):
             pos = onehot[:, c]
-            ref = sps.mannwhitneyu(x[pos, j], x[~pos, j], alternative=alternative,
-                                   method="asymptotic", use_continuity=True)
+            ref = sps.mannwhitneyu(
+                x[pos, j], x[~pos, j], alternative=alternative, method="asymptotic", use_continuity=True
+            )
             assert res["u"][j, c] == pytest.approx(ref.statistic, abs=1e-9)
             assert res["p"][j, c] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-15)
     if kind == "tied":
-        assert np.all(res["p"][1] == 1.0)                 # dead unit: p = 1, like scipy
+        assert np.all(res["p"][1] == 1.0)  # dead unit: p = 1, like scipy
     if alternative == "less":
-        assert res["p"][0, 1] > 0.99                      # the planted unit fires *more*
+        assert res["p"][0, 1] > 0.99  # the planted unit fires *more*
     else:
-        assert res["p"][0, 1] < 1e-3                      # the planted difference is found
+        assert res["p"][0, 1] < 1e-3  # the planted difference is found
 
 
 @pytest.mark.parametrize("kind", ["random", "tied"])
@@ -103,13 +104,13 @@ def test_class_moments_dprime_csi():
     csi, unit = stats.class_selectivity_index(means)
     assert csi[0, 0] == pytest.approx((4 - 1) / (4 + 1))
     assert unit.tolist() == pytest.approx([0.6, 0.0, 0.0])
-    assert csi[0, 1] == pytest.approx((1 - 2) / (1 + 2))   # rest = mean of (4, 1, 1)
+    assert csi[0, 1] == pytest.approx((1 - 2) / (1 + 2))  # rest = mean of (4, 1, 1)
 
 
 def test_threshold_mi_iou():
     rng = np.random.default_rng(11)
     x = rng.normal(size=(200, 5))
-    x[:, 3] = np.round(x[:, 3])                      # ties
+    x[:, 3] = np.round(x[:, 3])  # ties
     thr = stats.top_quantile_threshold(x, top_quantile=0.1)
     np.testing.assert_allclose(thr, np.quantile(x, 0.9, axis=0), rtol=1e-12)
     labels = rng.integers(0, 3, size=200)
@@ -117,6 +118,7 @@ def test_threshold_mi_iou():
     active = x > thr
     mi, iou = stats.binary_mi_iou(active, onehot)
     from sklearn.metrics import mutual_info_score
+
     for j in range(5):
         for c in range(3):
             ref = mutual_info_score(active[:, j], onehot[:, c]) / np.log(2)
@@ -171,7 +173,7 @@ def test_bootstrap_ci_covers_and_narrows():
     pos = rng.random(n) < 0.2
     x = rng.normal(size=(n, 3))
     x[pos, 0] += 1.0
-    x[:, 2] = np.round(x[:, 2])                       # ties
+    x[:, 2] = np.round(x[:, 2])  # ties
     ci = stats.bootstrap_auroc_ci(x, pos, n_boot=1000, seed=0)
     auc = np.array([roc_auc_score(pos, x[:, j]) for j in range(3)])
     assert np.all(ci[:, 0] < auc) and np.all(auc < ci[:, 1])

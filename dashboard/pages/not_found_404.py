@@ -11,8 +11,11 @@ dash.register_page(__name__, path="/404", title="Not found · SoundNet units", n
 
 
 def layout(**_: Any) -> html.Div:
-    return html.Div(className="card notfound", children=[
-        html.H2("Page not found"),
-        html.P("Pages: the overview, /unit/<layer>/<unit>, /clip/<clip_id> and /search."),
-        dcc.Link("back to the overview", href="/"),
-    ])
+    return html.Div(
+        className="card notfound",
+        children=[
+            html.H2("Page not found"),
+            html.P("Pages: the overview, /unit/<layer>/<unit>, /clip/<clip_id> and /search."),
+            dcc.Link("back to the overview", href="/"),
+        ],
+    )

@@ -16,16 +16,36 @@ from soundnet.model import HEAD_LAYERS
 
 dash.register_page(__name__, path="/search", title="Search · SoundNet units", name="Search", order=1)
 
-_METRICS = [("auroc", "AUROC"), ("dprime", "d′"), ("csi", "CSI"), ("mi_bits", "MI (bits)"), ("iou", "IoU"),
-            ("z", "Mann-Whitney z"), ("q", "q (ascending)"), ("p", "p (ascending)")]
+_METRICS = [
+    ("auroc", "AUROC"),
+    ("dprime", "d′"),
+    ("csi", "CSI"),
+    ("mi_bits", "MI (bits)"),
+    ("iou", "IoU"),
+    ("z", "Mann-Whitney z"),
+    ("q", "q (ascending)"),
+    ("p", "p (ascending)"),
+]
 _TOPS = [20, 50, 100, 500]
 _NUM = Format(precision=3, scheme=Scheme.fixed)
 _P = Format(precision=2, scheme=Scheme.decimal_or_exponent)
 _TABLE_STYLE = dict(
-    style_as_list_view=True, cell_selectable=False,
-    style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "4px 8px", "textAlign": "right",
-                "border": "none", "borderBottom": "1px solid #eef1f4"},
-    style_header={"fontWeight": 600, "color": "#52606d", "backgroundColor": "white", "borderBottom": "2px solid #d9dee4"},
+    style_as_list_view=True,
+    cell_selectable=False,
+    style_cell={
+        "fontFamily": "inherit",
+        "fontSize": "12px",
+        "padding": "4px 8px",
+        "textAlign": "right",
+        "border": "none",
+        "borderBottom": "1px solid #eef1f4",
+    },
+    style_header={
+        "fontWeight": 600,
+        "color": "#52606d",
+        "backgroundColor": "white",
+        "borderBottom": "2px solid #d9dee4",
+    },
 )
 
 
@@ -35,80 +55,183 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
     category = category if category in cats else None
     layers_default = [layer] if layer in data.layers else data.conv_layers
     metric = metric if metric in dict(_METRICS) else "auroc"
-    return html.Div(className="search-page", children=[
-        V.card("Find units selective for a category", html.Div([
-            html.Div(className="controls", children=[
-                html.Div(className="control grow", children=[
-                    html.Label("category (type to search)", htmlFor=ids.SEARCH_TEXT),
-                    dcc.Input(id=ids.SEARCH_TEXT, type="search", value=category or "", placeholder="e.g. speech, drum …",
-                              debounce=False, autoComplete="off", className="search-input"),
-                    html.Div(id=ids.SEARCH_MATCHES, className="chips", children=_chips(data, category or "")),
-                ]),
-                html.Div(className="control", children=[
-                    html.Label("selected"),
-                    dcc.Dropdown(id=ids.SEARCH_CATEGORY, options=[{"label": c, "value": c} for c in cats], value=category,
-                                 placeholder="category", clearable=True),
-                ]),
-                html.Div(className="control", children=[
-                    html.Label("rank by"),
-                    dcc.Dropdown(id=ids.SEARCH_METRIC, options=[{"label": n, "value": m} for m, n in _METRICS],
-                                 value=metric, clearable=False),
-                ]),
-                html.Div(className="control", children=[
-                    html.Label("show"),
-                    dcc.Dropdown(id=ids.SEARCH_TOP, options=[{"label": f"top {t}", "value": t} for t in _TOPS]
-                                 + [{"label": "all", "value": 0}], value=50, clearable=False),
-                ]),
-            ]),
-            html.Div(className="controls", children=[
-                html.Div(className="control grow", children=[
-                    html.Label("layers"),
-                    dcc.Checklist(id=ids.SEARCH_LAYERS, options=[{"label": l, "value": l} for l in data.layers],
-                                  value=layers_default, inline=True, className="checks"),
-                ]),
-                html.Div(className="control", children=[
-                    dcc.Checklist(id=ids.SEARCH_SELECTIVE_ONLY,
-                                  options=[{"label": " only selective units (q and AUROC thresholds)", "value": "yes"}],
-                                  value=[], className="checks"),
-                ]),
-            ]),
-            html.Div(id=ids.SEARCH_SUMMARY, className="summary muted"),
-            dash_table.DataTable(
-                id=ids.SEARCH_TABLE, data=[], sort_action="native", page_action="native", page_size=25,
-                columns=[
-                    {"name": "#", "id": "rank", "type": "numeric"},
-                    {"name": "unit", "id": "unit_link", "presentation": "markdown"},
-                    {"name": "unit label", "id": "label"},
-                    {"name": "AUROC", "id": "auroc", "type": "numeric", "format": _NUM},
-                    {"name": "d′", "id": "dprime", "type": "numeric", "format": Format(precision=2, scheme=Scheme.fixed)},
-                    {"name": "CSI", "id": "csi", "type": "numeric", "format": _NUM},
-                    {"name": "MI (bits)", "id": "mi_bits", "type": "numeric", "format": _NUM},
-                    {"name": "IoU", "id": "iou", "type": "numeric", "format": _NUM},
-                    {"name": "q", "id": "q", "type": "numeric", "format": _P},
-                    {"name": "mean in / out", "id": "means"},
-                ],
-                style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"} for c in ("unit_link", "label")],
-                markdown_options={"link_target": "_self"},
-                **_TABLE_STYLE,
+    return html.Div(
+        className="search-page",
+        children=[
+            V.card(
+                "Find units selective for a category",
+                html.Div(
+                    [
+                        html.Div(
+                            className="controls",
+                            children=[
+                                html.Div(
+                                    className="control grow",
+                                    children=[
+                                        html.Label("category (type to search)", htmlFor=ids.SEARCH_TEXT),
+                                        dcc.Input(
+                                            id=ids.SEARCH_TEXT,
+                                            type="search",
+                                            value=category or "",
+                                            placeholder="e.g. speech, drum …",
+                                            debounce=False,
+                                            autoComplete="off",
+                                            className="search-input",
+                                        ),
+                                        html.Div(
+                                            id=ids.SEARCH_MATCHES,
+                                            className="chips",
+                                            children=_chips(data, category or ""),
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        html.Label("selected"),
+                                        dcc.Dropdown(
+                                            id=ids.SEARCH_CATEGORY,
+                                            options=[{"label": c, "value": c} for c in cats],
+                                            value=category,
+                                            placeholder="category",
+                                            clearable=True,
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        html.Label("rank by"),
+                                        dcc.Dropdown(
+                                            id=ids.SEARCH_METRIC,
+                                            options=[{"label": n, "value": m} for m, n in _METRICS],
+                                            value=metric,
+                                            clearable=False,
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        html.Label("show"),
+                                        dcc.Dropdown(
+                                            id=ids.SEARCH_TOP,
+                                            options=[{"label": f"top {t}", "value": t} for t in _TOPS]
+                                            + [{"label": "all", "value": 0}],
+                                            value=50,
+                                            clearable=False,
+                                        ),
+                                    ],
+                                ),
+                            ],
+                        ),
+                        html.Div(
+                            className="controls",
+                            children=[
+                                html.Div(
+                                    className="control grow",
+                                    children=[
+                                        html.Label("layers"),
+                                        dcc.Checklist(
+                                            id=ids.SEARCH_LAYERS,
+                                            options=[{"label": l, "value": l} for l in data.layers],
+                                            value=layers_default,
+                                            inline=True,
+                                            className="checks",
+                                        ),
+                                    ],
+                                ),
+                                html.Div(
+                                    className="control",
+                                    children=[
+                                        dcc.Checklist(
+                                            id=ids.SEARCH_SELECTIVE_ONLY,
+                                            options=[
+                                                {
+                                                    "label": " only selective units (q and AUROC thresholds)",
+                                                    "value": "yes",
+                                                }
+                                            ],
+                                            value=[],
+                                            className="checks",
+                                        ),
+                                    ],
+                                ),
+                            ],
+                        ),
+                        html.Div(id=ids.SEARCH_SUMMARY, className="summary muted"),
+                        dash_table.DataTable(
+                            id=ids.SEARCH_TABLE,
+                            data=[],
+                            sort_action="native",
+                            page_action="native",
+                            page_size=25,
+                            columns=[
+                                {"name": "#", "id": "rank", "type": "numeric"},
+                                {"name": "unit", "id": "unit_link", "presentation": "markdown"},
+                                {"name": "unit label", "id": "label"},
+                                {"name": "AUROC", "id": "auroc", "type": "numeric", "format": _NUM},
+                                {
+                                    "name": "d′",
+                                    "id": "dprime",
+                                    "type": "numeric",
+                                    "format": Format(precision=2, scheme=Scheme.fixed),
+                                },
+                                {"name": "CSI", "id": "csi", "type": "numeric", "format": _NUM},
+                                {"name": "MI (bits)", "id": "mi_bits", "type": "numeric", "format": _NUM},
+                                {"name": "IoU", "id": "iou", "type": "numeric", "format": _NUM},
+                                {"name": "q", "id": "q", "type": "numeric", "format": _P},
+                                {"name": "mean in / out", "id": "means"},
+                            ],
+                            style_cell_conditional=[
+                                {"if": {"column_id": c}, "textAlign": "left"} for c in ("unit_link", "label")
+                            ],
+                            markdown_options={"link_target": "_self"},
+                            **_TABLE_STYLE,
+                        ),
+                    ]
+                ),
             ),
-        ])),
-        V.card("Clips", html.Div([
-            dcc.Input(id=ids.CLIPS_TEXT, type="search", placeholder="filter clips by name or label …", debounce=False,
-                      autoComplete="off", className="search-input"),
-            dash_table.DataTable(
-                id=ids.CLIPS_TABLE, data=_clip_rows(data, ""), page_action="native", page_size=12, sort_action="native",
-                columns=[{"name": "clip", "id": "clip_link", "presentation": "markdown"},
-                         {"name": "label", "id": "label"},
-                         {"name": "duration (s)", "id": "duration_s", "type": "numeric",
-                          "format": Format(precision=2, scheme=Scheme.fixed)},
-                         {"name": "source", "id": "source"}],
-                style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"}
-                                        for c in ("clip_link", "label", "source")],
-                markdown_options={"link_target": "_self"},
-                **_TABLE_STYLE,
+            V.card(
+                "Clips",
+                html.Div(
+                    [
+                        dcc.Input(
+                            id=ids.CLIPS_TEXT,
+                            type="search",
+                            placeholder="filter clips by name or label …",
+                            debounce=False,
+                            autoComplete="off",
+                            className="search-input",
+                        ),
+                        dash_table.DataTable(
+                            id=ids.CLIPS_TABLE,
+                            data=_clip_rows(data, ""),
+                            page_action="native",
+                            page_size=12,
+                            sort_action="native",
+                            columns=[
+                                {"name": "clip", "id": "clip_link", "presentation": "markdown"},
+                                {"name": "label", "id": "label"},
+                                {
+                                    "name": "duration (s)",
+                                    "id": "duration_s",
+                                    "type": "numeric",
+                                    "format": Format(precision=2, scheme=Scheme.fixed),
+                                },
+                                {"name": "source", "id": "source"},
+                            ],
+                            style_cell_conditional=[
+                                {"if": {"column_id": c}, "textAlign": "left"} for c in ("clip_link", "label", "source")
+                            ],
+                            markdown_options={"link_target": "_self"},
+                            **_TABLE_STYLE,
+                        ),
+                    ]
+                ),
             ),
-        ])),
-    ])
+        ],
+    )
 
 
 def _matches(cats: list[str], text: str) -> list[str]:
@@ -122,8 +245,16 @@ def _chips(data, text: str) -> list:
     found = _matches(data.categories, text)
     if not found:
         return [html.Span("no category matches", className="muted")]
-    return [html.Button(c, id={"type": ids.SEARCH_CHIP, "category": c}, className="chip button",
-                        style={"--chip": data.colors.get(c, "#9aa5b1")}, n_clicks=0) for c in found]
+    return [
+        html.Button(
+            c,
+            id={"type": ids.SEARCH_CHIP, "category": c},
+            className="chip button",
+            style={"--chip": data.colors.get(c, "#9aa5b1")},
+            n_clicks=0,
+        )
+        for c in found
+    ]
 
 
 @dash.callback(
@@ -158,7 +289,9 @@ def search_categories(text: str | None, _clicks: list, current: str | None):
     Input(ids.SEARCH_SELECTIVE_ONLY, "value"),
     Input(ids.SEARCH_TOP, "value"),
 )
-def rank_units(category: str | None, metric: str, layers: list[str] | None, selective: list[str] | None, top: int | None):
+def rank_units(
+    category: str | None, metric: str, layers: list[str] | None, selective: list[str] | None, top: int | None
+):
     """The ranked units of a category (from ``selectivity.parquet``), each linking to its page."""
     data = get_data()
     if not data.has_selectivity:
@@ -166,22 +299,39 @@ def rank_units(category: str | None, metric: str, layers: list[str] | None, sele
     if not category or category not in data.categories:
         return [], "Choose a category (type its name above) to rank the units."
     metric = metric if metric in dict(_METRICS) else "auroc"
-    df = data.rank(category, metric=metric, layers=[l for l in (layers or []) if l in data.layers],
-                   selective_only=bool(selective), top=int(top) if top else None)
+    df = data.rank(
+        category,
+        metric=metric,
+        layers=[l for l in (layers or []) if l in data.layers],
+        selective_only=bool(selective),
+        top=int(top) if top else None,
+    )
     if df.empty:
         return [], f"No unit of the chosen layers matches for {category}."
     rows = []
     for r in df.itertuples(index=False):
-        rows.append({"rank": int(r.rank) + 1, "unit_link": f"[{r.layer} · {int(r.unit)}](/unit/{r.layer}/{int(r.unit)})",
-                     "label": str(getattr(r, "label", "") or ""), "auroc": float(r.auroc), "dprime": float(r.dprime),
-                     "csi": float(r.csi), "mi_bits": float(r.mi_bits), "iou": float(r.iou), "q": float(r.q),
-                     "means": f"{V.fmt_num(r.mean_pos)} / {V.fmt_num(r.mean_rest)}"})
+        rows.append(
+            {
+                "rank": int(r.rank) + 1,
+                "unit_link": f"[{r.layer} · {int(r.unit)}](/unit/{r.layer}/{int(r.unit)})",
+                "label": str(getattr(r, "label", "") or ""),
+                "auroc": float(r.auroc),
+                "dprime": float(r.dprime),
+                "csi": float(r.csi),
+                "mi_bits": float(r.mi_bits),
+                "iou": float(r.iou),
+                "q": float(r.q),
+                "means": f"{V.fmt_num(r.mean_pos)} / {V.fmt_num(r.mean_rest)}",
+            }
+        )
     th = data.label_thresholds
     n_sel = int(((df["q"] < th["q_max"]) & (df["auroc"] >= th["auroc_min"])).sum())
     heads = [l for l in (layers or []) if l in HEAD_LAYERS]
     note = " Head units are output classes (logits)." if heads else ""
-    return rows, (f"{len(df)} units shown for {category}, ranked by {dict(_METRICS)[metric]}; {n_sel} of them pass "
-                  f"q < {th['q_max']:g} and AUROC ≥ {th['auroc_min']:g}.{note}")
+    return rows, (
+        f"{len(df)} units shown for {category}, ranked by {dict(_METRICS)[metric]}; {n_sel} of them pass "
+        f"q < {th['q_max']:g} and AUROC ≥ {th['auroc_min']:g}.{note}"
+    )
 
 
 def _clip_rows(data, text: str) -> list[dict]:
@@ -191,8 +341,10 @@ def _clip_rows(data, text: str) -> list[dict]:
         mask = c["name"].str.lower().str.contains(t, regex=False) | c["label"].str.lower().str.contains(t, regex=False)
         c = c[mask]
     src = c["source"].astype(str) if "source" in c.columns else np.full(len(c), "")
-    return [{"clip_link": f"[{n}](/clip/{cid})", "label": lab, "duration_s": float(d), "source": s}
-            for cid, n, lab, d, s in zip(c.index, c["name"], c["label"], c["duration_s"], src)]
+    return [
+        {"clip_link": f"[{n}](/clip/{cid})", "label": lab, "duration_s": float(d), "source": s}
+        for cid, n, lab, d, s in zip(c.index, c["name"], c["label"], c["duration_s"], src)
+    ]
 
 
 @dash.callback(Output(ids.CLIPS_TABLE, "data"), Input(ids.CLIPS_TEXT, "value"), prevent_initial_call=True)

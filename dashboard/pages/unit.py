@@ -45,27 +45,44 @@ def layout(layer: str | None = None, unit: str | None = None, **_: Any) -> html.
     if ok is None:
         return _not_found(data, layer, unit)
     layer, u = ok
-    return html.Div(className="unit-page", children=[
-        dcc.Store(id=ids.UNIT_STORE, data={"layer": layer, "unit": u}),
-        _header(data, layer, u),
-        html.Div(className="grid two", children=[
-            V.card("Activation over the corpus", dcc.Graph(
-                id=ids.UNIT_HISTOGRAM_GRAPH, figure=V.histogram_figure(data, layer, u), config=_graph_config()),
-                right=V.export_links("unit", [layer, str(u)], "histogram")),
-            V.card("Per category", dcc.Graph(
-                id=ids.UNIT_DISTRIBUTIONS_GRAPH, figure=V.distributions_figure(data, layer, u), config=_graph_config()),
-                right=V.export_links("unit", [layer, str(u)], "distributions")),
-        ]),
-        _metrics_card(data, layer, u),
-        _topk_card(data, layer, u),
-        html.Div(className="grid two", children=[_quantiles_card(data, layer, u), _promoted_card(data, layer, u)]),
-        _tuning_card(data, layer, u),
-    ])
+    return html.Div(
+        className="unit-page",
+        children=[
+            dcc.Store(id=ids.UNIT_STORE, data={"layer": layer, "unit": u}),
+            _header(data, layer, u),
+            html.Div(
+                className="grid two",
+                children=[
+                    V.card(
+                        "Activation over the corpus",
+                        dcc.Graph(
+                            id=ids.UNIT_HISTOGRAM_GRAPH,
+                            figure=V.histogram_figure(data, layer, u),
+                            config=_graph_config(),
+                        ),
+                        right=V.export_links("unit", [layer, str(u)], "histogram"),
+                    ),
+                    V.card(
+                        "Per category",
+                        dcc.Graph(
+                            id=ids.UNIT_DISTRIBUTIONS_GRAPH,
+                            figure=V.distributions_figure(data, layer, u),
+                            config=_graph_config(),
+                        ),
+                        right=V.export_links("unit", [layer, str(u)], "distributions"),
+                    ),
+                ],
+            ),
+            _metrics_card(data, layer, u),
+            _topk_card(data, layer, u),
+            html.Div(className="grid two", children=[_quantiles_card(data, layer, u), _promoted_card(data, layer, u)]),
+            _tuning_card(data, layer, u),
+        ],
+    )
 
 
 def _graph_config() -> dict:
-    return {"displaylogo": False,
-            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
 
 
 def _not_found(data: RunData, layer: Any, unit: Any) -> html.Div:
@@ -73,10 +90,14 @@ def _not_found(data: RunData, layer: Any, unit: Any) -> html.Div:
         msg = f"{layer} has units 0 to {data.n_units(layer) - 1}."
     else:
         msg = f"Recorded layers: {', '.join(data.layers)}."
-    return html.Div(className="card notfound", children=[
-        html.H2("No such unit"), html.P(f"There is no unit {unit!s} in layer {layer!s}. {msg}"),
-        dcc.Link("back to the overview", href="/"),
-    ])
+    return html.Div(
+        className="card notfound",
+        children=[
+            html.H2("No such unit"),
+            html.P(f"There is no unit {unit!s} in layer {layer!s}. {msg}"),
+            dcc.Link("back to the overview", href="/"),
+        ],
+    )
 
 
 def _header(data: RunData, layer: str, unit: int) -> html.Div:
@@ -86,36 +107,79 @@ def _header(data: RunData, layer: str, unit: int) -> html.Div:
     facts: list[Any] = []
     if lab is not None:
         if lab.get("selective"):
-            facts.append(html.Span(["selective for ", V.label_chip(str(lab["label"]), data.colors.get(str(lab["label"])),
-                                                                   href=f"/search?category={lab['label']}")]))
+            facts.append(
+                html.Span(
+                    [
+                        "selective for ",
+                        V.label_chip(
+                            str(lab["label"]),
+                            data.colors.get(str(lab["label"])),
+                            href=f"/search?category={lab['label']}",
+                        ),
+                    ]
+                )
+            )
         else:
-            facts.append(html.Span(["no selective category; best ", V.label_chip(
-                str(lab["best_category"]), data.colors.get(str(lab["best_category"])))]))
-        facts.append(html.Span(f"AUROC {V.fmt_num(lab['auroc'])} · q {V.fmt_p(lab['q'])} · "
-                               f"{int(lab['n_selective_categories'])} selective categories", className="muted"))
+            facts.append(
+                html.Span(
+                    [
+                        "no selective category; best ",
+                        V.label_chip(str(lab["best_category"]), data.colors.get(str(lab["best_category"]))),
+                    ]
+                )
+            )
+        facts.append(
+            html.Span(
+                f"AUROC {V.fmt_num(lab['auroc'])} · q {V.fmt_p(lab['q'])} · "
+                f"{int(lab['n_selective_categories'])} selective categories",
+                className="muted",
+            )
+        )
     elif not data.has_selectivity:
         facts.append(html.Span("run `soundnet-interp analyze` for selectivity statistics", className="muted"))
     if layer in HEAD_LAYERS:
-
         facts.append(html.Span(["output class ", html.B(head_labels(layer)[unit])]))
     if len(top):
         counts = top["label"].value_counts()
-        facts.append(html.Span([f"top {len(top)} clips: "] + [
-            html.Span(f"{c} {n}", className="purity", style={"--chip": data.colors.get(str(c), "#9aa5b1")})
-            for c, n in counts.head(4).items()]))
-    return html.Div(className="unit-header", children=[
-        html.Div(className="unit-title", children=[
-            html.H2([html.Span(layer, className="layer-tag"), f" unit {unit}"]),
-            html.Div(className="unit-facts", children=facts),
-        ]),
-        html.Div(className="unit-nav", children=[
-            dcc.Link("← prev", id=ids.UNIT_PREV, href=f"/unit/{prev[0]}/{prev[1]}" if prev else "#",
-                     className="btn ghost" + ("" if prev else " disabled")),
-            html.Span(f"{unit + 1} / {data.n_units(layer)}", className="muted"),
-            dcc.Link("next →", id=ids.UNIT_NEXT, href=f"/unit/{nxt[0]}/{nxt[1]}" if nxt else "#",
-                     className="btn ghost" + ("" if nxt else " disabled")),
-        ]),
-    ])
+        facts.append(
+            html.Span(
+                [f"top {len(top)} clips: "]
+                + [
+                    html.Span(f"{c} {n}", className="purity", style={"--chip": data.colors.get(str(c), "#9aa5b1")})
+                    for c, n in counts.head(4).items()
+                ]
+            )
+        )
+    return html.Div(
+        className="unit-header",
+        children=[
+            html.Div(
+                className="unit-title",
+                children=[
+                    html.H2([html.Span(layer, className="layer-tag"), f" unit {unit}"]),
+                    html.Div(className="unit-facts", children=facts),
+                ],
+            ),
+            html.Div(
+                className="unit-nav",
+                children=[
+                    dcc.Link(
+                        "← prev",
+                        id=ids.UNIT_PREV,
+                        href=f"/unit/{prev[0]}/{prev[1]}" if prev else "#",
+                        className="btn ghost" + ("" if prev else " disabled"),
+                    ),
+                    html.Span(f"{unit + 1} / {data.n_units(layer)}", className="muted"),
+                    dcc.Link(
+                        "next →",
+                        id=ids.UNIT_NEXT,
+                        href=f"/unit/{nxt[0]}/{nxt[1]}" if nxt else "#",
+                        className="btn ghost" + ("" if nxt else " disabled"),
+                    ),
+                ],
+            ),
+        ],
+    )
 
 
 def _metric_rows(data: RunData, layer: str, unit: int, intervals: Any = None) -> list[dict]:
@@ -126,43 +190,80 @@ def _metric_rows(data: RunData, layer: str, unit: int, intervals: Any = None) ->
     rows = []
     for r in m.itertuples(index=False):
         lo, hi = ci.get(r.category, (np.nan, np.nan))
-        rows.append({
-            "category": r.category, "n_pos": int(r.n_pos), "auroc": float(r.auroc),
-            "ci": f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ("…" if intervals is None else "–"),
-            "dprime": float(r.dprime), "csi": float(r.csi), "mi_bits": float(r.mi_bits), "iou": float(r.iou),
-            "p": float(r.p), "q": float(r.q), "means": f"{V.fmt_num(r.mean_pos)} / {V.fmt_num(r.mean_rest)}",
-        })
+        rows.append(
+            {
+                "category": r.category,
+                "n_pos": int(r.n_pos),
+                "auroc": float(r.auroc),
+                "ci": f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ("…" if intervals is None else "–"),
+                "dprime": float(r.dprime),
+                "csi": float(r.csi),
+                "mi_bits": float(r.mi_bits),
+                "iou": float(r.iou),
+                "p": float(r.p),
+                "q": float(r.q),
+                "means": f"{V.fmt_num(r.mean_pos)} / {V.fmt_num(r.mean_rest)}",
+            }
+        )
     return rows
 
 
 def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
     rows = _metric_rows(data, layer, unit)
     if not rows:
-        body: Any = html.P("No selectivity table in this run: run `soundnet-interp analyze RUN_DIR`.", className="muted")
+        body: Any = html.P(
+            "No selectivity table in this run: run `soundnet-interp analyze RUN_DIR`.", className="muted"
+        )
     else:
         qmax, amin = data.label_thresholds["q_max"], data.label_thresholds["auroc_min"]
-        body = html.Div([
-            dash_table.DataTable(
-                id=ids.UNIT_METRICS_TABLE, columns=_METRIC_COLUMNS, data=rows, sort_action="native",
-                style_as_list_view=True, cell_selectable=False,
-                style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "4px 8px", "textAlign": "right",
-                            "border": "none", "borderBottom": "1px solid #eef1f4"},
-                style_cell_conditional=[{"if": {"column_id": "category"}, "textAlign": "left", "fontWeight": 600}],
-                style_header={"fontWeight": 600, "color": "#52606d", "backgroundColor": "white",
-                              "borderBottom": "2px solid #d9dee4"},
-                style_data_conditional=[
-                    {"if": {"filter_query": f"{{q}} < {qmax} && {{auroc}} >= {amin}"},
-                     "backgroundColor": "#eef6ff"},
-                    {"if": {"filter_query": f"{{q}} < {qmax} && {{auroc}} >= {amin}", "column_id": "auroc"},
-                     "fontWeight": 700, "color": "#1d4ed8"},
-                ],
-            ),
-            html.P(id=ids.UNIT_METRICS_NOTE, className="note", children=(
-                f"Statistic: {data.stat} over time per clip. AUROC one category vs the rest, 95% CI stratified "
-                f"bootstrap (2000 resamples, computing…); p one-sided Mann-Whitney (permutation for small "
-                f"categories); q Benjamini-Hochberg over all units x categories. Highlighted: q < {qmax} and "
-                f"AUROC ≥ {amin}.")),
-        ])
+        body = html.Div(
+            [
+                dash_table.DataTable(
+                    id=ids.UNIT_METRICS_TABLE,
+                    columns=_METRIC_COLUMNS,
+                    data=rows,
+                    sort_action="native",
+                    style_as_list_view=True,
+                    cell_selectable=False,
+                    style_cell={
+                        "fontFamily": "inherit",
+                        "fontSize": "12px",
+                        "padding": "4px 8px",
+                        "textAlign": "right",
+                        "border": "none",
+                        "borderBottom": "1px solid #eef1f4",
+                    },
+                    style_cell_conditional=[{"if": {"column_id": "category"}, "textAlign": "left", "fontWeight": 600}],
+                    style_header={
+                        "fontWeight": 600,
+                        "color": "#52606d",
+                        "backgroundColor": "white",
+                        "borderBottom": "2px solid #d9dee4",
+                    },
+                    style_data_conditional=[
+                        {
+                            "if": {"filter_query": f"{{q}} < {qmax} && {{auroc}} >= {amin}"},
+                            "backgroundColor": "#eef6ff",
+                        },
+                        {
+                            "if": {"filter_query": f"{{q}} < {qmax} && {{auroc}} >= {amin}", "column_id": "auroc"},
+                            "fontWeight": 700,
+                            "color": "#1d4ed8",
+                        },
+                    ],
+                ),
+                html.P(
+                    id=ids.UNIT_METRICS_NOTE,
+                    className="note",
+                    children=(
+                        f"Statistic: {data.stat} over time per clip. AUROC one category vs the rest, 95% CI stratified "
+                        f"bootstrap (2000 resamples, computing…); p one-sided Mann-Whitney (permutation for small "
+                        f"categories); q Benjamini-Hochberg over all units x categories. Highlighted: q < {qmax} and "
+                        f"AUROC ≥ {amin}."
+                    ),
+                ),
+            ]
+        )
     return V.card("Selectivity per category", body)
 
 
@@ -184,14 +285,34 @@ def fill_intervals(store: dict | None, note: str | None):
 
 def _topk_card(data: RunData, layer: str, unit: int) -> html.Div:
     top = data.top_clips(layer, unit, k=V.TOP_K)
-    cards = [V.clip_card(data, layer, unit, r, top, {"type": ids.UNIT_CLIP_GRAPH, "rank": r},
-                         {"type": ids.UNIT_CLIP_AUDIO, "rank": r}) for r in range(len(top))]
-    legend = html.Span(className="legend-inline", children=[
-        html.Span(className="swatch trace"), "activation over time (right axis) ",
-        html.Span(className="swatch window"), "receptive field of the peak frame ",
-        html.Span("◆", className="peak-mark"), " peak"])
-    return V.card(f"Top {len(top)} clips (highest max over time)",
-                  html.Div(cards, id=ids.UNIT_TOPK_GRID, className="clip-grid"), right=legend)
+    cards = [
+        V.clip_card(
+            data,
+            layer,
+            unit,
+            r,
+            top,
+            {"type": ids.UNIT_CLIP_GRAPH, "rank": r},
+            {"type": ids.UNIT_CLIP_AUDIO, "rank": r},
+        )
+        for r in range(len(top))
+    ]
+    legend = html.Span(
+        className="legend-inline",
+        children=[
+            html.Span(className="swatch trace"),
+            "activation over time (right axis) ",
+            html.Span(className="swatch window"),
+            "receptive field of the peak frame ",
+            html.Span("◆", className="peak-mark"),
+            " peak",
+        ],
+    )
+    return V.card(
+        f"Top {len(top)} clips (highest max over time)",
+        html.Div(cards, id=ids.UNIT_TOPK_GRID, className="clip-grid"),
+        right=legend,
+    )
 
 
 def _quantile_groups(q) -> list[tuple[list[int], float, float, Any]]:
@@ -212,24 +333,53 @@ def _quantiles_card(data: RunData, layer: str, unit: int) -> html.Div:
     rows = []
     for bins, lo, hi, part in _quantile_groups(q):
         name = f"D{bins[0] + 1}" if len(bins) == 1 else f"D{min(bins) + 1}–D{max(bins) + 1}"
-        rows.append(html.Tr([
-            html.Td(name, className="bin nowrap"),
-            html.Td(V.fmt_num(lo) if lo == hi else f"{V.fmt_num(lo)}–{V.fmt_num(hi)}", className="muted nowrap"),
-            html.Td(className="examples", children=[
-                html.Span(className="example", children=[
-                    V.play_button(str(r.clip_id), key=f"q{bins[0]}-{i}", title=f"play {r.name}"),
-                    html.Span(className="dot", style={"background": data.colors.get(str(r.label), "#9aa5b1")},
-                              title=str(r.label)),
-                    dcc.Link(str(r.name), href=f"/clip/{r.clip_id}", title=f"{r.label} · max {r.value:.3g}"),
-                    html.Span(V.fmt_num(r.value), className="muted small"),
-                ]) for i, r in enumerate(part.itertuples(index=False))]),
-        ]))
-    body = html.Div([
-        html.Audio(id=ids.UNIT_PLAYER, className="hidden-player"),
-        html.Table(className="quantiles", children=[
-            html.Thead(html.Tr([html.Th("decile"), html.Th("max"), html.Th("examples (evenly spaced in rank; ▶ plays)")])),
-            html.Tbody(rows)]),
-    ])
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(name, className="bin nowrap"),
+                    html.Td(
+                        V.fmt_num(lo) if lo == hi else f"{V.fmt_num(lo)}–{V.fmt_num(hi)}", className="muted nowrap"
+                    ),
+                    html.Td(
+                        className="examples",
+                        children=[
+                            html.Span(
+                                className="example",
+                                children=[
+                                    V.play_button(str(r.clip_id), key=f"q{bins[0]}-{i}", title=f"play {r.name}"),
+                                    html.Span(
+                                        className="dot",
+                                        style={"background": data.colors.get(str(r.label), "#9aa5b1")},
+                                        title=str(r.label),
+                                    ),
+                                    dcc.Link(
+                                        str(r.name), href=f"/clip/{r.clip_id}", title=f"{r.label} · max {r.value:.3g}"
+                                    ),
+                                    html.Span(V.fmt_num(r.value), className="muted small"),
+                                ],
+                            )
+                            for i, r in enumerate(part.itertuples(index=False))
+                        ],
+                    ),
+                ]
+            )
+        )
+    body = html.Div(
+        [
+            html.Audio(id=ids.UNIT_PLAYER, className="hidden-player"),
+            html.Table(
+                className="quantiles",
+                children=[
+                    html.Thead(
+                        html.Tr(
+                            [html.Th("decile"), html.Th("max"), html.Th("examples (evenly spaced in rank; ▶ plays)")]
+                        )
+                    ),
+                    html.Tbody(rows),
+                ],
+            ),
+        ]
+    )
     return V.card("Across the activation range", body)
 
 
@@ -238,7 +388,9 @@ dash.clientside_callback(
     function(clicks) {
         const trig = dash_clientside.callback_context.triggered_id;
         if (!trig || !clicks.some(c => c)) { return dash_clientside.no_update; }
-        const player = document.getElementById('""" + ids.UNIT_PLAYER + """');
+        const player = document.getElementById('"""
+    + ids.UNIT_PLAYER
+    + """');
         const src = '/audio/' + encodeURIComponent(trig.clip) + '.wav';
         if (player.getAttribute('src') === src && !player.paused) { player.pause(); return trig.clip; }
         player.setAttribute('src', src);
@@ -257,14 +409,24 @@ def _promoted_card(data: RunData, layer: str, unit: int) -> html.Div:
     for head, gid, name in (("conv8", ids.UNIT_OBJECTS_GRAPH, "objects"), ("conv8_2", ids.UNIT_PLACES_GRAPH, "places")):
         fig = V.promoted_figure(data, layer, unit, head)
         if fig is not None:
-            graphs.append(html.Div(className="promoted", children=[
-                dcc.Graph(id=gid, figure=fig, config={"displayModeBar": False}),
-                html.Div(V.export_links("unit", [layer, str(unit)], name), className="right")]))
+            graphs.append(
+                html.Div(
+                    className="promoted",
+                    children=[
+                        dcc.Graph(id=gid, figure=fig, config={"displayModeBar": False}),
+                        html.Div(V.export_links("unit", [layer, str(unit)], name), className="right"),
+                    ],
+                )
+            )
     if not graphs:
-        graphs = [html.P("Needs the heads recorded and `soundnet-interp analyze` (unit_outputs.parquet).",
-                         className="muted")]
-    return V.card("Classes the unit promotes", html.Div(graphs, className="grid two tight"),
-                  right=html.Span("Pearson r across clips: unit activation vs clip-level probability", className="muted small"))
+        graphs = [
+            html.P("Needs the heads recorded and `soundnet-interp analyze` (unit_outputs.parquet).", className="muted")
+        ]
+    return V.card(
+        "Classes the unit promotes",
+        html.Div(graphs, className="grid two tight"),
+        right=html.Span("Pearson r across clips: unit activation vs clip-level probability", className="muted small"),
+    )
 
 
 def _tuning_card(data: RunData, layer: str, unit: int) -> html.Div | None:
@@ -272,10 +434,25 @@ def _tuning_card(data: RunData, layer: str, unit: int) -> html.Div | None:
         return None
     figs = V.tuning_figures(data, layer, unit)
     if not figs:
-        return V.card("Tuning (probes run)", html.P(f"The probes run has no {layer} or no tone / rate probes.",
-                                                    className="muted"))
-    return V.card("Tuning (synthetic probes)", html.Div(className="grid two", children=[
-        html.Div([dcc.Graph(id=ids.UNIT_TUNING_GRAPH if i == 0 else f"{ids.UNIT_TUNING_GRAPH}-{i}", figure=f,
-                            config=_graph_config()),
-                  html.Div(V.export_links("unit", [layer, str(unit)], name), className="right")])
-        for i, (name, f) in enumerate(figs.items())]))
+        return V.card(
+            "Tuning (probes run)", html.P(f"The probes run has no {layer} or no tone / rate probes.", className="muted")
+        )
+    return V.card(
+        "Tuning (synthetic probes)",
+        html.Div(
+            className="grid two",
+            children=[
+                html.Div(
+                    [
+                        dcc.Graph(
+                            id=ids.UNIT_TUNING_GRAPH if i == 0 else f"{ids.UNIT_TUNING_GRAPH}-{i}",
+                            figure=f,
+                            config=_graph_config(),
+                        ),
+                        html.Div(V.export_links("unit", [layer, str(unit)], name), className="right"),
+                    ]
+                )
+                for i, (name, f) in enumerate(figs.items())
+            ],
+        ),
+    )

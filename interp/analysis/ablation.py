@@ -24,8 +24,8 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,9 @@ from interp.recording import RecordConfig, head_waveform, summary_frames
 from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
-from soundnet.options import check_option
 from soundnet.labels import head_labels
 from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, load_soundnet
+from soundnet.options import check_option
 
 __all__ = [
     "ablate",
@@ -71,13 +71,16 @@ def _hook_target(model: nn.Module, layer: str) -> nn.Module:
 
 def _check_units(units: Mapping[str, Iterable[int]]) -> dict[str, list[int]]:
     if not isinstance(units, Mapping):
-        raise ParameterError(f"The 'units' parameter of ablate must be a mapping {{layer: [unit, ...]}}. "
-                             f"Got {type(units).__name__} instead.")
+        raise ParameterError(
+            f"The 'units' parameter of ablate must be a mapping {{layer: [unit, ...]}}. "
+            f"Got {type(units).__name__} instead."
+        )
     out: dict[str, list[int]] = {}
     for layer, idx in units.items():
         if layer not in SPEC_BY_NAME:
-            raise ParameterError(f"The 'units' parameter of ablate must use layer names from {list(LAYERS)}. "
-                                 f"Got {layer!r} instead.")
+            raise ParameterError(
+                f"The 'units' parameter of ablate must use layer names from {list(LAYERS)}. Got {layer!r} instead."
+            )
         n = SPEC_BY_NAME[layer].out_channels
         lst = sorted({int(u) for u in idx})
         bad = [u for u in lst if not 0 <= u < n]
@@ -162,17 +165,21 @@ class HeadRunner:
     """
 
     @classmethod
-    def for_run(cls, run: Run, model: nn.Module, *, layer: str, clip_ids: Iterable[str] | None = None,
-                batch_size: int = 16) -> "HeadRunner":
+    def for_run(
+        cls, run: Run, model: nn.Module, *, layer: str, clip_ids: Iterable[str] | None = None, batch_size: int = 16
+    ) -> HeadRunner:
         """A runner over a run's ok clips (or ``clip_ids``), as its heads saw them
         (:func:`run_clip_waves`), counting frames with the run's ``edge``."""
         _, waves = run_clip_waves(run, clip_ids)
         return cls(model, waves, layer=layer, batch_size=batch_size, edge=RecordConfig.from_meta(run.meta).edge)
 
-    def __init__(self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16,
-                 edge: str = "drop") -> None:
+    def __init__(
+        self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16, edge: str = "drop"
+    ) -> None:
         if layer not in SPEC_BY_NAME:
-            raise ParameterError(f"The 'layer' parameter of HeadRunner must be one of {list(LAYERS)}. Got {layer!r} instead.")
+            raise ParameterError(
+                f"The 'layer' parameter of HeadRunner must be one of {list(LAYERS)}. Got {layer!r} instead."
+            )
         self.model = model
         self.layer = layer
         self.edge = edge
@@ -184,8 +191,11 @@ class HeadRunner:
             for n in np.unique(lengths):
                 idx = np.flatnonzero(lengths == n)
                 for i in range(0, len(idx), batch_size):
-                    part = idx[i: i + batch_size]
-                    x = torch.from_numpy(np.stack([waves[j] for j in part]).astype(np.float32)[:, None, :]) * INPUT_SCALE
+                    part = idx[i : i + batch_size]
+                    x = (
+                        torch.from_numpy(np.stack([waves[j] for j in part]).astype(np.float32)[:, None, :])
+                        * INPUT_SCALE
+                    )
                     self._groups.append((part, _layer_input(model, x, layer), int(n)))
 
     def outputs(self, units: Iterable[int] | None = None) -> dict[str, np.ndarray]:
@@ -271,8 +281,15 @@ def _model_for(run: Run, model: nn.Module | None) -> nn.Module:
     return load_soundnet(path if path and os.path.isfile(path) else None)
 
 
-def unit_output_effects(run: Run | str | os.PathLike, layer: str, unit: int | Iterable[int], *, model: nn.Module | None = None,
-                        clips: Iterable[str] | None = None, top: int = 5) -> pd.DataFrame:
+def unit_output_effects(
+    run: Run | str | os.PathLike,
+    layer: str,
+    unit: int | Iterable[int],
+    *,
+    model: nn.Module | None = None,
+    clips: Iterable[str] | None = None,
+    top: int = 5,
+) -> pd.DataFrame:
     """The head classes a unit promotes: the largest drops of log-probability when it is zeroed.
 
     Parameters
@@ -353,7 +370,7 @@ class CategoryReadout:
             return np.asarray(outputs["conv7"], dtype=np.float64)
         return np.concatenate([np.asarray(outputs[h], dtype=np.float64) for h in HEAD_LAYERS], axis=1)
 
-    def fit(self, outputs: Mapping[str, np.ndarray], labels) -> "CategoryReadout":
+    def fit(self, outputs: Mapping[str, np.ndarray], labels) -> CategoryReadout:
         """Fit on :meth:`HeadRunner.outputs` of some clips and their labels ``(n_clips,)``."""
         # scikit-learn is imported where a readout is fitted: it adds about 0.5 s to the import
         # of every module that reaches this one (the CLI, the dashboard)
@@ -363,8 +380,12 @@ class CategoryReadout:
 
         y = np.asarray(labels).astype(str) == self.category
         if y.all() or not y.any():
-            raise ParameterError(f"CategoryReadout needs clips in and out of {self.category!r}. Got {int(y.sum())} of {len(y)} in it.")
-        self.pipeline_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000))
+            raise ParameterError(
+                f"CategoryReadout needs clips in and out of {self.category!r}. Got {int(y.sum())} of {len(y)} in it."
+            )
+        self.pipeline_ = make_pipeline(
+            StandardScaler(), LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000)
+        )
         self.pipeline_.fit(self.matrix(outputs), y)
         return self
 
@@ -373,8 +394,9 @@ class CategoryReadout:
         return self.pipeline_.decision_function(self.matrix(outputs))
 
 
-def fit_category_readout(run: Run | str | os.PathLike, category: str, runner: HeadRunner, *,
-                         features: str = "conv7", C: float = 0.1) -> CategoryReadout:
+def fit_category_readout(
+    run: Run | str | os.PathLike, category: str, runner: HeadRunner, *, features: str = "conv7", C: float = 0.1
+) -> CategoryReadout:
     """Fit :class:`CategoryReadout` on the unablated outputs of all ok clips of a run.
 
     ``runner`` is a :class:`HeadRunner` over all ok clips in ``run.ok_clips`` order (any layer).
@@ -387,10 +409,21 @@ def fit_category_readout(run: Run | str | os.PathLike, category: str, runner: He
     return ro.fit({k: v[ok] for k, v in res.items()}, lab[ok])
 
 
-def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer: str, *, n_units: int = 20,
-                             n_random: int = 10, metric: str = "auroc", units: Iterable[int] | None = None,
-                             readout: str | CategoryReadout = "auto", model: nn.Module | None = None,
-                             runner: HeadRunner | None = None, seed: int = 0, **selectivity_options) -> pd.DataFrame:
+def category_ablation_effect(
+    run: Run | str | os.PathLike,
+    category: str,
+    layer: str,
+    *,
+    n_units: int = 20,
+    n_random: int = 10,
+    metric: str = "auroc",
+    units: Iterable[int] | None = None,
+    readout: str | CategoryReadout = "auto",
+    model: nn.Module | None = None,
+    runner: HeadRunner | None = None,
+    seed: int = 0,
+    **selectivity_options,
+) -> pd.DataFrame:
     """Zero a category's top units of a layer vs as many random units; how much does its score drop?
 
     The score of a clip is a linear probe's log-odds for the category (:class:`CategoryReadout`,
@@ -438,14 +471,18 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
     if runner is None:
         runner = HeadRunner.for_run(run, _model_for(run, model), layer=layer)
     if runner.layer != layer or runner.n_clips != len(run.ok_clips):
-        raise ParameterError("The 'runner' parameter of category_ablation_effect must be a HeadRunner of the same "
-                             "layer over all ok clips of the run.")
+        raise ParameterError(
+            "The 'runner' parameter of category_ablation_effect must be a HeadRunner of the same "
+            "layer over all ok clips of the run."
+        )
     if isinstance(readout, str):
         if readout == "auto":
             readout = "conv7" if layer in CONV_LAYERS[:-1] else "heads"
         if readout not in READOUTS:
-            raise ParameterError(f"The 'readout' parameter of category_ablation_effect must be 'auto', one of {READOUTS} "
-                                 f"or a CategoryReadout. Got {readout!r} instead.")
+            raise ParameterError(
+                f"The 'readout' parameter of category_ablation_effect must be 'auto', one of {READOUTS} "
+                f"or a CategoryReadout. Got {readout!r} instead."
+            )
         readout = fit_category_readout(run, category, runner, features=readout)
     pos = (run.labels.astype(str) == category).to_numpy()
 
@@ -454,8 +491,9 @@ def category_ablation_effect(run: Run | str | os.PathLike, category: str, layer:
 
     base = score(None)
     rng = np.random.default_rng(seed)
-    plans = [("top", 0, units)] + [("random", d, sorted(rng.choice(n_layer, size=len(units), replace=False).tolist()))
-                                   for d in range(n_random)]
+    plans = [("top", 0, units)] + [
+        ("random", d, sorted(rng.choice(n_layer, size=len(units), replace=False).tolist())) for d in range(n_random)
+    ]
     rows = []
     for cond, draw, us in plans:
         s = score(us)

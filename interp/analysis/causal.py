@@ -38,9 +38,17 @@ ABLATION_COLUMNS = ("category", "measure", "condition", "drop", "drop_sd", "base
 DRAW_COLUMNS = ("category", "measure", "condition", "draw", "units", "score", "drop")
 
 
-def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "conv5", probe_layer: str = "conv7",
-                            n_units: int = 16, n_random: int = 5, seed: int = 0,
-                            progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def category_ablation_table(
+    run: Run,
+    model: torch.nn.Module,
+    *,
+    layer: str = "conv5",
+    probe_layer: str = "conv7",
+    n_units: int = 16,
+    n_random: int = 5,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top-N vs random-N ablations of every category, read out by the heads and by a probe.
 
     Parameters
@@ -71,9 +79,15 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
     draws : pandas.DataFrame
         :data:`DRAW_COLUMNS`, one row per ablation.
     """
-    if layer not in CONV_LAYERS or probe_layer not in CONV_LAYERS or CONV_LAYERS.index(probe_layer) < CONV_LAYERS.index(layer):
-        raise ParameterError(f"category_ablation_table needs conv layers with probe_layer at or after layer. "
-                             f"Got layer={layer!r}, probe_layer={probe_layer!r} instead.")
+    if (
+        layer not in CONV_LAYERS
+        or probe_layer not in CONV_LAYERS
+        or CONV_LAYERS.index(probe_layer) < CONV_LAYERS.index(layer)
+    ):
+        raise ParameterError(
+            f"category_ablation_table needs conv layers with probe_layer at or after layer. "
+            f"Got layer={layer!r}, probe_layer={probe_layer!r} instead."
+        )
     clips = run.ok_clips
     labels = clips["label"].fillna("").astype(str).to_numpy()
     cats = sorted(c for c in set(labels) if c and (labels == c).sum() >= 2)
@@ -87,8 +101,9 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
     waves = clip_waves(clips)
 
     def features() -> np.ndarray:
-        return summarize_waves(model, waves, layers=(probe_layer,), stats=("mean",), config=config, fast=False,
-                               heads_short="none")[probe_layer]["mean"]
+        return summarize_waves(
+            model, waves, layers=(probe_layer,), stats=("mean",), config=config, fast=False, heads_short="none"
+        )[probe_layer]["mean"]
 
     def recall(pred: np.ndarray, cat: str) -> float:
         return float((pred[labels == cat] == cat).mean())
@@ -105,12 +120,14 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
             with ab.ablate(model, {layer: list(key)}):
                 predictions[key] = lp.predict_folds(models, splits, features())
         return predictions[key]
+
     rows, draws = [], []
     with lp.single_blas_thread():  # the heads readout is a logistic regression too
         for cat in cats:
             top = sel.rank_table(stats, cat, metric="auroc", layer=layer, top=n_units)["unit"].astype(int).tolist()
-            eff = ab.category_ablation_effect(run, cat, layer, units=top, n_random=n_random, runner=runner,
-                                              model=model, seed=seed)
+            eff = ab.category_ablation_effect(
+                run, cat, layer, units=top, n_random=n_random, runner=runner, model=model, seed=seed
+            )
             base_recall = recall(base_pred, cat)
             mine = []
             for d in eff.itertuples():
@@ -121,9 +138,18 @@ def category_ablation_table(run: Run, model: torch.nn.Module, *, layer: str = "c
                 for cond in ("top", "random"):
                     g = [x for x in mine if x[1] == measure and x[2] == cond]
                     dr = np.array([x[6] for x in g])
-                    rows.append((cat, measure, cond, float(dr.mean()),
-                                 float(dr.std(ddof=1)) if len(dr) > 1 else np.nan, float(base), len(dr),
-                                 g[0][4] if cond == "top" else []))
+                    rows.append(
+                        (
+                            cat,
+                            measure,
+                            cond,
+                            float(dr.mean()),
+                            float(dr.std(ddof=1)) if len(dr) > 1 else np.nan,
+                            float(base),
+                            len(dr),
+                            g[0][4] if cond == "top" else [],
+                        )
+                    )
             draws += mine
             if progress:
                 print(f"  {cat}", flush=True)

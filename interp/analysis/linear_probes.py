@@ -28,16 +28,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 from scipy import stats as sps
+from threadpoolctl import threadpool_limits
 
 from interp.corpus.corpora import clip_waves
 from interp.run.store import Run
 from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import ParameterError
-from soundnet.options import ClipStat, check_option
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time
 from soundnet.model import CONV_LAYERS
+from soundnet.options import ClipStat, check_option
 
 __all__ = [
     "PROBE_COLUMNS",
@@ -57,8 +57,19 @@ __all__ = [
 ]
 
 #: Columns of the probe table, in order (the first four are what other tools read back).
-PROBE_COLUMNS = ("layer", "accuracy", "ci_low", "ci_high", "n_clips", "n_correct", "n_classes", "chance", "cv",
-                 "features", "classifier")
+PROBE_COLUMNS = (
+    "layer",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "n_clips",
+    "n_correct",
+    "n_classes",
+    "chance",
+    "cv",
+    "features",
+    "classifier",
+)
 #: SoundNet paper, Table 2: 8-layer SoundNet, pool5 features, ESC-50 accuracy.
 PAPER_ESC50_POOL5 = 0.742
 
@@ -93,7 +104,9 @@ def wilson_interval(n_correct: int, n: int, *, confidence: float = 0.95) -> tupl
     if n <= 0 or not 0 <= n_correct <= n:
         raise ParameterError(f"wilson_interval needs 0 <= n_correct <= n and n > 0. Got {n_correct}, {n} instead.")
     if not 0 < confidence < 1:
-        raise ParameterError(f"The 'confidence' parameter of wilson_interval must be in (0, 1). Got {confidence} instead.")
+        raise ParameterError(
+            f"The 'confidence' parameter of wilson_interval must be in (0, 1). Got {confidence} instead."
+        )
     z = float(sps.norm.ppf(0.5 + confidence / 2))
     p = n_correct / n
     denom = 1 + z * z / n
@@ -108,8 +121,13 @@ def chance_level(labels: Sequence[str] | np.ndarray) -> float:
     return float(y.value_counts(normalize=True).iloc[0]) if len(y) else math.nan
 
 
-def probe_folds(labels: Sequence[str] | np.ndarray, folds: Sequence[int] | np.ndarray | None = None, *,
-                n_splits: int = 5, seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+def probe_folds(
+    labels: Sequence[str] | np.ndarray,
+    folds: Sequence[int] | np.ndarray | None = None,
+    *,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """Train / test splits: the corpus's folds where it has them, stratified k-fold otherwise.
 
     Parameters
@@ -141,8 +159,10 @@ def probe_folds(labels: Sequence[str] | np.ndarray, folds: Sequence[int] | np.nd
     smallest = int(pd.Series(y).value_counts().min()) if len(y) else 0
     k = min(int(n_splits), smallest)
     if k < 2:
-        raise ParameterError(f"Probes need at least 2 clips of every category for cross-validation. The smallest "
-                             f"category has {smallest}.")
+        raise ParameterError(
+            f"Probes need at least 2 clips of every category for cross-validation. The smallest "
+            f"category has {smallest}."
+        )
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in skf.split(np.zeros(len(y)), y)], f"stratified {k}-fold"
 
@@ -163,13 +183,15 @@ def _check_xy(x, labels, func: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(labels).astype(str)
     if x.ndim != 2 or len(x) != len(y):
-        raise ParameterError(f"{func} needs x (n_clips, n_features) with one label per row. "
-                             f"Got x {x.shape} and {len(y)} labels instead.")
+        raise ParameterError(
+            f"{func} needs x (n_clips, n_features) with one label per row. Got x {x.shape} and {len(y)} labels instead."
+        )
     return x, y
 
 
-def fit_folds(x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *,
-              make_classifier: Callable[[], object] | None = None) -> list:
+def fit_folds(
+    x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *, make_classifier: Callable[[], object] | None = None
+) -> list:
     """One probe per fold, each trained on the fold's training clips.
 
     Parameters
@@ -221,9 +243,14 @@ def predict_folds(models: list, splits, x_test: np.ndarray) -> np.ndarray:
     return pred.astype(str)
 
 
-def cross_validate(x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *,
-                   make_classifier: Callable[[], object] | None = None,
-                   x_test: np.ndarray | None = None) -> np.ndarray:
+def cross_validate(
+    x: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    splits,
+    *,
+    make_classifier: Callable[[], object] | None = None,
+    x_test: np.ndarray | None = None,
+) -> np.ndarray:
     """Cross-validated predictions: each clip predicted by the probe trained without it.
 
     Parameters
@@ -247,21 +274,40 @@ def cross_validate(x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *,
     x, _ = _check_xy(x, labels, "cross_validate")
     xt = x if x_test is None else np.asarray(x_test, dtype=np.float64)
     if xt.shape != x.shape:
-        raise ParameterError(f"The 'x_test' parameter of cross_validate must have the shape of x {x.shape}. "
-                             f"Got {xt.shape} instead.")
+        raise ParameterError(
+            f"The 'x_test' parameter of cross_validate must have the shape of x {x.shape}. Got {xt.shape} instead."
+        )
     return predict_folds(fit_folds(x, labels, splits, make_classifier=make_classifier), splits, xt)
 
 
-def probe_row(layer: str, labels: np.ndarray, pred: np.ndarray, *, cv: str, features: str, classifier: str,
-              confidence: float = 0.95) -> dict:
+def probe_row(
+    layer: str,
+    labels: np.ndarray,
+    pred: np.ndarray,
+    *,
+    cv: str,
+    features: str,
+    classifier: str,
+    confidence: float = 0.95,
+) -> dict:
     """One row of the probe table from labels and cross-validated predictions."""
     done = pred != ""
     n = int(done.sum())
     k = int((pred[done] == labels[done]).sum())
     lo, hi = wilson_interval(k, n, confidence=confidence)
-    return {"layer": layer, "accuracy": k / n, "ci_low": lo, "ci_high": hi, "n_clips": n, "n_correct": k,
-            "n_classes": int(len(np.unique(labels))), "chance": chance_level(labels), "cv": cv,
-            "features": features, "classifier": classifier}
+    return {
+        "layer": layer,
+        "accuracy": k / n,
+        "ci_low": lo,
+        "ci_high": hi,
+        "n_clips": n,
+        "n_correct": k,
+        "n_classes": int(len(np.unique(labels))),
+        "chance": chance_level(labels),
+        "cv": cv,
+        "features": features,
+        "classifier": classifier,
+    }
 
 
 def _labelled(run: Run, label_column: str = "label") -> pd.DataFrame:
@@ -270,9 +316,17 @@ def _labelled(run: Run, label_column: str = "label") -> pd.DataFrame:
     return clips[lab != ""]
 
 
-def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: ClipStat = "mean", C: float = 1.0,
-                 n_splits: int = 5, seed: int = 0, confidence: float = 0.95,
-                 return_predictions: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+def layer_probes(
+    run: Run,
+    *,
+    layers: Sequence[str] | None = None,
+    stat: ClipStat = "mean",
+    C: float = 1.0,
+    n_splits: int = 5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    return_predictions: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """A linear probe per layer on a labelled run (the default protocol, see the module docstring).
 
     Parameters
@@ -309,11 +363,21 @@ def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: ClipSta
         sub = sub[sub["label"].map(counts) >= 2]  # a category with one clip cannot be tested
         y = sub["label"].astype(str).to_numpy()
         x = acts.loc[sub.index].to_numpy(dtype=np.float64)
-        splits, cv = probe_folds(y, sub["fold"].to_numpy() if "fold" in sub.columns else None,
-                                 n_splits=n_splits, seed=seed)
+        splits, cv = probe_folds(
+            y, sub["fold"].to_numpy() if "fold" in sub.columns else None, n_splits=n_splits, seed=seed
+        )
         pred = cross_validate(x, y, splits, make_classifier=logistic_probe(C=C))
-        rows.append(probe_row(layer, y, pred, cv=cv, features=f"{stat} over time, standardised",
-                              classifier=f"logistic regression (L2, C={C:g})", confidence=confidence))
+        rows.append(
+            probe_row(
+                layer,
+                y,
+                pred,
+                cv=cv,
+                features=f"{stat} over time, standardised",
+                classifier=f"logistic regression (L2, C={C:g})",
+                confidence=confidence,
+            )
+        )
         preds.append(pd.DataFrame({"layer": layer, "clip_id": sub.index.to_numpy(), "label": y, "predicted": pred}))
     table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
     if return_predictions:
@@ -324,9 +388,15 @@ def layer_probes(run: Run, *, layers: Sequence[str] | None = None, stat: ClipSta
 # --------------------------------------------------------------------------------------------
 # the paper's protocol
 # --------------------------------------------------------------------------------------------
-def paper_window_features(model: torch.nn.Module, waves: Sequence[np.ndarray], *, layer: str = "conv5",
-                          loop_s: float = 10.0, window_s: float = 1.0,
-                          batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def paper_window_features(
+    model: torch.nn.Module,
+    waves: Sequence[np.ndarray],
+    *,
+    layer: str = "conv5",
+    loop_s: float = 10.0,
+    window_s: float = 1.0,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-window features of clips looped to ``loop_s`` (the paper's protocol).
 
     Parameters
@@ -350,8 +420,10 @@ def paper_window_features(model: torch.nn.Module, waves: Sequence[np.ndarray], *
         Which clip each window belongs to.
     """
     if layer not in CONV_LAYERS or loop_s <= 0 or window_s <= 0:
-        raise ParameterError(f"paper_window_features needs a conv layer, loop_s > 0 and window_s > 0. "
-                             f"Got {layer!r}, {loop_s}, {window_s} instead.")
+        raise ParameterError(
+            f"paper_window_features needs a conv layer, loop_s > 0 and window_s > 0. "
+            f"Got {layer!r}, {loop_s}, {window_s} instead."
+        )
     n_loop = int(round(loop_s * SAMPLE_RATE_HZ))
     looped = [fit_length(np.asarray(w, dtype=np.float32), min_samples=n_loop, policy="tile") for w in waves]
     feats, index = [], []
@@ -380,8 +452,17 @@ def paper_window_features(model: torch.nn.Module, waves: Sequence[np.ndarray], *
     return np.asarray(feats, dtype=np.float32)[order_back], np.asarray(index, dtype=np.int64)[order_back]
 
 
-def paper_protocol(run: Run, model: torch.nn.Module, *, C: float = 0.01, n_splits: int = 5, seed: int = 0,
-                   confidence: float = 0.95, loop_s: float = 10.0, window_s: float = 1.0) -> pd.DataFrame:
+def paper_protocol(
+    run: Run,
+    model: torch.nn.Module,
+    *,
+    C: float = 0.01,
+    n_splits: int = 5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    loop_s: float = 10.0,
+    window_s: float = 1.0,
+) -> pd.DataFrame:
     """SoundNet's own evaluation on a labelled run: pool5, 10 s loops, 1 s windows, linear SVM.
 
     Parameters
@@ -402,14 +483,14 @@ def paper_protocol(run: Run, model: torch.nn.Module, *, C: float = 0.01, n_split
     """
     from sklearn.svm import LinearSVC
 
-
     clips = _labelled(run)
     counts = clips["label"].value_counts()
     clips = clips[clips["label"].map(counts) >= 2]
     y = clips["label"].astype(str).to_numpy()
     xw, ci = paper_window_features(model, clip_waves(clips), layer="conv5", loop_s=loop_s, window_s=window_s)
-    splits, cv = probe_folds(y, clips["fold"].to_numpy() if "fold" in clips.columns else None,
-                             n_splits=n_splits, seed=seed)
+    splits, cv = probe_folds(
+        y, clips["fold"].to_numpy() if "fold" in clips.columns else None, n_splits=n_splits, seed=seed
+    )
     pred = np.full(len(y), "", dtype=object)
     with single_blas_thread():
         for train, test in splits:
@@ -422,7 +503,17 @@ def paper_protocol(run: Run, model: torch.nn.Module, *, C: float = 0.01, n_split
                 dec = np.stack([-dec, dec], axis=1)
             frame = pd.DataFrame(dec).groupby(ci[te]).mean()
             pred[frame.index.to_numpy()] = svm.classes_[frame.to_numpy().argmax(axis=1)]
-    return pd.DataFrame([probe_row("conv5", y, pred.astype(str), cv=cv,
-                                   features=f"pool5, clips looped to {loop_s:g} s, {window_s:g} s windows",
-                                   classifier=f"linear SVM (C={C:g}), decision values averaged per clip",
-                                   confidence=confidence)], columns=list(PROBE_COLUMNS))
+    return pd.DataFrame(
+        [
+            probe_row(
+                "conv5",
+                y,
+                pred.astype(str),
+                cv=cv,
+                features=f"pool5, clips looped to {loop_s:g} s, {window_s:g} s windows",
+                classifier=f"linear SVM (C={C:g}), decision values averaged per clip",
+                confidence=confidence,
+            )
+        ],
+        columns=list(PROBE_COLUMNS),
+    )

@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import stats
+from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
 from interp.corpus.corpora import clip_waves
 from interp.recording import summarize_waves
-from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
 from soundnet.errors import ParameterError
-from soundnet.options import check_option
 from soundnet.geometry import SAMPLE_RATE_HZ
 from soundnet.model import CONV_LAYERS
+from soundnet.options import check_option
 
 __all__ = [
     "FAMILIES",
@@ -58,8 +58,19 @@ __all__ = [
 #: Perturbation families, in report order.
 FAMILIES = ("level", "noise", "shift", "resample")
 #: Columns of the table :func:`compare_conditions` returns.
-ROBUSTNESS_COLUMNS = ("family", "strength", "label", "layer", "response_spearman", "auroc_spearman", "top_overlap",
-                      "probe_accuracy", "probe_ci_low", "probe_ci_high", "clean_probe_accuracy")
+ROBUSTNESS_COLUMNS = (
+    "family",
+    "strength",
+    "label",
+    "layer",
+    "response_spearman",
+    "auroc_spearman",
+    "top_overlap",
+    "probe_accuracy",
+    "probe_ci_low",
+    "probe_ci_high",
+    "clean_probe_accuracy",
+)
 
 _UNITS = {"level": "dB", "noise": "dB SNR", "shift": "ms", "resample": "Hz"}
 
@@ -80,13 +91,21 @@ class Perturbation:
 
     def __post_init__(self) -> None:
         check_option("family", self.family, FAMILIES, where="Perturbation")
-        ok = math.isfinite(self.strength) and {
-            "level": self.strength <= 0, "noise": True, "shift": self.strength >= 0,
-            "resample": self.strength >= 1000}[self.family]
+        ok = (
+            math.isfinite(self.strength)
+            and {
+                "level": self.strength <= 0,
+                "noise": True,
+                "shift": self.strength >= 0,
+                "resample": self.strength >= 1000,
+            }[self.family]
+        )
         if not ok:
-            raise ParameterError(f"The 'strength' of a {self.family!r} perturbation must be "
-                                 f"{ {'level': '<= 0 dB', 'noise': 'finite', 'shift': '>= 0 ms', 'resample': '>= 1000 Hz'}[self.family] }. "
-                                 f"Got {self.strength!r} instead.")
+            raise ParameterError(
+                f"The 'strength' of a {self.family!r} perturbation must be "
+                f"{ {'level': '<= 0 dB', 'noise': 'finite', 'shift': '>= 0 ms', 'resample': '>= 1000 Hz'}[self.family] }. "
+                f"Got {self.strength!r} instead."
+            )
 
     @property
     def label(self) -> str:
@@ -99,8 +118,12 @@ def default_perturbations(*, quick: bool = False) -> list[Perturbation]:
     if quick:
         grid = {"level": (-20.0,), "noise": (10.0,), "shift": (10.0,), "resample": (8000.0,)}
     else:
-        grid = {"level": (-40.0, -30.0, -20.0, -10.0), "noise": (30.0, 20.0, 10.0, 0.0),
-                "shift": (1.0, 10.0, 100.0), "resample": (8000.0, 16000.0, 44100.0)}
+        grid = {
+            "level": (-40.0, -30.0, -20.0, -10.0),
+            "noise": (30.0, 20.0, 10.0, 0.0),
+            "shift": (1.0, 10.0, 100.0),
+            "resample": (8000.0, 16000.0, 44100.0),
+        }
     return [Perturbation(f, s) for f in FAMILIES for s in grid[f]]
 
 
@@ -143,8 +166,15 @@ def perturb(y: np.ndarray, p: Perturbation, *, key: str = "") -> np.ndarray:
     return back[: len(y)] if len(back) >= len(y) else np.concatenate([back, np.zeros(len(y) - len(back), np.float32)])
 
 
-def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Perturbation], *,
-                         layers: Sequence[str] = CONV_LAYERS, config=None, progress: bool = False):
+def summarize_conditions(
+    model,
+    clips: pd.DataFrame,
+    perturbations: Sequence[Perturbation],
+    *,
+    layers: Sequence[str] = CONV_LAYERS,
+    config=None,
+    progress: bool = False,
+):
     """Per-clip summaries of the clean clips and of every perturbed copy.
 
     Parameters
@@ -169,8 +199,9 @@ def summarize_conditions(model, clips: pd.DataFrame, perturbations: Sequence[Per
     waves = clip_waves(clips)
 
     def summarize(ws):
-        return summarize_waves(model, ws, layers=layers, stats=("mean", "max"), config=config, fast=False,
-                               heads_short="none")
+        return summarize_waves(
+            model, ws, layers=layers, stats=("mean", "max"), config=config, fast=False, heads_short="none"
+        )
 
     clean = summarize(waves)
     perturbed = {}
@@ -221,10 +252,17 @@ def top_overlap(clean: np.ndarray, perturbed: np.ndarray, *, top_n: int) -> np.n
     return np.array([len(set(a[:, j]) & set(b[:, j])) / n for j in range(clean.shape[1])])
 
 
-def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
-                       perturbed: Mapping[Perturbation, Mapping[str, Mapping[str, np.ndarray]]],
-                       labels: Sequence[str] | np.ndarray, splits, *, top_n: int = 10, rank_stat: str = "max",
-                       probe_stat: str = "mean", C: float = 1.0) -> pd.DataFrame:
+def compare_conditions(
+    clean: Mapping[str, Mapping[str, np.ndarray]],
+    perturbed: Mapping[Perturbation, Mapping[str, Mapping[str, np.ndarray]]],
+    labels: Sequence[str] | np.ndarray,
+    splits,
+    *,
+    top_n: int = 10,
+    rank_stat: str = "max",
+    probe_stat: str = "mean",
+    C: float = 1.0,
+) -> pd.DataFrame:
     """How much of the clean rankings and probe accuracy survives each perturbation, per layer.
 
     Parameters
@@ -270,6 +308,19 @@ def compare_conditions(clean: Mapping[str, Mapping[str, np.ndarray]],
             over = top_overlap(au0, au1, top_n=top_n)
             pred = predict_folds(models[layer], splits, s[probe_stat])
             pr = probe_row(layer, y, pred, cv="", features="", classifier="")
-            rows.append((p.family, p.strength, p.label, layer, resp, float(np.nanmean(rho)), float(over.mean()),
-                         pr["accuracy"], pr["ci_low"], pr["ci_high"], clean_acc[layer]))
+            rows.append(
+                (
+                    p.family,
+                    p.strength,
+                    p.label,
+                    layer,
+                    resp,
+                    float(np.nanmean(rho)),
+                    float(over.mean()),
+                    pr["accuracy"],
+                    pr["ci_low"],
+                    pr["ci_high"],
+                    clean_acc[layer],
+                )
+            )
     return pd.DataFrame(rows, columns=list(ROBUSTNESS_COLUMNS))

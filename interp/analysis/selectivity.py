@@ -43,8 +43,9 @@ The text forms of a ranking and of one unit (``soundnet-interp rank`` / ``unit``
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,9 +54,9 @@ from scipy import special
 from interp.analysis import stats
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
-from soundnet.options import ClipStat, HeadOutput, check_option
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
+from soundnet.options import ClipStat, HeadOutput, check_option
 
 __all__ = [
     "SelectivityConfig",
@@ -77,13 +78,43 @@ __all__ = [
 ]
 
 #: Ranking metrics and their direction (True: higher is more selective).
-METRICS: dict[str, bool] = {"auroc": True, "csi": True, "dprime": True, "mi_bits": True, "iou": True,
-                            "z": True, "mean_pos": True, "p": False, "q": False, "p_mwu": False}
+METRICS: dict[str, bool] = {
+    "auroc": True,
+    "csi": True,
+    "dprime": True,
+    "mi_bits": True,
+    "iou": True,
+    "z": True,
+    "mean_pos": True,
+    "p": False,
+    "q": False,
+    "p_mwu": False,
+}
 _ALIASES = {"mi": "mi_bits", "d'": "dprime", "d_prime": "dprime", "csi_index": "csi"}
 
-SELECTIVITY_COLUMNS = ("layer", "unit", "category", "n_pos", "n_rest", "mean_pos", "std_pos", "mean_rest",
-                       "std_rest", "csi", "csi_unit", "auroc", "dprime", "mi_bits", "iou", "u", "z",
-                       "p_mwu", "p_perm", "p", "q")
+SELECTIVITY_COLUMNS = (
+    "layer",
+    "unit",
+    "category",
+    "n_pos",
+    "n_rest",
+    "mean_pos",
+    "std_pos",
+    "mean_rest",
+    "std_rest",
+    "csi",
+    "csi_unit",
+    "auroc",
+    "dprime",
+    "mi_bits",
+    "iou",
+    "u",
+    "z",
+    "p_mwu",
+    "p_perm",
+    "p",
+    "q",
+)
 
 
 @dataclass(frozen=True)
@@ -119,13 +150,19 @@ class SelectivityConfig:
     def __post_init__(self) -> None:
         check_option("stat", self.stat, ClipStat, where="SelectivityConfig")
         if not 0 < self.top_quantile < 1:
-            raise ParameterError(f"The 'top_quantile' parameter of SelectivityConfig must be in (0, 1). Got {self.top_quantile!r} instead.")
+            raise ParameterError(
+                f"The 'top_quantile' parameter of SelectivityConfig must be in (0, 1). Got {self.top_quantile!r} instead."
+            )
         check_option("alternative", self.alternative, stats.ALTERNATIVES, where="SelectivityConfig")
         for name in ("n_permutations", "chunk_units"):
             if int(getattr(self, name)) < 1:
-                raise ParameterError(f"The '{name}' parameter of SelectivityConfig must be >= 1. Got {getattr(self, name)!r} instead.")
+                raise ParameterError(
+                    f"The '{name}' parameter of SelectivityConfig must be >= 1. Got {getattr(self, name)!r} instead."
+                )
         if int(self.permutation_below) < 0:
-            raise ParameterError(f"The 'permutation_below' parameter of SelectivityConfig must be >= 0. Got {self.permutation_below!r} instead.")
+            raise ParameterError(
+                f"The 'permutation_below' parameter of SelectivityConfig must be >= 0. Got {self.permutation_below!r} instead."
+            )
 
 
 def _config(config: SelectivityConfig | None, options: Mapping[str, Any]) -> SelectivityConfig:
@@ -134,7 +171,9 @@ def _config(config: SelectivityConfig | None, options: Mapping[str, Any]) -> Sel
         return base
     unknown = set(options) - set(asdict(base))
     if unknown:
-        raise ParameterError(f"Unknown selectivity option(s) {sorted(unknown)}; expected names from {sorted(asdict(base))}.")
+        raise ParameterError(
+            f"Unknown selectivity option(s) {sorted(unknown)}; expected names from {sorted(asdict(base))}."
+        )
     return SelectivityConfig(**(asdict(base) | dict(options)))
 
 
@@ -154,14 +193,17 @@ def _clean_labels(labels: pd.Series) -> pd.Series:
     return lab[lab.str.len() > 0]
 
 
-def _layer_rows(layer: str, acts: pd.DataFrame, labels: pd.Series, categories: list[str],
-                cfg: SelectivityConfig) -> pd.DataFrame:
+def _layer_rows(
+    layer: str, acts: pd.DataFrame, labels: pd.Series, categories: list[str], cfg: SelectivityConfig
+) -> pd.DataFrame:
     lab = labels.reindex(acts.index)
     x_all = acts.to_numpy(dtype=np.float64)
     keep = lab.notna().to_numpy() & np.isfinite(x_all).all(axis=1)
     if not keep.any():
-        raise ParameterError(f"No clip of layer {layer!r} has both a label and finite activations: the "
-                             "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'.")
+        raise ParameterError(
+            f"No clip of layer {layer!r} has both a label and finite activations: the "
+            "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'."
+        )
     x_all = x_all[keep]
     lab = lab[keep].to_numpy()
     units = np.asarray([int(u) for u in acts.columns])
@@ -174,8 +216,10 @@ def _layer_rows(layer: str, acts: pd.DataFrame, labels: pd.Series, categories: l
     cols = {k: np.full(shape, np.nan) for k in SELECTIVITY_COLUMNS[5:]}
     small = [c for c in range(n_cat) if valid[c] and n_pos[c] < cfg.permutation_below]
     # one set of random subsets per category, shared by all units of the layer
-    subsets = {c: stats.random_subsets(len(lab), int(n_pos[c]), cfg.n_permutations,
-                                       seed=np.random.SeedSequence([cfg.seed, c])) for c in small}
+    subsets = {
+        c: stats.random_subsets(len(lab), int(n_pos[c]), cfg.n_permutations, seed=np.random.SeedSequence([cfg.seed, c]))
+        for c in small
+    }
     if x_all.shape[0] >= 2 and valid.any():
         for j0 in range(0, n_units, cfg.chunk_units):
             sl = slice(j0, min(n_units, j0 + cfg.chunk_units))
@@ -185,32 +229,46 @@ def _layer_rows(layer: str, acts: pd.DataFrame, labels: pd.Series, categories: l
             z = stats.mannwhitney_z(u1, n_pos, n_rest, tie, alternative=cfg.alternative)
             mom = stats.class_moments(x, onehot)
             csi, csi_unit = np.full(auc.shape, np.nan), np.full(auc.shape[0], np.nan)
-            if valid.sum() >= 2:   # over the categories present in this layer
+            if valid.sum() >= 2:  # over the categories present in this layer
                 csi[:, valid], csi_unit = stats.class_selectivity_index(mom["mean_pos"][:, valid])
             thr = stats.top_quantile_threshold(x, top_quantile=cfg.top_quantile, sorted_columns=xs)
             mi, iou = stats.binary_mi_iou(x > thr, onehot)
             perm = np.full(auc.shape, np.nan)
             for c in small:
-                perm[:, c] = stats.permutation_pvalues(ranks, onehot[:, c], subsets=subsets[c],
-                                                       alternative=cfg.alternative)
-            block = {"mean_pos": mom["mean_pos"], "std_pos": mom["std_pos"], "mean_rest": mom["mean_rest"],
-                     "std_rest": mom["std_rest"], "csi": csi, "csi_unit": np.repeat(csi_unit[:, None], n_cat, axis=1),
-                     "auroc": auc, "dprime": stats.dprime(mom["mean_pos"], mom["std_pos"], mom["mean_rest"], mom["std_rest"]),
-                     "mi_bits": mi, "iou": iou, "u": u1, "z": z,
-                     "p_mwu": stats.mannwhitney_p(z, alternative=cfg.alternative), "p_perm": perm}
+                perm[:, c] = stats.permutation_pvalues(
+                    ranks, onehot[:, c], subsets=subsets[c], alternative=cfg.alternative
+                )
+            block = {
+                "mean_pos": mom["mean_pos"],
+                "std_pos": mom["std_pos"],
+                "mean_rest": mom["mean_rest"],
+                "std_rest": mom["std_rest"],
+                "csi": csi,
+                "csi_unit": np.repeat(csi_unit[:, None], n_cat, axis=1),
+                "auroc": auc,
+                "dprime": stats.dprime(mom["mean_pos"], mom["std_pos"], mom["mean_rest"], mom["std_rest"]),
+                "mi_bits": mi,
+                "iou": iou,
+                "u": u1,
+                "z": z,
+                "p_mwu": stats.mannwhitney_p(z, alternative=cfg.alternative),
+                "p_perm": perm,
+            }
             for k, v in block.items():
                 cols[k][sl] = v
         cols["p"] = np.where(np.isfinite(cols["p_perm"]), cols["p_perm"], cols["p_mwu"])
     for k in SELECTIVITY_COLUMNS[5:]:
         if k not in ("q",):
             cols[k][:, ~valid] = np.nan
-    out = pd.DataFrame({
-        "layer": pd.Series(np.full(n_units * n_cat, layer, dtype=object), dtype="string"),
-        "unit": np.repeat(units, n_cat).astype(np.int64),
-        "category": pd.Series(np.tile(np.asarray(categories, dtype=object), n_units), dtype="string"),
-        "n_pos": np.tile(n_pos, n_units).astype(np.int64),
-        "n_rest": np.tile(n_rest, n_units).astype(np.int64),
-    })
+    out = pd.DataFrame(
+        {
+            "layer": pd.Series(np.full(n_units * n_cat, layer, dtype=object), dtype="string"),
+            "unit": np.repeat(units, n_cat).astype(np.int64),
+            "category": pd.Series(np.tile(np.asarray(categories, dtype=object), n_units), dtype="string"),
+            "n_pos": np.tile(n_pos, n_units).astype(np.int64),
+            "n_rest": np.tile(n_rest, n_units).astype(np.int64),
+        }
+    )
     for k in SELECTIVITY_COLUMNS[5:]:
         out[k] = cols[k].ravel()
     return out
@@ -257,12 +315,15 @@ def compute_selectivity(
     lab = _clean_labels(labels)
     cats = sorted(lab.unique().tolist()) if categories is None else [str(c) for c in categories]
     if len(cats) < 2 and categories is None:
-        raise ParameterError("The 'labels' parameter of compute_selectivity must hold at least 2 categories. "
-                             f"Got {cats} instead.")
+        raise ParameterError(
+            f"The 'labels' parameter of compute_selectivity must hold at least 2 categories. Got {cats} instead."
+        )
     parts = []
     for name, df in tables.items():
         if not isinstance(df, pd.DataFrame):
-            raise ParameterError(f"The 'acts' parameter of compute_selectivity must hold DataFrames. Got {type(df).__name__} for {name!r} instead.")
+            raise ParameterError(
+                f"The 'acts' parameter of compute_selectivity must hold DataFrames. Got {type(df).__name__} for {name!r} instead."
+            )
         parts.append(_layer_rows(str(name), df, lab, cats, cfg))
     out = pd.concat(parts, ignore_index=True)
     out["q"] = stats.bh_qvalues(out["p"].to_numpy())
@@ -270,8 +331,14 @@ def compute_selectivity(
     return out
 
 
-def rank_table(sel: pd.DataFrame, category: str, *, metric: str = "auroc", layer: str | list[str] | None = None,
-               top: int | None = 20) -> pd.DataFrame:
+def rank_table(
+    sel: pd.DataFrame,
+    category: str,
+    *,
+    metric: str = "auroc",
+    layer: str | list[str] | None = None,
+    top: int | None = 20,
+) -> pd.DataFrame:
     """The rows of one category from a selectivity table, best units first.
 
     Parameters
@@ -294,13 +361,17 @@ def rank_table(sel: pd.DataFrame, category: str, *, metric: str = "auroc", layer
     m = _metric(metric)
     cats = set(sel["category"].astype(str).unique())
     if category not in cats:
-        raise ParameterError(f"The 'category' parameter of rank_table must be one of {sorted(cats)}. Got {category!r} instead.")
+        raise ParameterError(
+            f"The 'category' parameter of rank_table must be one of {sorted(cats)}. Got {category!r} instead."
+        )
     df = sel[sel["category"] == category]
     if layer is not None:
         layers = [layer] if isinstance(layer, str) else list(layer)
         bad = set(layers) - set(sel["layer"].astype(str).unique())
         if bad:
-            raise ParameterError(f"The 'layer' parameter of rank_table must name layers of the table. Got {sorted(bad)} instead.")
+            raise ParameterError(
+                f"The 'layer' parameter of rank_table must name layers of the table. Got {sorted(bad)} instead."
+            )
         df = df[df["layer"].isin(layers)]
     df = df[df[m].notna()]
     key = df[m] if METRICS[m] else -df[m]
@@ -313,7 +384,9 @@ def rank_table(sel: pd.DataFrame, category: str, *, metric: str = "auroc", layer
     return df
 
 
-def label_units(sel: pd.DataFrame, *, metric: str = "auroc", q_max: float = 0.05, auroc_min: float = 0.75) -> pd.DataFrame:
+def label_units(
+    sel: pd.DataFrame, *, metric: str = "auroc", q_max: float = 0.05, auroc_min: float = 0.75
+) -> pd.DataFrame:
     """Each unit's best category, or ``"none"`` when no category passes the thresholds.
 
     A (unit, category) pair passes when ``q < q_max`` and ``auroc >= auroc_min``. The unit's
@@ -330,11 +403,14 @@ def label_units(sel: pd.DataFrame, *, metric: str = "auroc", q_max: float = 0.05
     ok = (sel["q"] < q_max) & (sel["auroc"] >= auroc_min)
     key = sel[m] if METRICS[m] else -sel[m]
     df = sel.assign(_pass=ok.to_numpy(), _key=key.fillna(-np.inf).to_numpy())
-    df = df.sort_values(["layer", "unit", "_pass", "_key", "auroc"], ascending=[True, True, False, False, False],
-                        kind="stable")
+    df = df.sort_values(
+        ["layer", "unit", "_pass", "_key", "auroc"], ascending=[True, True, False, False, False], kind="stable"
+    )
     best = df.groupby(["layer", "unit"], sort=False).head(1).copy()
     npass = df.groupby(["layer", "unit"], sort=False)["_pass"].sum()
-    best["n_selective_categories"] = npass.reindex(pd.MultiIndex.from_frame(best[["layer", "unit"]])).to_numpy().astype(np.int64)
+    best["n_selective_categories"] = (
+        npass.reindex(pd.MultiIndex.from_frame(best[["layer", "unit"]])).to_numpy().astype(np.int64)
+    )
     best["selective"] = best["_pass"].astype(bool)
     best["label"] = np.where(best["selective"], best["category"].astype(str), "none")
     out = best.assign(best_category=best["category"], score=best[m])
@@ -364,8 +440,9 @@ def category_counts(labels: pd.DataFrame, *, categories: list[str] | None = None
     return pd.DataFrame(rows, columns=["layer", "category", "n_units"])
 
 
-def output_correlations(acts: pd.DataFrame, probs: pd.DataFrame, *, names: list[str] | None = None,
-                        top: int = 5) -> pd.DataFrame:
+def output_correlations(
+    acts: pd.DataFrame, probs: pd.DataFrame, *, names: list[str] | None = None, top: int = 5
+) -> pd.DataFrame:
     """For each unit, the outputs whose probability rises most with it across clips.
 
     Parameters
@@ -392,13 +469,15 @@ def output_correlations(acts: pd.DataFrame, probs: pd.DataFrame, *, names: list[
     idx = np.argsort(-r, axis=1, kind="stable")[:, :k]
     names = list(map(str, probs.columns)) if names is None else list(names)
     units = np.asarray([int(u) for u in acts.columns])
-    return pd.DataFrame({
-        "unit": np.repeat(units, k).astype(np.int64),
-        "rank": np.tile(np.arange(k), len(units)).astype(np.int64),
-        "class_index": idx.ravel().astype(np.int64),
-        "class_name": [names[i] for i in idx.ravel()],
-        "r": np.take_along_axis(r, idx, axis=1).ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "unit": np.repeat(units, k).astype(np.int64),
+            "rank": np.tile(np.arange(k), len(units)).astype(np.int64),
+            "class_index": idx.ravel().astype(np.int64),
+            "class_name": [names[i] for i in idx.ravel()],
+            "r": np.take_along_axis(r, idx, axis=1).ravel(),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -413,17 +492,26 @@ def _suffix(stat: str) -> str:
 
 
 def _run_key(run: Run) -> dict:
-    return {"path": str(run.path), "finished": run.meta.get("finished", run.meta.get("created")),
-            "key": run.meta.get("key")}
+    return {
+        "path": str(run.path),
+        "finished": run.meta.get("finished", run.meta.get("created")),
+        "key": run.meta.get("key"),
+    }
 
 
 def _stored_attrs(df: pd.DataFrame) -> dict:
     return {k: df.attrs.get(k) for k in ("selectivity", "run", "unit_labels")}
 
 
-def run_selectivity(run: Run | str | os.PathLike, *, layers: list[str] | None = None, recompute: bool = False,
-                    config: SelectivityConfig | None = None, label_column: str = "label",
-                    **options: Any) -> pd.DataFrame:
+def run_selectivity(
+    run: Run | str | os.PathLike,
+    *,
+    layers: list[str] | None = None,
+    recompute: bool = False,
+    config: SelectivityConfig | None = None,
+    label_column: str = "label",
+    **options: Any,
+) -> pd.DataFrame:
     """The selectivity table of a run: read from ``selectivity.parquet`` or computed and written.
 
     Parameters
@@ -459,8 +547,10 @@ def run_selectivity(run: Run | str | os.PathLike, *, layers: list[str] | None = 
             return old
     ok = run.ok_clips
     if label_column not in ok.columns:
-        raise ParameterError(f"The 'label_column' parameter of run_selectivity must name a column of clips.parquet. "
-                             f"Got {label_column!r} instead.")
+        raise ParameterError(
+            f"The 'label_column' parameter of run_selectivity must name a column of clips.parquet. "
+            f"Got {label_column!r} instead."
+        )
     acts = {layer: run.activations(layer, cfg.stat) for layer in layers}
     sel = compute_selectivity(acts, ok[label_column], config=cfg)
     sel.attrs["run"] = want["run"]
@@ -472,9 +562,19 @@ def _labels_series(run: Run, label_column: str = "label") -> pd.Series:
     return _clean_labels(run.ok_clips[label_column])
 
 
-def rank_units(run: Run | str | os.PathLike, category: str, metric: str = "auroc", layer: str | list[str] | None = None,
-               top: int = 20, *, ci: bool = True, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
-               **options: Any) -> pd.DataFrame:
+def rank_units(
+    run: Run | str | os.PathLike,
+    category: str,
+    metric: str = "auroc",
+    layer: str | list[str] | None = None,
+    top: int = 20,
+    *,
+    ci: bool = True,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    **options: Any,
+) -> pd.DataFrame:
     """The ``top`` units most selective for ``category``, with bootstrap intervals of their AUROC.
 
     Parameters
@@ -518,8 +618,15 @@ def rank_units(run: Run | str | os.PathLike, category: str, metric: str = "auroc
     return out
 
 
-def run_unit_labels(run: Run | str | os.PathLike, *, metric: str = "auroc", q_max: float = 0.05,
-                    auroc_min: float = 0.75, write: bool = True, **options: Any) -> dict[str, pd.DataFrame]:
+def run_unit_labels(
+    run: Run | str | os.PathLike,
+    *,
+    metric: str = "auroc",
+    q_max: float = 0.05,
+    auroc_min: float = 0.75,
+    write: bool = True,
+    **options: Any,
+) -> dict[str, pd.DataFrame]:
     """Unit labels and per-layer summaries of a run (written as Parquet tables when ``write``).
 
     Returns
@@ -568,8 +675,15 @@ def head_outputs(run: Run, head: str, *, output: HeadOutput = "logprob") -> pd.D
     return pd.DataFrame(x - lse, index=m.index, columns=m.columns)
 
 
-def run_output_correlations(run: Run | str | os.PathLike, *, stat: ClipStat = "max", layers: list[str] | None = None,
-                            top: int = 5, output: HeadOutput = "logprob", write: bool = True) -> pd.DataFrame:
+def run_output_correlations(
+    run: Run | str | os.PathLike,
+    *,
+    stat: ClipStat = "max",
+    layers: list[str] | None = None,
+    top: int = 5,
+    output: HeadOutput = "logprob",
+    write: bool = True,
+) -> pd.DataFrame:
     """Per unit of the conv layers, the object and place classes that rise with it across clips.
 
     Correlation (Pearson, across the run's clips) between the unit's ``stat`` and each head's
@@ -584,7 +698,9 @@ def run_output_correlations(run: Run | str | os.PathLike, *, stat: ClipStat = "m
     run = _open(run)
     heads = [h for h in HEAD_LAYERS if h in run.layers]
     if not heads:
-        raise ParameterError(f"Run {str(run.path)!r} has no head layer recorded; output correlations need conv8 or conv8_2.")
+        raise ParameterError(
+            f"Run {str(run.path)!r} has no head layer recorded; output correlations need conv8 or conv8_2."
+        )
     layers = [l for l in run.layers if l not in HEAD_LAYERS] if layers is None else list(layers)
     parts = []
     for head in heads:
@@ -595,17 +711,27 @@ def run_output_correlations(run: Run | str | os.PathLike, *, stat: ClipStat = "m
             t.insert(0, "layer", layer)
             t.insert(2, "head", head)
             parts.append(t)
-    out = pd.concat(parts, ignore_index=True).sort_values(["layer", "unit", "head", "rank"], kind="stable",
-                                                          key=lambda s: s.map({l: i for i, l in enumerate(run.layers)})
-                                                          if s.name == "layer" else s)
+    out = pd.concat(parts, ignore_index=True).sort_values(
+        ["layer", "unit", "head", "rank"],
+        kind="stable",
+        key=lambda s: s.map({l: i for i, l in enumerate(run.layers)}) if s.name == "layer" else s,
+    )
     out = out.reset_index(drop=True)
     if write:
         run.write_table("unit_outputs" + _suffix(stat), out)
     return out
 
 
-def analyze(run: Run | str | os.PathLike, *, metric: str = "auroc", q_max: float = 0.05, auroc_min: float = 0.75,
-            recompute: bool = False, output: HeadOutput = "logprob", **options: Any) -> dict[str, pd.DataFrame]:
+def analyze(
+    run: Run | str | os.PathLike,
+    *,
+    metric: str = "auroc",
+    q_max: float = 0.05,
+    auroc_min: float = 0.75,
+    recompute: bool = False,
+    output: HeadOutput = "logprob",
+    **options: Any,
+) -> dict[str, pd.DataFrame]:
     """The whole selectivity stage of a run: statistics, labels, summaries, output correlations.
 
     Writes ``selectivity``, ``unit_labels``, ``selectivity_layers``, ``selectivity_counts`` and
@@ -626,8 +752,15 @@ def analyze(run: Run | str | os.PathLike, *, metric: str = "auroc", q_max: float
     return res
 
 
-def unit_auroc_intervals(acts: pd.Series, labels: pd.Series, categories: list[str], *, n_boot: int = 2000,
-                         confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def unit_auroc_intervals(
+    acts: pd.Series,
+    labels: pd.Series,
+    categories: list[str],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Stratified bootstrap interval of one unit's AUROC for every category.
 
     The interval :func:`rank_units` reports for a ranked unit, for every category of one unit

@@ -61,11 +61,14 @@ def _as_2d(x, name: str, fn: str) -> np.ndarray:
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
-        raise ParameterError(f"The '{name}' parameter of {fn} must be a 2-D array (n_clips, n_units). "
-                             f"Got shape {a.shape} instead.")
+        raise ParameterError(
+            f"The '{name}' parameter of {fn} must be a 2-D array (n_clips, n_units). Got shape {a.shape} instead."
+        )
     if not np.all(np.isfinite(a)):
-        raise ParameterError(f"The '{name}' parameter of {fn} must be finite. Got "
-                             f"{int((~np.isfinite(a)).sum())} NaN or infinite values instead.")
+        raise ParameterError(
+            f"The '{name}' parameter of {fn} must be finite. Got "
+            f"{int((~np.isfinite(a)).sum())} NaN or infinite values instead."
+        )
     return a
 
 
@@ -74,8 +77,9 @@ def _check_onehot(onehot, n: int, fn: str) -> np.ndarray:
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
-        raise ParameterError(f"The 'onehot' parameter of {fn} must be (n_clips={n}, n_categories). "
-                             f"Got shape {y.shape} instead.")
+        raise ParameterError(
+            f"The 'onehot' parameter of {fn} must be (n_clips={n}, n_categories). Got shape {y.shape} instead."
+        )
     return y.astype(bool, copy=False)
 
 
@@ -106,20 +110,20 @@ def rank_columns(x, *, return_sorted: bool = False):
     n, m = a.shape
     order = np.argsort(a, axis=0, kind="stable")
     s = np.take_along_axis(a, order, axis=0)
-    st = np.ascontiguousarray(s.T)                       # (m, n): one sorted column per row
+    st = np.ascontiguousarray(s.T)  # (m, n): one sorted column per row
     new = np.ones((m, n), dtype=bool)
     if n > 1:
         new[:, 1:] = st[:, 1:] != st[:, :-1]
     flat = new.ravel()
-    starts = np.flatnonzero(flat)                        # flat index of each tie group's start
-    counts = np.diff(np.append(starts, flat.size))       # group sizes (groups never span columns)
-    group = np.cumsum(flat) - 1                          # group id of every flat position
-    avg = (starts % n) + (counts + 1) / 2.0              # average 1-based rank of each group
+    starts = np.flatnonzero(flat)  # flat index of each tie group's start
+    counts = np.diff(np.append(starts, flat.size))  # group sizes (groups never span columns)
+    group = np.cumsum(flat) - 1  # group id of every flat position
+    avg = (starts % n) + (counts + 1) / 2.0  # average 1-based rank of each group
     ranks_sorted = avg[group].reshape(m, n)
     ranks = np.empty((n, m), dtype=np.float64)
     np.put_along_axis(ranks, order, ranks_sorted.T, axis=0)
     c = counts.astype(np.float64)
-    tie_term = np.bincount(starts // n, weights=c ** 3 - c, minlength=m)
+    tie_term = np.bincount(starts // n, weights=c**3 - c, minlength=m)
     if return_sorted:
         return ranks, tie_term, s
     return ranks, tie_term
@@ -166,19 +170,23 @@ def class_moments(x, onehot, *, ddof: int = 1) -> dict[str, np.ndarray]:
     a = _as_2d(x, "x", "class_moments")
     y = _check_onehot(onehot, a.shape[0], "class_moments").astype(np.float64)
     center = a.mean(axis=0)
-    a = a - center                                        # centred: sums of squares stay accurate
-    n_pos = y.sum(axis=0)                                 # (C,)
+    a = a - center  # centred: sums of squares stay accurate
+    n_pos = y.sum(axis=0)  # (C,)
     n_rest = a.shape[0] - n_pos
-    s1, s2 = a.T @ y, (a * a).T @ y                       # (m, C)
+    s1, s2 = a.T @ y, (a * a).T @ y  # (m, C)
     t1, t2 = a.sum(axis=0)[:, None], (a * a).sum(axis=0)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         mp, mr = s1 / n_pos, (t1 - s1) / n_rest
-        vp = (s2 - n_pos * mp ** 2) / (n_pos - ddof)
-        vr = ((t2 - s2) - n_rest * mr ** 2) / (n_rest - ddof)
+        vp = (s2 - n_pos * mp**2) / (n_pos - ddof)
+        vr = ((t2 - s2) - n_rest * mr**2) / (n_rest - ddof)
     vp = np.where(n_pos > ddof, np.maximum(vp, 0.0), np.nan)
     vr = np.where(n_rest > ddof, np.maximum(vr, 0.0), np.nan)
-    return {"mean_pos": mp + center[:, None], "std_pos": np.sqrt(vp),
-            "mean_rest": mr + center[:, None], "std_rest": np.sqrt(vr)}
+    return {
+        "mean_pos": mp + center[:, None],
+        "std_pos": np.sqrt(vp),
+        "mean_rest": mr + center[:, None],
+        "std_rest": np.sqrt(vr),
+    }
 
 
 def dprime(mean_pos, std_pos, mean_rest, std_rest) -> np.ndarray:
@@ -190,7 +198,7 @@ def dprime(mean_pos, std_pos, mean_rest, std_rest) -> np.ndarray:
     sp = np.nan_to_num(np.asarray(std_pos, dtype=np.float64))
     sr = np.nan_to_num(np.asarray(std_rest, dtype=np.float64))
     num = np.asarray(mean_pos, dtype=np.float64) - np.asarray(mean_rest, dtype=np.float64)
-    den = np.sqrt((sp ** 2 + sr ** 2) / 2.0)
+    den = np.sqrt((sp**2 + sr**2) / 2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         d = num / den
     return np.where(den > 0, d, np.where(num == 0, 0.0, np.copysign(np.inf, num)))
@@ -218,8 +226,10 @@ def class_selectivity_index(class_means) -> tuple[np.ndarray, np.ndarray]:
     """
     mu = np.asarray(class_means, dtype=np.float64)
     if mu.ndim != 2 or mu.shape[1] < 2:
-        raise ParameterError("The 'class_means' parameter of class_selectivity_index must be "
-                             f"(n_units, n_categories >= 2). Got shape {mu.shape} instead.")
+        raise ParameterError(
+            "The 'class_means' parameter of class_selectivity_index must be "
+            f"(n_units, n_categories >= 2). Got shape {mu.shape} instead."
+        )
     k = mu.shape[1]
     rest = (mu.sum(axis=1, keepdims=True) - mu) / (k - 1)
     num, den = mu - rest, mu + rest
@@ -257,8 +267,7 @@ def auroc_from_rank_sums(rank_sum, n_pos, n_rest) -> tuple[np.ndarray, np.ndarra
         return u1 / (n_pos * n_rest), u1
 
 
-def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater",
-                  continuity: bool = True) -> np.ndarray:
+def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater", continuity: bool = True) -> np.ndarray:
     """Standardised Mann-Whitney statistic with tie and continuity corrections (scipy's).
 
     Parameters
@@ -325,8 +334,14 @@ def mannwhitney(x, onehot, *, alternative: str = "greater", continuity: bool = T
     n_rest = y.shape[0] - n_pos
     auc, u1 = auroc_from_rank_sums(ranks.T @ y.astype(np.float64), n_pos, n_rest)
     z = mannwhitney_z(u1, n_pos, n_rest, tie, alternative=alternative, continuity=continuity)
-    return {"auroc": auc, "u": u1, "z": z, "p": mannwhitney_p(z, alternative=alternative),
-            "ranks": ranks, "tie_term": tie}
+    return {
+        "auroc": auc,
+        "u": u1,
+        "z": z,
+        "p": mannwhitney_p(z, alternative=alternative),
+        "ranks": ranks,
+        "tie_term": tie,
+    }
 
 
 def auroc(x, onehot) -> np.ndarray:
@@ -355,8 +370,10 @@ def bh_qvalues(p) -> np.ndarray:
     flat = pa.ravel()
     ok = np.isfinite(flat)
     if np.any((flat[ok] < 0) | (flat[ok] > 1)):
-        raise ParameterError("The 'p' parameter of bh_qvalues must hold values in [0, 1]. "
-                             f"Got a range [{flat[ok].min()}, {flat[ok].max()}] instead.")
+        raise ParameterError(
+            "The 'p' parameter of bh_qvalues must hold values in [0, 1]. "
+            f"Got a range [{flat[ok].min()}, {flat[ok].max()}] instead."
+        )
     q = np.full(flat.shape, np.nan)
     v = flat[ok]
     m = v.size
@@ -384,10 +401,14 @@ def top_quantile_threshold(x, *, top_quantile: float = 0.1, sorted_columns=None)
     np.ndarray, shape (n_units,)
     """
     if not 0 < top_quantile < 1:
-        raise ParameterError("The 'top_quantile' parameter of top_quantile_threshold must be in (0, 1). "
-                             f"Got {top_quantile!r} instead.")
-    s = np.sort(_as_2d(x, "x", "top_quantile_threshold"), axis=0) if sorted_columns is None \
+        raise ParameterError(
+            f"The 'top_quantile' parameter of top_quantile_threshold must be in (0, 1). Got {top_quantile!r} instead."
+        )
+    s = (
+        np.sort(_as_2d(x, "x", "top_quantile_threshold"), axis=0)
+        if sorted_columns is None
         else np.asarray(sorted_columns, dtype=np.float64)
+    )
     n = s.shape[0]
     h = (n - 1) * (1.0 - top_quantile)
     lo = int(np.floor(h))
@@ -414,11 +435,10 @@ def binary_mi_iou(active, onehot) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(active, dtype=bool)
     y = _check_onehot(onehot, a.shape[0], "binary_mi_iou")
     n = float(a.shape[0])
-    n11 = a.T.astype(np.float64) @ y.astype(np.float64)          # (m, C)
-    na = a.sum(axis=0).astype(np.float64)[:, None]                # (m, 1)
-    ny = y.sum(axis=0).astype(np.float64)[None, :]                # (1, C)
-    cells = [(n11, na, ny), (na - n11, na, n - ny), (ny - n11, n - na, ny),
-             (n - na - ny + n11, n - na, n - ny)]
+    n11 = a.T.astype(np.float64) @ y.astype(np.float64)  # (m, C)
+    na = a.sum(axis=0).astype(np.float64)[:, None]  # (m, 1)
+    ny = y.sum(axis=0).astype(np.float64)[None, :]  # (1, C)
+    cells = [(n11, na, ny), (na - n11, na, n - ny), (ny - n11, n - na, ny), (n - na - ny + n11, n - na, n - ny)]
     mi = np.zeros(n11.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         for joint, ma, my in cells:
@@ -447,14 +467,21 @@ def random_subsets(n: int, k: int, n_subsets: int, *, seed: int | np.random.Gene
         step = max(1, 5_000_000 // n)
         for i in range(0, n_subsets, step):
             b = min(step, n_subsets - i)
-            out[i:i + b] = np.argpartition(rng.random((b, n)), k - 1, axis=1)[:, :k]
+            out[i : i + b] = np.argpartition(rng.random((b, n)), k - 1, axis=1)[:, :k]
         return out
     return np.stack([rng.choice(n, size=k, replace=False) for _ in range(n_subsets)]).astype(np.int64)
 
 
-def permutation_pvalues(ranks, pos, *, n_permutations: int = 10_000, alternative: str = "greater",
-                        seed: int | np.random.Generator = 0, subsets=None,
-                        chunk_elements: int = 20_000_000) -> np.ndarray:
+def permutation_pvalues(
+    ranks,
+    pos,
+    *,
+    n_permutations: int = 10_000,
+    alternative: str = "greater",
+    seed: int | np.random.Generator = 0,
+    subsets=None,
+    chunk_elements: int = 20_000_000,
+) -> np.ndarray:
     """Monte-Carlo permutation p-values of the rank-sum statistic, for every unit at once.
 
     The category's clips are replaced by random subsets of the same size; the p-value is
@@ -482,21 +509,26 @@ def permutation_pvalues(ranks, pos, *, n_permutations: int = 10_000, alternative
     """
     check_option("alternative", alternative, ALTERNATIVES, where="permutation_pvalues")
     if int(n_permutations) < 1:
-        raise ParameterError("The 'n_permutations' parameter of permutation_pvalues must be >= 1. "
-                             f"Got {n_permutations!r} instead.")
+        raise ParameterError(
+            f"The 'n_permutations' parameter of permutation_pvalues must be >= 1. Got {n_permutations!r} instead."
+        )
     r = np.asarray(ranks, dtype=np.float64)
     pos = np.asarray(pos, dtype=bool)
     n, m = r.shape
     k = int(pos.sum())
     if not 0 < k < n:
-        raise ParameterError(f"The 'pos' parameter of permutation_pvalues must select between 1 and "
-                             f"n_clips - 1 clips. Got {k} of {n} instead.")
+        raise ParameterError(
+            f"The 'pos' parameter of permutation_pvalues must select between 1 and "
+            f"n_clips - 1 clips. Got {k} of {n} instead."
+        )
     if subsets is None:
         subsets = random_subsets(n, k, int(n_permutations), seed=seed)
     subsets = np.asarray(subsets)
     if subsets.ndim != 2 or subsets.shape[1] != k:
-        raise ParameterError(f"The 'subsets' parameter of permutation_pvalues must be (n_permutations, {k}). "
-                             f"Got shape {subsets.shape} instead.")
+        raise ParameterError(
+            f"The 'subsets' parameter of permutation_pvalues must be (n_permutations, {k}). "
+            f"Got shape {subsets.shape} instead."
+        )
     n_permutations = subsets.shape[0]
     center = k * (n + 1) / 2.0
     obs = r[pos].sum(axis=0)
@@ -506,7 +538,7 @@ def permutation_pvalues(ranks, pos, *, n_permutations: int = 10_000, alternative
     step = max(1, int(chunk_elements // max(1, k * m)))
     while done < n_permutations:
         b = min(step, n_permutations - done)
-        perm = r[subsets[done:done + b]].sum(axis=1)                        # (b, m)
+        perm = r[subsets[done : done + b]].sum(axis=1)  # (b, m)
         if alternative == "greater":
             count += (perm >= obs - tol).sum(axis=0)
         elif alternative == "less":
@@ -517,8 +549,9 @@ def permutation_pvalues(ranks, pos, *, n_permutations: int = 10_000, alternative
     return (1.0 + count) / (1.0 + n_permutations)
 
 
-def bootstrap_auroc_ci(x, pos, *, n_boot: int = 2000, confidence: float = 0.95,
-                       seed: int | np.random.Generator = 0) -> np.ndarray:
+def bootstrap_auroc_ci(
+    x, pos, *, n_boot: int = 2000, confidence: float = 0.95, seed: int | np.random.Generator = 0
+) -> np.ndarray:
     """Stratified bootstrap percentile interval of the AUROC of a few units.
 
     Clips are resampled with replacement within the category and within the rest (the class
@@ -543,14 +576,15 @@ def bootstrap_auroc_ci(x, pos, *, n_boot: int = 2000, confidence: float = 0.95,
     a = _as_2d(x, "x", "bootstrap_auroc_ci")
     pos = np.asarray(pos, dtype=bool)
     if not 0 < confidence < 1:
-        raise ParameterError("The 'confidence' parameter of bootstrap_auroc_ci must be in (0, 1). "
-                             f"Got {confidence!r} instead.")
+        raise ParameterError(
+            f"The 'confidence' parameter of bootstrap_auroc_ci must be in (0, 1). Got {confidence!r} instead."
+        )
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         raise ParameterError("The 'pos' parameter of bootstrap_auroc_ci must select some but not all clips.")
     rng = np.random.default_rng(seed)
-    w1 = rng.multinomial(n1, np.full(n1, 1.0 / n1), size=n_boot).astype(np.float64)   # (B, n1)
-    w0 = rng.multinomial(n0, np.full(n0, 1.0 / n0), size=n_boot).astype(np.float64)   # (B, n0)
+    w1 = rng.multinomial(n1, np.full(n1, 1.0 / n1), size=n_boot).astype(np.float64)  # (B, n1)
+    w0 = rng.multinomial(n0, np.full(n0, 1.0 / n0), size=n_boot).astype(np.float64)  # (B, n0)
     out = np.empty((a.shape[1], 2))
     alpha = (1.0 - confidence) / 2.0
     for j in range(a.shape[1]):
@@ -559,9 +593,9 @@ def bootstrap_auroc_ci(x, pos, *, n_boot: int = 2000, confidence: float = 0.95,
         xn_sorted = xn[order]
         cum = np.zeros((n_boot, n0 + 1))
         np.cumsum(w0[:, order], axis=1, out=cum[:, 1:])
-        lo = np.searchsorted(xn_sorted, xp, side="left")       # negatives strictly below
-        hi = np.searchsorted(xn_sorted, xp, side="right")      # ... or equal
-        below, ties = cum[:, lo], cum[:, hi] - cum[:, lo]      # (B, n1)
+        lo = np.searchsorted(xn_sorted, xp, side="left")  # negatives strictly below
+        hi = np.searchsorted(xn_sorted, xp, side="right")  # ... or equal
+        below, ties = cum[:, lo], cum[:, hi] - cum[:, lo]  # (B, n1)
         aucs = (w1 * (below + 0.5 * ties)).sum(axis=1) / (n1 * n0)
         out[j] = np.quantile(aucs, [alpha, 1.0 - alpha])
     return out
@@ -586,8 +620,10 @@ def column_correlations(x, y) -> np.ndarray:
     a = _as_2d(x, "x", "column_correlations")
     b = _as_2d(y, "y", "column_correlations")
     if a.shape[0] != b.shape[0]:
-        raise ParameterError("The 'x' and 'y' parameters of column_correlations must have the same "
-                             f"number of rows. Got {a.shape[0]} and {b.shape[0]} instead.")
+        raise ParameterError(
+            "The 'x' and 'y' parameters of column_correlations must have the same "
+            f"number of rows. Got {a.shape[0]} and {b.shape[0]} instead."
+        )
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     na, nb = np.sqrt((a * a).sum(axis=0)), np.sqrt((b * b).sum(axis=0))

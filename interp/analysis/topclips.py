@@ -21,8 +21,8 @@ import pandas as pd
 
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
-from soundnet.options import ClipStat, check_option
 from soundnet.geometry import frames_to_window, time_to_frames
+from soundnet.options import ClipStat, check_option
 
 __all__ = ["top_clips", "quantile_bins", "unit_quantile_clips", "top_label_counts"]
 
@@ -48,7 +48,9 @@ def _with_clip_info(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     return df
 
 
-def top_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max") -> pd.DataFrame:
+def top_clips(
+    run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max"
+) -> pd.DataFrame:
     """The ``k`` clips with the highest activation of a unit, and where in them it peaks.
 
     Parameters
@@ -85,9 +87,18 @@ def top_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 1
             dur = run.ok_clips["duration_s"].reindex(ids).to_numpy(dtype=np.float64)
             frames = time_to_frames(np.nan_to_num(peak), layer)
             start, end = frames_to_window(frames, layer)
-            t = pd.DataFrame({"layer": layer, "unit": unit, "rank": np.arange(len(ids)), "clip_id": ids,
-                              "value": vals.to_numpy()[order], "peak_s": peak,
-                              "start_s": np.clip(start, 0.0, dur), "end_s": np.clip(end, 0.0, dur)})
+            t = pd.DataFrame(
+                {
+                    "layer": layer,
+                    "unit": unit,
+                    "rank": np.arange(len(ids)),
+                    "clip_id": ids,
+                    "value": vals.to_numpy()[order],
+                    "peak_s": peak,
+                    "start_s": np.clip(start, 0.0, dur),
+                    "end_s": np.clip(end, 0.0, dur),
+                }
+            )
     t = t.head(int(k))[["rank", "clip_id", "value", "peak_s", "start_s", "end_s"]].reset_index(drop=True)
     return _with_clip_info(t, run)
 
@@ -112,7 +123,9 @@ def quantile_bins(values: pd.Series, *, n_bins: int = 10, per_bin: int = 3) -> p
     ``bin_hi`` the bin's value range), ordered by bin then value.
     """
     if int(n_bins) < 1 or int(per_bin) < 1:
-        raise ParameterError(f"The 'n_bins' and 'per_bin' parameters of quantile_bins must be >= 1. Got {n_bins!r}, {per_bin!r} instead.")
+        raise ParameterError(
+            f"The 'n_bins' and 'per_bin' parameters of quantile_bins must be >= 1. Got {n_bins!r}, {per_bin!r} instead."
+        )
     v = pd.Series(values)
     v = v[np.isfinite(v.to_numpy(dtype=np.float64))]
     n = len(v)
@@ -130,8 +143,9 @@ def quantile_bins(values: pd.Series, *, n_bins: int = 10, per_bin: int = 3) -> p
     return pd.DataFrame(rows, columns=["bin", "clip_id", "value", "bin_lo", "bin_hi"])
 
 
-def unit_quantile_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, stat: ClipStat = "max",
-                        n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
+def unit_quantile_clips(
+    run: Run | str | os.PathLike, layer: str, unit: int, *, stat: ClipStat = "max", n_bins: int = 10, per_bin: int = 3
+) -> pd.DataFrame:
     """:func:`quantile_bins` of one unit of a run, with each clip's label and path."""
     run = _open(run)
     unit = _check_unit(run, layer, unit, "unit_quantile_clips")
@@ -139,6 +153,8 @@ def unit_quantile_clips(run: Run | str | os.PathLike, layer: str, unit: int, *, 
     return _with_clip_info(out, run)
 
 
-def top_label_counts(run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max") -> pd.Series:
+def top_label_counts(
+    run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max"
+) -> pd.Series:
     """How many of a unit's top-``k`` clips (by ``stat``) carry each label (most frequent first)."""
     return top_clips(run, layer, unit, k=k, stat=stat)["label"].value_counts()

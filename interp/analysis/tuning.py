@@ -47,13 +47,12 @@ import pandas as pd
 import torch
 
 from interp.corpus.corpora import read_clip
-
 from interp.run.store import Run
 from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
-from soundnet.options import ClipStat, check_option
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
 from soundnet.model import CONV_LAYERS, SPEC_BY_NAME
+from soundnet.options import ClipStat, check_option
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -71,8 +70,7 @@ __all__ = [
 ]
 
 #: Columns of a tuning-curve table (:func:`stimulus_responses`).
-CURVE_COLUMNS = ("layer", "unit", "kind", "freq_hz", "level_db", "rate_hz", "direction", "response",
-                 "response_norm")
+CURVE_COLUMNS = ("layer", "unit", "kind", "freq_hz", "level_db", "rate_hz", "direction", "response", "response_norm")
 
 _PARAMS = ("kind", "freq_hz", "level_db", "rate_hz", "direction")
 
@@ -83,13 +81,15 @@ def _conv_layers(run: Run, layers: Sequence[str] | None) -> list[str]:
         return recorded
     bad = [layer for layer in layers if layer not in recorded]
     if bad:
-        raise ParameterError(f"The 'layers' parameter must name conv layers recorded in the run {recorded}. "
-                             f"Got {bad} instead.")
+        raise ParameterError(
+            f"The 'layers' parameter must name conv layers recorded in the run {recorded}. Got {bad} instead."
+        )
     return list(layers)
 
 
-def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] | None = None,
-                       stat: ClipStat = "max") -> pd.DataFrame:
+def stimulus_responses(
+    run: Run, *, kinds: Sequence[str], layers: Sequence[str] | None = None, stat: ClipStat = "max"
+) -> pd.DataFrame:
     """Tidy tuning curves: every unit's response to every probe of the given kinds.
 
     Parameters
@@ -117,12 +117,16 @@ def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] 
     check_option("stat", stat, ClipStat, where="stimulus_responses")
     clips = run.ok_clips
     if "kind" not in clips.columns:
-        raise ParameterError(f"The run {str(run.path)!r} has no probe columns (kind, freq_hz, ...): record the "
-                             "'probes' corpus, or a manifest with these columns.")
+        raise ParameterError(
+            f"The run {str(run.path)!r} has no probe columns (kind, freq_hz, ...): record the "
+            "'probes' corpus, or a manifest with these columns."
+        )
     sel = clips[clips["kind"].isin(list(kinds))].copy()
     if sel.empty:
-        raise ParameterError(f"The run {str(run.path)!r} has no clip of the kinds {list(kinds)}; its kinds are "
-                             f"{sorted(clips['kind'].dropna().unique())}.")
+        raise ParameterError(
+            f"The run {str(run.path)!r} has no clip of the kinds {list(kinds)}; its kinds are "
+            f"{sorted(clips['kind'].dropna().unique())}."
+        )
     for col in _PARAMS:
         if col not in sel.columns:
             sel[col] = "" if col == "direction" else np.nan
@@ -143,8 +147,11 @@ def stimulus_responses(run: Run, *, kinds: Sequence[str], layers: Sequence[str] 
         parts.append(df)
     out = pd.concat(parts, ignore_index=True)
     order = {layer: i for i, layer in enumerate(CONV_LAYERS)}
-    out = out.assign(_o=out["layer"].map(order)).sort_values(
-        ["_o", "unit", "kind", "level_db", "freq_hz", "rate_hz", "direction"], kind="stable").drop(columns="_o")
+    out = (
+        out.assign(_o=out["layer"].map(order))
+        .sort_values(["_o", "unit", "kind", "level_db", "freq_hz", "rate_hz", "direction"], kind="stable")
+        .drop(columns="_o")
+    )
     return out[list(CURVE_COLUMNS)].reset_index(drop=True)
 
 
@@ -200,8 +207,9 @@ def best_frequencies(curves: pd.DataFrame, *, min_peak: float = 1e-6) -> pd.Data
     need = ("layer", "unit", "freq_hz", "level_db", "response")
     missing = [c for c in need if c not in curves.columns]
     if missing:
-        raise ParameterError(f"The 'curves' parameter of best_frequencies must have the columns {list(need)}. "
-                             f"Missing {missing}.")
+        raise ParameterError(
+            f"The 'curves' parameter of best_frequencies must have the columns {list(need)}. Missing {missing}."
+        )
     rows = []
     for (layer, unit, level), g in curves.groupby(["layer", "unit", "level_db"], sort=False):
         g = g.sort_values("freq_hz")
@@ -216,11 +224,40 @@ def best_frequencies(curves: pd.DataFrame, *, min_peak: float = 1e-6) -> pd.Data
         else:
             lo, hi, olo, ohi = math.nan, math.nan, True, True
         bw = hi - lo
-        rows.append((layer, int(unit), float(level), float(f[i]), peak, floor, lo, hi, bw,
-                     math.log2(hi / lo) if lo > 0 and hi > 0 else math.nan,
-                     f[i] / bw if bw > 0 else math.nan, olo, ohi, responsive))
-    cols = ["layer", "unit", "level_db", "best_freq_hz", "peak_response", "floor_response", "f_lo_hz", "f_hi_hz",
-            "bandwidth_hz", "bandwidth_octaves", "q_half", "open_low", "open_high", "responsive"]
+        rows.append(
+            (
+                layer,
+                int(unit),
+                float(level),
+                float(f[i]),
+                peak,
+                floor,
+                lo,
+                hi,
+                bw,
+                math.log2(hi / lo) if lo > 0 and hi > 0 else math.nan,
+                f[i] / bw if bw > 0 else math.nan,
+                olo,
+                ohi,
+                responsive,
+            )
+        )
+    cols = [
+        "layer",
+        "unit",
+        "level_db",
+        "best_freq_hz",
+        "peak_response",
+        "floor_response",
+        "f_lo_hz",
+        "f_hi_hz",
+        "bandwidth_hz",
+        "bandwidth_octaves",
+        "q_half",
+        "open_low",
+        "open_high",
+        "responsive",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -253,15 +290,40 @@ def level_dependence(best: pd.DataFrame) -> pd.DataFrame:
         plo, phi = float(g.loc[lo_l, "peak_response"]), float(g.loc[hi_l, "peak_response"])
         blo, bhi = float(g.loc[lo_l, "best_freq_hz"]), float(g.loc[hi_l, "best_freq_hz"])
         gain = (20 * math.log10(phi / plo) / ((hi_l - lo_l) / 10)) if plo > 0 and phi > 0 else math.nan
-        rows.append((layer, int(unit), lo_l, hi_l, blo, bhi, math.log2(bhi / blo), plo, phi, gain,
-                     bool(np.all(np.diff(p) >= -1e-6 * max(1.0, float(np.nanmax(np.abs(p))))))))
-    cols = ["layer", "unit", "level_lo_db", "level_hi_db", "best_freq_lo_hz", "best_freq_hi_hz", "bf_shift_octaves",
-            "peak_lo", "peak_hi", "gain_db_per_10db", "monotonic"]
+        rows.append(
+            (
+                layer,
+                int(unit),
+                lo_l,
+                hi_l,
+                blo,
+                bhi,
+                math.log2(bhi / blo),
+                plo,
+                phi,
+                gain,
+                bool(np.all(np.diff(p) >= -1e-6 * max(1.0, float(np.nanmax(np.abs(p)))))),
+            )
+        )
+    cols = [
+        "layer",
+        "unit",
+        "level_lo_db",
+        "level_hi_db",
+        "best_freq_lo_hz",
+        "best_freq_hi_hz",
+        "bf_shift_octaves",
+        "peak_lo",
+        "peak_hi",
+        "gain_db_per_10db",
+        "monotonic",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def kernel_frequency_responses(model: torch.nn.Module, *, layer: str = "conv1",
-                               n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def kernel_frequency_responses(
+    model: torch.nn.Module, *, layer: str = "conv1", n_fft: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude frequency response of each first-layer filter, from the weights.
 
     Parameters
@@ -281,8 +343,10 @@ def kernel_frequency_responses(model: torch.nn.Module, *, layer: str = "conv1",
         relative to the unit's own maximum (0 dB).
     """
     if layer != "conv1":
-        raise ParameterError(f"The 'layer' parameter of kernel_frequency_responses must be 'conv1' (deeper filters "
-                             f"mix channels). Got {layer!r} instead.")
+        raise ParameterError(
+            f"The 'layer' parameter of kernel_frequency_responses must be 'conv1' (deeper filters "
+            f"mix channels). Got {layer!r} instead."
+        )
     if n_fft < SPEC_BY_NAME["conv1"].kernel:
         raise ParameterError(f"The 'n_fft' parameter of kernel_frequency_responses must be >= 64. Got {n_fft} instead.")
     w = getattr(model, layer)[0].weight.detach().cpu().numpy()[:, 0, :].astype(np.float64)  # (16, 64)
@@ -312,8 +376,14 @@ def kernel_gains(model: torch.nn.Module, freqs_hz: Sequence[float] | np.ndarray)
     return np.abs(w @ phase)
 
 
-def kernel_peaks(model: torch.nn.Module, *, f_min_hz: float = 50.0, f_max_hz: float = 10_000.0,
-                 n_fft: int = 8192, grid_hz: Sequence[float] | np.ndarray | None = None) -> pd.DataFrame:
+def kernel_peaks(
+    model: torch.nn.Module,
+    *,
+    f_min_hz: float = 50.0,
+    f_max_hz: float = 10_000.0,
+    n_fft: int = 8192,
+    grid_hz: Sequence[float] | np.ndarray | None = None,
+) -> pd.DataFrame:
     """Peak frequency of each conv1 filter's magnitude response within ``[f_min_hz, f_max_hz]``.
 
     The range should be the tone sweep's, so that kernel peaks and tone best frequencies are
@@ -342,14 +412,20 @@ def kernel_peaks(model: torch.nn.Module, *, f_min_hz: float = 50.0, f_max_hz: fl
     freqs, gain = kernel_frequency_responses(model, n_fft=n_fft)
     band = (freqs >= f_min_hz) & (freqs <= f_max_hz)
     idx = np.argmax(gain[:, band], axis=1)
-    out = pd.DataFrame({
-        "layer": "conv1", "unit": np.arange(gain.shape[0], dtype=np.int64),
-        "kernel_peak_hz": freqs[band][idx], "kernel_peak_gain_db": gain[:, band][np.arange(len(idx)), idx],
-    })
+    out = pd.DataFrame(
+        {
+            "layer": "conv1",
+            "unit": np.arange(gain.shape[0], dtype=np.int64),
+            "kernel_peak_hz": freqs[band][idx],
+            "kernel_peak_gain_db": gain[:, band][np.arange(len(idx)), idx],
+        }
+    )
     if grid_hz is not None:
         g = np.sort(np.asarray(grid_hz, dtype=np.float64))
         if len(g) == 0 or not np.all(np.isfinite(g)) or g[0] <= 0:
-            raise ParameterError(f"The 'grid_hz' parameter of kernel_peaks must hold positive frequencies. Got {grid_hz!r} instead.")
+            raise ParameterError(
+                f"The 'grid_hz' parameter of kernel_peaks must hold positive frequencies. Got {grid_hz!r} instead."
+            )
         out["kernel_peak_grid_hz"] = g[np.argmax(kernel_gains(model, g), axis=1)]
     return out
 
@@ -388,14 +464,25 @@ def best_rates(curves: pd.DataFrame) -> pd.DataFrame:
         i = int(np.nanargmax(r)) if np.isfinite(r).any() else 0
         peak, floor = float(r[i]), float(np.nanmin(r))
         denom = peak + floor
-        rows.append((layer, int(unit), kind, float(g["rate_hz"].to_numpy()[i]), peak, floor,
-                     (peak - floor) / denom if denom > 0 else math.nan))
-    return pd.DataFrame(rows, columns=["layer", "unit", "kind", "best_rate_hz", "peak_response", "floor_response",
-                                       "modulation_index"])
+        rows.append(
+            (
+                layer,
+                int(unit),
+                kind,
+                float(g["rate_hz"].to_numpy()[i]),
+                peak,
+                floor,
+                (peak - floor) / denom if denom > 0 else math.nan,
+            )
+        )
+    return pd.DataFrame(
+        rows, columns=["layer", "unit", "kind", "best_rate_hz", "peak_response", "floor_response", "modulation_index"]
+    )
 
 
-def rate_following(model: torch.nn.Module, clips: pd.DataFrame, *, layers: Sequence[str] = CONV_LAYERS,
-                   edge_s: float = 0.1) -> pd.DataFrame:
+def rate_following(
+    model: torch.nn.Module, clips: pd.DataFrame, *, layers: Sequence[str] = CONV_LAYERS, edge_s: float = 0.1
+) -> pd.DataFrame:
     """How strongly each unit's activation follows the modulation of each periodic probe.
 
     For each probe of rate ``r`` the unit's activation over time ``a(t)`` (one forward pass) gives
@@ -445,13 +532,26 @@ def rate_following(model: torch.nn.Module, clips: pd.DataFrame, *, layers: Seque
                 total = x.sum(axis=1)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     vs = np.where(total > 0, np.abs(x @ ph) / np.where(total > 0, total, 1.0), np.nan)
-            parts.append(pd.DataFrame({"layer": layer, "unit": np.arange(a.shape[0], dtype=np.int64),
-                                       "kind": rec["kind"], "rate_hz": rate, "frame_rate_hz": frame_rate,
-                                       "vector_strength": vs}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "layer": layer,
+                        "unit": np.arange(a.shape[0], dtype=np.int64),
+                        "kind": rec["kind"],
+                        "rate_hz": rate,
+                        "frame_rate_hz": frame_rate,
+                        "vector_strength": vs,
+                    }
+                )
+            )
     out = pd.concat(parts, ignore_index=True)
     order = {layer: i for i, layer in enumerate(CONV_LAYERS)}
-    return out.assign(_o=out["layer"].map(order)).sort_values(["_o", "unit", "kind", "rate_hz"], kind="stable") \
-        .drop(columns="_o").reset_index(drop=True)
+    return (
+        out.assign(_o=out["layer"].map(order))
+        .sort_values(["_o", "unit", "kind", "rate_hz"], kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
 
 
 def direction_preference(curves: pd.DataFrame, *, threshold: float = 0.1) -> pd.DataFrame:

@@ -126,26 +126,31 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except Exception as exc:
-        raise ParameterError(f"The corpus file {str(path)!r} cannot be read as CSV: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise ParameterError(
+            f"The corpus file {str(path)!r} cannot be read as CSV: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _need_columns(df: pd.DataFrame, needed: tuple[str, ...], where: Path) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise ParameterError(f"The corpus file {str(where)!r} must have the columns {list(needed)}. "
-                             f"Missing {missing}; got {list(df.columns)} instead.")
+        raise ParameterError(
+            f"The corpus file {str(where)!r} must have the columns {list(needed)}. "
+            f"Missing {missing}; got {list(df.columns)} instead."
+        )
 
 
 def _read_esc50(root: Path) -> pd.DataFrame:
     meta = root / "meta" / "esc50.csv"
     df = _read_csv(meta)
     _need_columns(df, ("filename", "fold", "category"), meta)
-    out = pd.DataFrame({
-        "path": [str(root / "audio" / f) for f in df["filename"].astype(str)],
-        "label": df["category"].astype(str).to_numpy(),
-        "fold": df["fold"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "path": [str(root / "audio" / f) for f in df["filename"].astype(str)],
+            "label": df["category"].astype(str).to_numpy(),
+            "fold": df["fold"].to_numpy(),
+        }
+    )
     for col in ("target", "esc10", "take", "src_file"):
         if col in df.columns:
             out[col] = df[col].to_numpy()
@@ -159,11 +164,15 @@ def _read_urbansound8k(root: Path) -> pd.DataFrame:
     df = _read_csv(meta)
     _need_columns(df, ("slice_file_name", "fold", "class"), meta)
     folds = df["fold"].astype(int)
-    out = pd.DataFrame({
-        "path": [str(root / "audio" / f"fold{k}" / name) for k, name in zip(folds, df["slice_file_name"].astype(str))],
-        "label": df["class"].astype(str).to_numpy(),
-        "fold": folds.to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "path": [
+                str(root / "audio" / f"fold{k}" / name) for k, name in zip(folds, df["slice_file_name"].astype(str))
+            ],
+            "label": df["class"].astype(str).to_numpy(),
+            "fold": folds.to_numpy(),
+        }
+    )
     for col in ("classID", "fsID", "salience"):
         if col in df.columns:
             out[col] = df[col].to_numpy()
@@ -180,8 +189,9 @@ def _audio_files(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in filenames
-                  if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXTENSIONS]
+        found += [
+            Path(dirpath) / f for f in filenames if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXTENSIONS
+        ]
     return sorted(found)
 
 
@@ -212,17 +222,20 @@ def _read_manifest(csv_path: Path) -> pd.DataFrame:
     _need_columns(df, ("path", "label"), csv_path)
     clash = sorted(set(df.columns) & (_RESERVED - {"path", "label", "fold", "start_s", "end_s"}))
     if clash:
-        raise ParameterError(f"The manifest {str(csv_path)!r} must not have the columns {clash}: "
-                             f"load_corpus makes them. Rename them.")
+        raise ParameterError(
+            f"The manifest {str(csv_path)!r} must not have the columns {clash}: load_corpus makes them. Rename them."
+        )
     base = csv_path.parent
     df = df.copy()
     paths = df["path"]
     if paths.isna().any():
         bad = [int(i) + 2 for i in np.flatnonzero(paths.isna().to_numpy())][:5]
-        raise ParameterError(f"The manifest {str(csv_path)!r} must give a path on every row. "
-                             f"Got empty paths on lines {bad} instead.")
-    df["path"] = [str(p) if Path(p).is_absolute() else str(base / p)
-                  for p in (os.path.expanduser(str(x)) for x in paths)]
+        raise ParameterError(
+            f"The manifest {str(csv_path)!r} must give a path on every row. Got empty paths on lines {bad} instead."
+        )
+    df["path"] = [
+        str(p) if Path(p).is_absolute() else str(base / p) for p in (os.path.expanduser(str(x)) for x in paths)
+    ]
     df["label"] = df["label"].fillna("").astype(str)
     if "fold" in df.columns:
         df["fold"] = df["fold"].where(df["fold"].notna(), -1)
@@ -252,8 +265,9 @@ def _detect(root: Path) -> tuple[str, pd.DataFrame]:
 
 
 def _unrecognised(root: Path, why: str) -> str:
-    return (f"The 'spec' parameter of load_corpus must be one of: {'; '.join(LAYOUTS)}. "
-            f"Got {str(root)!r} instead ({why}).")
+    return (
+        f"The 'spec' parameter of load_corpus must be one of: {'; '.join(LAYOUTS)}. Got {str(root)!r} instead ({why})."
+    )
 
 
 def demo_dir() -> Path:
@@ -268,11 +282,13 @@ def long_dir() -> Path:
 
 def _read_probes(options: dict[str, Any]) -> pd.DataFrame:
     table = probes.probe_table(**options)
-    out = pd.DataFrame({
-        "path": [probes.VIRTUAL_SCHEME + n for n in table["name"]],
-        "label": table["kind"].astype(str).to_numpy(),
-        "fold": -1,
-    })
+    out = pd.DataFrame(
+        {
+            "path": [probes.VIRTUAL_SCHEME + n for n in table["name"]],
+            "label": table["kind"].astype(str).to_numpy(),
+            "fold": -1,
+        }
+    )
     for col in probes.PROBE_COLUMNS:
         out[col] = table[col].to_numpy()
     return out
@@ -364,11 +380,10 @@ def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd
     bad_range = (df["start_s"] < 0) | (df["end_s"] <= df["start_s"])
     if bad_range.any():
         ex = df.loc[bad_range, ["path", "start_s", "end_s"]].head(3).to_dict("records")
-        raise ParameterError(f"The corpus rows must have 0 <= start_s < end_s (end_s NaN = to the end). "
-                             f"Got {ex} instead.")
-    df["status"] = [
-        "ok" if probes.is_virtual(p) or os.path.isfile(p) else "missing: no such file" for p in df["path"]
-    ]
+        raise ParameterError(
+            f"The corpus rows must have 0 <= start_s < end_s (end_s NaN = to the end). Got {ex} instead."
+        )
+    df["status"] = ["ok" if probes.is_virtual(p) or os.path.isfile(p) else "missing: no such file" for p in df["path"]]
     extras = [c for c in df.columns if c not in _RESERVED]
     df = df[["path", "label", "fold", "start_s", "end_s", "status"] + extras]
     if segment_s is not None:
@@ -449,16 +464,20 @@ def load_corpus(
         except (TypeError, ValueError):
             seg_ok = False
         if not seg_ok or isinstance(segment_s, bool):
-            raise ParameterError(f"The 'segment_s' parameter of load_corpus must be a positive number of "
-                                 f"seconds or None. Got {segment_s!r} instead.")
+            raise ParameterError(
+                f"The 'segment_s' parameter of load_corpus must be a positive number of "
+                f"seconds or None. Got {segment_s!r} instead."
+            )
         segment_s = float(segment_s)
     if not isinstance(spec, (str, os.PathLike)):
-        raise ParameterError(f"The 'spec' parameter of load_corpus must be a str or a path. "
-                             f"Got {type(spec).__name__} instead.")
+        raise ParameterError(
+            f"The 'spec' parameter of load_corpus must be a str or a path. Got {type(spec).__name__} instead."
+        )
     spec_str = os.fspath(spec)
     if options and spec_str != "probes":
-        raise ParameterError(f"Options {sorted(options)} are only accepted by the 'probes' corpus. "
-                             f"Got them for {spec_str!r} instead.")
+        raise ParameterError(
+            f"Options {sorted(options)} are only accepted by the 'probes' corpus. Got them for {spec_str!r} instead."
+        )
 
     if spec_str == "probes":
         layout, rows, resolve = "probes", _read_probes(options), False
@@ -467,15 +486,19 @@ def load_corpus(
     else:
         root = Path(spec_str).expanduser()
         if not root.exists():
-            raise ParameterError(f"The 'spec' parameter of load_corpus must be an existing path or one of "
-                                 f"{BUILTIN_CORPORA}. Got {spec_str!r} instead (no such file or folder).")
+            raise ParameterError(
+                f"The 'spec' parameter of load_corpus must be an existing path or one of "
+                f"{BUILTIN_CORPORA}. Got {spec_str!r} instead (no such file or folder)."
+            )
         layout, rows = _detect(root.resolve())
         resolve = True
 
     if esc10:
         if layout != "esc50" or "esc10" not in rows.columns:
-            raise ParameterError(f"The 'esc10' parameter of load_corpus applies to ESC-50 corpora with an "
-                                 f"'esc10' column. Got esc10=True for a {layout!r} corpus instead.")
+            raise ParameterError(
+                f"The 'esc10' parameter of load_corpus applies to ESC-50 corpora with an "
+                f"'esc10' column. Got esc10=True for a {layout!r} corpus instead."
+            )
         rows = rows[rows["esc10"].astype(bool).to_numpy()]
 
     df = _finish(rows, segment_s=segment_s, resolve=resolve)

@@ -62,17 +62,27 @@ KINDS = ("tone", "noise_band", "am_noise", "chirp", "click_train", "harmonic", "
 
 #: The parameter columns of every probe row; where one does not apply it holds NaN
 #: (``n_harmonics``: -1, ``direction``: "").
-PROBE_COLUMNS = ("kind", "freq_hz", "level_db", "rate_hz", "f0_hz", "n_harmonics", "f_lo_hz",
-                 "f_hi_hz", "direction", "duration_s")
+PROBE_COLUMNS = (
+    "kind",
+    "freq_hz",
+    "level_db",
+    "rate_hz",
+    "f0_hz",
+    "n_harmonics",
+    "f_lo_hz",
+    "f_hi_hz",
+    "direction",
+    "duration_s",
+)
 
 #: Defaults of the options accepted by :func:`probe_table`.
 DEFAULT_OPTIONS: dict[str, Any] = {
     "kinds": KINDS,
-    "n_freqs": 48,                  # tones: log-spaced frequencies ...
-    "f_min_hz": 50.0,               # ... from f_min_hz ...
-    "f_max_hz": 10_000.0,           # ... to f_max_hz (inclusive); also the chirps' range
+    "n_freqs": 48,  # tones: log-spaced frequencies ...
+    "f_min_hz": 50.0,  # ... from f_min_hz ...
+    "f_max_hz": 10_000.0,  # ... to f_max_hz (inclusive); also the chirps' range
     "levels_db": (-40.0, -20.0, -6.0),  # tones: peak levels, dBFS
-    "level_db": -20.0,              # every other kind: peak level, dBFS
+    "level_db": -20.0,  # every other kind: peak level, dBFS
     "band_centers_hz": (62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0),
     "rates_hz": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0),  # AM and click trains
     "f0s_hz": (100.0, 200.0, 400.0, 800.0),  # harmonic complexes
@@ -127,8 +137,9 @@ def _floats(name: str, value: Any, *, positive: bool = True) -> tuple[float, ...
         vals = ()
     if not vals or not all(math.isfinite(v) and (v > 0 or not positive) for v in vals):
         what = "positive finite numbers" if positive else "finite numbers"
-        raise ParameterError(f"The '{name}' parameter of probe_table must be a non-empty sequence of "
-                             f"{what}. Got {value!r} instead.")
+        raise ParameterError(
+            f"The '{name}' parameter of probe_table must be a non-empty sequence of {what}. Got {value!r} instead."
+        )
     return vals
 
 
@@ -171,60 +182,77 @@ def probe_table(**options: Any) -> pd.DataFrame:
     """
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
-        raise ParameterError(f"The probe corpus accepts the options {sorted(DEFAULT_OPTIONS)}. "
-                             f"Got {unknown} instead.")
+        raise ParameterError(f"The probe corpus accepts the options {sorted(DEFAULT_OPTIONS)}. Got {unknown} instead.")
     o = {**DEFAULT_OPTIONS, **options}
     kinds = [o["kinds"]] if isinstance(o["kinds"], str) else list(o["kinds"])
     if not kinds or any(k not in KINDS for k in kinds):
-        raise ParameterError(f"The 'kinds' parameter of probe_table must be a non-empty subset of "
-                             f"{KINDS}. Got {o['kinds']!r} instead.")
+        raise ParameterError(
+            f"The 'kinds' parameter of probe_table must be a non-empty subset of {KINDS}. Got {o['kinds']!r} instead."
+        )
     if not isinstance(o["n_freqs"], (int, np.integer)) or o["n_freqs"] < 1:
-        raise ParameterError(f"The 'n_freqs' parameter of probe_table must be an int >= 1. "
-                             f"Got {o['n_freqs']!r} instead.")
+        raise ParameterError(
+            f"The 'n_freqs' parameter of probe_table must be an int >= 1. Got {o['n_freqs']!r} instead."
+        )
     if not isinstance(o["n_harmonics"], (int, np.integer)) or o["n_harmonics"] < 1:
-        raise ParameterError(f"The 'n_harmonics' parameter of probe_table must be an int >= 1. "
-                             f"Got {o['n_harmonics']!r} instead.")
+        raise ParameterError(
+            f"The 'n_harmonics' parameter of probe_table must be an int >= 1. Got {o['n_harmonics']!r} instead."
+        )
     (f_min,), (f_max,) = _floats("f_min_hz", o["f_min_hz"]), _floats("f_max_hz", o["f_max_hz"])
     if not f_min <= f_max <= _MAX_EDGE_HZ:
-        raise ParameterError(f"The 'f_min_hz' and 'f_max_hz' parameters of probe_table must satisfy "
-                             f"0 < f_min_hz <= f_max_hz <= {_MAX_EDGE_HZ:g}. Got {f_min}, {f_max} instead.")
+        raise ParameterError(
+            f"The 'f_min_hz' and 'f_max_hz' parameters of probe_table must satisfy "
+            f"0 < f_min_hz <= f_max_hz <= {_MAX_EDGE_HZ:g}. Got {f_min}, {f_max} instead."
+        )
     (duration_s,) = _floats("duration_s", o["duration_s"])
     levels = _floats("levels_db", o["levels_db"], positive=False)
     (level,) = _floats("level_db", o["level_db"], positive=False)
     if max(levels + (level,)) > 0:
-        raise ParameterError(f"The 'levels_db' and 'level_db' parameters of probe_table must be <= 0 dBFS "
-                             f"(peak). Got {levels}, {level} instead.")
+        raise ParameterError(
+            f"The 'levels_db' and 'level_db' parameters of probe_table must be <= 0 dBFS "
+            f"(peak). Got {levels}, {level} instead."
+        )
     bands = _floats("band_centers_hz", o["band_centers_hz"])
     rates = _floats("rates_hz", o["rates_hz"])
     f0s = _floats("f0s_hz", o["f0s_hz"])
 
     nan = float("nan")
-    blank = dict(freq_hz=nan, level_db=level, rate_hz=nan, f0_hz=nan, n_harmonics=-1, f_lo_hz=nan,
-                 f_hi_hz=nan, direction="", duration_s=duration_s)
+    blank = dict(
+        freq_hz=nan,
+        level_db=level,
+        rate_hz=nan,
+        f0_hz=nan,
+        n_harmonics=-1,
+        f_lo_hz=nan,
+        f_hi_hz=nan,
+        direction="",
+        duration_s=duration_s,
+    )
     rows: list[dict[str, Any]] = []
     for kind in KINDS:
         if kind not in kinds:
             continue
         if kind == "tone":
             freqs = np.geomspace(f_min, f_max, int(o["n_freqs"]))
-            rows += [{**blank, "kind": kind, "freq_hz": round(float(f), 4), "level_db": lv}
-                     for lv in levels for f in freqs]
+            rows += [
+                {**blank, "kind": kind, "freq_hz": round(float(f), 4), "level_db": lv} for lv in levels for f in freqs
+            ]
         elif kind == "noise_band":
             for c in bands:
                 lo, hi = c / math.sqrt(2), min(c * math.sqrt(2), _MAX_EDGE_HZ)
                 if lo >= hi:
-                    raise ParameterError(f"The 'band_centers_hz' parameter of probe_table must have bands "
-                                         f"below {_MAX_EDGE_HZ:g} Hz. Got {c} instead.")
-                rows.append({**blank, "kind": kind, "freq_hz": c, "f_lo_hz": round(lo, 4),
-                             "f_hi_hz": round(hi, 4)})
+                    raise ParameterError(
+                        f"The 'band_centers_hz' parameter of probe_table must have bands "
+                        f"below {_MAX_EDGE_HZ:g} Hz. Got {c} instead."
+                    )
+                rows.append({**blank, "kind": kind, "freq_hz": c, "f_lo_hz": round(lo, 4), "f_hi_hz": round(hi, 4)})
         elif kind in ("am_noise", "click_train"):
             rows += [{**blank, "kind": kind, "rate_hz": r} for r in rates]
         elif kind == "chirp":
-            rows += [{**blank, "kind": kind, "f_lo_hz": f_min, "f_hi_hz": f_max, "direction": dr}
-                     for dr in ("up", "down")]
+            rows += [
+                {**blank, "kind": kind, "f_lo_hz": f_min, "f_hi_hz": f_max, "direction": dr} for dr in ("up", "down")
+            ]
         elif kind == "harmonic":
-            rows += [{**blank, "kind": kind, "f0_hz": f0, "n_harmonics": int(o["n_harmonics"])}
-                     for f0 in f0s]
+            rows += [{**blank, "kind": kind, "f0_hz": f0, "n_harmonics": int(o["n_harmonics"])} for f0 in f0s]
         else:  # silence
             rows.append({**blank, "kind": kind, "level_db": -math.inf})
     table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
@@ -241,7 +269,7 @@ def _ramp(x: np.ndarray, sr: int) -> np.ndarray:
     if n > 0:
         w = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
         x[:n] *= w
-        x[len(x) - n:] *= w[::-1]
+        x[len(x) - n :] *= w[::-1]
     return x
 
 
@@ -277,14 +305,16 @@ def synthesize(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarra
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ParameterError(f"The 'sr' parameter of synthesize must be a positive int. Got {sr!r} instead.")
     path = row.get("path") if hasattr(row, "get") else None
-    name = path[len(VIRTUAL_SCHEME):] if is_virtual(path) else row.get("name") if hasattr(row, "get") else None
+    name = path[len(VIRTUAL_SCHEME) :] if is_virtual(path) else row.get("name") if hasattr(row, "get") else None
     try:
         kind = row["kind"]
         duration_s = float(row["duration_s"])
         level_db = float(row["level_db"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ParameterError(f"The 'row' parameter of synthesize must have 'kind', 'duration_s' and "
-                             f"'level_db'. Got {dict(row)!r} instead.") from exc
+        raise ParameterError(
+            f"The 'row' parameter of synthesize must have 'kind', 'duration_s' and "
+            f"'level_db'. Got {dict(row)!r} instead."
+        ) from exc
     if kind not in KINDS:
         raise ParameterError(f"The 'kind' of a probe row must be one of {KINDS}. Got {kind!r} instead.")
     if not name:

@@ -106,17 +106,23 @@ class RecordConfig:
     def __post_init__(self) -> None:
         bad = [layer for layer in self.layers if layer not in SPEC_BY_NAME]
         if bad or not self.layers:
-            raise ParameterError(f"The 'layers' parameter of RecordConfig must name layers from {list(LAYERS)}. Got {list(self.layers)} instead.")
+            raise ParameterError(
+                f"The 'layers' parameter of RecordConfig must name layers from {list(LAYERS)}. Got {list(self.layers)} instead."
+            )
         object.__setattr__(self, "layers", tuple(sorted(set(self.layers), key=LAYERS.index)))
         for name, options in (("short", Short), ("heads_short", HeadsShort), ("edge", Edge), ("decoder", Decoder)):
             check_option(name, getattr(self, name), options, where="RecordConfig")
         for name in ("topk", "batch_size", "shard_size"):
             if int(getattr(self, name)) < 1:
-                raise ParameterError(f"The '{name}' parameter of RecordConfig must be >= 1. Got {getattr(self, name)} instead.")
+                raise ParameterError(
+                    f"The '{name}' parameter of RecordConfig must be >= 1. Got {getattr(self, name)} instead."
+                )
         if self.workers < 0:
             raise ParameterError(f"The 'workers' parameter of RecordConfig must be >= 0. Got {self.workers} instead.")
         if self.chunk_s < 30:
-            raise ParameterError(f"The 'chunk_s' parameter of RecordConfig must be >= 30 s (the heads' receptive field is 14.5 s). Got {self.chunk_s} instead.")
+            raise ParameterError(
+                f"The 'chunk_s' parameter of RecordConfig must be >= 30 s (the heads' receptive field is 14.5 s). Got {self.chunk_s} instead."
+            )
 
     @classmethod
     def from_meta(cls, meta: dict) -> RecordConfig:
@@ -165,8 +171,7 @@ class RecordSummary:
 
     def __str__(self) -> str:
         if self.wall_s > 0:
-            how = (f"{self.audio_s:.1f} s of audio in {self.wall_s:.1f} s, "
-                   f"{self.times_real_time:.0f}x real time")
+            how = f"{self.audio_s:.1f} s of audio in {self.wall_s:.1f} s, {self.times_real_time:.0f}x real time"
         else:
             how = f"{self.audio_s:.1f} s of audio, nothing left to record"
         s = f"{self.n_ok} ok, {self.n_failed} failed ({self.n_clips} clips, {how}) -> {self.run_dir}"
@@ -177,22 +182,37 @@ class RecordSummary:
         return s
 
 
-def run_summary(run_dir: Path, clips: pd.DataFrame, wall: float, *, resumed: int,
-                audio_s: float | None = None) -> RecordSummary:
+def run_summary(
+    run_dir: Path, clips: pd.DataFrame, wall: float, *, resumed: int, audio_s: float | None = None
+) -> RecordSummary:
     """The :class:`RecordSummary` of a recording from its clip table (``audio_s``: the audio
     recorded by this call; default: every ok clip's duration)."""
     ok = clips["status"] == "ok"
     failures = clips.loc[~ok, "status"].str.split(":").str[0].value_counts().to_dict()
     if audio_s is None:
         audio_s = float(clips.loc[ok, "duration_s"].sum())
-    return RecordSummary(run_dir, len(clips), int(ok.sum()), int((~ok).sum()), audio_s, wall, resumed,
-                         {str(k): int(v) for k, v in failures.items()})
+    return RecordSummary(
+        run_dir,
+        len(clips),
+        int(ok.sum()),
+        int((~ok).sum()),
+        audio_s,
+        wall,
+        resumed,
+        {str(k): int(v) for k, v in failures.items()},
+    )
 
 
 def progress_bar(total: int, *, enabled: bool):
     """A tqdm bar on stderr: percentage, clips done, elapsed < ETA, clips/s, postfix."""
     if not enabled:
         return None
-    return tqdm(total=total, unit="clip", desc="record", dynamic_ncols=True, file=sys.stderr,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} clips "
-                           "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]")
+    return tqdm(
+        total=total,
+        unit="clip",
+        desc="record",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} clips "
+        "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]",
+    )

@@ -74,12 +74,21 @@ def decode_row(row: dict, long_s: float) -> Decoded:
             start = float_or(row.get("start_s"), 0.0)
             end = float_or(row.get("end_s"), float("nan"))
             duration = end - start if np.isfinite(end) else None
-            audio, info = read_excerpt(path, offset_s=start, duration_s=duration,
-                                       max_duration_s=long_s)  # the file is opened once
+            audio, info = read_excerpt(
+                path, offset_s=start, duration_s=duration, max_duration_s=long_s
+            )  # the file is opened once
             sr_src, note = info.sample_rate_hz, info.note()
             if audio is None:  # longer than long_s: streamed by BatchEngine.summarize_long
-                return Decoded(order, cid, None, "ok", "; ".join(filter(None, [note, "streamed in chunks"])),
-                               info.excerpt_s(start, duration), sr_src, long=True)
+                return Decoded(
+                    order,
+                    cid,
+                    None,
+                    "ok",
+                    "; ".join(filter(None, [note, "streamed in chunks"])),
+                    info.excerpt_s(start, duration),
+                    sr_src,
+                    long=True,
+                )
     except AudioError as exc:  # the source's rate when its header was read (-1: unreadable)
         return failed(row, audio_status(exc), sample_rate_hz=exc.sample_rate_hz or _header_rate(path))
     except Exception as exc:  # any other decoder failure is still a per-clip status
@@ -87,8 +96,9 @@ def decode_row(row: dict, long_s: float) -> Decoded:
     if audio.size == 0:
         return failed(row, "empty: no samples decoded", sample_rate_hz=sr_src, duration_s=0.0)
     if not (np.any(audio[:4096]) or np.any(audio)) and str(row.get("kind", "")) != "silence":  # (early out)
-        return failed(row, "silent: all samples are zero", sample_rate_hz=sr_src,
-                      duration_s=len(audio) / SAMPLE_RATE_HZ)
+        return failed(
+            row, "silent: all samples are zero", sample_rate_hz=sr_src, duration_s=len(audio) / SAMPLE_RATE_HZ
+        )
     return Decoded(order, cid, audio, "ok", note, len(audio) / SAMPLE_RATE_HZ, sr_src)
 
 

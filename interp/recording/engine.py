@@ -87,8 +87,10 @@ class BatchEngine:
             if self.fast is model:
                 self.fast = None
         if self.plain is None and self.fast is None:
-            raise ParameterError("The 'model' parameter of BatchEngine must be a SoundNet8 or a FastSoundNet. "
-                                 f"Got {type(model).__name__} instead.")
+            raise ParameterError(
+                "The 'model' parameter of BatchEngine must be a SoundNet8 or a FastSoundNet. "
+                f"Got {type(model).__name__} instead."
+            )
         self.conv_layers = tuple(l for l in config.layers if l not in HEAD_LAYERS)
         self.head_layers = tuple(l for l in config.layers if l in HEAD_LAYERS)
         self.head_min = min_samples("conv8")
@@ -106,8 +108,11 @@ class BatchEngine:
         last = max(LAYERS.index(l) for l in layers)
         need = [l for l in LAYERS[: last + 1] if l not in HEAD_LAYERS]
         # the taps are hooks on the one model: one forward pass through it at a time
-        with self._plain_lock, LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap, \
-                torch.inference_mode():
+        with (
+            self._plain_lock,
+            LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap,
+            torch.inference_mode(),
+        ):
             tap.set_lengths(lengths)
             h = xt
             for name in need:
@@ -123,7 +128,7 @@ class BatchEngine:
         x = torch.empty((len(waves), 1, t), dtype=torch.float32)
         for i, w in enumerate(waves):  # one pass per clip: scale into place, zero the rest
             torch.mul(torch.from_numpy(np.asarray(w, dtype=np.float32)), INPUT_SCALE, out=x[i, 0, : len(w)])
-            x[i, 0, len(w):].zero_()
+            x[i, 0, len(w) :].zero_()
         return x.to(self.device)
 
     def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
@@ -152,15 +157,15 @@ class BatchEngine:
         batches, i = [], 0
         while i < len(items):
             j = i + 1
-            while (j < len(items) and j - i < self.config.batch_size
-                   and (j - i + 1) * lengths[j] <= _MAX_BATCH_SAMPLES):
+            while j < len(items) and j - i < self.config.batch_size and (j - i + 1) * lengths[j] <= _MAX_BATCH_SAMPLES:
                 j += 1
             batches.append(list(range(i, j)))
             i = j
         return _tapered(batches, self.config.batch_size) if taper else batches
 
-    def plan(self, clips: list[Decoded], *, taper: bool = False
-             ) -> tuple[dict[int, dict[str, dict[str, np.ndarray]]], list[Callable[[], tuple[int, float]]]]:
+    def plan(
+        self, clips: list[Decoded], *, taper: bool = False
+    ) -> tuple[dict[int, dict[str, dict[str, np.ndarray]]], list[Callable[[], tuple[int, float]]]]:
         """The batches of :meth:`summarize`, as jobs that can run on any thread, in any order.
 
         Parameters
@@ -185,8 +190,9 @@ class BatchEngine:
         out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
         # conv layers (and heads for clips long enough), batched by length
         items = sorted(clips, key=lambda c: len(c.audio))
-        waves_all: list[np.ndarray | None] = [fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short)
-                                              for c in items]
+        waves_all: list[np.ndarray | None] = [
+            fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items
+        ]
         lengths = [len(w) for w in waves_all]
         jobs: list[Callable[[], tuple[int, float]]] = []
         # clips without a clean head frame get their heads from a second pass, tiled (or padded)
@@ -210,12 +216,13 @@ class BatchEngine:
                 self._collect(self._forward(waves, self.head_layers), batch, out)
                 return 0, 0.0
 
-            batches = [short[i: i + cfg.batch_size] for i in range(0, len(short), cfg.batch_size)]
+            batches = [short[i : i + cfg.batch_size] for i in range(0, len(short), cfg.batch_size)]
             jobs += [lambda b=b: heads_pass(b) for b in (_tapered(batches, cfg.batch_size) if taper else batches)]
         return out, jobs
 
-    def summarize(self, clips: list[Decoded], *,
-                  progress: Callable[[int, float], None] | None = None) -> dict[int, dict[str, dict[str, np.ndarray]]]:
+    def summarize(
+        self, clips: list[Decoded], *, progress: Callable[[int, float], None] | None = None
+    ) -> dict[int, dict[str, dict[str, np.ndarray]]]:
         """Per clip (by order) and layer, the summaries ``{stat: (n_units,)}``.
 
         Parameters
@@ -233,8 +240,7 @@ class BatchEngine:
         return out
 
     @staticmethod
-    def _collect(res: _Pass, batch: list[Decoded], out: dict,
-                 skip: tuple[set[str], set[int]] = (set(), set())) -> None:
+    def _collect(res: _Pass, batch: list[Decoded], out: dict, skip: tuple[set[str], set[int]] = (set(), set())) -> None:
         """Store a pass's summaries per clip, except ``skip``'s layers for ``skip``'s clips."""
         layers, orders = skip
         for layer, summ in res.summaries.items():
@@ -257,8 +263,8 @@ class BatchEngine:
         end = float_or(row.get("end_s"), float("nan"))
         duration = None if not np.isfinite(end) else end - start_s
         buf = np.zeros(0, dtype=np.float32)
-        s0 = 0          # global sample index of buf[0]
-        total = None    # known once the stream ends
+        s0 = 0  # global sample index of buf[0]
+        total = None  # known once the stream ends
         blocks = excerpt_blocks(row["path"], start_s, duration)
         while True:
             if self.cancel.is_set():
@@ -282,8 +288,14 @@ class BatchEngine:
                 o = res.outputs.get(layer)
                 if o is not None:
                     counted = summary_frames(total, layer, edge=cfg.edge) if at_end else None
-                    acc[layer].add_chunk(o[0].float().cpu().numpy(), s0, len(piece), at_start=s0 == 0,
-                                         at_end=at_end, counted_frames=counted)
+                    acc[layer].add_chunk(
+                        o[0].float().cpu().numpy(),
+                        s0,
+                        len(piece),
+                        at_start=s0 == 0,
+                        at_end=at_end,
+                        counted_frames=counted,
+                    )
             if at_end:
                 break
             buf = buf[step:]
@@ -348,23 +360,32 @@ def summarize_waves(
     where = "summarize_waves"
     if heads_short is not None:
         check_option("heads_short", heads_short, HeadsShort, where=where)
-    changes: dict[str, Any] = {"layers": None if layers is None else tuple(layers), "fast": fast,
-                               "heads_short": heads_short}
+    changes: dict[str, Any] = {
+        "layers": None if layers is None else tuple(layers),
+        "fast": fast,
+        "heads_short": heads_short,
+    }
     cfg = dataclasses.replace(config or RecordConfig(), **{k: v for k, v in changes.items() if v is not None})
     wanted: tuple[str, ...] | None = None
     if stats is not None:
         wanted = (stats,) if isinstance(stats, str) else tuple(stats)
         if not wanted:
-            raise ParameterError(f"The 'stats' parameter of {where} must name at least one statistic of "
-                                 f"{choices(HeadStat)!r}. Got () instead.")
+            raise ParameterError(
+                f"The 'stats' parameter of {where} must name at least one statistic of "
+                f"{choices(HeadStat)!r}. Got () instead."
+            )
         for st in wanted:
             check_option("stats", st, HeadStat, where=where)
         conv = [layer for layer in cfg.layers if layer not in HEAD_LAYERS]
         if "prob" in wanted and conv:
-            raise ParameterError(f"The 'stats' parameter of {where} may hold 'prob' only for the heads "
-                                 f"{HEAD_LAYERS!r}. Got it for the conv layers {conv} instead.")
-    items = [Decoded(i, str(i), np.asarray(w, dtype=np.float32), "ok", "", len(w) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
-             for i, w in enumerate(waves)]
+            raise ParameterError(
+                f"The 'stats' parameter of {where} may hold 'prob' only for the heads "
+                f"{HEAD_LAYERS!r}. Got it for the conv layers {conv} instead."
+            )
+    items = [
+        Decoded(i, str(i), np.asarray(w, dtype=np.float32), "ok", "", len(w) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
+        for i, w in enumerate(waves)
+    ]
     res = BatchEngine(model, cfg).summarize([d for d in items if len(d.audio)]) if items else {}
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer in cfg.layers:
@@ -390,7 +411,7 @@ def _tapered(batches: list[list], batch_size: int) -> list[list]:
         tail.insert(0, batches[-1])
         batches = batches[:-1]
     # each batch cut on its own: no piece is larger than a batch already within the sample cap
-    return batches + [b[i:i + small] for b in tail for i in range(0, len(b), small)]
+    return batches + [b[i : i + small] for b in tail for i in range(0, len(b), small)]
 
 
 def _maybe_fast(model: torch.nn.Module, config: RecordConfig) -> torch.nn.Module:

@@ -31,8 +31,13 @@ from soundnet.errors import AudioError
 __all__ = ["process_shards", "summarize_shard"]
 
 
-def summarize_shard(engine: BatchEngine, rows: list[dict], decoded: list[Decoded], *,
-                    progress: Callable[[int, float], None] | None = None) -> dict[int, dict]:
+def summarize_shard(
+    engine: BatchEngine,
+    rows: list[dict],
+    decoded: list[Decoded],
+    *,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[int, dict]:
     """Summaries of one shard's decoded clips: :func:`_shard_jobs` run one after the other (the
     audio of the clips is released afterwards).
 
@@ -51,8 +56,9 @@ def summarize_shard(engine: BatchEngine, rows: list[dict], decoded: list[Decoded
     return summaries
 
 
-def _shard_jobs(engine: BatchEngine, rows: list[dict], decoded: list[Decoded], *, last: bool = False
-                ) -> tuple[dict[int, dict], list[Callable[[], tuple[int, float]]]]:
+def _shard_jobs(
+    engine: BatchEngine, rows: list[dict], decoded: list[Decoded], *, last: bool = False
+) -> tuple[dict[int, dict], list[Callable[[], tuple[int, float]]]]:
     """The work of one shard's decoded clips, as jobs; the one code path of every engine.
 
     ``decoded`` is in corpus order. Ok clips are planned in one :meth:`BatchEngine.plan` (so that
@@ -125,8 +131,15 @@ class _Lanes:
     the next clip from that ordered stream instead of decoding it itself.
     """
 
-    def __init__(self, shards: list[_ShardWork], *, lanes: int, lookahead: int, long_s: float,
-                 stream: Iterator[Decoded] | None = None) -> None:
+    def __init__(
+        self,
+        shards: list[_ShardWork],
+        *,
+        lanes: int,
+        lookahead: int,
+        long_s: float,
+        stream: Iterator[Decoded] | None = None,
+    ) -> None:
         self.shards = shards
         self.starts = np.cumsum([0] + [len(w.rows) for w in shards])  # first position of each shard
         self.next_pos = 0  # next clip (position over the shards' rows) to hand out for decoding
@@ -141,8 +154,9 @@ class _Lanes:
         self.recorded = [0, 0.0]  # clips, audio seconds (progress)
         self.reported = [0, 0.0]  # of which reported by wait_shard
         self.lane_threads = 1
-        self.threads = [threading.Thread(target=self._lane, name=f"soundnet-lane-{i}", daemon=True)
-                        for i in range(max(1, lanes))]
+        self.threads = [
+            threading.Thread(target=self._lane, name=f"soundnet-lane-{i}", daemon=True) for i in range(max(1, lanes))
+        ]
         for t in self.threads:
             t.start()
 
@@ -202,14 +216,15 @@ class _Lanes:
             return False
         head = self.shards[self.head]
         return (head.jobs is not None and not head.jobs) or (
-            j < self.lookahead and self.shards[k].samples < LOOKAHEAD_SAMPLES)
+            j < self.lookahead and self.shards[k].samples < LOOKAHEAD_SAMPLES
+        )
 
     def _next_task(self) -> tuple[str, Any] | None:
         """Under the lock: ``("job", (shard, job))``, ``("decode", position)`` or None (done)."""
         while True:
             if self.stop or self.error is not None:
                 return None
-            live = self.shards[self.head:self.head + 2]  # decoding stays within these two
+            live = self.shards[self.head : self.head + 2]  # decoding stays within these two
             if self.engine is not None:
                 for w in live:  # oldest first
                     if w.jobs:
@@ -284,8 +299,16 @@ class _Lanes:
             self.cond.notify_all()
 
 
-def process_shards(run_dir: Path, records: list[dict], todo: list[int], get_model: Callable[[], torch.nn.Module],
-                   config: RecordConfig, units: dict[str, int], *, progress: bool) -> float:
+def process_shards(
+    run_dir: Path,
+    records: list[dict],
+    todo: list[int],
+    get_model: Callable[[], torch.nn.Module],
+    config: RecordConfig,
+    units: dict[str, int],
+    *,
+    progress: bool,
+) -> float:
     """Decode, summarise and write the shards ``todo``; returns the seconds of audio recorded.
 
     The work runs on :class:`_Lanes` (``max(1, config.workers)`` of them); they start decoding
@@ -296,20 +319,26 @@ def process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mode
         return 0.0
     size = config.shard_size
     last = (len(records) - 1) // size  # the corpus's last shard
-    shards = [_ShardWork(i, rows, [None] * len(rows), last=i == last) for i in todo
-              for rows in [records[i * size:(i + 1) * size]]]
+    shards = [
+        _ShardWork(i, rows, [None] * len(rows), last=i == last)
+        for i in todo
+        for rows in [records[i * size : (i + 1) * size]]
+    ]
     lanes = max(1, config.workers)
     stream = None
     if config.decoder == "process":  # as many worker processes as lanes (one lane: about 20 % slower)
-        stream = process_decode_stream([r for w in shards for r in w.rows], workers=lanes,
-                                       lookahead=max(config.batch_size, 4 * lanes), long_s=config.chunk_s)
+        stream = process_decode_stream(
+            [r for w in shards for r in w.rows],
+            workers=lanes,
+            lookahead=max(config.batch_size, 4 * lanes),
+            long_s=config.chunk_s,
+        )
     threads_before = torch.get_num_threads()
     state = {"audio_s": 0.0, "failed": 0}
     bar = pool = None
     t0 = time.perf_counter()
     try:
-        pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s,
-                      stream=stream)
+        pool = _Lanes(shards, lanes=lanes, lookahead=config.batch_size * lanes, long_s=config.chunk_s, stream=stream)
         # built on one thread: the lanes are decoding on every core meanwhile, and an OpenMP team
         # on busy cores spins at its barriers (the build took 3 to 5 times as long)
         torch.set_num_threads(1)
@@ -319,8 +348,9 @@ def process_shards(run_dir: Path, records: list[dict], todo: list[int], get_mode
             torch.set_num_threads(threads_before)
         # torch's intra-op threads, shared among the lanes (one each on a 2-core machine); the
         # plain model's forward passes take turns (see BatchEngine._forward), so each gets them all
-        pool.set_engine(engine, lane_threads=max(1, threads_before // lanes) if engine.fast is not None
-                        else threads_before)
+        pool.set_engine(
+            engine, lane_threads=max(1, threads_before // lanes) if engine.fast is not None else threads_before
+        )
         bar = progress_bar(sum(len(w.rows) for w in shards), enabled=progress)
 
         def tick(n_clips: int, audio_s: float) -> None:

@@ -26,8 +26,19 @@ from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_window, layer_geometry
 __all__ = ["merge"]
 
 #: The leading columns of ``clips.parquet``, in this order (any other corpus column follows).
-_CLIP_COLUMNS = ("clip_id", "path", "label", "fold", "start_s", "end_s", "duration_s",
-                 "sample_rate_hz", "status", "note", "order")
+_CLIP_COLUMNS = (
+    "clip_id",
+    "path",
+    "label",
+    "fold",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "sample_rate_hz",
+    "status",
+    "note",
+    "order",
+)
 
 
 def merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str, int], k: int) -> pd.DataFrame:
@@ -67,8 +78,10 @@ def merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str
         schema = _stat_schema(n)
         # a buffered stream: the writer's many small writes (a few per column chunk) become
         # few large ones (11 % of the writing time of a 1024-column table)
-        with pa.output_stream(tmp, buffer_size=1 << 20) as sink, \
-                pq.ParquetWriter(sink, schema, **_ACT_PARQUET) as writer:
+        with (
+            pa.output_stream(tmp, buffer_size=1 << 20) as sink,
+            pq.ParquetWriter(sink, schema, **_ACT_PARQUET) as writer,
+        ):
             for group in groups:  # few, large row groups
                 block = np.concatenate([mats[i].rows(row0, n) for i in group], axis=1)
                 writer.write_table(_stat_table(np.concatenate([ids[i] for i in group]), block))
@@ -79,8 +92,9 @@ def merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str
         n = units[layer]
         top = TopK(n, k)  # ties: corpus order
         for group in groups:  # a row group's shards at once
-            mx, pk = (np.concatenate([mats[i].rows(rows[stat], n) for i in group], axis=1).T
-                      for stat in ("max", "peak_s"))
+            mx, pk = (
+                np.concatenate([mats[i].rows(rows[stat], n) for i in group], axis=1).T for stat in ("max", "peak_s")
+            )
             top.add(mx, np.concatenate([orders[i] for i in group]), pk)
         return _topk_table(top, layer, index)
 
@@ -91,8 +105,11 @@ def merge(run_dir: Path, n_shards: int, layers: tuple[str, ...], units: dict[str
         tops = {layer: pool.submit(layer_topk, layer) for layer in sorted(layers, key=lambda l: -units[l])}
         writes = [pool.submit(write_stat, *block) for block in by_size]
         writes.append(pool.submit(write_parquet, run_dir / "clips.parquet", clips))
-        write_parquet(run_dir / "topk.parquet", pa.concat_tables([tops[layer].result() for layer in layers]),
-                      use_dictionary=["layer", "clip_id"])  # (a dictionary of floats: 40 % of the time)
+        write_parquet(
+            run_dir / "topk.parquet",
+            pa.concat_tables([tops[layer].result() for layer in layers]),
+            use_dictionary=["layer", "clip_id"],
+        )  # (a dictionary of floats: 40 % of the time)
         for f in writes:
             f.result()
     return clips
@@ -126,8 +143,10 @@ def _stat_schema(n_units: int) -> pa.Schema:
     """The schema of an activation table: ``clip_id`` and ``n_units`` float32 unit columns, none
     nullable (a clip without a value has NaN; required columns carry no definition levels, 8 %
     of the writing time)."""
-    return pa.schema([pa.field("clip_id", pa.string(), nullable=False)]
-                     + [pa.field(c, pa.float32(), nullable=False) for c in unit_columns(n_units)])
+    return pa.schema(
+        [pa.field("clip_id", pa.string(), nullable=False)]
+        + [pa.field(c, pa.float32(), nullable=False) for c in unit_columns(n_units)]
+    )
 
 
 def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
@@ -137,9 +156,10 @@ def _stat_table(clip_ids: np.ndarray, block: np.ndarray) -> pa.Table:
     # one Arrow array of the unit-major values, sliced into columns (no copies; half the time
     # of one pa.array per column)
     flat = pa.array(np.ascontiguousarray(block, dtype=np.float32).reshape(-1))
-    return pa.Table.from_arrays([pa.array(clip_ids.astype(str), pa.string())]
-                                + [flat.slice(i * n_rows, n_rows) for i in range(n_units)],
-                                schema=_stat_schema(n_units))
+    return pa.Table.from_arrays(
+        [pa.array(clip_ids.astype(str), pa.string())] + [flat.slice(i * n_rows, n_rows) for i in range(n_units)],
+        schema=_stat_schema(n_units),
+    )
 
 
 def _topk_table(top: TopK, layer: str, clips: _ClipIndex) -> pa.Table:
@@ -154,17 +174,29 @@ def _topk_table(top: TopK, layer: str, clips: _ClipIndex) -> pa.Table:
     peak_s = top.payload_[unit_idx, rank]
     # receptive-field window of the peak frame, clipped to the clip (a peak in the silence that
     # short="pad" appended keeps its window's right end)
-    frame = np.rint((peak_s * SAMPLE_RATE_HZ - layer_geometry(layer).first_centre_samples)
-                    / layer_geometry(layer).hop_samples).astype(np.int64) if len(peak_s) else np.zeros(0, np.int64)
+    frame = (
+        np.rint(
+            (peak_s * SAMPLE_RATE_HZ - layer_geometry(layer).first_centre_samples) / layer_geometry(layer).hop_samples
+        ).astype(np.int64)
+        if len(peak_s)
+        else np.zeros(0, np.int64)
+    )
     w_start, w_end = frames_to_window(frame, layer)
     start = np.clip(w_start, 0.0, None)
     end = np.minimum(w_end, dur)
     end = np.where(end > start, end, w_end)
-    return pa.table({
-        "layer": pa.array(np.full(len(keys), layer), pa.string()), "unit": unit_idx.astype(np.int32),
-        "rank": rank.astype(np.int32), "clip_id": clips.clip_ids.take(pa.array(where)),
-        "value": top.values_[unit_idx, rank].astype(np.float32), "peak_s": peak_s.astype(np.float32),
-        "start_s": start.astype(np.float32), "end_s": end.astype(np.float32)})
+    return pa.table(
+        {
+            "layer": pa.array(np.full(len(keys), layer), pa.string()),
+            "unit": unit_idx.astype(np.int32),
+            "rank": rank.astype(np.int32),
+            "clip_id": clips.clip_ids.take(pa.array(where)),
+            "value": top.values_[unit_idx, rank].astype(np.float32),
+            "peak_s": peak_s.astype(np.float32),
+            "start_s": start.astype(np.float32),
+            "end_s": end.astype(np.float32),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -178,5 +210,8 @@ class _ClipIndex:
     @classmethod
     def of(cls, clips: pd.DataFrame) -> _ClipIndex:
         """From a clip table sorted by ``order``."""
-        return cls(clips["order"].to_numpy(np.int64), pa.array(clips["clip_id"], pa.string()),
-                   clips["duration_s"].to_numpy(np.float64))
+        return cls(
+            clips["order"].to_numpy(np.int64),
+            pa.array(clips["clip_id"], pa.string()),
+            clips["duration_s"].to_numpy(np.float64),
+        )

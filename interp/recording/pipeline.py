@@ -109,15 +109,19 @@ def record_corpus(
     """
     config = dataclasses.replace(config or RecordConfig(), **settings) if settings else (config or RecordConfig())
     if max_shards is not None and (isinstance(max_shards, bool) or int(max_shards) < 0):
-        raise ParameterError(f"The 'max_shards' parameter of record_corpus must be an int >= 0 or None. "
-                             f"Got {max_shards!r} instead.")
+        raise ParameterError(
+            f"The 'max_shards' parameter of record_corpus must be an int >= 0 or None. Got {max_shards!r} instead."
+        )
     if model is None:
         check_device(config.device, "record_corpus")  # before anything is written
     run_dir = Path(out_dir)
     df, spec = normalise_corpus(corpus, **(corpus_options or {}))
     weights_path = resolve_weights(weights)
-    key = {"weights_sha256": sha256_file_memo(weights_path), "corpus_sha256": corpus_sha256(df),
-           "settings": config.key_settings()}
+    key = {
+        "weights_sha256": sha256_file_memo(weights_path),
+        "corpus_sha256": corpus_sha256(df),
+        "settings": config.key_settings(),
+    }
     meta_path = run_dir / "run.json"
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
@@ -125,7 +129,8 @@ def record_corpus(
             if not overwrite:
                 raise RunError(
                     f"{str(run_dir)!r} holds a run made from other inputs (weights, corpus or settings "
-                    "differ). Choose another --out, or pass --overwrite to replace it.")
+                    "differ). Choose another --out, or pass --overwrite to replace it."
+                )
             remove_tree(run_dir)
         elif old.get("complete"):
             clips = pd.read_parquet(run_dir / "clips.parquet")
@@ -140,12 +145,19 @@ def record_corpus(
         return load_soundnet(str(weights_path), device=config.device)
 
     units = {l: SPEC_BY_NAME[l].out_channels for l in config.layers}
-    meta = {"format": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "weights_sha256": key["weights_sha256"], "weights_path": str(weights_path),
-            "corpus": {"spec": spec, "n_clips": len(df), "sha256": key["corpus_sha256"]},
-            "settings": dataclasses.asdict(config) | {"layers": list(config.layers)},
-            "layers": list(config.layers), "units": units, "versions": _versions(),
-            "key": key, "complete": False}
+    meta = {
+        "format": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "weights_sha256": key["weights_sha256"],
+        "weights_path": str(weights_path),
+        "corpus": {"spec": spec, "n_clips": len(df), "sha256": key["corpus_sha256"]},
+        "settings": dataclasses.asdict(config) | {"layers": list(config.layers)},
+        "layers": list(config.layers),
+        "units": units,
+        "versions": _versions(),
+        "key": key,
+        "complete": False,
+    }
     if not meta_path.is_file():
         atomic_write_json(meta_path, meta)
     n_shards = max(1, -(-len(df) // config.shard_size))
@@ -154,7 +166,7 @@ def record_corpus(
     for stale in (run_dir / "shards").glob(".tmp-*") if (run_dir / "shards").is_dir() else []:
         remove_tree(stale)
     if max_shards is not None:
-        todo = todo[:int(max_shards)]
+        todo = todo[: int(max_shards)]
     records = df.to_dict("records")
     del df
     with _frozen_gc():
@@ -166,8 +178,12 @@ def record_corpus(
             return run_summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
         clips = merge(run_dir, n_shards, config.layers, units, config.topk)
     meta = json.loads(meta_path.read_text())
-    meta.update(complete=True, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                n_ok=int((clips["status"] == "ok").sum()), n_failed=int((clips["status"] != "ok").sum()))
+    meta.update(
+        complete=True,
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        n_ok=int((clips["status"] == "ok").sum()),
+        n_failed=int((clips["status"] != "ok").sum()),
+    )
     atomic_write_json(meta_path, meta)
     return run_summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
 
@@ -178,15 +194,19 @@ def normalise_corpus(corpus: pd.DataFrame | str | os.PathLike, **corpus_options)
         df, spec = corpus.copy(), "<DataFrame>"
         missing = [c for c in ("clip_id", "path") if c not in df.columns]
         if missing:
-            raise ParameterError(f"The 'corpus' parameter of record_corpus must be a corpus table "
-                                 f"(interp.corpus.corpora.load_corpus) with columns clip_id and path. "
-                                 f"Got a table without {missing} instead.")
+            raise ParameterError(
+                f"The 'corpus' parameter of record_corpus must be a corpus table "
+                f"(interp.corpus.corpora.load_corpus) with columns clip_id and path. "
+                f"Got a table without {missing} instead."
+            )
     else:
         spec = str(corpus)
         df = load_corpus(corpus, **corpus_options)
     if len(df) == 0:
-        raise ParameterError(f"The 'corpus' parameter of record_corpus must hold at least one clip. "
-                             f"Got an empty corpus ({spec!r}) instead.")
+        raise ParameterError(
+            f"The 'corpus' parameter of record_corpus must hold at least one clip. "
+            f"Got an empty corpus ({spec!r}) instead."
+        )
     if "order" not in df.columns:
         df["order"] = np.arange(len(df))
     df = df.sort_values("order", kind="stable").reset_index(drop=True)

@@ -64,7 +64,7 @@ _DECODE_MAX_CALLS = 16
 def ray_available() -> bool:
     """Whether Ray and Ray Data can be imported (the ``distributed`` extra is installed)."""
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError:
         return False
@@ -76,8 +76,9 @@ def _import_ray():
         import ray
         import ray.data
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise SoundNetError("The Ray engine needs Ray Data: pip install 'soundnet-interp[distributed]' "
-                            f"(import failed: {exc}).") from exc
+        raise SoundNetError(
+            f"The Ray engine needs Ray Data: pip install 'soundnet-interp[distributed]' (import failed: {exc})."
+        ) from exc
     return ray
 
 
@@ -102,8 +103,11 @@ def _decode_shard(item: dict[str, Any], *, long_s: float) -> dict[str, Any]:
     """
     rows = pickle.loads(item["rows"])
     decoded = [decode_row(r, long_s) for r in rows]
-    return {"shard": int(item["shard"]), "rows": item["rows"],
-            "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
+    return {
+        "shard": int(item["shard"]),
+        "rows": item["rows"],
+        "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL),
+    }
 
 
 class _ShardEngine:
@@ -137,11 +141,12 @@ class _ShardEngine:
             for d in decoded:  # the driver needs no audio back
                 d.audio = None
             keep = STATS + HEAD_STATS  # what write_shard stores (not the frame indices)
-            summaries = {o: {layer: {k: v for k, v in stats.items() if k in keep} for layer, stats in by_layer.items()}
-                         for o, by_layer in summaries.items()}
+            summaries = {
+                o: {layer: {k: v for k, v in stats.items() if k in keep} for layer, stats in by_layer.items()}
+                for o, by_layer in summaries.items()
+            }
             results.append(pickle.dumps((decoded, summaries), protocol=pickle.HIGHEST_PROTOCOL))
-        return {"shard": np.asarray(batch["shard"], dtype=np.int64),
-                "result": np.asarray(results, dtype=object)}
+        return {"shard": np.asarray(batch["shard"], dtype=np.int64), "result": np.asarray(results, dtype=object)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,11 +221,13 @@ def record_corpus_ray(
         ``out_dir`` holds a run made from other inputs (and not ``overwrite``).
     """
     if num_actors is not None and (isinstance(num_actors, bool) or int(num_actors) < 1):
-        raise ParameterError(f"The 'num_actors' parameter of record_corpus_ray must be an int >= 1 or None. "
-                             f"Got {num_actors!r} instead.")
+        raise ParameterError(
+            f"The 'num_actors' parameter of record_corpus_ray must be an int >= 1 or None. Got {num_actors!r} instead."
+        )
     if max_shards is not None and int(max_shards) < 0:
-        raise ParameterError(f"The 'max_shards' parameter of record_corpus_ray must be >= 0 or None. "
-                             f"Got {max_shards!r} instead.")
+        raise ParameterError(
+            f"The 'max_shards' parameter of record_corpus_ray must be >= 0 or None. Got {max_shards!r} instead."
+        )
     config = dataclasses.replace(config or RecordConfig(), **settings) if settings else (config or RecordConfig())
     config = dataclasses.replace(config, device="cuda" if use_gpu else "cpu")
     ray = _import_ray()
@@ -229,8 +236,9 @@ def record_corpus_ray(
     weights_path = resolve_weights(weights)
     model = load_soundnet(str(weights_path))  # on the driver's CPU: the actors get its state dict
     # 1. cache key and run.json: the local engine's own code, processing no shard
-    first = record_corpus(df, run_dir, config=config, model=model, weights=weights_path, overwrite=overwrite,
-                          progress=False, max_shards=0)
+    first = record_corpus(
+        df, run_dir, config=config, model=model, weights=weights_path, overwrite=overwrite, progress=False, max_shards=0
+    )
     meta_path = run_dir / "run.json"
     meta = json.loads(meta_path.read_text())
     if meta.get("complete"):
@@ -246,9 +254,9 @@ def record_corpus_ray(
     todo = [i for i in range(n_shards) if not shard_done(run_dir, i)]
     resumed = n_shards - len(todo)
     if max_shards is not None:
-        todo = todo[:int(max_shards)]
+        todo = todo[: int(max_shards)]
     records = df.to_dict("records")
-    shard_rows = {i: records[i * size:(i + 1) * size] for i in todo}
+    shard_rows = {i: records[i * size : (i + 1) * size] for i in todo}
     units = {layer: SPEC_BY_NAME[layer].out_channels for layer in config.layers}
 
     started = False
@@ -280,8 +288,9 @@ def record_corpus_ray(
             ray.shutdown()
     wall = time.perf_counter() - t0
     if n_done != len(todo):
-        raise SoundNetError(f"The Ray pipeline returned {n_done} of {len(todo)} shards; run the same "
-                            "command again to resume.")
+        raise SoundNetError(
+            f"The Ray pipeline returned {n_done} of {len(todo)} shards; run the same command again to resume."
+        )
 
     # 3. the merge: again the local engine's code, which finds every shard done
     if all(shard_done(run_dir, i) for i in range(n_shards)):
@@ -292,21 +301,31 @@ def record_corpus_ray(
     return run_summary(run_dir, clips, wall, resumed=resumed, audio_s=audio_s)
 
 
-def _pipeline(ray, shard_rows: dict[int, list[dict]], model: torch.nn.Module, config: RecordConfig, *,
-              num_actors: int | None, use_gpu: bool):
+def _pipeline(
+    ray,
+    shard_rows: dict[int, list[dict]],
+    model: torch.nn.Module,
+    config: RecordConfig,
+    *,
+    num_actors: int | None,
+    use_gpu: bool,
+):
     """The Ray Data dataset: one row per pending shard, decoded by tasks, summarised by actors."""
     resources = ray.cluster_resources()
     if num_actors is None:
         if use_gpu and resources.get("GPU", 0) < 1:
-            raise ParameterError("The 'use_gpu' parameter of record_corpus_ray asks for GPU actors but the Ray "
-                                 f"cluster has no GPU (resources {resources}). Got use_gpu=True and "
-                                 "num_actors=None instead; pass num_actors for a cluster that adds GPU nodes on demand.")
+            raise ParameterError(
+                "The 'use_gpu' parameter of record_corpus_ray asks for GPU actors but the Ray "
+                f"cluster has no GPU (resources {resources}). Got use_gpu=True and "
+                "num_actors=None instead; pass num_actors for a cluster that adds GPU nodes on demand."
+            )
         cpus = int(resources.get("CPU", 1))
         # decoding costs about a tenth of the model on CPU: leave an eighth of the CPUs to it
         num_actors = int(resources.get("GPU", 0)) if use_gpu else cpus - max(1, cpus // 8)
         num_actors = max(1, num_actors)
-    items = [{"shard": i, "rows": pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)}
-             for i, rows in shard_rows.items()]
+    items = [
+        {"shard": i, "rows": pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)} for i, rows in shard_rows.items()
+    ]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ctx = ds.context
     ctx.enable_progress_bars = False
@@ -316,7 +335,13 @@ def _pipeline(ray, shard_rows: dict[int, list[dict]], model: torch.nn.Module, co
     # (decoders may leak); this task-only option also keeps Ray Data from fusing the decoding
     # into the model actors
     ds = ds.map(_decode_shard, fn_kwargs={"long_s": config.chunk_s}, num_cpus=1, max_calls=_DECODE_MAX_CALLS)
-    ds = ds.map_batches(_ShardEngine, fn_constructor_args=([weights_ref], config), batch_size=1,
-                        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=int(num_actors)),
-                        num_cpus=1, num_gpus=1 if use_gpu else 0)
+    ds = ds.map_batches(
+        _ShardEngine,
+        fn_constructor_args=([weights_ref], config),
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=int(num_actors)),
+        num_cpus=1,
+        num_gpus=1 if use_gpu else 0,
+    )
     return ds

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from soundnet.audio import fit_length
-from soundnet.kernels import compiled
 from soundnet.geometry import HEADS_TILE_SAMPLES, clean_frames, frames_to_time, head_frame_ok, min_samples, n_frames
+from soundnet.kernels import compiled
 from soundnet.model import HEAD_LAYERS, LAYERS
 from soundnet.options import Edge, HeadsShort, check_option
 
@@ -45,8 +45,9 @@ class LayerTap:
         the summaries (not out of :attr:`outputs`); see :func:`summary_frames`.
     """
 
-    def __init__(self, model: torch.nn.Module, layers: Iterable[str], *, keep: bool = False,
-                 edge: Edge = "keep") -> None:
+    def __init__(
+        self, model: torch.nn.Module, layers: Iterable[str], *, keep: bool = False, edge: Edge = "keep"
+    ) -> None:
         check_option("edge", edge, Edge, where="LayerTap")
         self.model = model
         self.layers = tuple(layers)
@@ -85,8 +86,13 @@ class LayerTap:
             if not bool(mask.all()):
                 out = out * mask[:, None, :].to(out.dtype)
             if name in self.layers:
-                counted = valid if self.edge == "keep" else torch.as_tensor(
-                    [summary_frames(int(n), name, edge=self.edge) for n in self.lengths], device=out.device)
+                counted = (
+                    valid
+                    if self.edge == "keep"
+                    else torch.as_tensor(
+                        [summary_frames(int(n), name, edge=self.edge) for n in self.lengths], device=out.device
+                    )
+                )
                 self.summaries[name] = summarize_batch(out, counted, name)
                 if self.keep:
                     self.outputs[name] = out

@@ -63,13 +63,16 @@ class ShardMatrix:
         """Check the header of ``path`` against the ``shape`` expected (:class:`RunError`)."""
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             got, fortran, dtype = read_header(fh)
             offset = fh.tell()
         if tuple(got) != tuple(shape) or fortran or dtype != np.float32:
-            raise RunError(f"Shard {str(path.parent)!r} holds summaries of shape {tuple(got)} ({dtype}), "
-                           f"not {tuple(shape)} float32; delete the run folder and record again.")
+            raise RunError(
+                f"Shard {str(path.parent)!r} holds summaries of shape {tuple(got)} ({dtype}), "
+                f"not {tuple(shape)} float32; delete the run folder and record again."
+            )
         return cls(path, tuple(shape), offset)
 
     def rows(self, row0: int, n: int) -> np.ndarray:
@@ -87,8 +90,15 @@ def shard_done(run_dir: Path, i: int) -> bool:
     return (d / "_SUCCESS").is_file() and (d / SHARD_MATRIX).is_file()
 
 
-def write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[Decoded],
-                summaries: dict[int, dict], units: dict[str, int], layers: tuple[str, ...]) -> None:
+def write_shard(
+    run_dir: Path,
+    i: int,
+    rows: list[dict],
+    decoded: list[Decoded],
+    summaries: dict[int, dict],
+    units: dict[str, int],
+    layers: tuple[str, ...],
+) -> None:
     """Write one shard to a temporary folder and rename it into place when complete.
 
     The folder holds ``clips.parquet`` (every row with its status), the ok clips' summaries
@@ -126,9 +136,9 @@ def write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[Decoded],
         values = [s[layer].get(stat) if layer in s else None for s in per_clip]
         have = [j for j, v in enumerate(values) if v is not None]
         if len(have) == len(values):
-            np.stack(values, axis=1, out=mat[row0:row0 + n])
+            np.stack(values, axis=1, out=mat[row0 : row0 + n])
         elif have:
-            mat[row0:row0 + n, have] = np.stack([values[j] for j in have], axis=1)
+            mat[row0 : row0 + n, have] = np.stack([values[j] for j in have], axis=1)
     np.save(tmp / SHARD_MATRIX, mat)
     (tmp / "_SUCCESS").write_text("ok\n")
     remove_tree(final)
@@ -137,9 +147,15 @@ def write_shard(run_dir: Path, i: int, rows: list[dict], decoded: list[Decoded],
 
 def done_clips(run_dir: Path, n_shards: int) -> pd.DataFrame:
     """The clip rows of the finished shards (empty table with the core columns when none)."""
-    parts = [pd.read_parquet(shard_dir(run_dir, i) / "clips.parquet") for i in range(n_shards)
-             if shard_done(run_dir, i)]
+    parts = [
+        pd.read_parquet(shard_dir(run_dir, i) / "clips.parquet") for i in range(n_shards) if shard_done(run_dir, i)
+    ]
     if not parts:
-        return pd.DataFrame({"clip_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
-                             "duration_s": pd.Series([], dtype=float)})
+        return pd.DataFrame(
+            {
+                "clip_id": pd.Series([], dtype=str),
+                "status": pd.Series([], dtype=str),
+                "duration_s": pd.Series([], dtype=float),
+            }
+        )
     return pd.concat(parts, ignore_index=True)

@@ -65,8 +65,9 @@ class StreamStats:
         self.arg = None
         self.prob = None
 
-    def add_chunk(self, acts: np.ndarray, s0: int, n: int, *, at_start: bool, at_end: bool,
-                  counted_frames: int | None = None) -> None:
+    def add_chunk(
+        self, acts: np.ndarray, s0: int, n: int, *, at_start: bool, at_end: bool, counted_frames: int | None = None
+    ) -> None:
         """Fold in the frames ``acts`` ``(n_units, n_frames)`` of a chunk that starts at global
         sample ``s0`` (a multiple of the hop) and holds ``n`` samples; ``counted_frames`` (known
         at the last chunk) excludes the whole file's frames from that index on."""
@@ -106,9 +107,12 @@ class StreamStats:
         (empty when no frame was counted)."""
         if self.sum is None or self.count == 0:
             return {}
-        res = {"mean": (self.sum / self.count).astype(np.float32), "max": self.max.astype(np.float32),
-               "peak_s": np.asarray(frames_to_time(self.arg, self.layer), dtype=np.float32),
-               "peak_frame": self.arg}
+        res = {
+            "mean": (self.sum / self.count).astype(np.float32),
+            "max": self.max.astype(np.float32),
+            "peak_s": np.asarray(frames_to_time(self.arg, self.layer), dtype=np.float32),
+            "peak_frame": self.arg,
+        }
         if self.prob is not None:
             res["prob"] = (self.prob / self.count).astype(np.float32)
         return res

@@ -94,8 +94,7 @@ def process_decode_stream(rows: list[dict], *, workers: int, lookahead: int, lon
                         i, row = w.task
                         crashes[i] = crashes.get(i, 0) + 1
                         if crashes[i] >= 2:
-                            done[i] = failed(row, f"error: the decoder crashed (worker exit code "
-                                                  f"{w.proc.exitcode})")
+                            done[i] = failed(row, f"error: the decoder crashed (worker exit code {w.proc.exitcode})")
                         else:
                             retry.append(i)
                     w.conn.close()
@@ -110,8 +109,9 @@ class _Worker:
 
     def __init__(self, ctx, long_s: float) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, os.getpid(), long_s), daemon=True,
-                                name="soundnet-decode")
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, os.getpid(), long_s), daemon=True, name="soundnet-decode"
+        )
         self.proc.start()
         child.close()
         self.task: tuple[int, dict] | None = None

@@ -82,12 +82,20 @@ def study_parser(name: str, description: str, *, default_corpus: str = "demo") -
         adds its own flags to it.
     """
     ap = _StudyParser(prog=f"studies/{name}.py", description=description, script=f"studies/{name}.py")
-    ap.add_argument("--corpus", default=default_corpus,
-                    help=f"built-in corpus ('demo', 'probes') or a path, as `record` accepts (default {default_corpus!r})")
+    ap.add_argument(
+        "--corpus",
+        default=default_corpus,
+        help=f"built-in corpus ('demo', 'probes') or a path, as `record` accepts (default {default_corpus!r})",
+    )
     ap.add_argument("--out", type=Path, default=Path("reports") / name, help=f"report folder (default reports/{name})")
     ap.add_argument("--run", type=Path, help="reuse this recorded run directory instead of recording the corpus")
     ap.add_argument("--quick", action="store_true", help="reduced inputs (for tests and a first look)")
-    ap.add_argument("--workers", type=int, default=0, help="recording lanes, threads that each decode and run the model (default 0: one lane)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="recording lanes, threads that each decode and run the model (default 0: one lane)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     return ap
 
@@ -117,8 +125,14 @@ def quick_subset(corpus: pd.DataFrame, *, per_label: int, max_labels: int | None
     return out
 
 
-def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.DataFrame | str | None = None,
-               corpus_options: dict[str, Any] | None = None, **settings: Any) -> Run:
+def obtain_run(
+    args: argparse.Namespace,
+    *,
+    layers: Sequence[str],
+    corpus: pd.DataFrame | str | None = None,
+    corpus_options: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Run:
     """The run a study works on: ``--run`` when given, else the corpus recorded into ``<out>/run``.
 
     Parameters
@@ -147,15 +161,25 @@ def obtain_run(args: argparse.Namespace, *, layers: Sequence[str], corpus: pd.Da
         run = open_run(args.run)
         missing = [layer for layer in layers if layer not in run.layers]
         if missing:
-            raise ParameterError(f"The run {str(args.run)!r} lacks the layers {missing} this study needs; record "
-                                 f"them with `soundnet-interp record ... --layers {','.join(layers)}`.")
+            raise ParameterError(
+                f"The run {str(args.run)!r} lacks the layers {missing} this study needs; record "
+                f"them with `soundnet-interp record ... --layers {','.join(layers)}`."
+            )
         return run
     from interp.recording import record_corpus
 
     run_dir = Path(args.out) / "run"
-    summary = record_corpus(args.corpus if corpus is None else corpus, run_dir, layers=tuple(layers),
-                            corpus_options=corpus_options, workers=args.workers, device=args.device,
-                            progress=sys.stderr.isatty(), overwrite=True, **settings)
+    summary = record_corpus(
+        args.corpus if corpus is None else corpus,
+        run_dir,
+        layers=tuple(layers),
+        corpus_options=corpus_options,
+        workers=args.workers,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+        overwrite=True,
+        **settings,
+    )
     print(f"recorded: {summary}", file=sys.stderr)
     return open_run(run_dir)
 
@@ -170,9 +194,11 @@ def _clip_note(run: Run) -> str:
         return ""
     cfg = RecordConfig.from_meta(run.meta)
     short, n_min = cfg.short, cfg.min_samples
-    text = (f"Clips last {dur.min():.2f} to {dur.max():.2f} s (median {dur.median():.2f} s); receptive fields span "
-            f"{layer_geometry('conv5').receptive_field_s:.2f} s in conv5 and {layer_geometry('conv7').receptive_field_s:.1f} s "
-            "in conv7")
+    text = (
+        f"Clips last {dur.min():.2f} to {dur.max():.2f} s (median {dur.median():.2f} s); receptive fields span "
+        f"{layer_geometry('conv5').receptive_field_s:.2f} s in conv5 and {layer_geometry('conv7').receptive_field_s:.1f} s "
+        "in conv7"
+    )
     if short != "none" and n_min:
         n_short = int((dur * SAMPLE_RATE_HZ < n_min).sum())
         verb = {"pad": "padded with silence", "tile": "tiled"}.get(short, short)
@@ -243,12 +269,16 @@ class Report:
             One sentence for ``summary.md`` (the columns are listed after it).
         """
         if not isinstance(df, pd.DataFrame):
-            raise ParameterError(f"The 'df' parameter of Report.table must be a DataFrame. Got {type(df).__name__} instead.")
+            raise ParameterError(
+                f"The 'df' parameter of Report.table must be a DataFrame. Got {type(df).__name__} instead."
+            )
         clean = df.copy()
         clean.attrs = {}
         for col in clean.columns:  # lists (e.g. unit sets) as text, so that CSV and Parquet agree
             if clean[col].dtype == object and clean[col].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
-                clean[col] = clean[col].map(lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
+                clean[col] = clean[col].map(
+                    lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v
+                )
         path = self.out_dir / f"{name}.parquet"
         write_parquet(path, clean)
         atomic_write_bytes(self.out_dir / f"{name}.csv", clean.to_csv(index=False).encode())
@@ -281,8 +311,11 @@ class Report:
         if run is not None:
             corpus = (run.meta.get("corpus") or {}).get("spec", "?")
             n_ok = int((run.clips["status"] == "ok").sum())
-            lines += [f"Run: `{run.path}` (corpus `{corpus}`, {n_ok} clips ok, layers {', '.join(run.layers)}). "
-                      + _clip_note(run), ""]
+            lines += [
+                f"Run: `{run.path}` (corpus `{corpus}`, {n_ok} clips ok, layers {', '.join(run.layers)}). "
+                + _clip_note(run),
+                "",
+            ]
         if self.numbers:
             lines += ["## Key numbers", ""] + [f"- **{k}**: {v}" for k, v in self.numbers] + [""]
         if self.notes:

@@ -60,11 +60,23 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
     return int(math.ceil(n / cols)), cols
 
 
-def _log2_axis(fig: go.Figure, lo_hz: float, hi_hz: float, *, row: int | None = None, col: int | None = None,
-               title: str | None = "tone frequency (Hz)", axis: str = "x") -> None:
+def _log2_axis(
+    fig: go.Figure,
+    lo_hz: float,
+    hi_hz: float,
+    *,
+    row: int | None = None,
+    col: int | None = None,
+    title: str | None = "tone frequency (Hz)",
+    axis: str = "x",
+) -> None:
     ticks = [f for f in _HZ_TICKS if lo_hz * 0.99 <= f <= hi_hz * 1.01]
-    upd = dict(tickvals=[math.log2(f) for f in ticks], ticktext=[hz_label(f) for f in ticks],
-               range=[math.log2(lo_hz) - 0.15, math.log2(hi_hz) + 0.15], title_text=title)
+    upd = dict(
+        tickvals=[math.log2(f) for f in ticks],
+        ticktext=[hz_label(f) for f in ticks],
+        range=[math.log2(lo_hz) - 0.15, math.log2(hi_hz) + 0.15],
+        title_text=title,
+    )
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **upd)
 
 
@@ -94,31 +106,52 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
     """
     layers = _layers(curves)
     rows, cols = _grid(len(layers))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{l}" for l in layers],
-                        horizontal_spacing=0.06, vertical_spacing=0.16)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=[f"{l}" for l in layers], horizontal_spacing=0.06, vertical_spacing=0.16
+    )
     f_all = np.sort(curves["freq_hz"].unique())
     for k, layer in enumerate(layers):
         freqs, z = _unit_matrix(curves, layer, level_db)
         order = np.lexsort((np.arange(len(z)), np.argmax(z, axis=1)))
         r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Heatmap(
-            z=z[order], x=np.log2(freqs), y=np.arange(len(order)), coloraxis="coloraxis",
-            customdata=np.repeat(np.asarray(order)[:, None], len(freqs), axis=1),
-            hovertemplate=f"{layer} unit %{{customdata}}<br>%{{x:.2f}} log2 Hz: %{{z:.2f}}<extra></extra>"),
-            row=r, col=c)
+        fig.add_trace(
+            go.Heatmap(
+                z=z[order],
+                x=np.log2(freqs),
+                y=np.arange(len(order)),
+                coloraxis="coloraxis",
+                customdata=np.repeat(np.asarray(order)[:, None], len(freqs), axis=1),
+                hovertemplate=f"{layer} unit %{{customdata}}<br>%{{x:.2f}} log2 Hz: %{{z:.2f}}<extra></extra>",
+            ),
+            row=r,
+            col=c,
+        )
         _log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
-        fig.update_yaxes(row=r, col=c, title_text="units, by best frequency" if c == 1 else None, showgrid=False,
-                         range=[-0.5, len(order) - 0.5])
-    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
-                                     colorbar=dict(title=dict(text="response<br>(unit's range)", side="right"),
-                                                   thickness=10)))
-    title = title or (f"Tonotopy: frequency tuning of every unit at {level_db:g} dBFS tones "
-                      "(each row one unit, sorted by best frequency)")
+        fig.update_yaxes(
+            row=r,
+            col=c,
+            title_text="units, by best frequency" if c == 1 else None,
+            showgrid=False,
+            range=[-0.5, len(order) - 0.5],
+        )
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale="Viridis",
+            cmin=0,
+            cmax=1,
+            colorbar=dict(title=dict(text="response<br>(unit's range)", side="right"), thickness=10),
+        )
+    )
+    title = title or (
+        f"Tonotopy: frequency tuning of every unit at {level_db:g} dBFS tones "
+        "(each row one unit, sorted by best frequency)"
+    )
     return _styled(fig, title, height=330 * rows + 40, width=1200)
 
 
-def example_curves_figure(curves: pd.DataFrame, best: pd.DataFrame, examples: Sequence[tuple[str, int]], *,
-                          title: str | None = None) -> go.Figure:
+def example_curves_figure(
+    curves: pd.DataFrame, best: pd.DataFrame, examples: Sequence[tuple[str, int]], *, title: str | None = None
+) -> go.Figure:
     """Tuning curves of a few units, one line per tone level.
 
     Parameters
@@ -139,8 +172,11 @@ def example_curves_figure(curves: pd.DataFrame, best: pd.DataFrame, examples: Se
         b = best[(best["layer"] == layer) & (best["unit"] == unit) & np.isclose(best["level_db"], ref)]
         bf = float(b["best_freq_hz"].iloc[0]) if len(b) else math.nan
         q = float(b["q_half"].iloc[0]) if len(b) else math.nan
-        titles.append(f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz, Q {q:.1f}" if np.isfinite(q)
-                      else f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz")
+        titles.append(
+            f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz, Q {q:.1f}"
+            if np.isfinite(q)
+            else f"{layer} unit {unit}: BF {hz_label(round(bf))} Hz"
+        )
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.2)
     f_all = np.sort(curves["freq_hz"].unique())
     for k, (layer, unit) in enumerate(examples):
@@ -148,15 +184,29 @@ def example_curves_figure(curves: pd.DataFrame, best: pd.DataFrame, examples: Se
         sub = curves[(curves["layer"] == layer) & (curves["unit"] == unit)]
         for i, lv in enumerate(levels):
             g = sub[np.isclose(sub["level_db"], lv)].sort_values("freq_hz")
-            fig.add_trace(go.Scatter(
-                x=np.log2(g["freq_hz"]), y=g["response"], mode="lines+markers", name=f"tones at {lv:g} dBFS",
-                legendgroup=f"{lv:g}", showlegend=k == 0, line=dict(color=PALETTE[i % len(PALETTE)], width=1.6),
-                marker=dict(size=3), customdata=g["freq_hz"],
-                hovertemplate="%{customdata:.0f} Hz: %{y:.3g}<extra>" + f"{lv:g} dBFS</extra>"), row=r, col=c)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.log2(g["freq_hz"]),
+                    y=g["response"],
+                    mode="lines+markers",
+                    name=f"tones at {lv:g} dBFS",
+                    legendgroup=f"{lv:g}",
+                    showlegend=k == 0,
+                    line=dict(color=PALETTE[i % len(PALETTE)], width=1.6),
+                    marker=dict(size=3),
+                    customdata=g["freq_hz"],
+                    hovertemplate="%{customdata:.0f} Hz: %{y:.3g}<extra>" + f"{lv:g} dBFS</extra>",
+                ),
+                row=r,
+                col=c,
+            )
         _log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
         fig.update_yaxes(row=r, col=c, title_text="response (peak activation)" if c == 1 else None, rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.25, x=0))
-    title = title or "Example frequency tuning curves at three tone levels (BF: best frequency; Q: BF / half-maximum bandwidth)"
+    title = (
+        title
+        or "Example frequency tuning curves at three tone levels (BF: best frequency; Q: BF / half-maximum bandwidth)"
+    )
     return _styled(fig, title, height=300 * rows + 80, width=1200)
 
 
@@ -175,10 +225,19 @@ def best_frequency_histograms(best: pd.DataFrame, *, level_db: float, title: str
         x = np.log2(sub.loc[sub["layer"] == layer, "best_freq_hz"].to_numpy(dtype=np.float64))
         counts, _ = np.histogram(np.clip(x, edges[0], edges[-1] - 1e-9), bins=edges)
         centres = (edges[:-1] + edges[1:]) / 2
-        fig.add_trace(go.Bar(x=centres, y=counts, width=np.diff(edges) * 0.95, marker_color=PALETTE[0],
-                             showlegend=False, customdata=np.stack([2 ** edges[:-1], 2 ** edges[1:]], axis=1),
-                             hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} Hz: %{y} units<extra></extra>"),
-                      row=r, col=c)
+        fig.add_trace(
+            go.Bar(
+                x=centres,
+                y=counts,
+                width=np.diff(edges) * 0.95,
+                marker_color=PALETTE[0],
+                showlegend=False,
+                customdata=np.stack([2 ** edges[:-1], 2 ** edges[1:]], axis=1),
+                hovertemplate="%{customdata[0]:.0f}-%{customdata[1]:.0f} Hz: %{y} units<extra></extra>",
+            ),
+            row=r,
+            col=c,
+        )
         _log2_axis(fig, 2 ** edges[0], 2 ** edges[-1], row=r, col=c, title="best frequency (Hz)" if r == rows else None)
         fig.update_yaxes(row=r, col=c, title_text="units" if c == 1 else None)
     title = title or f"Best frequencies per layer (tones at {level_db:g} dBFS; third-octave bins)"
@@ -201,31 +260,64 @@ def kernel_agreement_figure(table: pd.DataFrame, *, rho: float, title: str | Non
     y = np.log2(table["best_freq_hz"].to_numpy(dtype=np.float64))
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo - 0.3, hi + 0.3], y=[lo - 0.3, hi + 0.3], mode="lines", name="equal",
-                             line=dict(color=_MUTED, dash="dash", width=1), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", name="conv1 unit", text=[str(u) for u in table["unit"]],
-                             textposition="top left", textfont=dict(size=9, color=_MUTED),
-                             marker=dict(size=9, color=PALETTE[0], line=dict(color="white", width=1)),
-                             customdata=np.stack([table["unit"], table[xcol], table["best_freq_hz"]], axis=1),
-                             hovertemplate="unit %{customdata[0]}: kernel %{customdata[1]:.0f} Hz, "
-                                           "tones %{customdata[2]:.0f} Hz<extra></extra>"))
-    _log2_axis(fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="peak of the filter's frequency response, from the weights (Hz)")
+    fig.add_trace(
+        go.Scatter(
+            x=[lo - 0.3, hi + 0.3],
+            y=[lo - 0.3, hi + 0.3],
+            mode="lines",
+            name="equal",
+            line=dict(color=_MUTED, dash="dash", width=1),
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="markers+text",
+            name="conv1 unit",
+            text=[str(u) for u in table["unit"]],
+            textposition="top left",
+            textfont=dict(size=9, color=_MUTED),
+            marker=dict(size=9, color=PALETTE[0], line=dict(color="white", width=1)),
+            customdata=np.stack([table["unit"], table[xcol], table["best_freq_hz"]], axis=1),
+            hovertemplate="unit %{customdata[0]}: kernel %{customdata[1]:.0f} Hz, "
+            "tones %{customdata[2]:.0f} Hz<extra></extra>",
+        )
+    )
+    _log2_axis(
+        fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="peak of the filter's frequency response, from the weights (Hz)"
+    )
     _log2_axis(fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="best frequency from tone responses (Hz)", axis="y")
     fig.update_layout(legend=dict(x=0.02, y=0.98), showlegend=True)
     title = title or f"conv1: tone best frequency vs filter peak (Spearman rho = {rho:.3f}, {len(table)} units)"
     return _styled(fig, title, height=520, width=620, top=56)
 
 
-def kernel_response_figure(freqs_hz: np.ndarray, gain_db: np.ndarray, *, f_min_hz: float = 20.0,
-                           floor_db: float = -40.0, title: str | None = None) -> go.Figure:
+def kernel_response_figure(
+    freqs_hz: np.ndarray,
+    gain_db: np.ndarray,
+    *,
+    f_min_hz: float = 20.0,
+    floor_db: float = -40.0,
+    title: str | None = None,
+) -> go.Figure:
     """conv1 filters' magnitude responses (dB re each filter's maximum), filters sorted by peak."""
     band = freqs_hz >= f_min_hz
     f, g = freqs_hz[band], np.maximum(gain_db[:, band], floor_db)
     order = np.argsort(np.argmax(g, axis=1), kind="stable")
-    fig = go.Figure(go.Heatmap(
-        z=g[order], x=np.log2(f), y=[f"unit {u}" for u in order], colorscale="Viridis", zmin=floor_db, zmax=0,
-        colorbar=dict(title=dict(text="gain (dB re peak)", side="right"), thickness=10),
-        hovertemplate="%{y}: %{z:.1f} dB<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=g[order],
+            x=np.log2(f),
+            y=[f"unit {u}" for u in order],
+            colorscale="Viridis",
+            zmin=floor_db,
+            zmax=0,
+            colorbar=dict(title=dict(text="gain (dB re peak)", side="right"), thickness=10),
+            hovertemplate="%{y}: %{z:.1f} dB<extra></extra>",
+        )
+    )
     _log2_axis(fig, f[0], f[-1], title="frequency (Hz)")
     fig.update_yaxes(title_text="conv1 filter (sorted by peak frequency)", showgrid=False, autorange=True)
     title = title or "conv1 filter frequency responses computed from the weights (64-tap kernels at 22050 Hz)"
@@ -244,11 +336,25 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
         rel = piv.div(ref, axis=0)
         med, q1, q3 = rel.median(), rel.quantile(0.25), rel.quantile(0.75)
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=list(med.index), y=med.to_numpy(), mode="lines+markers", name=layer,
-                                 line=dict(color=color, width=2),
-                                 error_y=dict(type="data", symmetric=False, array=(q3 - med).to_numpy(),
-                                              arrayminus=(med - q1).to_numpy(), color=color, thickness=1, width=3),
-                                 hovertemplate=f"{layer}: %{{x}} dBFS -> %{{y:.2f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=list(med.index),
+                y=med.to_numpy(),
+                mode="lines+markers",
+                name=layer,
+                line=dict(color=color, width=2),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=(q3 - med).to_numpy(),
+                    arrayminus=(med - q1).to_numpy(),
+                    color=color,
+                    thickness=1,
+                    width=3,
+                ),
+                hovertemplate=f"{layer}: %{{x}} dBFS -> %{{y:.2f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title_text="tone level (peak dBFS)", tickvals=levels)
     fig.update_yaxes(title_text=f"peak response / peak response at {top:g} dBFS", rangemode="tozero")
     title = title or "Level dependence: peak tone response vs level (median over units, bars: quartiles)"
@@ -265,8 +371,13 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
     """Per probe kind (rows) and layer (columns): units' rate tuning, sorted by best rate."""
     kinds = [k for k in ("am_noise", "click_train") if k in set(curves["kind"])]
     layers = _layers(curves)
-    fig = make_subplots(rows=len(kinds), cols=len(layers), horizontal_spacing=0.025, vertical_spacing=0.16,
-                        subplot_titles=[f"{layer} · {_KIND_NAMES[k]}" for k in kinds for layer in layers])
+    fig = make_subplots(
+        rows=len(kinds),
+        cols=len(layers),
+        horizontal_spacing=0.025,
+        vertical_spacing=0.16,
+        subplot_titles=[f"{layer} · {_KIND_NAMES[k]}" for k in kinds for layer in layers],
+    )
     rates = np.sort(curves.loc[curves["kind"].isin(kinds), "rate_hz"].unique())
     ticks = [r for r in (1, 4, 16, 64, 200) if rates[0] <= r <= rates[-1]]
     for i, kind in enumerate(kinds):
@@ -278,17 +389,40 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
             with np.errstate(invalid="ignore", divide="ignore"):
                 z = np.where(hi - lo > 0, (r - lo) / np.where(hi - lo > 0, hi - lo, 1.0), 0.0)
             order = np.lexsort((np.arange(len(z)), np.argmax(z, axis=1)))
-            fig.add_trace(go.Heatmap(z=z[order], x=np.log2(piv.columns.to_numpy(dtype=np.float64)),
-                                     y=np.arange(len(order)), coloraxis="coloraxis",
-                                     hovertemplate="rate 2^%{x:.1f} Hz: %{z:.2f}<extra></extra>"),
-                          row=i + 1, col=j + 1)
-            fig.update_xaxes(row=i + 1, col=j + 1, tickvals=[math.log2(t) for t in ticks], ticktext=[f"{t:g}" for t in ticks],
-                             title_text="rate (Hz)" if i == len(kinds) - 1 else None, tickfont=dict(size=9))
-            fig.update_yaxes(row=i + 1, col=j + 1, showticklabels=j == 0, showgrid=False,
-                             title_text="units, by best rate" if j == 0 else None)
-    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
-                                     colorbar=dict(title=dict(text="response<br>(unit's range)", side="right"),
-                                                   thickness=10)))
+            fig.add_trace(
+                go.Heatmap(
+                    z=z[order],
+                    x=np.log2(piv.columns.to_numpy(dtype=np.float64)),
+                    y=np.arange(len(order)),
+                    coloraxis="coloraxis",
+                    hovertemplate="rate 2^%{x:.1f} Hz: %{z:.2f}<extra></extra>",
+                ),
+                row=i + 1,
+                col=j + 1,
+            )
+            fig.update_xaxes(
+                row=i + 1,
+                col=j + 1,
+                tickvals=[math.log2(t) for t in ticks],
+                ticktext=[f"{t:g}" for t in ticks],
+                title_text="rate (Hz)" if i == len(kinds) - 1 else None,
+                tickfont=dict(size=9),
+            )
+            fig.update_yaxes(
+                row=i + 1,
+                col=j + 1,
+                showticklabels=j == 0,
+                showgrid=False,
+                title_text="units, by best rate" if j == 0 else None,
+            )
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale="Viridis",
+            cmin=0,
+            cmax=1,
+            colorbar=dict(title=dict(text="response<br>(unit's range)", side="right"), thickness=10),
+        )
+    )
     fig.update_annotations(font_size=10)
     title = title or "Modulation-rate tuning: each row one unit, scaled to its range, sorted by best rate"
     return _styled(fig, title, height=300 * len(kinds) + 60, width=1300)
@@ -297,8 +431,13 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
 def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Median vector strength of the units' activation at the modulation rate, per layer and kind."""
     kinds = [k for k in ("am_noise", "click_train") if k in set(following["kind"])]
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[_KIND_NAMES[k] for k in kinds],
-                        horizontal_spacing=0.08, shared_yaxes=True)
+    fig = make_subplots(
+        rows=1,
+        cols=len(kinds),
+        subplot_titles=[_KIND_NAMES[k] for k in kinds],
+        horizontal_spacing=0.08,
+        shared_yaxes=True,
+    )
     for j, kind in enumerate(kinds):
         sub = following[(following["kind"] == kind) & following["vector_strength"].notna()]
         for i, layer in enumerate(_layers(following)):
@@ -307,20 +446,44 @@ def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go
                 continue
             med, q1, q3 = g.median(), g.quantile(0.25), g.quantile(0.75)
             color = PALETTE[i % len(PALETTE)]
-            fig.add_trace(go.Scatter(x=np.log2(med.index.to_numpy(dtype=np.float64)), y=med.to_numpy(),
-                                     mode="lines+markers", name=layer, legendgroup=layer, showlegend=j == 0,
-                                     line=dict(color=color, width=2),
-                                     error_y=dict(type="data", symmetric=False, array=(q3 - med).to_numpy(),
-                                                  arrayminus=(med - q1).to_numpy(), color=color, thickness=1, width=3),
-                                     customdata=med.index, hovertemplate=f"{layer}: %{{customdata:g}} Hz -> %{{y:.2f}}<extra></extra>"),
-                          row=1, col=j + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.log2(med.index.to_numpy(dtype=np.float64)),
+                    y=med.to_numpy(),
+                    mode="lines+markers",
+                    name=layer,
+                    legendgroup=layer,
+                    showlegend=j == 0,
+                    line=dict(color=color, width=2),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=(q3 - med).to_numpy(),
+                        arrayminus=(med - q1).to_numpy(),
+                        color=color,
+                        thickness=1,
+                        width=3,
+                    ),
+                    customdata=med.index,
+                    hovertemplate=f"{layer}: %{{customdata:g}} Hz -> %{{y:.2f}}<extra></extra>",
+                ),
+                row=1,
+                col=j + 1,
+            )
         rates = np.sort(following["rate_hz"].unique())
         ticks = [r for r in (1, 2, 4, 8, 16, 32, 64, 128, 200) if rates[0] <= r <= rates[-1]]
-        fig.update_xaxes(row=1, col=j + 1, tickvals=[math.log2(t) for t in ticks], ticktext=[f"{t:g}" for t in ticks],
-                         title_text="modulation rate (Hz)")
+        fig.update_xaxes(
+            row=1,
+            col=j + 1,
+            tickvals=[math.log2(t) for t in ticks],
+            ticktext=[f"{t:g}" for t in ticks],
+            title_text="modulation rate (Hz)",
+        )
     fig.update_yaxes(row=1, col=1, title_text="vector strength at the rate (median, bars: quartiles)", range=[0, 1.02])
-    title = title or ("Rate following: how strongly activations oscillate at the modulation rate "
-                      "(only rates below each layer's Nyquist rate)")
+    title = title or (
+        "Rate following: how strongly activations oscillate at the modulation rate "
+        "(only rates below each layer's Nyquist rate)"
+    )
     return _styled(fig, title, height=420, width=1100)
 
 
@@ -337,12 +500,21 @@ def direction_figure(pref: pd.DataFrame, *, title: str | None = None) -> go.Figu
             n = int((sub["prefers"] == p).sum())
             frac.append(n / max(len(sub), 1))
             count.append(f"{n}/{len(sub)}")
-        fig.add_trace(go.Bar(x=layers, y=frac, name=names[p], marker_color=colors[p], customdata=count,
-                             hovertemplate="%{x}: %{customdata} units<extra>" + names[p] + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=layers,
+                y=frac,
+                name=names[p],
+                marker_color=colors[p],
+                customdata=count,
+                hovertemplate="%{x}: %{customdata} units<extra>" + names[p] + "</extra>",
+            )
+        )
     fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.18, x=0))
     fig.update_yaxes(title_text="fraction of units", tickformat=".0%", range=[0, 1])
-    title = title or ("Sweep direction: units preferring rising vs falling chirps "
-                      "(DSI = (up - down) / (up + down) of peak responses)")
+    title = title or (
+        "Sweep direction: units preferring rising vs falling chirps (DSI = (up - down) / (up + down) of peak responses)"
+    )
     return _styled(fig, title, height=400, width=800, top=56)
 
 
@@ -368,18 +540,31 @@ def unit_label_chart(labels: pd.DataFrame, *, title: str | None = None) -> go.Fi
             n = int((sub["label"].astype(str) == cat).sum())
             frac.append(n / max(len(sub), 1))
             count.append(f"{n}/{len(sub)}")
-        fig.add_trace(go.Bar(x=layers, y=frac, name=cat if cat != "none" else "not selective",
-                             marker_color=colors.get(cat, _NONE), customdata=count,
-                             hovertemplate="%{x}: %{customdata} units<extra>" + cat + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=layers,
+                y=frac,
+                name=cat if cat != "none" else "not selective",
+                marker_color=colors.get(cat, _NONE),
+                customdata=count,
+                hovertemplate="%{x}: %{customdata} units<extra>" + cat + "</extra>",
+            )
+        )
     fig.update_layout(barmode="stack", legend=dict(title_text="unit label", traceorder="normal"))
     fig.update_yaxes(title_text="fraction of the layer's units", tickformat=".0%", range=[0, 1])
     title = title or "Unit labels per layer: each unit's most selective category (grey: no category passes)"
     return _styled(fig, title, height=420, width=900, top=56)
 
 
-def top_clips_figure(spectrograms: Sequence[Sequence[object]], row_titles: Sequence[str],
-                     cell_titles: Sequence[Sequence[str]], *, title: str, zmin: float = -80.0,
-                     windows_s: Sequence[Sequence[tuple[float, float] | None]] | None = None) -> go.Figure:
+def top_clips_figure(
+    spectrograms: Sequence[Sequence[object]],
+    row_titles: Sequence[str],
+    cell_titles: Sequence[Sequence[str]],
+    *,
+    title: str,
+    zmin: float = -80.0,
+    windows_s: Sequence[Sequence[tuple[float, float] | None]] | None = None,
+) -> go.Figure:
     """A grid of mel spectrograms: one row per unit, its top clips side by side.
 
     Parameters
@@ -397,28 +582,62 @@ def top_clips_figure(spectrograms: Sequence[Sequence[object]], row_titles: Seque
     n_rows = len(spectrograms)
     n_cols = max((len(r) for r in spectrograms), default=1) or 1
     titles = [cell_titles[i][j] if j < len(cell_titles[i]) else "" for i in range(n_rows) for j in range(n_cols)]
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.03,
-                        vertical_spacing=0.12 if n_rows > 1 else 0.2)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.12 if n_rows > 1 else 0.2,
+    )
     for i, row in enumerate(spectrograms):
         for j, spec in enumerate(row):
             if spec is None:
                 continue
             freqs = np.asarray(spec.freqs_hz)
-            fig.add_trace(go.Heatmap(z=np.asarray(spec.db), x=np.asarray(spec.times_s), y=np.arange(len(freqs)),
-                                     coloraxis="coloraxis", hovertemplate="%{x:.2f} s: %{z:.0f} dB<extra></extra>"),
-                          row=i + 1, col=j + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=np.asarray(spec.db),
+                    x=np.asarray(spec.times_s),
+                    y=np.arange(len(freqs)),
+                    coloraxis="coloraxis",
+                    hovertemplate="%{x:.2f} s: %{z:.0f} dB<extra></extra>",
+                ),
+                row=i + 1,
+                col=j + 1,
+            )
             targets = [f for f in (100, 500, 2000, 8000) if freqs[0] <= f <= freqs[-1]]
-            fig.update_yaxes(row=i + 1, col=j + 1, tickvals=list(np.interp(targets, freqs, np.arange(len(freqs)))),
-                             ticktext=[hz_label(f) for f in targets], showgrid=False, showticklabels=j == 0,
-                             title_text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None)
-            fig.update_xaxes(row=i + 1, col=j + 1, showgrid=False, ticksuffix=" s",
-                             title_text="time" if i == n_rows - 1 else None)
+            fig.update_yaxes(
+                row=i + 1,
+                col=j + 1,
+                tickvals=list(np.interp(targets, freqs, np.arange(len(freqs)))),
+                ticktext=[hz_label(f) for f in targets],
+                showgrid=False,
+                showticklabels=j == 0,
+                title_text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None,
+            )
+            fig.update_xaxes(
+                row=i + 1, col=j + 1, showgrid=False, ticksuffix=" s", title_text="time" if i == n_rows - 1 else None
+            )
             win = windows_s[i][j] if windows_s is not None and j < len(windows_s[i]) else None
             if win is not None:
-                fig.add_vrect(x0=float(win[0]), x1=float(win[1]), row=i + 1, col=j + 1, fillcolor="white",
-                              opacity=0.12, line=dict(color="white", width=1.5, dash="dot"), layer="above")
-    fig.update_layout(coloraxis=dict(colorscale="Magma", cmin=zmin, cmax=0,
-                                     colorbar=dict(title=dict(text="dB re clip peak", side="right"), thickness=10)))
+                fig.add_vrect(
+                    x0=float(win[0]),
+                    x1=float(win[1]),
+                    row=i + 1,
+                    col=j + 1,
+                    fillcolor="white",
+                    opacity=0.12,
+                    line=dict(color="white", width=1.5, dash="dot"),
+                    layer="above",
+                )
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale="Magma",
+            cmin=zmin,
+            cmax=0,
+            colorbar=dict(title=dict(text="dB re clip peak", side="right"), thickness=10),
+        )
+    )
     fig.update_annotations(font_size=10)
     return _styled(fig, title, height=200 * n_rows + 90, width=1200)
 
@@ -426,17 +645,32 @@ def top_clips_figure(spectrograms: Sequence[Sequence[object]], row_titles: Seque
 # --------------------------------------------------------------------------------------------
 # robustness and ablation
 # --------------------------------------------------------------------------------------------
-_FAMILY_TITLES = {"level": "level change (dB)", "noise": "added white noise (SNR, dB)",
-                  "shift": "time shift (ms)", "resample": "source rate (Hz), resampled to 22050 Hz"}
+_FAMILY_TITLES = {
+    "level": "level change (dB)",
+    "noise": "added white noise (SNR, dB)",
+    "shift": "time shift (ms)",
+    "resample": "source rate (Hz), resampled to 22050 Hz",
+}
 
 
-_ORIGINAL = {"level": "0 (original)", "noise": "none (original)", "shift": "0 (original)",
-             "resample": "22050 (original)"}
+_ORIGINAL = {
+    "level": "0 (original)",
+    "noise": "none (original)",
+    "shift": "0 (original)",
+    "resample": "22050 (original)",
+}
 
 
-def robustness_figure(table: pd.DataFrame, *, value: str, y_title: str, title: str,
-                      baseline: float | None = None, y_range: tuple[float, float] | None = (0.0, 1.02),
-                      clean: float | str | None = 1.0) -> go.Figure:
+def robustness_figure(
+    table: pd.DataFrame,
+    *,
+    value: str,
+    y_title: str,
+    title: str,
+    baseline: float | None = None,
+    y_range: tuple[float, float] | None = (0.0, 1.02),
+    clean: float | str | None = 1.0,
+) -> go.Figure:
     """One panel per perturbation family: ``value`` against the perturbation strength, one line per layer.
 
     Parameters
@@ -453,8 +687,13 @@ def robustness_figure(table: pd.DataFrame, *, value: str, y_title: str, title: s
         (``clean_probe_accuracy``); None leaves it out.
     """
     fams = [f for f in ("level", "noise", "shift", "resample") if f in set(table["family"])]
-    fig = make_subplots(rows=1, cols=len(fams), subplot_titles=[_FAMILY_TITLES[f] for f in fams],
-                        horizontal_spacing=0.05, shared_yaxes=True)
+    fig = make_subplots(
+        rows=1,
+        cols=len(fams),
+        subplot_titles=[_FAMILY_TITLES[f] for f in fams],
+        horizontal_spacing=0.05,
+        shared_yaxes=True,
+    )
     layers = _layers(table)
     for j, fam in enumerate(fams):
         sub = table[table["family"] == fam]
@@ -469,11 +708,21 @@ def robustness_figure(table: pd.DataFrame, *, value: str, y_title: str, title: s
                     xs, ys = xs + [_ORIGINAL[fam]], ys + [c]
                 else:
                     xs, ys = [_ORIGINAL[fam]] + xs, [c] + ys
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=layer,
-                                     legendgroup=layer, showlegend=j == 0,
-                                     line=dict(color=PALETTE[i % len(PALETTE)], width=2), marker=dict(size=6),
-                                     hovertemplate=f"{layer}: %{{x}} -> %{{y:.3f}}<extra></extra>"),
-                          row=1, col=j + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=layer,
+                    legendgroup=layer,
+                    showlegend=j == 0,
+                    line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+                    marker=dict(size=6),
+                    hovertemplate=f"{layer}: %{{x}} -> %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=j + 1,
+            )
         fig.update_xaxes(row=1, col=j + 1, type="category", title_text=None, tickfont=dict(size=9))
         if baseline is not None:
             fig.add_hline(y=baseline, row=1, col=j + 1, line=dict(color=_MUTED, dash="dash", width=1))
@@ -495,10 +744,11 @@ def ablation_figure(table: pd.DataFrame, *, n_units: int | None = None, title: s
         N, for the legend.
     """
     measures = [m for m in ("heads", "probe") if m in set(table["measure"])]
-    names = {"heads": "heads: drop of the category's readout score (log-odds)",
-             "probe": "probe: drop of the category's recall"}
-    fig = make_subplots(rows=1, cols=len(measures), subplot_titles=[names[m] for m in measures],
-                        horizontal_spacing=0.1)
+    names = {
+        "heads": "heads: drop of the category's readout score (log-odds)",
+        "probe": "probe: drop of the category's recall",
+    }
+    fig = make_subplots(rows=1, cols=len(measures), subplot_titles=[names[m] for m in measures], horizontal_spacing=0.1)
     colors = {"top": PALETTE[2], "random": _NONE}
     n = "N" if n_units is None else str(int(n_units))
     label = {"top": f"the category's {n} most selective units", "random": f"{n} random units (mean ± sd over draws)"}
@@ -507,13 +757,30 @@ def ablation_figure(table: pd.DataFrame, *, n_units: int | None = None, title: s
         cats = sorted(sub["category"].unique())
         for cond in ("top", "random"):
             g = sub[sub["condition"] == cond].set_index("category").reindex(cats)
-            fig.add_trace(go.Bar(x=cats, y=g["drop"], name=label[cond], marker_color=colors[cond], legendgroup=cond,
-                                 showlegend=j == 0,
-                                 error_y=dict(type="data", array=g["drop_sd"].fillna(0).to_numpy(), color=_MUTED,
-                                              thickness=1, width=3, visible=cond == "random"),
-                                 hovertemplate="%{x}: %{y:.3f}<extra>" + cond + "</extra>"), row=1, col=j + 1)
-        fig.update_yaxes(row=1, col=j + 1, title_text="drop (unablated - ablated)", zeroline=True,
-                         zerolinecolor="#9aa5b1")
+            fig.add_trace(
+                go.Bar(
+                    x=cats,
+                    y=g["drop"],
+                    name=label[cond],
+                    marker_color=colors[cond],
+                    legendgroup=cond,
+                    showlegend=j == 0,
+                    error_y=dict(
+                        type="data",
+                        array=g["drop_sd"].fillna(0).to_numpy(),
+                        color=_MUTED,
+                        thickness=1,
+                        width=3,
+                        visible=cond == "random",
+                    ),
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + cond + "</extra>",
+                ),
+                row=1,
+                col=j + 1,
+            )
+        fig.update_yaxes(
+            row=1, col=j + 1, title_text="drop (unablated - ablated)", zeroline=True, zerolinecolor="#9aa5b1"
+        )
         fig.update_xaxes(row=1, col=j + 1, tickangle=-30)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, x=0))
     fig.update_annotations(font_size=11)
@@ -539,11 +806,23 @@ def recall_heatmap(predictions: pd.DataFrame, *, title: str | None = None) -> go
     n = df[df["layer"] == layers[0]].groupby("label").size()
     ylabels = [f"{c} ({int(n.get(c, 0))} clips)" for c in piv.index]
     z = piv.to_numpy(dtype=np.float64)
-    fig = go.Figure(go.Heatmap(z=z, x=layers, y=ylabels, zmin=0, zmax=1, colorscale="Blues", xgap=2, ygap=2,
-                               text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
-                               textfont=dict(size=10),
-                               colorbar=dict(title=dict(text="recall", side="right"), thickness=10, tickformat=".0%"),
-                               hovertemplate="%{y} · %{x}: %{z:.0%} of clips right<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=layers,
+            y=ylabels,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            xgap=2,
+            ygap=2,
+            text=[[f"{v:.0%}" for v in row] for row in z],
+            texttemplate="%{text}",
+            textfont=dict(size=10),
+            colorbar=dict(title=dict(text="recall", side="right"), thickness=10, tickformat=".0%"),
+            hovertemplate="%{y} · %{x}: %{z:.0%} of clips right<extra></extra>",
+        )
+    )
     fig.update_xaxes(showgrid=False, side="top")
     fig.update_yaxes(showgrid=False)
     title = title or "Per-category recall of each layer's probe (fraction of the category's clips classified right)"

@@ -45,7 +45,7 @@ class TopK:
         self.keys_ = np.full((self.n_units, self.k), -1, dtype=np.int64)
         self.payload_ = np.full((self.n_units, self.k), np.nan)
 
-    def add(self, values: np.ndarray, keys: np.ndarray, payload: np.ndarray | None = None) -> "TopK":
+    def add(self, values: np.ndarray, keys: np.ndarray, payload: np.ndarray | None = None) -> TopK:
         """Add a batch of rows.
 
         Parameters
@@ -59,16 +59,22 @@ class TopK:
         if not (isinstance(values, np.ndarray) and values.dtype == np.float32):
             values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != self.n_units:
-            raise ParameterError(f"The 'values' parameter of TopK.add must have shape (n_rows, {self.n_units}). "
-                                 f"Got {values.shape} instead.")
+            raise ParameterError(
+                f"The 'values' parameter of TopK.add must have shape (n_rows, {self.n_units}). "
+                f"Got {values.shape} instead."
+            )
         n = values.shape[0]
         keys = np.asarray(keys)
         if keys.shape != (n,) or (n and (not np.issubdtype(keys.dtype, np.integer) or keys.min() < 0)):
-            raise ParameterError(f"The 'keys' parameter of TopK.add must be {n} integers >= 0 (one per row). "
-                                 f"Got shape {keys.shape}, dtype {keys.dtype} instead.")
+            raise ParameterError(
+                f"The 'keys' parameter of TopK.add must be {n} integers >= 0 (one per row). "
+                f"Got shape {keys.shape}, dtype {keys.dtype} instead."
+            )
         if payload is not None and np.shape(payload) != values.shape:
-            raise ParameterError(f"The 'payload' parameter of TopK.add must have the shape of 'values' "
-                                 f"{values.shape}. Got {np.shape(payload)} instead.")
+            raise ParameterError(
+                f"The 'payload' parameter of TopK.add must have the shape of 'values' "
+                f"{values.shape}. Got {np.shape(payload)} instead."
+            )
         if n == 0:
             return self
         if values.dtype == np.float32 and n > self.k and keys.max() < 2**32:
@@ -76,8 +82,11 @@ class TopK:
             # the sort of the combination is then over 2k values per unit
             rows = self._best_rows(values, keys)
             vals = np.take_along_axis(values.T, rows, axis=1).astype(np.float64)
-            pay = (np.full(rows.shape, np.nan) if payload is None
-                   else np.take_along_axis(np.asarray(payload).T, rows, axis=1).astype(np.float64))
+            pay = (
+                np.full(rows.shape, np.nan)
+                if payload is None
+                else np.take_along_axis(np.asarray(payload).T, rows, axis=1).astype(np.float64)
+            )
             self._combine(np.where(np.isnan(vals), -np.inf, vals), keys.astype(np.int64)[rows], pay)
             return self
         values = values.astype(np.float64, copy=False)
@@ -116,28 +125,31 @@ class TopK:
         self.keys_[empty] = -1
         self.payload_[empty] = np.nan
 
-    def merge(self, other: "TopK") -> "TopK":
+    def merge(self, other: TopK) -> TopK:
         """Fold in another TopK of the same shape (built on other rows)."""
         if (other.n_units, other.k) != (self.n_units, self.k):
-            raise ParameterError(f"The 'other' parameter of TopK.merge must have n_units={self.n_units}, "
-                                 f"k={self.k}. Got n_units={other.n_units}, k={other.k} instead.")
+            raise ParameterError(
+                f"The 'other' parameter of TopK.merge must have n_units={self.n_units}, "
+                f"k={self.k}. Got n_units={other.n_units}, k={other.k} instead."
+            )
         self._combine(other.values_, other.keys_, other.payload_)
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays to save with ``np.savez`` (no pickle)."""
-        return {"values": self.values_, "keys": self.keys_, "payload": self.payload_,
-                "k": np.array(self.k)}
+        return {"values": self.values_, "keys": self.keys_, "payload": self.payload_, "k": np.array(self.k)}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> "TopK":
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> TopK:
         """Restore from :meth:`state_dict` (or the ``np.load`` of its ``.npz``)."""
         values = np.array(state["values"], dtype=np.float64)
         keys = np.array(state["keys"], dtype=np.int64)
         payload = np.array(state["payload"], dtype=np.float64)
         if values.ndim != 2 or keys.shape != values.shape or payload.shape != values.shape:
-            raise ParameterError(f"The 'state' parameter of TopK.load_state_dict must hold values, keys and "
-                                 f"payload of one 2-D shape. Got {values.shape}, {keys.shape}, "
-                                 f"{payload.shape} instead.")
+            raise ParameterError(
+                f"The 'state' parameter of TopK.load_state_dict must hold values, keys and "
+                f"payload of one 2-D shape. Got {values.shape}, {keys.shape}, "
+                f"{payload.shape} instead."
+            )
         self.values_, self.keys_, self.payload_ = values, keys, payload
         self.n_units, self.k = values.shape
         return self

@@ -17,9 +17,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,19 +139,25 @@ class Run:
         self.path = Path(path)
         meta_path = self.path / "run.json"
         if not meta_path.is_file():
-            raise RunError(f"{str(self.path)!r} is not a run directory (no run.json). "
-                           "Create one with `soundnet-interp record CORPUS --out DIR`.")
+            raise RunError(
+                f"{str(self.path)!r} is not a run directory (no run.json). "
+                "Create one with `soundnet-interp record CORPUS --out DIR`."
+            )
         try:
             self.meta: dict = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise RunError(f"The run.json of {str(self.path)!r} is not valid JSON ({exc}).") from exc
         fmt = self.meta.get("format")
         if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-            raise RunError(f"Run {str(self.path)!r} has format {fmt!r}; this version of soundnet-interp reads "
-                           f"format {FORMAT_VERSION} and older. Upgrade soundnet-interp or record it again.")
+            raise RunError(
+                f"Run {str(self.path)!r} has format {fmt!r}; this version of soundnet-interp reads "
+                f"format {FORMAT_VERSION} and older. Upgrade soundnet-interp or record it again."
+            )
         if not self.meta.get("complete", False):
-            raise RunError(f"Run {str(self.path)!r} is incomplete (interrupted?). Re-run the same "
-                           "`soundnet-interp record` command to resume it.")
+            raise RunError(
+                f"Run {str(self.path)!r} is incomplete (interrupted?). Re-run the same "
+                "`soundnet-interp record` command to resume it."
+            )
         self._act_cache: dict[tuple[str, str], pd.DataFrame] = {}
 
     def __repr__(self) -> str:
@@ -171,8 +178,9 @@ class Run:
 
     def _check_layer(self, layer: str) -> None:
         if layer not in self.meta["layers"]:
-            raise ParameterError(f"Layer {layer!r} was not recorded in {str(self.path)!r}; "
-                                 f"recorded layers: {self.layers}.")
+            raise ParameterError(
+                f"Layer {layer!r} was not recorded in {str(self.path)!r}; recorded layers: {self.layers}."
+            )
 
     # -- tables --------------------------------------------------------------------------
     @cached_property

@@ -107,10 +107,13 @@ def _check_window(window_s: tuple[float, float] | None, func: str) -> tuple[floa
     try:
         a, b = (float(window_s[0]), float(window_s[1]))
     except (TypeError, ValueError, IndexError):
-        raise ParameterError(f"The 'window_s' parameter of {func} must be (start_s, end_s). Got {window_s!r} instead.") from None
+        raise ParameterError(
+            f"The 'window_s' parameter of {func} must be (start_s, end_s). Got {window_s!r} instead."
+        ) from None
     if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b <= a:
-        raise ParameterError(f"The 'window_s' parameter of {func} must satisfy 0 <= start_s < end_s. "
-                             f"Got {window_s!r} instead.")
+        raise ParameterError(
+            f"The 'window_s' parameter of {func} must satisfy 0 <= start_s < end_s. Got {window_s!r} instead."
+        )
     return a, b
 
 
@@ -160,11 +163,17 @@ def _key(run: Run, clip_id: str, kind: str, **extra: Any) -> str:
     row = clip_row(run, clip_id)
     settings = run.meta.get("settings", {})
     payload = {
-        "format": CACHE_FORMAT, "kind": kind, "weights_sha256": run.meta.get("weights_sha256"),
-        "clip_id": clip_id, "path": str(row.get("path")), "start_s": _jsonable(row.get("start_s")),
+        "format": CACHE_FORMAT,
+        "kind": kind,
+        "weights_sha256": run.meta.get("weights_sha256"),
+        "clip_id": clip_id,
+        "path": str(row.get("path")),
+        "start_s": _jsonable(row.get("start_s")),
         "end_s": _jsonable(row.get("end_s")),
-        "short": settings.get("short"), "min_length": settings.get("min_length"),
-        "heads_short": settings.get("heads_short"), **{k: _jsonable(v) for k, v in extra.items()},
+        "short": settings.get("short"),
+        "min_length": settings.get("min_length"),
+        "heads_short": settings.get("heads_short"),
+        **{k: _jsonable(v) for k, v in extra.items()},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -276,8 +285,10 @@ def clip_traces(
     if win is None:
         dur = float(row.get("duration_s") or 0.0)
         if dur > MAX_FULL_S:
-            raise ParameterError(f"Clip {clip_id} lasts {dur:.0f} s; pass window_s to view at most "
-                                 f"{MAX_FULL_S:.0f} s of it. Got window_s=None instead.")
+            raise ParameterError(
+                f"Clip {clip_id} lasts {dur:.0f} s; pass window_s to view at most "
+                f"{MAX_FULL_S:.0f} s of it. Got window_s=None instead."
+            )
         audio = clip_audio(run, clip_id)
     else:
         hop = layer_geometry("conv8").hop_samples
@@ -287,7 +298,6 @@ def clip_traces(
         offset_s = a / SAMPLE_RATE_HZ
         audio = clip_audio(run, clip_id, window_s=(offset_s, b / SAMPLE_RATE_HZ))
     if model is None:
-
         model = load_soundnet()
     out: dict[str, np.ndarray] = {}
     wave = fit_length(audio, min_samples=need, policy=short) if short != "none" else audio
@@ -376,11 +386,12 @@ def clip_spectrogram(
     import librosa
 
     if n_mels < 1 or max_columns < 1 or n_fft < 16 or top_db <= 0:
-        raise ParameterError(f"clip_spectrogram needs n_mels >= 1, max_columns >= 1, n_fft >= 16 and top_db > 0. "
-                             f"Got n_mels={n_mels}, max_columns={max_columns}, n_fft={n_fft}, top_db={top_db} instead.")
+        raise ParameterError(
+            f"clip_spectrogram needs n_mels >= 1, max_columns >= 1, n_fft >= 16 and top_db > 0. "
+            f"Got n_mels={n_mels}, max_columns={max_columns}, n_fft={n_fft}, top_db={top_db} instead."
+        )
     win = _check_window(window_s, "clip_spectrogram")
-    params = dict(window=list(win) if win else None, n_mels=n_mels, max_columns=max_columns, n_fft=n_fft,
-                  top_db=top_db)
+    params = dict(window=list(win) if win else None, n_mels=n_mels, max_columns=max_columns, n_fft=n_fft, top_db=top_db)
     key = _key(run, clip_id, "spectrogram", **params)
     path = _cache_file(run, "spectrograms", clip_id, key)
     cached = _load_npz(path, key) if path.is_file() else None
@@ -389,18 +400,23 @@ def clip_spectrogram(
     if win is None:
         dur = float(clip_row(run, clip_id).get("duration_s") or 0.0)
         if dur > MAX_FULL_S:
-            raise ParameterError(f"Clip {clip_id} lasts {dur:.0f} s; pass window_s to view at most "
-                                 f"{MAX_FULL_S:.0f} s of it. Got window_s=None instead.")
+            raise ParameterError(
+                f"Clip {clip_id} lasts {dur:.0f} s; pass window_s to view at most "
+                f"{MAX_FULL_S:.0f} s of it. Got window_s=None instead."
+            )
     y = clip_audio(run, clip_id, window_s=win)
     offset_s = win[0] if win else 0.0
     hop = max(256, int(math.ceil(len(y) / max_columns / 64.0)) * 64)
     if len(y) < n_fft:
         y = np.pad(y, (0, n_fft - len(y)))
-    s = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE_HZ, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
-                                       fmin=0.0, fmax=SAMPLE_RATE_HZ / 2, power=2.0)
+    s = librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE_HZ, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=0.0, fmax=SAMPLE_RATE_HZ / 2, power=2.0
+    )
     ref = float(s.max()) if s.size and s.max() > 0 else 1.0
     db = librosa.power_to_db(s, ref=ref, top_db=top_db).astype(np.float32)
-    times = (librosa.frames_to_time(np.arange(db.shape[1]), sr=SAMPLE_RATE_HZ, hop_length=hop) + offset_s).astype(np.float32)
+    times = (librosa.frames_to_time(np.arange(db.shape[1]), sr=SAMPLE_RATE_HZ, hop_length=hop) + offset_s).astype(
+        np.float32
+    )
     freqs = librosa.mel_frequencies(n_mels=n_mels, fmin=0.0, fmax=SAMPLE_RATE_HZ / 2).astype(np.float32)
     _save_npz(path, key, {"db": db, "times_s": times, "freqs_hz": freqs, "hop_samples": np.array(hop)})
     return Spectrogram(db, times, freqs, hop)

@@ -34,7 +34,8 @@ def run_study(name: str, argv: Sequence[str] = ()) -> int:
         When ``name`` is not one of :data:`STUDIES`.
     """
     if name not in STUDIES:
-        raise ParameterError(f"The 'name' parameter of run_study must be one of {', '.join(STUDIES)}. "
-                             f"Got {name!r} instead.")
+        raise ParameterError(
+            f"The 'name' parameter of run_study must be one of {', '.join(STUDIES)}. Got {name!r} instead."
+        )
     module = importlib.import_module(f"interp.studies.{name}")
     return int(module.main(list(argv)))

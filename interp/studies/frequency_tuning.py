@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from interp.report import study_figures as sf
 from interp.analysis import tuning
+from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, study_parser
 from soundnet import load_soundnet
 from soundnet.model import CONV_LAYERS
@@ -58,25 +58,39 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. report
     rep = Report("frequency_tuning", args.out, title="Frequency tuning of SoundNet units")
-    rep.number("conv1: Spearman rho, tone BF vs filter peak among the tone frequencies", rho,
-               f"{len(agree)} units, tones at {ref:g} dBFS")
-    rep.number("conv1: Spearman rho, tone BF vs filter peak on a fine grid", rho_fine,
-               f"{22050 / 8192:.1f} Hz resolution; a peak between two tones cannot be found by the sweep")
+    rep.number(
+        "conv1: Spearman rho, tone BF vs filter peak among the tone frequencies",
+        rho,
+        f"{len(agree)} units, tones at {ref:g} dBFS",
+    )
+    rep.number(
+        "conv1: Spearman rho, tone BF vs filter peak on a fine grid",
+        rho_fine,
+        f"{22050 / 8192:.1f} Hz resolution; a peak between two tones cannot be found by the sweep",
+    )
     rep.number("conv1: best frequencies span", tuning.octave_span(b1["best_freq_hz"]), "octaves")
     for layer in CONV_LAYERS:
         bl = best[(best["layer"] == layer) & np.isclose(best["level_db"], ref) & best["responsive"]]
         closed = bl[~bl["open_low"] & ~bl["open_high"]]
-        rep.number(f"{layer}: median BF / median Q", f"{bl['best_freq_hz'].median():.0f} Hz / "
-                   f"{closed['q_half'].median():.2f}", f"{len(bl)} responsive units, Q over {len(closed)} closed curves")
+        rep.number(
+            f"{layer}: median BF / median Q",
+            f"{bl['best_freq_hz'].median():.0f} Hz / {closed['q_half'].median():.2f}",
+            f"{len(bl)} responsive units, Q over {len(closed)} closed curves",
+        )
     if level is not None:
         for layer in ("conv1", "conv4", "conv7"):
             lv = level[level["layer"] == layer]
-            rep.number(f"{layer}: median gain per 10 dB of level", lv["gain_db_per_10db"].median(),
-                       "dB; 10 = proportional to amplitude")
-    rep.note(f"Response = {args.stat} over time of each unit's activation for the tone; BF = tone frequency with "
-             "the largest response; Q = BF / bandwidth where the response is above half way between its floor "
-             "and its peak (log-frequency interpolation); open curves (half maximum not reached inside "
-             f"{f_min:g}-{f_max:g} Hz) give bandwidth lower bounds and are left out of the median Q.")
+            rep.number(
+                f"{layer}: median gain per 10 dB of level",
+                lv["gain_db_per_10db"].median(),
+                "dB; 10 = proportional to amplitude",
+            )
+    rep.note(
+        f"Response = {args.stat} over time of each unit's activation for the tone; BF = tone frequency with "
+        "the largest response; Q = BF / bandwidth where the response is above half way between its floor "
+        "and its peak (log-frequency interpolation); open curves (half maximum not reached inside "
+        f"{f_min:g}-{f_max:g} Hz) give bandwidth lower bounds and are left out of the median Q."
+    )
 
     rep.table("tuning_curves", curves, "Every unit's response to every tone (the tuning curves).")
     rep.table("best_frequencies", best, "Best frequency, half-maximum band, Q per unit and level.")
@@ -91,24 +105,46 @@ def main(argv: list[str] | None = None) -> int:
         strong = closed[closed["peak_response"] >= closed["peak_response"].quantile(0.75)]
         if len(strong):
             examples.append((layer, int(strong.sort_values("q_half", ascending=False)["unit"].iloc[0])))
-    rep.figure("tonotopy", sf.tonotopy_figure(curves, level_db=ref),
-               f"Per layer, each unit's tuning curve at {ref:g} dBFS as one row (scaled to the unit's range), "
-               "units sorted by best frequency: a diagonal band is a tonotopic map.")
-    rep.figure("example_curves", sf.example_curves_figure(curves, best, examples),
-               "Tuning curves of three conv1 units (low, middle, high BF) and, for conv3, conv5 and conv7, the "
-               "sharpest of the strongly driven units (top quarter of peak responses), one line per tone level.")
-    rep.figure("best_frequency_histograms", sf.best_frequency_histograms(best, level_db=ref),
-               "How many units of each layer have their best frequency in each third-octave band.")
-    rep.figure("conv1_bf_vs_kernel", sf.kernel_agreement_figure(agree, rho=rho),
-               "conv1: best frequency measured with tones vs the peak of the filter's frequency response computed "
-               "from its weights (the strongest among the tone frequencies); points on the dashed line agree.")
-    rep.figure("conv1_kernel_responses", sf.kernel_response_figure(freqs, gain),
-               "Magnitude response of each conv1 filter (dB relative to its own peak), filters sorted by peak.")
+    rep.figure(
+        "tonotopy",
+        sf.tonotopy_figure(curves, level_db=ref),
+        f"Per layer, each unit's tuning curve at {ref:g} dBFS as one row (scaled to the unit's range), "
+        "units sorted by best frequency: a diagonal band is a tonotopic map.",
+    )
+    rep.figure(
+        "example_curves",
+        sf.example_curves_figure(curves, best, examples),
+        "Tuning curves of three conv1 units (low, middle, high BF) and, for conv3, conv5 and conv7, the "
+        "sharpest of the strongly driven units (top quarter of peak responses), one line per tone level.",
+    )
+    rep.figure(
+        "best_frequency_histograms",
+        sf.best_frequency_histograms(best, level_db=ref),
+        "How many units of each layer have their best frequency in each third-octave band.",
+    )
+    rep.figure(
+        "conv1_bf_vs_kernel",
+        sf.kernel_agreement_figure(agree, rho=rho),
+        "conv1: best frequency measured with tones vs the peak of the filter's frequency response computed "
+        "from its weights (the strongest among the tone frequencies); points on the dashed line agree.",
+    )
+    rep.figure(
+        "conv1_kernel_responses",
+        sf.kernel_response_figure(freqs, gain),
+        "Magnitude response of each conv1 filter (dB relative to its own peak), filters sorted by peak.",
+    )
     if level is not None:
-        rep.figure("level_dependence", sf.level_figure(best),
-                   "Peak tone response at each level relative to the highest level, median over each layer's units.")
-    rep.finish(argv=args.argv, intro="Pure tones swept through SoundNet: per-unit frequency tuning, bandwidth and level "
-                     "dependence, and a check of conv1 against its filters' frequency responses.", run=run)
+        rep.figure(
+            "level_dependence",
+            sf.level_figure(best),
+            "Peak tone response at each level relative to the highest level, median over each layer's units.",
+        )
+    rep.finish(
+        argv=args.argv,
+        intro="Pure tones swept through SoundNet: per-unit frequency tuning, bandwidth and level "
+        "dependence, and a check of conv1 against its filters' frequency responses.",
+        run=run,
+    )
     return 0
 
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from interp.analysis import linear_probes as lp
 from interp.analysis import robustness as rb
-from interp.report import study_figures as sf
 from interp.corpus.corpora import load_corpus
 from interp.recording import RecordConfig
+from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
 from soundnet import load_soundnet
 from soundnet.model import CONV_LAYERS
@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     # 1. the corpus (--quick: 6 clips of each of 4 categories, one condition per family)
-    corpus = quick_subset(load_corpus(args.corpus), per_label=6, max_labels=4) if args.quick and args.run is None else None
+    corpus = (
+        quick_subset(load_corpus(args.corpus), per_label=6, max_labels=4) if args.quick and args.run is None else None
+    )
     run = obtain_run(args, layers=CONV_LAYERS, corpus=corpus)
     clips = run.ok_clips[run.ok_clips["label"].fillna("").astype(str) != ""]
     if args.quick and args.run is not None:
@@ -43,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     labels = clips["label"].astype(str).to_numpy()
 
     # 2. clean and perturbed summaries, exactly as the recorder computes them
-    clean, perturbed = rb.summarize_conditions(load_soundnet(), clips, rb.default_perturbations(quick=args.quick),
-                                               config=RecordConfig.from_meta(run.meta), progress=True)
+    clean, perturbed = rb.summarize_conditions(
+        load_soundnet(),
+        clips,
+        rb.default_perturbations(quick=args.quick),
+        config=RecordConfig.from_meta(run.meta),
+        progress=True,
+    )
 
     # 3. rankings and probes, clean vs perturbed
     splits, cv = lp.probe_folds(labels, clips["fold"].to_numpy())
@@ -55,33 +62,63 @@ def main(argv: list[str] | None = None) -> int:
     for fam in rb.FAMILIES:
         sub = table[table["family"] == fam]
         worst = sub.loc[sub["top_overlap"].idxmin()]
-        rep.number(f"{fam}: lowest top-{args.top_n} overlap", f"{worst['top_overlap']:.2f}",
-                   f"{worst['layer']}, {worst['label']}")
+        rep.number(
+            f"{fam}: lowest top-{args.top_n} overlap",
+            f"{worst['top_overlap']:.2f}",
+            f"{worst['layer']}, {worst['label']}",
+        )
         mid = sub[sub["layer"] == "conv5"]
-        rep.number(f"{fam}: conv5 probe accuracy, clean -> perturbed",
-                   f"{mid['clean_probe_accuracy'].iloc[0]:.1%} -> " +
-                   ", ".join(f"{a:.1%} ({lab})" for a, lab in zip(mid["probe_accuracy"], mid["label"])))
-    rep.note(f"{len(clips)} clips, {len(np.unique(labels))} categories; rankings use each unit's per-clip max, "
-             f"probes the per-clip mean (logistic regression trained on clean clips, {cv}, tested on the "
-             "perturbed held-out clips).")
+        rep.number(
+            f"{fam}: conv5 probe accuracy, clean -> perturbed",
+            f"{mid['clean_probe_accuracy'].iloc[0]:.1%} -> "
+            + ", ".join(f"{a:.1%} ({lab})" for a, lab in zip(mid["probe_accuracy"], mid["label"])),
+        )
+    rep.note(
+        f"{len(clips)} clips, {len(np.unique(labels))} categories; rankings use each unit's per-clip max, "
+        f"probes the per-clip mean (logistic regression trained on clean clips, {cv}, tested on the "
+        "perturbed held-out clips)."
+    )
     rep.table("robustness", table, "Per condition and layer: response and ranking stability, probe accuracy.")
-    rep.figure("top_overlap", sf.robustness_figure(
-        table, value="top_overlap", y_title=f"fraction of the clean top-{args.top_n} units kept",
-        title=f"Are the most selective units still the most selective? (top-{args.top_n} overlap, mean over categories)"),
+    rep.figure(
+        "top_overlap",
+        sf.robustness_figure(
+            table,
+            value="top_overlap",
+            y_title=f"fraction of the clean top-{args.top_n} units kept",
+            title=f"Are the most selective units still the most selective? (top-{args.top_n} overlap, mean over categories)",
+        ),
         f"Fraction of each category's clean top-{args.top_n} units (by AUROC) that stay in its top-{args.top_n} "
-        "after the perturbation, per layer.")
-    rep.figure("ranking_spearman", sf.robustness_figure(
-        table, value="auroc_spearman", y_title="Spearman rho of unit AUROCs, clean vs perturbed",
-        title="Are all units ranked the same? (Spearman rho of AUROC across units, mean over categories)",
-        y_range=(-0.1, 1.02)),
-        "Rank correlation between the clean and perturbed selectivity (AUROC) of all units of a layer.")
-    rep.figure("probe_accuracy", sf.robustness_figure(
-        table, value="probe_accuracy", y_title="accuracy (probe trained on clean clips)",
-        title="Probes trained on clean clips, tested on perturbed clips (dashed: chance)",
-        baseline=lp.chance_level(labels), clean="clean_probe_accuracy"),
-        "Accuracy of each layer's clean-trained probe on perturbed clips.")
-    rep.finish(argv=args.argv, intro="How SoundNet's unit rankings and linear probes hold up when the same sounds arrive "
-                     "quieter, noisier, shifted in time or recorded at another sampling rate.", run=run)
+        "after the perturbation, per layer.",
+    )
+    rep.figure(
+        "ranking_spearman",
+        sf.robustness_figure(
+            table,
+            value="auroc_spearman",
+            y_title="Spearman rho of unit AUROCs, clean vs perturbed",
+            title="Are all units ranked the same? (Spearman rho of AUROC across units, mean over categories)",
+            y_range=(-0.1, 1.02),
+        ),
+        "Rank correlation between the clean and perturbed selectivity (AUROC) of all units of a layer.",
+    )
+    rep.figure(
+        "probe_accuracy",
+        sf.robustness_figure(
+            table,
+            value="probe_accuracy",
+            y_title="accuracy (probe trained on clean clips)",
+            title="Probes trained on clean clips, tested on perturbed clips (dashed: chance)",
+            baseline=lp.chance_level(labels),
+            clean="clean_probe_accuracy",
+        ),
+        "Accuracy of each layer's clean-trained probe on perturbed clips.",
+    )
+    rep.finish(
+        argv=args.argv,
+        intro="How SoundNet's unit rankings and linear probes hold up when the same sounds arrive "
+        "quieter, noisier, shifted in time or recorded at another sampling rate.",
+        run=run,
+    )
     return 0
 
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from interp.report import figures
 from interp.analysis import selectivity as sel
-from interp.report import study_figures as sf
 from interp.corpus.corpora import load_corpus
+from interp.report import figures
+from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
 from interp.run.traces import clip_spectrogram
 from soundnet.model import CONV_LAYERS
@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     # 1. the corpus through every conv layer (--quick: 6 clips of each of 4 categories)
-    corpus = quick_subset(load_corpus(args.corpus), per_label=6, max_labels=4) if args.quick and args.run is None else None
+    corpus = (
+        quick_subset(load_corpus(args.corpus), per_label=6, max_labels=4) if args.quick and args.run is None else None
+    )
     run = obtain_run(args, layers=CONV_LAYERS, corpus=corpus)
     layers = [layer for layer in run.layers if layer in CONV_LAYERS]
 
@@ -52,8 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         ranked = sel.rank_table(stats, cat, metric="auroc", top=args.top_units)
         for r in ranked.itertuples():
             clips = run.topk(r.layer, int(r.unit)).head(args.top_clips)
-            top.append({"category": cat, "rank": int(r.rank), "layer": r.layer, "unit": int(r.unit),
-                        "auroc": float(r.auroc), "q": float(r.q), "top_clips": list(clips["clip_id"])})
+            top.append(
+                {
+                    "category": cat,
+                    "rank": int(r.rank),
+                    "layer": r.layer,
+                    "unit": int(r.unit),
+                    "auroc": float(r.auroc),
+                    "q": float(r.q),
+                    "top_clips": list(clips["clip_id"]),
+                }
+            )
     top = pd.DataFrame(top)
 
     # 3. report
@@ -62,23 +73,37 @@ def main(argv: list[str] | None = None) -> int:
         rep.number(f"{r.layer}: selective units", f"{r.n_selective}/{r.n_units} ({r.fraction_selective:.0%})")
     best_layer = per_layer.loc[per_layer["fraction_selective"].idxmax(), "layer"]
     rep.number("layer with the largest fraction of selective units", best_layer)
-    rep.note("Selective: one-sided Mann-Whitney q < 0.05 (Benjamini-Hochberg over all units and categories) and "
-             "AUROC >= 0.75 of the unit's per-clip max activation, category vs the rest.")
+    rep.note(
+        "Selective: one-sided Mann-Whitney q < 0.05 (Benjamini-Hochberg over all units and categories) and "
+        "AUROC >= 0.75 of the unit's per-clip max activation, category vs the rest."
+    )
     rep.table("selectivity", stats, "Every (layer, unit, category): AUROC, CSI, d', MI, Mann-Whitney p and q.")
     rep.table("unit_labels", labels, "Each unit's label (its most selective category, or none).")
     rep.table("selective_per_layer", per_layer, "Selective units per layer.")
     rep.table("category_layer_counts", counts, "Units labelled with each category, per layer.")
     rep.table("top_units", top, "Each category's most selective units (by AUROC) and their top clips (clip ids).")
 
-    rep.figure("selective_per_layer", figures.layer_selectivity_figure(
-        per_layer, title="Fraction of units selective for a category, per layer (bars: selective/all)"),
-        "Fraction of each layer's units that are selective for at least one category.", width=800, height=380)
+    rep.figure(
+        "selective_per_layer",
+        figures.layer_selectivity_figure(
+            per_layer, title="Fraction of units selective for a category, per layer (bars: selective/all)"
+        ),
+        "Fraction of each layer's units that are selective for at least one category.",
+        width=800,
+        height=380,
+    )
     piv = counts.pivot_table(index="category", columns="layer", values="n_units", aggfunc="sum").fillna(0)
-    rep.figure("category_layer_heatmap", figures.category_layer_heatmap(
-        piv, title="Units labelled with each category, per layer"),
-        "Number of units of each layer labelled with each category.", width=800)
-    rep.figure("unit_labels_per_layer", sf.unit_label_chart(labels),
-               "Per layer, the share of units labelled with each category (grey: not selective).")
+    rep.figure(
+        "category_layer_heatmap",
+        figures.category_layer_heatmap(piv, title="Units labelled with each category, per layer"),
+        "Number of units of each layer labelled with each category.",
+        width=800,
+    )
+    rep.figure(
+        "unit_labels_per_layer",
+        sf.unit_label_chart(labels),
+        "Per layer, the share of units labelled with each category (grey: not selective).",
+    )
     shown = cats[:2] if args.quick else cats
     for cat in shown:
         rows = top[top["category"] == cat]
@@ -86,17 +111,32 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows.itertuples():
             tk = run.topk(r.layer, r.unit).head(args.top_clips)
             specs.append([clip_spectrogram(run, c) for c in tk["clip_id"]])
-            cells.append([f"{run.ok_clips.loc[c, 'label']} · peak {max(float(p), 0.0):.2f} s" for c, p in zip(tk["clip_id"], tk["peak_s"])])
+            cells.append(
+                [
+                    f"{run.ok_clips.loc[c, 'label']} · peak {max(float(p), 0.0):.2f} s"
+                    for c, p in zip(tk["clip_id"], tk["peak_s"])
+                ]
+            )
             wins.append(list(zip(tk["start_s"], tk["end_s"])))
             row_titles.append(f"{r.layer}:{r.unit} (AUROC {r.auroc:.2f})")
         name = "top_clips_" + "".join(ch if ch.isalnum() else "_" for ch in cat)
-        rep.figure(name, sf.top_clips_figure(
-            specs, row_titles, cells, windows_s=wins,
-            title=f"'{cat}': its {len(rows)} most selective units (rows) and the clips that drive each hardest"),
+        rep.figure(
+            name,
+            sf.top_clips_figure(
+                specs,
+                row_titles,
+                cells,
+                windows_s=wins,
+                title=f"'{cat}': its {len(rows)} most selective units (rows) and the clips that drive each hardest",
+            ),
             f"Category '{cat}': its most selective units and their top clips (mel spectrograms, dB re clip peak); "
-            "the dotted box is the receptive field of the unit's strongest frame.")
-    rep.finish(argv=args.argv, intro="Which units of SoundNet are selective for which categories of the corpus, layer by layer.",
-               run=run)
+            "the dotted box is the receptive field of the unit's strongest frame.",
+        )
+    rep.finish(
+        argv=args.argv,
+        intro="Which units of SoundNet are selective for which categories of the corpus, layer by layer.",
+        run=run,
+    )
     return 0
 
 

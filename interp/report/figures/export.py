@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from interp.report.figures.style import EXPORT_FORMATS
 from soundnet.errors import ParameterError
 
-__all__ = ['find_browser', 'figure_bytes', 'export_figure']
+__all__ = ["find_browser", "figure_bytes", "export_figure"]
 
 # --------------------------------------------------------------------------------------------
 # export
@@ -39,8 +39,10 @@ def find_browser(browser_path: str | os.PathLike | None = None) -> str | None:
     if browser_path is not None:
         p = Path(browser_path)
         if not p.is_file():
-            raise ParameterError(f"The 'browser_path' parameter of find_browser must be an executable file. "
-                                 f"Got {str(browser_path)!r} instead.")
+            raise ParameterError(
+                f"The 'browser_path' parameter of find_browser must be an executable file. "
+                f"Got {str(browser_path)!r} instead."
+            )
         return str(p)
     env = os.environ.get("BROWSER_PATH")
     if env and Path(env).is_file():
@@ -52,8 +54,16 @@ def find_browser(browser_path: str | os.PathLike | None = None) -> str | None:
     return None
 
 
-def _render_static(fig: go.Figure, formats: Sequence[str], *, width: int | None, height: int | None,
-                   scale: float, browser_path: str | None, timeout_s: float) -> dict[str, bytes]:
+def _render_static(
+    fig: go.Figure,
+    formats: Sequence[str],
+    *,
+    width: int | None,
+    height: int | None,
+    scale: float,
+    browser_path: str | None,
+    timeout_s: float,
+) -> dict[str, bytes]:
     """Render ``fig`` once per static format in a single kaleido browser session."""
     import kaleido
 
@@ -95,8 +105,10 @@ def _check_formats(formats: Sequence[str], func: str) -> tuple[str, ...]:
     fmts = tuple(str(f).lower() for f in formats)
     bad = [f for f in fmts if f not in EXPORT_FORMATS]
     if bad or not fmts:
-        raise ParameterError(f"The 'formats' parameter of {func} must be a non-empty subset of {EXPORT_FORMATS}. "
-                             f"Got {tuple(formats)!r} instead.")
+        raise ParameterError(
+            f"The 'formats' parameter of {func} must be a non-empty subset of {EXPORT_FORMATS}. "
+            f"Got {tuple(formats)!r} instead."
+        )
     return tuple(dict.fromkeys(fmts))
 
 
@@ -133,12 +145,20 @@ def figure_bytes(
     fmts = _check_formats(formats, "figure_bytes")
     out: dict[str, bytes] = {}
     if "html" in fmts:
-        out["html"] = fig.to_html(include_plotlyjs=True, full_html=True,
-                                  config={"displaylogo": False}).encode("utf-8")
+        out["html"] = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False}).encode("utf-8")
     static = [f for f in fmts if f != "html"]
     if static:
-        out.update(_render_static(fig, static, width=width, height=height, scale=scale,
-                                  browser_path=find_browser(browser_path), timeout_s=timeout_s))
+        out.update(
+            _render_static(
+                fig,
+                static,
+                width=width,
+                height=height,
+                scale=scale,
+                browser_path=find_browser(browser_path),
+                timeout_s=timeout_s,
+            )
+        )
     return {f: out[f] for f in fmts}
 
 
@@ -188,4 +208,3 @@ def export_figure(
             raise
         written[fmt] = target
     return written
-

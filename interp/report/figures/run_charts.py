@@ -1,5 +1,4 @@
-"""Run-level charts: selective units per layer, units per category and layer, probe accuracy.
-"""
+"""Run-level charts: selective units per layer, units per category and layer, probe accuracy."""
 
 from __future__ import annotations
 
@@ -12,13 +11,15 @@ import plotly.graph_objects as go
 from interp.report.figures.style import ACCENT, MUTED, PALETTE, check_columns, layer_order, styled_figure
 from soundnet.errors import ParameterError
 
-__all__ = ['layer_selectivity_figure', 'category_layer_heatmap', 'probe_accuracy_figure']
+__all__ = ["layer_selectivity_figure", "category_layer_heatmap", "probe_accuracy_figure"]
+
 
 # --------------------------------------------------------------------------------------------
 # overview
 # --------------------------------------------------------------------------------------------
-def layer_selectivity_figure(summary: pd.DataFrame, *, title: str | None = "Selective units per layer",
-                             height: int = 300) -> go.Figure:
+def layer_selectivity_figure(
+    summary: pd.DataFrame, *, title: str | None = "Selective units per layer", height: int = 300
+) -> go.Figure:
     """Fraction of selective units per layer, as bars annotated with the counts.
 
     Parameters
@@ -33,16 +34,30 @@ def layer_selectivity_figure(summary: pd.DataFrame, *, title: str | None = "Sele
     frac = (df["n_selective"] / df["n_units"].where(df["n_units"] > 0)).to_numpy(dtype=float)
     top = max(0.05, float(np.nanmax(frac, initial=0.0))) * 1.18
     bar = go.Bar(
-        x=list(df["layer"]), y=frac, marker_color=ACCENT,
+        x=list(df["layer"]),
+        y=frac,
+        marker_color=ACCENT,
         text=[f"{int(s)}/{int(n)}" for s, n in zip(df["n_selective"], df["n_units"])],
-        textposition="outside", textfont=dict(size=10, color=MUTED), cliponaxis=False,
-        hovertemplate="%{x}: %{y:.1%} selective (%{text})<extra></extra>")
-    return styled_figure([bar], dict(yaxis=dict(title_text="fraction selective", tickformat=".0%", range=[0, top]),
-                               xaxis=dict(showgrid=False)), title=title, height=height)
+        textposition="outside",
+        textfont=dict(size=10, color=MUTED),
+        cliponaxis=False,
+        hovertemplate="%{x}: %{y:.1%} selective (%{text})<extra></extra>",
+    )
+    return styled_figure(
+        [bar],
+        dict(yaxis=dict(title_text="fraction selective", tickformat=".0%", range=[0, top]), xaxis=dict(showgrid=False)),
+        title=title,
+        height=height,
+    )
 
 
-def category_layer_heatmap(counts: pd.DataFrame, *, title: str | None = "Selective units by category and layer",
-                           height: int | None = None, normalize: bool = False) -> go.Figure:
+def category_layer_heatmap(
+    counts: pd.DataFrame,
+    *,
+    title: str | None = "Selective units by category and layer",
+    height: int | None = None,
+    normalize: bool = False,
+) -> go.Figure:
     """Heatmap of selective-unit counts, categories (rows) by layers (columns).
 
     Parameters
@@ -57,8 +72,10 @@ def category_layer_heatmap(counts: pd.DataFrame, *, title: str | None = "Selecti
         layer to unit count); the text stays the count.
     """
     if not isinstance(counts, pd.DataFrame):
-        raise ParameterError(f"The 'counts' parameter of category_layer_heatmap must be a DataFrame. "
-                             f"Got {type(counts).__name__} instead.")
+        raise ParameterError(
+            f"The 'counts' parameter of category_layer_heatmap must be a DataFrame. "
+            f"Got {type(counts).__name__} instead."
+        )
     layers = layer_order([str(c) for c in counts.columns])
     df = counts[layers].sort_index(ascending=False)
     z = df.to_numpy(dtype=float)
@@ -68,18 +85,39 @@ def category_layer_heatmap(counts: pd.DataFrame, *, title: str | None = "Selecti
         denom = np.array([float(n_units.get(layer, np.nan)) for layer in layers])
         z = z / denom[None, :]
     hm = go.Heatmap(
-        z=z, x=layers, y=[str(i) for i in df.index], text=text, texttemplate="%{text}",
-        textfont=dict(size=10), colorscale="Blues", xgap=2, ygap=2,
+        z=z,
+        x=layers,
+        y=[str(i) for i in df.index],
+        text=text,
+        texttemplate="%{text}",
+        textfont=dict(size=10),
+        colorscale="Blues",
+        xgap=2,
+        ygap=2,
         colorbar=dict(title=dict(text="fraction" if normalize else "units", side="right"), thickness=10),
-        hovertemplate="%{y} · %{x}: %{text} selective units<extra></extra>")
+        hovertemplate="%{y} · %{x}: %{text} selective units<extra></extra>",
+    )
     h = height if height is not None else 90 + 26 * max(1, len(df))
-    return styled_figure([hm], dict(xaxis=dict(side="top", showgrid=False, showline=False, ticks=""),
-                              yaxis=dict(showgrid=False, showline=False, ticks=""),
-                              margin=dict(t=64), title=dict(y=0.995)), title=title, height=h)
+    return styled_figure(
+        [hm],
+        dict(
+            xaxis=dict(side="top", showgrid=False, showline=False, ticks=""),
+            yaxis=dict(showgrid=False, showline=False, ticks=""),
+            margin=dict(t=64),
+            title=dict(y=0.995),
+        ),
+        title=title,
+        height=h,
+    )
 
 
-def probe_accuracy_figure(probes: pd.DataFrame, *, chance: float | None = None,
-                          title: str | None = "Linear probe accuracy per layer", height: int = 300) -> go.Figure:
+def probe_accuracy_figure(
+    probes: pd.DataFrame,
+    *,
+    chance: float | None = None,
+    title: str | None = "Linear probe accuracy per layer",
+    height: int = 300,
+) -> go.Figure:
     """Probe accuracy per layer with its confidence interval.
 
     Parameters
@@ -98,20 +136,55 @@ def probe_accuracy_figure(probes: pd.DataFrame, *, chance: float | None = None,
     for i, (name, df) in enumerate(groups):
         df = df.set_index("layer").reindex([layer for layer in order if layer in set(df["layer"])]).reset_index()
         color = PALETTE[i % len(PALETTE)]
-        traces.append(go.Scatter(
-            x=list(df["layer"]), y=df["accuracy"].to_numpy(dtype=float), mode="lines+markers", name=str(name),
-            line=dict(color=color, width=2), marker=dict(size=7),
-            error_y=dict(type="data", symmetric=False, array=(df["ci_high"] - df["accuracy"]).to_numpy(dtype=float),
-                         arrayminus=(df["accuracy"] - df["ci_low"]).to_numpy(dtype=float), color=color,
-                         thickness=1.2, width=4),
-            hovertemplate="%{x}: %{y:.1%}<extra>" + str(name) + "</extra>"))
-    lay: dict[str, Any] = dict(yaxis=dict(title_text="accuracy", tickformat=".0%", rangemode="tozero"),
-                               xaxis=dict(categoryorder="array", categoryarray=order), showlegend=group is not None)
+        traces.append(
+            go.Scatter(
+                x=list(df["layer"]),
+                y=df["accuracy"].to_numpy(dtype=float),
+                mode="lines+markers",
+                name=str(name),
+                line=dict(color=color, width=2),
+                marker=dict(size=7),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=(df["ci_high"] - df["accuracy"]).to_numpy(dtype=float),
+                    arrayminus=(df["accuracy"] - df["ci_low"]).to_numpy(dtype=float),
+                    color=color,
+                    thickness=1.2,
+                    width=4,
+                ),
+                hovertemplate="%{x}: %{y:.1%}<extra>" + str(name) + "</extra>",
+            )
+        )
+    lay: dict[str, Any] = dict(
+        yaxis=dict(title_text="accuracy", tickformat=".0%", rangemode="tozero"),
+        xaxis=dict(categoryorder="array", categoryarray=order),
+        showlegend=group is not None,
+    )
     if chance is not None:
-        lay["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=float(chance), y1=float(chance),
-                              line=dict(color=MUTED, dash="dash", width=1))]
-        lay["annotations"] = [dict(xref="paper", x=1, yref="y", y=float(chance), text="chance", showarrow=False,
-                                   xanchor="right", yanchor="bottom", font=dict(size=10, color=MUTED))]
+        lay["shapes"] = [
+            dict(
+                type="line",
+                xref="paper",
+                x0=0,
+                x1=1,
+                yref="y",
+                y0=float(chance),
+                y1=float(chance),
+                line=dict(color=MUTED, dash="dash", width=1),
+            )
+        ]
+        lay["annotations"] = [
+            dict(
+                xref="paper",
+                x=1,
+                yref="y",
+                y=float(chance),
+                text="chance",
+                showarrow=False,
+                xanchor="right",
+                yanchor="bottom",
+                font=dict(size=10, color=MUTED),
+            )
+        ]
     return styled_figure(traces, lay, title=title, height=height)
-
-

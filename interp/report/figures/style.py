@@ -15,18 +15,55 @@ import plotly.graph_objects as go
 
 from soundnet.errors import ParameterError
 
-__all__ = ['EXPORT_FORMATS', 'FONT_FAMILY', 'PALETTE', 'house_template', 'apply_house_style', 'category_colors', 'hz_label']
+__all__ = [
+    "EXPORT_FORMATS",
+    "FONT_FAMILY",
+    "PALETTE",
+    "house_template",
+    "apply_house_style",
+    "category_colors",
+    "hz_label",
+]
 
 EXPORT_FORMATS = ("html", "png", "svg", "pdf")
 #: The font stack of every figure.
 FONT_FAMILY = "Inter, 'Segoe UI', 'Helvetica Neue', Helvetica, Arial, sans-serif"
 #: Qualitative palette for categories (Tableau 10, then Plotly's Dark24 for more).
 PALETTE = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac",
-    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
-    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
-    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#2E91E5",
+    "#E15F99",
+    "#1CA71C",
+    "#FB0D0D",
+    "#DA16FF",
+    "#222A2A",
+    "#B68100",
+    "#750D86",
+    "#EB663B",
+    "#511CFB",
+    "#00A08B",
+    "#FB00D1",
+    "#FC0080",
+    "#B2828D",
+    "#6C7C32",
+    "#778AAE",
+    "#862A16",
+    "#A777F1",
+    "#620042",
+    "#1616A7",
+    "#DA60CA",
+    "#6C4516",
+    "#0D2A63",
+    "#AF0038",
 )
 INK = "#1f2933"
 MUTED = "#6b7785"
@@ -41,18 +78,36 @@ SPEC_SCALE = "Magma"
 # --------------------------------------------------------------------------------------------
 def template_layout() -> dict[str, Any]:
     """The house template's layout as a plain dict (cheap: no plotly validation)."""
-    axis = dict(showgrid=True, gridcolor=GRID, gridwidth=1, zeroline=False, showline=True,
-                linecolor="#c5ccd5", linewidth=1, ticks="outside", tickcolor="#c5ccd5", ticklen=4,
-                title=dict(font=dict(size=11, color=MUTED)), tickfont=dict(size=10, color=MUTED),
-                automargin=True)
+    axis = dict(
+        showgrid=True,
+        gridcolor=GRID,
+        gridwidth=1,
+        zeroline=False,
+        showline=True,
+        linecolor="#c5ccd5",
+        linewidth=1,
+        ticks="outside",
+        tickcolor="#c5ccd5",
+        ticklen=4,
+        title=dict(font=dict(size=11, color=MUTED)),
+        tickfont=dict(size=10, color=MUTED),
+        automargin=True,
+    )
     return dict(
         font=dict(family=FONT_FAMILY, size=12, color=INK),
         title=dict(x=0.0, xanchor="left", xref="paper", y=0.98, yanchor="top", font=dict(size=13, color=INK)),
-        paper_bgcolor="white", plot_bgcolor="white",
+        paper_bgcolor="white",
+        plot_bgcolor="white",
         colorway=list(PALETTE),
-        xaxis=axis, yaxis=dict(axis),
-        legend=dict(font=dict(size=10), bgcolor="rgba(255,255,255,0.8)", borderwidth=0,
-                    itemclick="toggleothers", itemdoubleclick="toggle"),
+        xaxis=axis,
+        yaxis=dict(axis),
+        legend=dict(
+            font=dict(size=10),
+            bgcolor="rgba(255,255,255,0.8)",
+            borderwidth=0,
+            itemclick="toggleothers",
+            itemdoubleclick="toggle",
+        ),
         hoverlabel=dict(font=dict(family=FONT_FAMILY, size=11), bgcolor="white", bordercolor="#c5ccd5"),
         margin=dict(l=56, r=16, t=36, b=44),
         coloraxis=dict(colorbar=dict(thickness=10, outlinewidth=0, tickfont=dict(size=10))),
@@ -79,8 +134,14 @@ def merge_layout(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def styled_figure(data: Sequence[Any], layout: Mapping[str, Any], *, title: str | None = None,
-            height: int | None = None, width: int | None = None) -> go.Figure:
+def styled_figure(
+    data: Sequence[Any],
+    layout: Mapping[str, Any],
+    *,
+    title: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> go.Figure:
     """Build a house-style figure in one pass.
 
     The traces are plotly objects (validated when built); the layout dict is written here and
@@ -159,7 +220,8 @@ def check_columns(name: str, func: str, df: pd.DataFrame, columns: Sequence[str]
     if missing:
         raise ParameterError(
             f"The {name!r} parameter of {func} must have columns {list(columns)}. "
-            f"Got {list(df.columns)} instead (missing {missing}).")
+            f"Got {list(df.columns)} instead (missing {missing})."
+        )
 
 
 def layer_order(layers: Sequence[str]) -> list[str]:
@@ -172,4 +234,3 @@ def layer_order(layers: Sequence[str]) -> list[str]:
 
 def hz_label(f: float) -> str:
     return f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"
-

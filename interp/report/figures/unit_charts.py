@@ -26,14 +26,30 @@ from interp.report.figures.style import (
 )
 from soundnet.errors import ParameterError
 
-__all__ = ['activation_histogram', 'category_distributions', 'clip_activation_figure', 'spectrogram_figure', 'head_predictions_figure', 'promoted_classes_figure', 'tuning_curve_figure']
+__all__ = [
+    "activation_histogram",
+    "category_distributions",
+    "clip_activation_figure",
+    "spectrogram_figure",
+    "head_predictions_figure",
+    "promoted_classes_figure",
+    "tuning_curve_figure",
+]
+
 
 # --------------------------------------------------------------------------------------------
 # unit
 # --------------------------------------------------------------------------------------------
-def activation_histogram(values: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[str], *,
-                         n_bins: int = 40, stat: str = "max", title: str | None = None,
-                         height: int = 300, colors: Mapping[str, str] | None = None) -> go.Figure:
+def activation_histogram(
+    values: np.ndarray | Sequence[float],
+    labels: np.ndarray | Sequence[str],
+    *,
+    n_bins: int = 40,
+    stat: str = "max",
+    title: str | None = None,
+    height: int = 300,
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Histogram of one unit's per-clip activation, stacked and coloured by category.
 
     Parameters
@@ -51,8 +67,10 @@ def activation_histogram(values: np.ndarray | Sequence[float], labels: np.ndarra
     v = check_1d("values", "activation_histogram", values).astype(float)
     lab = check_1d("labels", "activation_histogram", labels).astype(str)
     if len(v) != len(lab):
-        raise ParameterError(f"The 'labels' parameter of activation_histogram must have one entry per value "
-                             f"({len(v)}). Got {len(lab)} instead.")
+        raise ParameterError(
+            f"The 'labels' parameter of activation_histogram must have one entry per value "
+            f"({len(v)}). Got {len(lab)} instead."
+        )
     if n_bins < 1:
         raise ParameterError(f"The 'n_bins' parameter of activation_histogram must be >= 1. Got {n_bins} instead.")
     colors = dict(colors or category_colors(lab))
@@ -65,18 +83,39 @@ def activation_histogram(values: np.ndarray | Sequence[float], labels: np.ndarra
     traces = []
     for cat in sorted(set(lab)):
         counts, _ = np.histogram(v[lab == cat], bins=edges)
-        traces.append(go.Bar(x=centres, y=counts, width=np.diff(edges), name=cat,
-                             marker=dict(color=colors.get(cat, MUTED), line=dict(width=0)),
-                             hovertemplate=cat + ": %{y} clips at %{x:.3g}<extra></extra>"))
-    return styled_figure(traces, dict(barmode="stack", bargap=0,
-                                legend=dict(orientation="v", x=1.0, xanchor="left", y=1),
-                                xaxis=dict(title_text=f"activation ({stat} over time)"),
-                                yaxis=dict(title_text="clips")), title=title, height=height)
+        traces.append(
+            go.Bar(
+                x=centres,
+                y=counts,
+                width=np.diff(edges),
+                name=cat,
+                marker=dict(color=colors.get(cat, MUTED), line=dict(width=0)),
+                hovertemplate=cat + ": %{y} clips at %{x:.3g}<extra></extra>",
+            )
+        )
+    return styled_figure(
+        traces,
+        dict(
+            barmode="stack",
+            bargap=0,
+            legend=dict(orientation="v", x=1.0, xanchor="left", y=1),
+            xaxis=dict(title_text=f"activation ({stat} over time)"),
+            yaxis=dict(title_text="clips"),
+        ),
+        title=title,
+        height=height,
+    )
 
 
-def category_distributions(values: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[str], *,
-                           stat: str = "max", title: str | None = None, height: int | None = None,
-                           colors: Mapping[str, str] | None = None) -> go.Figure:
+def category_distributions(
+    values: np.ndarray | Sequence[float],
+    labels: np.ndarray | Sequence[str],
+    *,
+    stat: str = "max",
+    title: str | None = None,
+    height: int | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Per-category distribution of one unit's activation: box plus every clip, sorted by median.
 
     Parameters
@@ -90,8 +129,10 @@ def category_distributions(values: np.ndarray | Sequence[float], labels: np.ndar
     v = check_1d("values", "category_distributions", values).astype(float)
     lab = check_1d("labels", "category_distributions", labels).astype(str)
     if len(v) != len(lab):
-        raise ParameterError(f"The 'labels' parameter of category_distributions must have one entry per value "
-                             f"({len(v)}). Got {len(lab)} instead.")
+        raise ParameterError(
+            f"The 'labels' parameter of category_distributions must have one entry per value "
+            f"({len(v)}). Got {len(lab)} instead."
+        )
     colors = dict(colors or category_colors(lab))
 
     def median(c: str) -> float:
@@ -102,15 +143,33 @@ def category_distributions(values: np.ndarray | Sequence[float], labels: np.ndar
     traces = []
     for cat in cats:
         x = v[lab == cat]
-        traces.append(go.Box(
-            x=x, y=[cat] * len(x), name=cat, orientation="h", boxpoints="all", jitter=0.5, pointpos=0,
-            marker=dict(size=4, opacity=0.65, color=colors.get(cat, MUTED)),
-            line=dict(width=1.2, color=colors.get(cat, MUTED)), fillcolor="rgba(0,0,0,0)",
-            hoveron="points", hovertemplate=cat + ": %{x:.3g}<extra></extra>", showlegend=False))
+        traces.append(
+            go.Box(
+                x=x,
+                y=[cat] * len(x),
+                name=cat,
+                orientation="h",
+                boxpoints="all",
+                jitter=0.5,
+                pointpos=0,
+                marker=dict(size=4, opacity=0.65, color=colors.get(cat, MUTED)),
+                line=dict(width=1.2, color=colors.get(cat, MUTED)),
+                fillcolor="rgba(0,0,0,0)",
+                hoveron="points",
+                hovertemplate=cat + ": %{x:.3g}<extra></extra>",
+                showlegend=False,
+            )
+        )
     h = height if height is not None else max(220, 60 + 24 * len(cats))
-    return styled_figure(traces, dict(xaxis=dict(title_text=f"activation ({stat} over time)"),
-                                yaxis=dict(showgrid=False, categoryorder="array", categoryarray=cats)),
-                   title=title, height=h)
+    return styled_figure(
+        traces,
+        dict(
+            xaxis=dict(title_text=f"activation ({stat} over time)"),
+            yaxis=dict(showgrid=False, categoryorder="array", categoryarray=cats),
+        ),
+        title=title,
+        height=h,
+    )
 
 
 def _display_db(db: np.ndarray, times_s: np.ndarray, max_columns: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -126,14 +185,28 @@ def _display_db(db: np.ndarray, times_s: np.ndarray, max_columns: int | None) ->
     return np.clip(np.rint(db), -128, 0).astype(np.int8), t
 
 
-def _spectrogram_trace(db: np.ndarray, times_s: np.ndarray, freqs_hz: np.ndarray, *,
-                       zmin: float, showscale: bool, max_columns: int | None = None) -> go.Heatmap:
+def _spectrogram_trace(
+    db: np.ndarray,
+    times_s: np.ndarray,
+    freqs_hz: np.ndarray,
+    *,
+    zmin: float,
+    showscale: bool,
+    max_columns: int | None = None,
+) -> go.Heatmap:
     z, t = _display_db(db, times_s, max_columns)
     return go.Heatmap(
-        z=z, x=t, y=np.arange(len(freqs_hz), dtype=np.int16),
-        colorscale=SPEC_SCALE, zmin=zmin, zmax=0.0, showscale=showscale, name="spectrogram",
+        z=z,
+        x=t,
+        y=np.arange(len(freqs_hz), dtype=np.int16),
+        colorscale=SPEC_SCALE,
+        zmin=zmin,
+        zmax=0.0,
+        showscale=showscale,
+        name="spectrogram",
         colorbar=dict(title=dict(text="dB", side="right"), thickness=8, x=1.0, xpad=44, len=0.9),
-        hovertemplate="%{x:.2f} s · %{z} dB<extra></extra>")
+        hovertemplate="%{x:.2f} s · %{z} dB<extra></extra>",
+    )
 
 
 def _mel_ticks(freqs_hz: np.ndarray) -> tuple[list[float], list[str]]:
@@ -142,8 +215,9 @@ def _mel_ticks(freqs_hz: np.ndarray) -> tuple[list[float], list[str]]:
     return [float(p) for p in pos], [hz_label(f) for f in targets]
 
 
-def spectrogram_figure(spec: Any, *, title: str | None = None, height: int = 260,
-                       zmin: float = -80.0, max_columns: int | None = 1200) -> go.Figure:
+def spectrogram_figure(
+    spec: Any, *, title: str | None = None, height: int = 260, zmin: float = -80.0, max_columns: int | None = 1200
+) -> go.Figure:
     """A mel spectrogram (dB) of one clip.
 
     Parameters
@@ -157,12 +231,20 @@ def spectrogram_figure(spec: Any, *, title: str | None = None, height: int = 260
         Columns are block-averaged down to this many for display.
     """
     fr = np.asarray(spec.freqs_hz)
-    hm = _spectrogram_trace(np.asarray(spec.db), np.asarray(spec.times_s), fr, zmin=zmin, showscale=True,
-                            max_columns=max_columns)
+    hm = _spectrogram_trace(
+        np.asarray(spec.db), np.asarray(spec.times_s), fr, zmin=zmin, showscale=True, max_columns=max_columns
+    )
     tv, tt = _mel_ticks(fr) if len(fr) > 1 else ([], [])
-    return styled_figure([hm], dict(yaxis=dict(title_text="Hz (mel)", tickvals=tv, ticktext=tt, showgrid=False),
-                              xaxis=dict(title_text="time (s)", showgrid=False), margin=dict(r=70)),
-                   title=title, height=height)
+    return styled_figure(
+        [hm],
+        dict(
+            yaxis=dict(title_text="Hz (mel)", tickvals=tv, ticktext=tt, showgrid=False),
+            xaxis=dict(title_text="time (s)", showgrid=False),
+            margin=dict(r=70),
+        ),
+        title=title,
+        height=height,
+    )
 
 
 def _downsample_max(times_s: np.ndarray, acts: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,28 +303,58 @@ def clip_activation_figure(
     t = check_1d("times_s", "clip_activation_figure", times_s).astype(np.float64)
     a = check_1d("acts", "clip_activation_figure", acts).astype(np.float64)
     if len(t) != len(a):
-        raise ParameterError(f"The 'acts' parameter of clip_activation_figure must have one value per time "
-                             f"({len(t)}). Got {len(a)} instead.")
+        raise ParameterError(
+            f"The 'acts' parameter of clip_activation_figure must have one value per time "
+            f"({len(t)}). Got {len(a)} instead."
+        )
     db = np.asarray(spec.db)
     st = np.asarray(spec.times_s)
     fr = np.asarray(spec.freqs_hz)
     traces: list[Any] = [_spectrogram_trace(db, st, fr, zmin=zmin, showscale=show_colorbar, max_columns=max_columns)]
     td, ad = _downsample_max(t, a, max_points)
-    traces.append(go.Scatter(
-        x=td.astype(np.float32), y=ad.astype(np.float32), yaxis="y2", mode="lines", name="activation",
-        line=dict(color=TRACE, width=1.8, shape="linear" if len(td) > 60 else "hv"),
-        hovertemplate="%{x:.3f} s · act %{y:.3g}<extra></extra>", showlegend=False))
+    traces.append(
+        go.Scatter(
+            x=td.astype(np.float32),
+            y=ad.astype(np.float32),
+            yaxis="y2",
+            mode="lines",
+            name="activation",
+            line=dict(color=TRACE, width=1.8, shape="linear" if len(td) > 60 else "hv"),
+            hovertemplate="%{x:.3f} s · act %{y:.3g}<extra></extra>",
+            showlegend=False,
+        )
+    )
     shapes = []
     if window_s is not None:
-        shapes.append(dict(type="rect", xref="x", yref="paper", x0=float(window_s[0]), x1=float(window_s[1]),
-                           y0=0, y1=1, fillcolor="white", opacity=0.16, layer="above",
-                           line=dict(color="white", width=1, dash="dot")))
+        shapes.append(
+            dict(
+                type="rect",
+                xref="x",
+                yref="paper",
+                x0=float(window_s[0]),
+                x1=float(window_s[1]),
+                y0=0,
+                y1=1,
+                fillcolor="white",
+                opacity=0.16,
+                layer="above",
+                line=dict(color="white", width=1, dash="dot"),
+            )
+        )
     if peak_s is not None and len(t):
         j = int(np.argmin(np.abs(t - float(peak_s))))
-        traces.append(go.Scatter(
-            x=[float(t[j])], y=[float(a[j])], yaxis="y2", mode="markers", showlegend=False, name="peak",
-            marker=dict(symbol="diamond", size=9, color="white", line=dict(color=INK, width=1)),
-            hovertemplate="peak %{x:.3f} s · %{y:.3g}<extra></extra>"))
+        traces.append(
+            go.Scatter(
+                x=[float(t[j])],
+                y=[float(a[j])],
+                yaxis="y2",
+                mode="markers",
+                showlegend=False,
+                name="peak",
+                marker=dict(symbol="diamond", size=9, color="white", line=dict(color=INK, width=1)),
+                hovertemplate="peak %{x:.3f} s · %{y:.3g}<extra></extra>",
+            )
+        )
     tv, tt = _mel_ticks(fr) if len(fr) > 1 else ([], [])
     x_end = float(max(st[-1] if len(st) else 0.0, t[-1] if len(t) else 0.0))
     x_start = float(min(st[0] if len(st) else 0.0, t[0] if len(t) else 0.0, 0.0 if st[0] < 1.0 else st[0]))
@@ -252,14 +364,33 @@ def clip_activation_figure(
     lo, hi = act_range
     pad = (hi - lo) * 0.06 or 1.0
     lay: dict[str, Any] = dict(
-        xaxis=dict(range=[x_start, x_end], showgrid=False, title_text=None if compact else "time (s)",
-                   ticksuffix=" s" if compact else ""),
-        yaxis=dict(tickvals=tv, ticktext=tt, showgrid=False, title_text=None if compact else "Hz (mel)",
-                   range=[-0.5, len(fr) - 0.5]),
-        yaxis2=dict(overlaying="y", side="right", showgrid=False, range=[lo - pad, hi + pad], zeroline=False,
-                    title_text=None if compact else "activation", tickfont=dict(size=9, color="#119c82"),
-                    showline=False, nticks=4 if compact else 6, tickformat=".2~g"),
-        hovermode="closest", shapes=shapes,
+        xaxis=dict(
+            range=[x_start, x_end],
+            showgrid=False,
+            title_text=None if compact else "time (s)",
+            ticksuffix=" s" if compact else "",
+        ),
+        yaxis=dict(
+            tickvals=tv,
+            ticktext=tt,
+            showgrid=False,
+            title_text=None if compact else "Hz (mel)",
+            range=[-0.5, len(fr) - 0.5],
+        ),
+        yaxis2=dict(
+            overlaying="y",
+            side="right",
+            showgrid=False,
+            range=[lo - pad, hi + pad],
+            zeroline=False,
+            title_text=None if compact else "activation",
+            tickfont=dict(size=9, color="#119c82"),
+            showline=False,
+            nticks=4 if compact else 6,
+            tickformat=".2~g",
+        ),
+        hovermode="closest",
+        shapes=shapes,
     )
     if compact:
         lay["margin"] = dict(l=38, r=38, t=26 if title else 6, b=24)
@@ -269,8 +400,15 @@ def clip_activation_figure(
     return styled_figure(traces, lay, title=title, height=height)
 
 
-def head_predictions_figure(times_s: np.ndarray, probs: np.ndarray, names: Sequence[str], *, k: int = 8,
-                            title: str | None = None, height: int | None = None) -> go.Figure:
+def head_predictions_figure(
+    times_s: np.ndarray,
+    probs: np.ndarray,
+    names: Sequence[str],
+    *,
+    k: int = 8,
+    title: str | None = None,
+    height: int | None = None,
+) -> go.Figure:
     """Top-``k`` classes of a head over time, as a heatmap of probabilities.
 
     Parameters
@@ -286,8 +424,10 @@ def head_predictions_figure(times_s: np.ndarray, probs: np.ndarray, names: Seque
     t = check_1d("times_s", "head_predictions_figure", times_s).astype(float)
     p = np.asarray(probs, dtype=float)
     if p.ndim != 2 or p.shape[1] != len(t) or p.shape[0] != len(names):
-        raise ParameterError(f"The 'probs' parameter of head_predictions_figure must be (n_classes={len(names)}, "
-                             f"n_frames={len(t)}). Got {p.shape} instead.")
+        raise ParameterError(
+            f"The 'probs' parameter of head_predictions_figure must be (n_classes={len(names)}, "
+            f"n_frames={len(t)}). Got {p.shape} instead."
+        )
     if k < 1:
         raise ParameterError(f"The 'k' parameter of head_predictions_figure must be >= 1. Got {k} instead.")
     order = np.argsort(-p.mean(axis=1), kind="stable")[:k][::-1]
@@ -295,21 +435,40 @@ def head_predictions_figure(times_s: np.ndarray, probs: np.ndarray, names: Seque
     z = p[order]
     h = height if height is not None else 70 + 22 * len(labels)
     if len(t) == 1:  # one frame: bars instead of a one-column heatmap
-        bar = go.Bar(x=z[:, 0], y=labels, orientation="h", marker_color=ACCENT,
-                     hovertemplate="%{y}: %{x:.1%}<extra></extra>")
-        return styled_figure([bar], dict(xaxis=dict(title_text="probability", tickformat=".0%"),
-                                   yaxis=dict(showgrid=False)), title=title, height=h)
+        bar = go.Bar(
+            x=z[:, 0], y=labels, orientation="h", marker_color=ACCENT, hovertemplate="%{y}: %{x:.1%}<extra></extra>"
+        )
+        return styled_figure(
+            [bar],
+            dict(xaxis=dict(title_text="probability", tickformat=".0%"), yaxis=dict(showgrid=False)),
+            title=title,
+            height=h,
+        )
     fmt = ".0%" if float(np.max(z, initial=0.0)) >= 0.1 else ".1%"
-    hm = go.Heatmap(z=z, x=t, y=labels, colorscale="Blues", zmin=0, ygap=1,
-                    colorbar=dict(title=dict(text="p", side="right"), thickness=8, tickformat=fmt),
-                    hovertemplate="%{y} · %{x:.1f} s: %{z:.1%}<extra></extra>")
-    return styled_figure([hm], dict(xaxis=dict(title_text="time (s)", showgrid=False), yaxis=dict(showgrid=False)),
-                   title=title, height=h)
+    hm = go.Heatmap(
+        z=z,
+        x=t,
+        y=labels,
+        colorscale="Blues",
+        zmin=0,
+        ygap=1,
+        colorbar=dict(title=dict(text="p", side="right"), thickness=8, tickformat=fmt),
+        hovertemplate="%{y} · %{x:.1f} s: %{z:.1%}<extra></extra>",
+    )
+    return styled_figure(
+        [hm], dict(xaxis=dict(title_text="time (s)", showgrid=False), yaxis=dict(showgrid=False)), title=title, height=h
+    )
 
 
-def promoted_classes_figure(names: Sequence[str], scores: Sequence[float], *, title: str | None = None,
-                            score_label: str = "correlation", height: int | None = None,
-                            color: str = ACCENT) -> go.Figure:
+def promoted_classes_figure(
+    names: Sequence[str],
+    scores: Sequence[float],
+    *,
+    title: str | None = None,
+    score_label: str = "correlation",
+    height: int | None = None,
+    color: str = ACCENT,
+) -> go.Figure:
     """Horizontal bars of the classes a unit promotes most (highest score at the top).
 
     Parameters
@@ -321,19 +480,40 @@ def promoted_classes_figure(names: Sequence[str], scores: Sequence[float], *, ti
     """
     s = check_1d("scores", "promoted_classes_figure", scores).astype(float)
     if len(s) != len(names):
-        raise ParameterError(f"The 'scores' parameter of promoted_classes_figure must have one value per name "
-                             f"({len(names)}). Got {len(s)} instead.")
+        raise ParameterError(
+            f"The 'scores' parameter of promoted_classes_figure must have one value per name "
+            f"({len(names)}). Got {len(s)} instead."
+        )
     order = np.argsort(s, kind="stable")
-    bar = go.Bar(x=s[order], y=[str(names[i]) for i in order], orientation="h", marker_color=color,
-                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
+    bar = go.Bar(
+        x=s[order],
+        y=[str(names[i]) for i in order],
+        orientation="h",
+        marker_color=color,
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    )
     h = height if height is not None else 70 + 20 * len(s)
-    return styled_figure([bar], dict(xaxis=dict(title_text=score_label, zeroline=True, zerolinecolor="#c5ccd5"),
-                               yaxis=dict(showgrid=False)), title=title, height=h)
+    return styled_figure(
+        [bar],
+        dict(xaxis=dict(title_text=score_label, zeroline=True, zerolinecolor="#c5ccd5"), yaxis=dict(showgrid=False)),
+        title=title,
+        height=h,
+    )
 
 
-def tuning_curve_figure(table: pd.DataFrame, *, x: str, y: str = "activation", group: str | None = None,
-                        err: str | None = None, log_x: bool = True, title: str | None = None,
-                        x_label: str | None = None, y_label: str | None = None, height: int = 280) -> go.Figure:
+def tuning_curve_figure(
+    table: pd.DataFrame,
+    *,
+    x: str,
+    y: str = "activation",
+    group: str | None = None,
+    err: str | None = None,
+    log_x: bool = True,
+    title: str | None = None,
+    x_label: str | None = None,
+    y_label: str | None = None,
+    height: int = 280,
+) -> go.Figure:
     """A tuning curve: a unit's response as a function of one stimulus parameter.
 
     Parameters
@@ -365,13 +545,36 @@ def tuning_curve_figure(table: pd.DataFrame, *, x: str, y: str = "activation", g
         xs, ys = df[x].to_numpy(dtype=float), df[y].to_numpy(dtype=float)
         if err:
             e = df[err].to_numpy(dtype=float)
-            traces.append(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([ys + e, (ys - e)[::-1]]),
-                                     fill="toself", fillcolor=color, opacity=0.15, line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False))
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name, line=dict(color=color, width=1.8),
-                                 marker=dict(size=5), hovertemplate=f"{x} %{{x:.4g}}: %{{y:.3g}}<extra>{name}</extra>"))
-    return styled_figure(traces, dict(xaxis=dict(type="log" if log_x else "linear", title_text=x_label or x),
-                                yaxis=dict(title_text=y_label or y), showlegend=group is not None),
-                   title=title, height=height)
-
-
+            traces.append(
+                go.Scatter(
+                    x=np.concatenate([xs, xs[::-1]]),
+                    y=np.concatenate([ys + e, (ys - e)[::-1]]),
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.15,
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        traces.append(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=name,
+                line=dict(color=color, width=1.8),
+                marker=dict(size=5),
+                hovertemplate=f"{x} %{{x:.4g}}: %{{y:.3g}}<extra>{name}</extra>",
+            )
+        )
+    return styled_figure(
+        traces,
+        dict(
+            xaxis=dict(type="log" if log_x else "linear", title_text=x_label or x),
+            yaxis=dict(title_text=y_label or y),
+            showlegend=group is not None,
+        ),
+        title=title,
+        height=height,
+    )
