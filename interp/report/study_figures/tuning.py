@@ -1,10 +1,5 @@
-"""The studies' figures, in the house style of :mod:`interp.report.figures`.
-
-Each function takes the tidy tables the studies write (see :mod:`interp.analysis.tuning`,
-:mod:`interp.analysis.linear_probes`, :mod:`interp.analysis.robustness`) and returns a plotly ``Figure``; export
-them with :func:`interp.report.figures.export_figure`. Frequencies are drawn on octave (log2) axes and
-labelled in Hz; responses of different units are compared after scaling each unit to its own
-range (0 = the unit's weakest response in the sweep, 1 = its strongest).
+"""Figures of the tuning studies: tonotopy, tuning curves, best frequencies, kernels, level,
+modulation rate, rate following, sweep direction.
 """
 
 from __future__ import annotations
@@ -17,9 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.report.figures import PALETTE, apply_house_style, category_colors, hz_label
+from interp.report.figures import PALETTE, hz_label
+from interp.report.study_figures.common import MUTED, NONE, grid, layer_list, log2_axis, styled
 from soundnet.errors import ParameterError
-from soundnet.model import CONV_LAYERS
 
 __all__ = [
     "tonotopy_figure",
@@ -31,53 +26,7 @@ __all__ = [
     "rate_tuning_figure",
     "following_figure",
     "direction_figure",
-    "unit_label_chart",
-    "top_clips_figure",
-    "robustness_figure",
-    "ablation_figure",
-    "recall_heatmap",
 ]
-
-_MUTED = "#6b7785"
-_NONE = "#c5ccd5"
-_HZ_TICKS = (50, 100, 200, 500, 1000, 2000, 5000, 10000)
-
-
-def _styled(fig: go.Figure, title: str, *, height: int, width: int, top: int = 84) -> go.Figure:
-    """House style, with room above the panel titles for the figure title."""
-    fig = apply_house_style(fig, title=title, height=height, width=width)
-    fig.update_layout(margin=dict(t=top), title=dict(y=1.0 - 14 / height, yanchor="top"))
-    return fig
-
-
-def _layers(df: pd.DataFrame) -> list[str]:
-    present = set(df["layer"])
-    return [layer for layer in CONV_LAYERS if layer in present]
-
-
-def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
-    cols = min(n, max_cols)
-    return int(math.ceil(n / cols)), cols
-
-
-def _log2_axis(
-    fig: go.Figure,
-    lo_hz: float,
-    hi_hz: float,
-    *,
-    row: int | None = None,
-    col: int | None = None,
-    title: str | None = "tone frequency (Hz)",
-    axis: str = "x",
-) -> None:
-    ticks = [f for f in _HZ_TICKS if lo_hz * 0.99 <= f <= hi_hz * 1.01]
-    upd = dict(
-        tickvals=[math.log2(f) for f in ticks],
-        ticktext=[hz_label(f) for f in ticks],
-        range=[math.log2(lo_hz) - 0.15, math.log2(hi_hz) + 0.15],
-        title_text=title,
-    )
-    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **upd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,8 +53,8 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
     level_db : float (peak dBFS)
         The tone level shown.
     """
-    layers = _layers(curves)
-    rows, cols = _grid(len(layers))
+    layers = layer_list(curves)
+    rows, cols = grid(len(layers))
     fig = make_subplots(
         rows=rows, cols=cols, subplot_titles=[f"{l}" for l in layers], horizontal_spacing=0.06, vertical_spacing=0.16
     )
@@ -126,7 +75,7 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
             row=r,
             col=c,
         )
-        _log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
+        log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
         fig.update_yaxes(
             row=r,
             col=c,
@@ -146,7 +95,7 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
         f"Tonotopy: frequency tuning of every unit at {level_db:g} dBFS tones "
         "(each row one unit, sorted by best frequency)"
     )
-    return _styled(fig, title, height=330 * rows + 40, width=1200)
+    return styled(fig, title, height=330 * rows + 40, width=1200)
 
 
 def example_curves_figure(
@@ -164,7 +113,7 @@ def example_curves_figure(
     """
     if not examples:
         raise ParameterError("The 'examples' parameter of example_curves_figure must name at least one unit.")
-    rows, cols = _grid(len(examples))
+    rows, cols = grid(len(examples))
     levels = sorted(curves["level_db"].unique())
     ref = levels[len(levels) // 2]
     titles = []
@@ -200,21 +149,21 @@ def example_curves_figure(
                 row=r,
                 col=c,
             )
-        _log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
+        log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
         fig.update_yaxes(row=r, col=c, title_text="response (peak activation)" if c == 1 else None, rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.25, x=0))
     title = (
         title
         or "Example frequency tuning curves at three tone levels (BF: best frequency; Q: BF / half-maximum bandwidth)"
     )
-    return _styled(fig, title, height=300 * rows + 80, width=1200)
+    return styled(fig, title, height=300 * rows + 80, width=1200)
 
 
 def best_frequency_histograms(best: pd.DataFrame, *, level_db: float, title: str | None = None) -> go.Figure:
     """Per layer, how many units have their best frequency in each third-octave band."""
     sub = best[np.isclose(best["level_db"], level_db) & best["responsive"]]
-    layers = _layers(sub)
-    rows, cols = _grid(len(layers))
+    layers = layer_list(sub)
+    rows, cols = grid(len(layers))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=layers, horizontal_spacing=0.06, vertical_spacing=0.2)
     lo, hi = float(best["best_freq_hz"].min()), float(best["best_freq_hz"].max())
     edges = np.arange(math.floor(math.log2(max(lo, 1.0)) * 3) / 3, math.log2(hi) + 1 / 3 + 1e-9, 1 / 3)
@@ -238,10 +187,10 @@ def best_frequency_histograms(best: pd.DataFrame, *, level_db: float, title: str
             row=r,
             col=c,
         )
-        _log2_axis(fig, 2 ** edges[0], 2 ** edges[-1], row=r, col=c, title="best frequency (Hz)" if r == rows else None)
+        log2_axis(fig, 2 ** edges[0], 2 ** edges[-1], row=r, col=c, title="best frequency (Hz)" if r == rows else None)
         fig.update_yaxes(row=r, col=c, title_text="units" if c == 1 else None)
     title = title or f"Best frequencies per layer (tones at {level_db:g} dBFS; third-octave bins)"
-    return _styled(fig, title, height=300 * rows + 40, width=1200)
+    return styled(fig, title, height=300 * rows + 40, width=1200)
 
 
 def kernel_agreement_figure(table: pd.DataFrame, *, rho: float, title: str | None = None) -> go.Figure:
@@ -266,7 +215,7 @@ def kernel_agreement_figure(table: pd.DataFrame, *, rho: float, title: str | Non
             y=[lo - 0.3, hi + 0.3],
             mode="lines",
             name="equal",
-            line=dict(color=_MUTED, dash="dash", width=1),
+            line=dict(color=MUTED, dash="dash", width=1),
             hoverinfo="skip",
         )
     )
@@ -278,20 +227,20 @@ def kernel_agreement_figure(table: pd.DataFrame, *, rho: float, title: str | Non
             name="conv1 unit",
             text=[str(u) for u in table["unit"]],
             textposition="top left",
-            textfont=dict(size=9, color=_MUTED),
+            textfont=dict(size=9, color=MUTED),
             marker=dict(size=9, color=PALETTE[0], line=dict(color="white", width=1)),
             customdata=np.stack([table["unit"], table[xcol], table["best_freq_hz"]], axis=1),
             hovertemplate="unit %{customdata[0]}: kernel %{customdata[1]:.0f} Hz, "
             "tones %{customdata[2]:.0f} Hz<extra></extra>",
         )
     )
-    _log2_axis(
+    log2_axis(
         fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="peak of the filter's frequency response, from the weights (Hz)"
     )
-    _log2_axis(fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="best frequency from tone responses (Hz)", axis="y")
+    log2_axis(fig, 2 ** (lo - 0.2), 2 ** (hi + 0.2), title="best frequency from tone responses (Hz)", axis="y")
     fig.update_layout(legend=dict(x=0.02, y=0.98), showlegend=True)
     title = title or f"conv1: tone best frequency vs filter peak (Spearman rho = {rho:.3f}, {len(table)} units)"
-    return _styled(fig, title, height=520, width=620, top=56)
+    return styled(fig, title, height=520, width=620, top=56)
 
 
 def kernel_response_figure(
@@ -318,10 +267,10 @@ def kernel_response_figure(
             hovertemplate="%{y}: %{z:.1f} dB<extra></extra>",
         )
     )
-    _log2_axis(fig, f[0], f[-1], title="frequency (Hz)")
+    log2_axis(fig, f[0], f[-1], title="frequency (Hz)")
     fig.update_yaxes(title_text="conv1 filter (sorted by peak frequency)", showgrid=False, autorange=True)
     title = title or "conv1 filter frequency responses computed from the weights (64-tap kernels at 22050 Hz)"
-    return _styled(fig, title, height=460, width=900, top=56)
+    return styled(fig, title, height=460, width=900, top=56)
 
 
 def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
@@ -329,7 +278,7 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     levels = sorted(best["level_db"].unique())
     top = levels[-1]
     fig = go.Figure()
-    for i, layer in enumerate(_layers(best)):
+    for i, layer in enumerate(layer_list(best)):
         sub = best[(best["layer"] == layer) & best["responsive"]]
         piv = sub.pivot_table(index="unit", columns="level_db", values="peak_response")
         ref = piv[top].where(piv[top] > 0)
@@ -358,7 +307,7 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     fig.update_xaxes(title_text="tone level (peak dBFS)", tickvals=levels)
     fig.update_yaxes(title_text=f"peak response / peak response at {top:g} dBFS", rangemode="tozero")
     title = title or "Level dependence: peak tone response vs level (median over units, bars: quartiles)"
-    return _styled(fig, title, height=420, width=800, top=56)
+    return styled(fig, title, height=420, width=800, top=56)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +319,7 @@ _KIND_NAMES = {"am_noise": "AM noise", "click_train": "click trains"}
 def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Per probe kind (rows) and layer (columns): units' rate tuning, sorted by best rate."""
     kinds = [k for k in ("am_noise", "click_train") if k in set(curves["kind"])]
-    layers = _layers(curves)
+    layers = layer_list(curves)
     fig = make_subplots(
         rows=len(kinds),
         cols=len(layers),
@@ -425,7 +374,7 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
     )
     fig.update_annotations(font_size=10)
     title = title or "Modulation-rate tuning: each row one unit, scaled to its range, sorted by best rate"
-    return _styled(fig, title, height=300 * len(kinds) + 60, width=1300)
+    return styled(fig, title, height=300 * len(kinds) + 60, width=1300)
 
 
 def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go.Figure:
@@ -440,7 +389,7 @@ def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go
     )
     for j, kind in enumerate(kinds):
         sub = following[(following["kind"] == kind) & following["vector_strength"].notna()]
-        for i, layer in enumerate(_layers(following)):
+        for i, layer in enumerate(layer_list(following)):
             g = sub[sub["layer"] == layer].groupby("rate_hz")["vector_strength"]
             if not len(g):
                 continue
@@ -484,14 +433,14 @@ def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go
         "Rate following: how strongly activations oscillate at the modulation rate "
         "(only rates below each layer's Nyquist rate)"
     )
-    return _styled(fig, title, height=420, width=1100)
+    return styled(fig, title, height=420, width=1100)
 
 
 def direction_figure(pref: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Per layer, the fraction of units preferring rising, falling or neither sweep direction."""
-    layers = _layers(pref)
+    layers = layer_list(pref)
     fig = go.Figure()
-    colors = {"up": PALETTE[1], "down": PALETTE[0], "none": _NONE}
+    colors = {"up": PALETTE[1], "down": PALETTE[0], "none": NONE}
     names = {"up": "prefers rising (DSI > 0.1)", "down": "prefers falling (DSI < -0.1)", "none": "no preference"}
     for p in ("up", "down", "none"):
         frac, count = [], []
@@ -515,315 +464,4 @@ def direction_figure(pref: pd.DataFrame, *, title: str | None = None) -> go.Figu
     title = title or (
         "Sweep direction: units preferring rising vs falling chirps (DSI = (up - down) / (up + down) of peak responses)"
     )
-    return _styled(fig, title, height=400, width=800, top=56)
-
-
-# --------------------------------------------------------------------------------------------
-# sound categories
-# --------------------------------------------------------------------------------------------
-def unit_label_chart(labels: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Per layer, the fraction of units labelled with each category (stacked), unlabelled in grey.
-
-    Parameters
-    ----------
-    labels : pandas.DataFrame
-        :func:`interp.analysis.selectivity.label_units` (``layer, unit, label``; ``"none"`` = not selective).
-    """
-    layers = [layer for layer in pd.unique(labels["layer"])]
-    cats = sorted(c for c in labels["label"].astype(str).unique() if c != "none")
-    colors = category_colors(cats)
-    fig = go.Figure()
-    for cat in cats + ["none"]:
-        frac, count = [], []
-        for layer in layers:
-            sub = labels[labels["layer"] == layer]
-            n = int((sub["label"].astype(str) == cat).sum())
-            frac.append(n / max(len(sub), 1))
-            count.append(f"{n}/{len(sub)}")
-        fig.add_trace(
-            go.Bar(
-                x=layers,
-                y=frac,
-                name=cat if cat != "none" else "not selective",
-                marker_color=colors.get(cat, _NONE),
-                customdata=count,
-                hovertemplate="%{x}: %{customdata} units<extra>" + cat + "</extra>",
-            )
-        )
-    fig.update_layout(barmode="stack", legend=dict(title_text="unit label", traceorder="normal"))
-    fig.update_yaxes(title_text="fraction of the layer's units", tickformat=".0%", range=[0, 1])
-    title = title or "Unit labels per layer: each unit's most selective category (grey: no category passes)"
-    return _styled(fig, title, height=420, width=900, top=56)
-
-
-def top_clips_figure(
-    spectrograms: Sequence[Sequence[object]],
-    row_titles: Sequence[str],
-    cell_titles: Sequence[Sequence[str]],
-    *,
-    title: str,
-    zmin: float = -80.0,
-    windows_s: Sequence[Sequence[tuple[float, float] | None]] | None = None,
-) -> go.Figure:
-    """A grid of mel spectrograms: one row per unit, its top clips side by side.
-
-    Parameters
-    ----------
-    spectrograms : rows of :class:`interp.run.traces.Spectrogram`
-        ``spectrograms[i][j]``: unit ``i``'s ``j``-th top clip (rows may be shorter; ``None`` skips).
-    row_titles : sequence of str
-        One per row (the unit), shown on the y axis of its first panel.
-    cell_titles : rows of str
-        One per panel (the clip's label and the unit's peak time).
-    title : str
-    windows_s : rows of (start_s, end_s), optional
-        The receptive-field window of the unit's peak frame in each clip, outlined in white.
-    """
-    n_rows = len(spectrograms)
-    n_cols = max((len(r) for r in spectrograms), default=1) or 1
-    titles = [cell_titles[i][j] if j < len(cell_titles[i]) else "" for i in range(n_rows) for j in range(n_cols)]
-    fig = make_subplots(
-        rows=n_rows,
-        cols=n_cols,
-        subplot_titles=titles,
-        horizontal_spacing=0.03,
-        vertical_spacing=0.12 if n_rows > 1 else 0.2,
-    )
-    for i, row in enumerate(spectrograms):
-        for j, spec in enumerate(row):
-            if spec is None:
-                continue
-            freqs = np.asarray(spec.freqs_hz)
-            fig.add_trace(
-                go.Heatmap(
-                    z=np.asarray(spec.db),
-                    x=np.asarray(spec.times_s),
-                    y=np.arange(len(freqs)),
-                    coloraxis="coloraxis",
-                    hovertemplate="%{x:.2f} s: %{z:.0f} dB<extra></extra>",
-                ),
-                row=i + 1,
-                col=j + 1,
-            )
-            targets = [f for f in (100, 500, 2000, 8000) if freqs[0] <= f <= freqs[-1]]
-            fig.update_yaxes(
-                row=i + 1,
-                col=j + 1,
-                tickvals=list(np.interp(targets, freqs, np.arange(len(freqs)))),
-                ticktext=[hz_label(f) for f in targets],
-                showgrid=False,
-                showticklabels=j == 0,
-                title_text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None,
-            )
-            fig.update_xaxes(
-                row=i + 1, col=j + 1, showgrid=False, ticksuffix=" s", title_text="time" if i == n_rows - 1 else None
-            )
-            win = windows_s[i][j] if windows_s is not None and j < len(windows_s[i]) else None
-            if win is not None:
-                fig.add_vrect(
-                    x0=float(win[0]),
-                    x1=float(win[1]),
-                    row=i + 1,
-                    col=j + 1,
-                    fillcolor="white",
-                    opacity=0.12,
-                    line=dict(color="white", width=1.5, dash="dot"),
-                    layer="above",
-                )
-    fig.update_layout(
-        coloraxis=dict(
-            colorscale="Magma",
-            cmin=zmin,
-            cmax=0,
-            colorbar=dict(title=dict(text="dB re clip peak", side="right"), thickness=10),
-        )
-    )
-    fig.update_annotations(font_size=10)
-    return _styled(fig, title, height=200 * n_rows + 90, width=1200)
-
-
-# --------------------------------------------------------------------------------------------
-# robustness and ablation
-# --------------------------------------------------------------------------------------------
-_FAMILY_TITLES = {
-    "level": "level change (dB)",
-    "noise": "added white noise (SNR, dB)",
-    "shift": "time shift (ms)",
-    "resample": "source rate (Hz), resampled to 22050 Hz",
-}
-
-
-_ORIGINAL = {
-    "level": "0 (original)",
-    "noise": "none (original)",
-    "shift": "0 (original)",
-    "resample": "22050 (original)",
-}
-
-
-def robustness_figure(
-    table: pd.DataFrame,
-    *,
-    value: str,
-    y_title: str,
-    title: str,
-    baseline: float | None = None,
-    y_range: tuple[float, float] | None = (0.0, 1.02),
-    clean: float | str | None = 1.0,
-) -> go.Figure:
-    """One panel per perturbation family: ``value`` against the perturbation strength, one line per layer.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``family, strength, layer`` and the ``value`` column (see :mod:`interp.analysis.robustness`).
-    value : str
-        Column drawn.
-    baseline : float, optional
-        A dashed reference line (e.g. chance accuracy).
-    clean : float or str, optional
-        The value of the unperturbed clips, drawn as the "original" point of every line: a
-        constant (1.0 for similarities) or the name of a per-layer column
-        (``clean_probe_accuracy``); None leaves it out.
-    """
-    fams = [f for f in ("level", "noise", "shift", "resample") if f in set(table["family"])]
-    fig = make_subplots(
-        rows=1,
-        cols=len(fams),
-        subplot_titles=[_FAMILY_TITLES[f] for f in fams],
-        horizontal_spacing=0.05,
-        shared_yaxes=True,
-    )
-    layers = _layers(table)
-    for j, fam in enumerate(fams):
-        sub = table[table["family"] == fam]
-        strengths = sorted(sub["strength"].unique(), reverse=fam in ("noise", "resample"))
-        for i, layer in enumerate(layers):
-            lay = sub[sub["layer"] == layer]
-            g = lay.groupby("strength")[value].mean().reindex(strengths)
-            xs, ys = [f"{v:g}" for v in strengths], list(g.to_numpy())
-            if clean is not None and len(lay):
-                c = float(clean) if not isinstance(clean, str) else float(lay[clean].iloc[0])
-                if fam == "level":
-                    xs, ys = xs + [_ORIGINAL[fam]], ys + [c]
-                else:
-                    xs, ys = [_ORIGINAL[fam]] + xs, [c] + ys
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines+markers",
-                    name=layer,
-                    legendgroup=layer,
-                    showlegend=j == 0,
-                    line=dict(color=PALETTE[i % len(PALETTE)], width=2),
-                    marker=dict(size=6),
-                    hovertemplate=f"{layer}: %{{x}} -> %{{y:.3f}}<extra></extra>",
-                ),
-                row=1,
-                col=j + 1,
-            )
-        fig.update_xaxes(row=1, col=j + 1, type="category", title_text=None, tickfont=dict(size=9))
-        if baseline is not None:
-            fig.add_hline(y=baseline, row=1, col=j + 1, line=dict(color=_MUTED, dash="dash", width=1))
-    fig.update_yaxes(row=1, col=1, title_text=y_title)
-    if y_range is not None:
-        fig.update_yaxes(range=list(y_range))
-    fig.update_annotations(font_size=11)
-    return _styled(fig, title, height=420, width=320 * len(fams) + 160)
-
-
-def ablation_figure(table: pd.DataFrame, *, n_units: int | None = None, title: str | None = None) -> go.Figure:
-    """Per category: drop of the heads' category score and of the probe's recall, top-N vs random-N units.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``category, measure ("heads" or "probe"), condition ("top" or "random"), drop, drop_sd``.
-    n_units : int, optional
-        N, for the legend.
-    """
-    measures = [m for m in ("heads", "probe") if m in set(table["measure"])]
-    names = {
-        "heads": "heads: drop of the category's readout score (log-odds)",
-        "probe": "probe: drop of the category's recall",
-    }
-    fig = make_subplots(rows=1, cols=len(measures), subplot_titles=[names[m] for m in measures], horizontal_spacing=0.1)
-    colors = {"top": PALETTE[2], "random": _NONE}
-    n = "N" if n_units is None else str(int(n_units))
-    label = {"top": f"the category's {n} most selective units", "random": f"{n} random units (mean ± sd over draws)"}
-    for j, m in enumerate(measures):
-        sub = table[table["measure"] == m]
-        cats = sorted(sub["category"].unique())
-        for cond in ("top", "random"):
-            g = sub[sub["condition"] == cond].set_index("category").reindex(cats)
-            fig.add_trace(
-                go.Bar(
-                    x=cats,
-                    y=g["drop"],
-                    name=label[cond],
-                    marker_color=colors[cond],
-                    legendgroup=cond,
-                    showlegend=j == 0,
-                    error_y=dict(
-                        type="data",
-                        array=g["drop_sd"].fillna(0).to_numpy(),
-                        color=_MUTED,
-                        thickness=1,
-                        width=3,
-                        visible=cond == "random",
-                    ),
-                    hovertemplate="%{x}: %{y:.3f}<extra>" + cond + "</extra>",
-                ),
-                row=1,
-                col=j + 1,
-            )
-        fig.update_yaxes(
-            row=1, col=j + 1, title_text="drop (unablated - ablated)", zeroline=True, zerolinecolor="#9aa5b1"
-        )
-        fig.update_xaxes(row=1, col=j + 1, tickangle=-30)
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, x=0))
-    fig.update_annotations(font_size=11)
-    title = title or "Ablation: zeroing a category's most selective units vs as many random units"
-    return _styled(fig, title, height=460, width=1100)
-
-
-# --------------------------------------------------------------------------------------------
-# probes
-# --------------------------------------------------------------------------------------------
-def recall_heatmap(predictions: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Per category (rows) and layer (columns): the fraction of the category's clips the probe gets right.
-
-    Parameters
-    ----------
-    predictions : pandas.DataFrame
-        ``layer, label, predicted`` (cross-validated, one row per clip and layer).
-    """
-    df = predictions.assign(correct=(predictions["label"] == predictions["predicted"]).astype(float))
-    piv = df.pivot_table(index="label", columns="layer", values="correct", aggfunc="mean")
-    layers = [layer for layer in CONV_LAYERS if layer in piv.columns]
-    piv = piv[layers].sort_index(ascending=False)
-    n = df[df["layer"] == layers[0]].groupby("label").size()
-    ylabels = [f"{c} ({int(n.get(c, 0))} clips)" for c in piv.index]
-    z = piv.to_numpy(dtype=np.float64)
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=layers,
-            y=ylabels,
-            zmin=0,
-            zmax=1,
-            colorscale="Blues",
-            xgap=2,
-            ygap=2,
-            text=[[f"{v:.0%}" for v in row] for row in z],
-            texttemplate="%{text}",
-            textfont=dict(size=10),
-            colorbar=dict(title=dict(text="recall", side="right"), thickness=10, tickformat=".0%"),
-            hovertemplate="%{y} · %{x}: %{z:.0%} of clips right<extra></extra>",
-        )
-    )
-    fig.update_xaxes(showgrid=False, side="top")
-    fig.update_yaxes(showgrid=False)
-    title = title or "Per-category recall of each layer's probe (fraction of the category's clips classified right)"
-    return _styled(fig, title, height=120 + 30 * len(piv), width=900, top=90)
+    return styled(fig, title, height=400, width=800, top=56)
