@@ -1,0 +1,15 @@
+"""Analyses of a run directory, one module per idea, each returning (and writing) tables.
+
+- :mod:`~interp.analysis.stats`: vectorised statistics (AUROC, Mann-Whitney, BH, d', CSI, MI,
+  bootstrap intervals, permutations);
+- :mod:`~interp.analysis.selectivity`: per (unit, category) selectivity, rankings, unit labels,
+  :func:`~interp.analysis.selectivity.analyze`;
+- :mod:`~interp.analysis.topclips`: a unit's top clips and moments;
+- :mod:`~interp.analysis.tuning`: tuning to synthetic probes;
+- :mod:`~interp.analysis.linear_probes`: linear probes per layer and the paper's ESC-50 protocol;
+- :mod:`~interp.analysis.ablation`, :mod:`~interp.analysis.causal`: ablating units, effects on the
+  heads and on a probe;
+- :mod:`~interp.analysis.robustness`: rankings and probes under perturbations.
+
+The modules are imported one by one (scikit-learn, for instance, only where a probe is fitted).
+"""
