@@ -33,7 +33,7 @@ system-deps:
 	fi
 
 weights: $(STAMP)
-	$(PY) -m soundnet.weights
+	$(VENV)/bin/soundnet-interp weights
 
 test: $(STAMP) system-deps weights lint docs
 	$(PY) -m pytest -q $(PYTEST_ARGS)

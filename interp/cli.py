@@ -7,6 +7,7 @@ analyze    selectivity, unit labels and top clips for a run directory
 rank       print the units most selective for a category
 unit       print one unit's card
 predict    object and place predictions for audio files
+weights    fetch and verify the pretrained weights
 dashboard  browse a run in the Dash app
 study      run one of the studies (:mod:`interp.studies`)
 """
@@ -128,6 +129,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return predict_main(list(args.paths) + ["-k", str(args.k)])
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from soundnet.weights import main as weights_main
+
+    weights_main()
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from dashboard.app import main as dash_main
 
@@ -235,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("-k", type=int, default=3)
     p.set_defaults(func=_cmd_predict)
+
+    w = sub.add_parser("weights", help="fetch and verify the pretrained weights (into the cache folder)")
+    w.set_defaults(func=_cmd_weights)
 
     d = sub.add_parser("dashboard", help="browse a run in the Dash app")
     d.add_argument("run", type=Path)

@@ -423,7 +423,7 @@ def weights_sha256(path: str | os.PathLike | None = None) -> str:
 
 
 def main() -> None:
-    """``python -m soundnet.weights``: make sure verified weights are available; print where."""
+    """``soundnet-interp weights``: make sure verified weights are available; print where."""
     try:
         path = resolve_weights()
         sd = load_state_dict(path)
