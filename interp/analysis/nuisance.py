@@ -140,7 +140,8 @@ def _cliff_db(power: np.ndarray, freqs: np.ndarray) -> float:
     df = freqs[1] - freqs[0]
     width = max(1, int(round(_CLIFF_BAND_HZ / df)))
     cum = np.concatenate([[0.0], np.cumsum(power)])
-    lo, hi = (np.searchsorted(freqs, f) for f in _CLIFF_RANGE_HZ)
+    lo = int(np.searchsorted(freqs, _CLIFF_RANGE_HZ[0]))
+    hi = int(np.searchsorted(freqs, _CLIFF_RANGE_HZ[1]))
     edges = np.arange(max(lo, width), min(hi, len(power) - width))
     if not len(edges):
         return float("nan")
