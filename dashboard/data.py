@@ -196,6 +196,11 @@ class RunData:
         return self._cached(("table", name), build)
 
     @property
+    def nuisance(self) -> pd.DataFrame | None:
+        """``nuisance.parquet``: per category, how well each nuisance alone separates it (or None)."""
+        return self._table("nuisance")
+
+    @property
     def has_selectivity(self) -> bool:
         """Whether ``soundnet-interp analyze`` has been run on this run."""
         return self._table("selectivity") is not None

@@ -56,3 +56,4 @@ CLIP_UNITS_TABLE = "clip-units-table"
 CLIP_OBJECTS_GRAPH = "clip-objects-graph"
 CLIP_PLACES_GRAPH = "clip-places-graph"
 CLIP_AUDIO = "clip-audio"
+NUISANCE_CARD = "nuisance-card"  # overview: categories a nuisance alone separates

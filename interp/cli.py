@@ -86,6 +86,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from interp.analysis.nuisance import format_nuisance_warnings
     from interp.analysis.selectivity import analyze
     from interp.run.store import open_run
 
@@ -98,6 +99,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     for row in layers.itertuples():
         print(f"  {row.layer:8s} {row.n_selective:5d} / {row.n_units:<5d} selective ({row.fraction_selective:.0%})")
+    warnings = format_nuisance_warnings(res["nuisance"])
+    if warnings:
+        print(
+            f"warning: a nuisance alone separates {len(warnings)} categor{'y' if len(warnings) == 1 else 'ies'} "
+            f"(AUROC >= 0.9; {run.path}/nuisance.parquet): read their units' selectivity with it"
+        )
+        for line in warnings:
+            print(f"  {line}")
     return 0
 
 

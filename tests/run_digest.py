@@ -82,15 +82,20 @@ def _close(a: float, b: float, scale: float) -> bool:
     return abs(a - b) <= _FLOAT_RTOL * max(scale, 1e-12) + 1e-9
 
 
-def compare(expected: dict, actual: dict) -> list[str]:
-    """Differences between two digests, as readable lines (empty when they agree)."""
+def compare(expected: dict, actual: dict, *, new_tables: frozenset[str] = frozenset()) -> list[str]:
+    """Differences between two digests, as readable lines (empty when they agree).
+
+    ``new_tables`` names tables that a later change added on purpose: they may be present in
+    ``actual`` without being in ``expected`` (every table of ``expected`` is still compared).
+    """
     problems = []
     for name in sorted(set(expected) | set(actual)):
         if name not in actual:
             problems.append(f"{name}: missing")
             continue
         if name not in expected:
-            problems.append(f"{name}: unexpected table")
+            if name not in new_tables:
+                problems.append(f"{name}: unexpected table")
             continue
         e, a = expected[name], actual[name]
         if e["rows"] != a["rows"] or e["columns"] != a["columns"]:

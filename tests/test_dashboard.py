@@ -229,6 +229,7 @@ def test_pages_render_and_unknown_units_say_so(client, data, speech_unit):
     cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
     for path, needle in [
         ("/", "Best units per category"),
+        ("/", "Nuisance check"),
         (f"/unit/{layer}/{unit}", "Top "),
         ("/search", "Find units selective"),
         (f"/clip/{cid}", "Most active units per layer"),

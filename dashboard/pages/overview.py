@@ -21,6 +21,7 @@ def layout(**_: Any) -> html.Div:
         className="overview-page",
         children=[
             _facts(data),
+            _nuisance(data),
             _selectivity(data),
             _probes(data),
             _best_units(data),
@@ -92,6 +93,55 @@ def _facts(data: RunData) -> html.Div:
             V.card("Clips per category", html.Div(bars, className="classbars")),
         ],
     )
+
+
+def _nuisance(data: RunData) -> html.Div | None:
+    """Categories that a nuisance alone separates (AUROC >= 0.9): the warning every claim needs."""
+    table = data.nuisance
+    if table is None or table.empty:
+        return None
+    flagged = table[table["flagged"]].sort_values(["category", "separation"], ascending=[True, False])
+    threshold = float((table.attrs.get("nuisance") or {}).get("flag_at", 0.9))
+    note = html.P(
+        f"AUROC of the nuisance alone, one category against the rest, with a 95% group-bootstrap interval; "
+        f"flagged at {threshold:g} (or below {1 - threshold:g}). A unit that looks selective for a flagged "
+        "category may only follow that property: compare it with the nuisance before reading it as a "
+        "detector of the category. Nuisances: duration_s, rms_db (level), centroid_hz, rolloff95_hz, "
+        "bandwidth_hz (-70 dB band edge), cliff_db (steepest spectral drop: a resampled low-rate source), "
+        "sample_rate_hz (source).",
+        className="note",
+    )
+    if flagged.empty:
+        body = html.Div([html.P("No nuisance alone separates any category (AUROC < 0.9).", className="muted"), note])
+    else:
+        rows = [
+            html.Tr(
+                [
+                    html.Td(V.label_chip(str(cat), data.colors.get(str(cat)))),
+                    html.Td(
+                        "; ".join(
+                            f"{r.nuisance} {r.direction} (AUROC {r.auroc:.2f} [{r.auroc_lo:.2f}, {r.auroc_hi:.2f}])"
+                            for r in grp.itertuples()
+                        )
+                    ),
+                ]
+            )
+            for cat, grp in flagged.groupby("category", sort=True)
+        ]
+        body = html.Div(
+            [
+                html.Table(
+                    className="nuisance-table",
+                    children=[
+                        html.Thead(html.Tr([html.Th("category"), html.Th("separated by, alone")])),
+                        html.Tbody(rows),
+                    ],
+                ),
+                note,
+            ]
+        )
+    title = f"Nuisance check: {flagged['category'].nunique()} categories separated by a nuisance alone"
+    return V.card(title, body, class_name="nuisance-card" + (" warn" if len(flagged) else ""), id=ids.NUISANCE_CARD)
 
 
 def _selectivity(data: RunData) -> html.Div:

@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import special
 
 from interp.analysis import stats
+from interp.analysis.nuisance import run_nuisance_report
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
@@ -736,12 +737,14 @@ def analyze(
 
     Writes ``selectivity``, ``unit_labels``, ``selectivity_layers``, ``selectivity_counts`` and
     (when the heads were recorded) ``unit_outputs`` (correlations with the heads' ``output``,
-    see :func:`head_outputs`) into the run directory.
+    see :func:`head_outputs`) into the run directory, and the nuisance report
+    (:func:`interp.analysis.nuisance.run_nuisance_report`: how well clip length, level, spectral
+    shape or source rate alone separate each category) as ``nuisance.parquet``.
 
     Returns
     -------
-    dict of DataFrames: ``selectivity``, ``unit_labels``, ``layers``, ``counts`` and maybe
-    ``unit_outputs``.
+    dict of DataFrames: ``selectivity``, ``unit_labels``, ``layers``, ``counts``, ``nuisance``
+    and maybe ``unit_outputs``.
     """
     run = _open(run)
     sel = run_selectivity(run, recompute=recompute, **options)
@@ -749,6 +752,7 @@ def analyze(
     res.update(run_unit_labels(run, metric=metric, q_max=q_max, auroc_min=auroc_min, **options))
     if any(h in run.layers for h in HEAD_LAYERS):
         res["unit_outputs"] = run_output_correlations(run, stat=sel.attrs["selectivity"]["stat"], output=output)
+    res["nuisance"] = run_nuisance_report(run)
     return res
 
 
