@@ -82,12 +82,20 @@ def _close(a: float, b: float, scale: float) -> bool:
     return abs(a - b) <= _FLOAT_RTOL * max(scale, 1e-12) + 1e-9
 
 
-def compare(expected: dict, actual: dict, *, new_tables: frozenset[str] = frozenset()) -> list[str]:
+def compare(
+    expected: dict,
+    actual: dict,
+    *,
+    new_tables: frozenset[str] = frozenset(),
+    new_columns: dict[str, frozenset[str]] | None = None,
+) -> list[str]:
     """Differences between two digests, as readable lines (empty when they agree).
 
-    ``new_tables`` names tables that a later change added on purpose: they may be present in
-    ``actual`` without being in ``expected`` (every table of ``expected`` is still compared).
+    ``new_tables`` names tables, ``new_columns`` columns per table, that a later change added on
+    purpose: they may be in ``actual`` without being in ``expected``. Every table and column of
+    ``expected`` is still compared, in its order.
     """
+    new_columns = new_columns or {}
     problems = []
     for name in sorted(set(expected) | set(actual)):
         if name not in actual:
@@ -98,9 +106,12 @@ def compare(expected: dict, actual: dict, *, new_tables: frozenset[str] = frozen
                 problems.append(f"{name}: unexpected table")
             continue
         e, a = expected[name], actual[name]
-        if e["rows"] != a["rows"] or e["columns"] != a["columns"]:
+        added = [c for c in a["columns"] if c not in e["columns"]]
+        kept = [c for c in a["columns"] if c in e["columns"]]
+        if e["rows"] != a["rows"] or kept != e["columns"] or set(added) - new_columns.get(name, frozenset()):
             problems.append(
-                f"{name}: shape {e['rows']} rows {len(e['columns'])} cols -> {a['rows']} rows {len(a['columns'])} cols"
+                f"{name}: shape {e['rows']} rows {len(e['columns'])} cols -> "
+                f"{a['rows']} rows {len(a['columns'])} cols (added {added})"
             )
             continue
         for col, ed in e["digests"].items():

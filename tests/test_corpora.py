@@ -82,6 +82,8 @@ def test_esc50_layout_folds_labels_and_esc10(tmp_path, clips):
     assert (df["status"] == "ok").all()
     assert {"target", "esc10", "take", "src_file"} <= set(df.columns)
     assert df["esc10"].tolist() == [True, True, False, False]
+    # the takes of one source recording are one group
+    assert df["group"].tolist() == [f"esc50_src_{100000 + i}" for i in range(4)]
 
     sub = load_corpus(root, esc10=True)
     assert sub["label"].tolist() == ["cat0", "cat1"]
@@ -123,6 +125,7 @@ def test_urbansound8k_layout_keeps_source_positions_apart(tmp_path, clips):
     assert df["source_start_s"].tolist() == [12.5, 13.5, 14.5, 15.5]
     assert df["source_end_s"].tolist() == [14.5, 15.5, 16.5, 17.5]
     assert {"classID", "fsID", "salience"} <= set(df.columns)
+    assert df["group"].tolist() == [f"freesound_{m['fsID']}" for m in meta]
     y = read_clip(df.iloc[0])
     assert len(y) == audio_info(df["path"].iloc[0]).n_frames  # the whole slice, not 12.5 s in
 
@@ -268,6 +271,10 @@ def test_demo_corpus_is_the_packaged_minibank():
     assert {"source", "license", "credit"} <= set(df.columns) and df["license"].notna().all()
     assert (demo_dir() / "CREDITS.md").is_file()
     assert describe_corpus(df) == "174 clips, 10 labels, no folds (demo)"
+    # the spoken digits come from 6 speakers (4 each) and 3 LibriSpeech readers: 9 groups, not 27
+    speech = df[df["label"] == "speech"]
+    assert speech["group"].nunique() == 9 and speech["group"].value_counts().max() == 4
+    assert df[df["label"] == "tabla"]["group"].nunique() == (df["label"] == "tabla").sum()
 
 
 # ---------------------------------------------------------------------------------- probes
@@ -362,6 +369,8 @@ def test_segmenting_files_and_probes(tmp_path, clips):
     full = read_clip(whole[whole["path"] == row["path"]].iloc[0])
     assert len(y) == SR // 2 and np.array_equal(y, full[SR : SR + SR // 2])
     assert load_corpus(root, segment_s=0.5)["clip_id"].tolist() == seg["clip_id"].tolist()
+    # the segments of one file are one group (they share a recording)
+    assert (seg.groupby("path")["group"].nunique() == 1).all() and seg["group"].nunique() == len(whole)
 
     # a clip shorter than one segment stays whole
     longer = load_corpus(root, segment_s=60.0)

@@ -2,6 +2,9 @@
 
 - :mod:`~interp.analysis.stats`: vectorised statistics (AUROC, Mann-Whitney, BH, d', CSI, MI,
   bootstrap intervals, permutations);
+- :mod:`~interp.analysis.resampling`: bootstraps and permutations that move whole groups of clips;
+- :mod:`~interp.analysis.nuisance`: how well clip length, level, spectral shape or source rate alone
+  separate each category, and the within-strata control;
 - :mod:`~interp.analysis.selectivity`: per (unit, category) selectivity, rankings, unit labels,
   :func:`~interp.analysis.selectivity.analyze`;
 - :mod:`~interp.analysis.topclips`: a unit's top clips and moments;

@@ -22,6 +22,12 @@ Columns
 ``status`` (str)
     ``ok``, or what is wrong without decoding: ``missing: no such file`` or
     ``duplicate: same file and range as <clip_id>``.
+``group`` (str)
+    What makes clips not independent: clips of one group share a source, so resampling,
+    permutations and folds move whole groups (:mod:`interp.analysis.resampling`). ESC-50's
+    ``src_file``, UrbanSound8K's ``fsID``, a manifest's ``group`` column (the demo names the
+    speaker of each spoken digit); otherwise the file, so that the segments of one file
+    (``segment_s``) form one group.
 extra columns
     Whatever the source has: ESC-50's ``target, esc10, take, src_file``; UrbanSound8K's
     ``classID, fsID, salience, source_start_s, source_end_s``; a manifest's own columns (the demo's
@@ -154,6 +160,8 @@ def _read_esc50(root: Path) -> pd.DataFrame:
     for col in ("target", "esc10", "take", "src_file"):
         if col in df.columns:
             out[col] = df[col].to_numpy()
+    if "src_file" in df.columns:  # the takes of one source recording
+        out["group"] = "esc50_src_" + df["src_file"].astype(str).to_numpy()
     if "esc10" in out.columns and out["esc10"].dtype != bool:
         out["esc10"] = out["esc10"].astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
     return out
@@ -176,6 +184,8 @@ def _read_urbansound8k(root: Path) -> pd.DataFrame:
     for col in ("classID", "fsID", "salience"):
         if col in df.columns:
             out[col] = df[col].to_numpy()
+    if "fsID" in df.columns:  # the slices of one freesound recording
+        out["group"] = "freesound_" + df["fsID"].astype(str).to_numpy()
     # positions in the original freesound recording, not in the slice file
     if "start" in df.columns:
         out["source_start_s"] = df["start"].astype(float).to_numpy()
@@ -363,6 +373,15 @@ def _resolved_paths(paths: Iterable[str]) -> list[str]:
     return out
 
 
+def _groups(df: pd.DataFrame) -> list[str]:
+    """Each row's group: the given ``group`` where there is one, else its file."""
+    given = df["group"] if "group" in df.columns else pd.Series([None] * len(df), index=df.index)
+    return [
+        str(g) if g is not None and not (isinstance(g, float) and math.isnan(g)) and str(g).strip() else str(p)
+        for g, p in zip(given, df["path"])
+    ]
+
+
 def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd.DataFrame:
     """Normalise the columns, mark missing files, segment, id, mark duplicates, order."""
     df = rows.reset_index(drop=True).copy()
@@ -384,6 +403,7 @@ def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd
             f"The corpus rows must have 0 <= start_s < end_s (end_s NaN = to the end). Got {ex} instead."
         )
     df["status"] = ["ok" if probes.is_virtual(p) or os.path.isfile(p) else "missing: no such file" for p in df["path"]]
+    df["group"] = _groups(df)
     extras = [c for c in df.columns if c not in _RESERVED]
     df = df[["path", "label", "fold", "start_s", "end_s", "status"] + extras]
     if segment_s is not None:
