@@ -76,7 +76,7 @@ def create_app(run_dir: str | Path, *, probes_dir: str | Path | None = None, tit
         assets_folder=str(PACKAGE_DIR / "assets"),
         title=title or f"SoundNet units · {data.name}",
         suppress_callback_exceptions=True,
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # Dash documents None (no "Updating..." title)
     )
     app.server.config[CONFIG_KEY] = data
     app.layout = _shell(data)

@@ -15,10 +15,11 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
+import torch
 
 from interp.analysis.selectivity import output_correlations, rank_table, unit_auroc_intervals
 from interp.analysis.topclips import quantile_bins, top_clips
@@ -29,6 +30,7 @@ from interp.run.store import Run, activation_file, open_run
 from interp.run.traces import clip_audio, clip_spectrogram
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS, load_soundnet
+from soundnet.options import ClipStat
 
 __all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
 
@@ -161,7 +163,7 @@ class RunData:
 
         return self._cached("clips", build)
 
-    def has_clip(self, clip_id: Any) -> bool:
+    def has_clip(self, clip_id: Any) -> TypeGuard[str]:
         """Whether ``clip_id`` is an ok clip of the run (membership test only)."""
         return isinstance(clip_id, str) and clip_id in self.clip_id_set
 
@@ -489,7 +491,7 @@ class RunData:
 
         def build() -> pd.DataFrame:
 
-            st = self.stat if self.stat in ("max", "mean") else "max"
+            st: ClipStat = "mean" if self.stat == "mean" else "max"
             return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
 
         curves = self._cached(("tuning", layer), build)
@@ -552,5 +554,7 @@ class _LazyModel:
     def __init__(self, data: RunData) -> None:
         self._data = data
 
-    def extract_features(self, *args: Any, **kwargs: Any):
-        return self._data.model.extract_features(*args, **kwargs)
+    def extract_features(
+        self, x: torch.Tensor, *, layers: tuple[str, ...] | list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        return self._data.model.extract_features(x, layers=layers)

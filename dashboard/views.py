@@ -308,7 +308,7 @@ def card(
         if title
         else None
     )
-    kw = {"id": id} if id else {}
+    kw: dict[str, Any] = {"id": id} if id else {}
     return html.Div(className=f"card {class_name}".strip(), children=[head, children] if head else [children], **kw)
 
 

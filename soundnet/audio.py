@@ -348,7 +348,7 @@ def _decode(
     f, complaint = _open_soundfile(p, size)
     if f is None:  # not something libsndfile reads: try the fallback decoder (ffmpeg)
         info = _ffmpeg_info(p, complaint) if want_info or max_duration_s is not None else None
-        if max_duration_s is not None and info.excerpt_s(offset_s, duration_s) > max_duration_s:
+        if max_duration_s is not None and info is not None and info.excerpt_s(offset_s, duration_s) > max_duration_s:
             return None, info.sample_rate_hz, False, info
         try:
             return (*_decode_fallback(p, offset_s, duration_s, sf_complaint=complaint), False, info)
@@ -475,6 +475,7 @@ def read_audio(
         ``no channels``, ``silent``, ``bad range``.
     """
     mono, _ = _read_excerpt(path, offset_s, duration_s, sr, None, "read_audio", want_info=False)
+    assert mono is not None  # no max_duration_s: the audio is always read
     if not allow_silent and not np.any(mono):
         raise AudioError(Path(path), "silent", "all samples are zero")
     return mono
@@ -510,7 +511,9 @@ def read_excerpt(
     AudioError
         As :func:`read_audio` (except ``silent``).
     """
-    return _read_excerpt(path, offset_s, duration_s, sr, max_duration_s, "read_excerpt")
+    audio, info = _read_excerpt(path, offset_s, duration_s, sr, max_duration_s, "read_excerpt")
+    assert info is not None  # want_info: the header is always read
+    return audio, info
 
 
 def _read_excerpt(

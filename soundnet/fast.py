@@ -53,6 +53,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -361,7 +362,7 @@ class FastSoundNet(nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the weights are."""
-        return self.conv1_bias.device
+        return cast(torch.Tensor, self.conv1_bias).device
 
     # -- public API, as SoundNet8 ---------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,8 @@ exactly what the seed's ``extract_feat`` returned (conv5's output is the paper's
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
@@ -29,6 +31,7 @@ __all__ = [
     "BN_EPS",
     "SPEC_BY_NAME",
     "SoundNet8",
+    "FeatureExtractor",
     "load_soundnet",
 ]
 
@@ -40,6 +43,15 @@ def _block(spec: LayerSpec) -> nn.Sequential:
     if spec.pool:
         mods.append(nn.MaxPool1d(spec.pool, spec.pool))
     return nn.Sequential(*mods)
+
+
+class FeatureExtractor(Protocol):
+    """Anything with SoundNet8's ``extract_features`` (the plain model, the fast path, a stand-in
+    that loads the model on first use)."""
+
+    def extract_features(
+        self, x: torch.Tensor, *, layers: tuple[str, ...] | list[str] | None = None
+    ) -> dict[str, torch.Tensor]: ...
 
 
 class SoundNet8(nn.Module):
@@ -61,6 +73,17 @@ class SoundNet8(nn.Module):
             self.add_module(spec.name, _block(spec))
         # The seed's state dicts hold Conv2d weights (out, in, k, 1): accept them unchanged.
         self.register_load_state_dict_pre_hook(_squeeze_conv2d_weights)
+
+    # the blocks, made by add_module above (declared for type checkers)
+    conv1: nn.Sequential
+    conv2: nn.Sequential
+    conv3: nn.Sequential
+    conv4: nn.Sequential
+    conv5: nn.Sequential
+    conv6: nn.Sequential
+    conv7: nn.Sequential
+    conv8: nn.Sequential
+    conv8_2: nn.Sequential
 
     # -- the seed's conveniences -------------------------------------------------------------
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +115,7 @@ class SoundNet8(nn.Module):
         x, seed_layout = _as_3d(x)
         h = self.trunk(x)
         out = self.run_block("conv8", h), self.run_block("conv8_2", h)
-        return tuple(o.unsqueeze(-1) for o in out) if seed_layout else out
+        return (out[0].unsqueeze(-1), out[1].unsqueeze(-1)) if seed_layout else out
 
     def extract_features(
         self, x: torch.Tensor, *, layers: tuple[str, ...] | list[str] | None = None

@@ -160,7 +160,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                             ],
                         ),
                         html.Div(id=ids.SEARCH_SUMMARY, className="summary muted"),
-                        dash_table.DataTable(
+                        dash_table.DataTable(  # type: ignore[attr-defined]  # generated at import, unknown to the stubs
                             id=ids.SEARCH_TABLE,
                             data=[],
                             sort_action="native",
@@ -204,7 +204,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                             autoComplete="off",
                             className="search-input",
                         ),
-                        dash_table.DataTable(
+                        dash_table.DataTable(  # type: ignore[attr-defined]  # generated at import, unknown to the stubs
                             id=ids.CLIPS_TABLE,
                             data=_clip_rows(data, ""),
                             page_action="native",

@@ -81,7 +81,7 @@ def layout(layer: str | None = None, unit: str | None = None, **_: Any) -> html.
     )
 
 
-def _graph_config() -> dict:
+def _graph_config() -> Any:  # dcc.Graph's config (a TypedDict in its stubs)
     return {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
 
 
@@ -218,7 +218,7 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
         qmax, amin = data.label_thresholds["q_max"], data.label_thresholds["auroc_min"]
         body = html.Div(
             [
-                dash_table.DataTable(
+                dash_table.DataTable(  # type: ignore[attr-defined]  # generated at import, unknown to the stubs
                     id=ids.UNIT_METRICS_TABLE,
                     columns=_METRIC_COLUMNS,
                     data=rows,
@@ -405,7 +405,7 @@ dash.clientside_callback(
 
 
 def _promoted_card(data: RunData, layer: str, unit: int) -> html.Div:
-    graphs = []
+    graphs: list[Any] = []
     for head, gid, name in (("conv8", ids.UNIT_OBJECTS_GRAPH, "objects"), ("conv8_2", ids.UNIT_PLACES_GRAPH, "places")):
         fig = V.promoted_figure(data, layer, unit, head)
         if fig is not None:

@@ -39,8 +39,8 @@ from interp.run.store import Run, open_run
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
-from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, load_soundnet
-from soundnet.options import check_option
+from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, SoundNet8, load_soundnet
+from soundnet.options import Edge, check_option
 
 __all__ = [
     "ablate",
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-def _hook_target(model: nn.Module, layer: str) -> nn.Module:
+def _hook_target(model: SoundNet8, layer: str) -> nn.Module:
     """The module whose output is the layer's features: the block's last module.
 
     Hooking the last module (ReLU, max-pool or, for the heads, the conv) rather than the block
@@ -91,7 +91,7 @@ def _check_units(units: Mapping[str, Iterable[int]]) -> dict[str, list[int]]:
 
 
 @contextmanager
-def ablate(model: nn.Module, units: Mapping[str, Iterable[int]]) -> Iterator[nn.Module]:
+def ablate(model: SoundNet8, units: Mapping[str, Iterable[int]]) -> Iterator[SoundNet8]:
     """Zero units of a model while the ``with`` block runs.
 
     Parameters
@@ -126,7 +126,7 @@ def ablate(model: nn.Module, units: Mapping[str, Iterable[int]]) -> Iterator[nn.
 # ------------------------------------------------------------------------------------------
 # heads on a fixed set of clips, from a cached layer input
 # ------------------------------------------------------------------------------------------
-def _layer_input(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+def _layer_input(model: SoundNet8, x: torch.Tensor, layer: str) -> torch.Tensor:
     """Output of the block before ``layer`` (the waveform for conv1; conv7 for the heads)."""
     stop = CONV_LAYERS.index(layer) if layer in CONV_LAYERS else len(CONV_LAYERS)
     h = x
@@ -166,7 +166,7 @@ class HeadRunner:
 
     @classmethod
     def for_run(
-        cls, run: Run, model: nn.Module, *, layer: str, clip_ids: Iterable[str] | None = None, batch_size: int = 16
+        cls, run: Run, model: SoundNet8, *, layer: str, clip_ids: Iterable[str] | None = None, batch_size: int = 16
     ) -> HeadRunner:
         """A runner over a run's ok clips (or ``clip_ids``), as its heads saw them
         (:func:`run_clip_waves`), counting frames with the run's ``edge``."""
@@ -174,7 +174,7 @@ class HeadRunner:
         return cls(model, waves, layer=layer, batch_size=batch_size, edge=RecordConfig.from_meta(run.meta).edge)
 
     def __init__(
-        self, model: nn.Module, waves: list[np.ndarray], *, layer: str, batch_size: int = 16, edge: str = "drop"
+        self, model: SoundNet8, waves: list[np.ndarray], *, layer: str, batch_size: int = 16, edge: Edge = "drop"
     ) -> None:
         if layer not in SPEC_BY_NAME:
             raise ParameterError(
@@ -273,7 +273,7 @@ def run_clip_waves(run: Run, clip_ids: Iterable[str] | None = None) -> tuple[lis
     return ids, waves
 
 
-def _model_for(run: Run, model: nn.Module | None) -> nn.Module:
+def _model_for(run: Run, model: SoundNet8 | None) -> SoundNet8:
     if model is not None:
         return model
 
@@ -286,7 +286,7 @@ def unit_output_effects(
     layer: str,
     unit: int | Iterable[int],
     *,
-    model: nn.Module | None = None,
+    model: SoundNet8 | None = None,
     clips: Iterable[str] | None = None,
     top: int = 5,
 ) -> pd.DataFrame:
@@ -315,7 +315,7 @@ def unit_output_effects(
         of the probability itself; ``base``: mean unablated probability.
     """
     run = run if isinstance(run, Run) else open_run(run)
-    units = [int(unit)] if np.isscalar(unit) else [int(u) for u in unit]
+    units = [int(unit)] if isinstance(unit, (int, np.integer)) else [int(u) for u in unit]
     _check_units({layer: units})
     model = _model_for(run, model)
     runner = HeadRunner.for_run(run, model, layer=layer, clip_ids=clips)
@@ -419,7 +419,7 @@ def category_ablation_effect(
     metric: str = "auroc",
     units: Iterable[int] | None = None,
     readout: str | CategoryReadout = "auto",
-    model: nn.Module | None = None,
+    model: SoundNet8 | None = None,
     runner: HeadRunner | None = None,
     seed: int = 0,
     **selectivity_options,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from interp.analysis import ablation as ab
 from interp.analysis import linear_probes as lp
@@ -28,7 +27,7 @@ from interp.corpus.corpora import clip_waves
 from interp.recording import RecordConfig, summarize_waves
 from interp.run.store import Run
 from soundnet.errors import ParameterError
-from soundnet.model import CONV_LAYERS
+from soundnet.model import CONV_LAYERS, SoundNet8
 
 __all__ = ["ABLATION_COLUMNS", "DRAW_COLUMNS", "category_ablation_table"]
 
@@ -40,7 +39,7 @@ DRAW_COLUMNS = ("category", "measure", "condition", "draw", "units", "score", "d
 
 def category_ablation_table(
     run: Run,
-    model: torch.nn.Module,
+    model: SoundNet8,
     *,
     layer: str = "conv5",
     probe_layer: str = "conv7",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from interp.run.store import Run
 from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time
-from soundnet.model import CONV_LAYERS
+from soundnet.model import CONV_LAYERS, SoundNet8
 from soundnet.options import ClipStat, check_option
 
 __all__ = [
@@ -167,7 +168,7 @@ def probe_folds(
     return [(tr, te) for tr, te in skf.split(np.zeros(len(y)), y)], f"stratified {k}-fold"
 
 
-def logistic_probe(*, C: float = 1.0) -> Callable[[], object]:
+def logistic_probe(*, C: float = 1.0) -> Callable[[], Any]:
     """A factory of the default probe: standardise, then multinomial L2 logistic regression."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -190,7 +191,7 @@ def _check_xy(x, labels, func: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_folds(
-    x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *, make_classifier: Callable[[], object] | None = None
+    x: np.ndarray, labels: Sequence[str] | np.ndarray, splits, *, make_classifier: Callable[[], Any] | None = None
 ) -> list:
     """One probe per fold, each trained on the fold's training clips.
 
@@ -389,7 +390,7 @@ def layer_probes(
 # the paper's protocol
 # --------------------------------------------------------------------------------------------
 def paper_window_features(
-    model: torch.nn.Module,
+    model: SoundNet8,
     waves: Sequence[np.ndarray],
     *,
     layer: str = "conv5",
@@ -454,7 +455,7 @@ def paper_window_features(
 
 def paper_protocol(
     run: Run,
-    model: torch.nn.Module,
+    model: SoundNet8,
     *,
     C: float = 0.01,
     n_splits: int = 5,

@@ -116,7 +116,12 @@ class Perturbation:
 def default_perturbations(*, quick: bool = False) -> list[Perturbation]:
     """The study's conditions: 4 levels, 4 SNRs, 3 shifts, 3 source rates (one each with ``quick``)."""
     if quick:
-        grid = {"level": (-20.0,), "noise": (10.0,), "shift": (10.0,), "resample": (8000.0,)}
+        grid: dict[str, tuple[float, ...]] = {
+            "level": (-20.0,),
+            "noise": (10.0,),
+            "shift": (10.0,),
+            "resample": (8000.0,),
+        }
     else:
         grid = {
             "level": (-40.0, -30.0, -20.0, -10.0),

@@ -452,7 +452,9 @@ def binary_mi_iou(active, onehot) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------
 # resampling: permutation p-values and bootstrap intervals
 # ------------------------------------------------------------------------------------------
-def random_subsets(n: int, k: int, n_subsets: int, *, seed: int | np.random.Generator = 0) -> np.ndarray:
+def random_subsets(
+    n: int, k: int, n_subsets: int, *, seed: int | np.random.Generator | np.random.SeedSequence = 0
+) -> np.ndarray:
     """``n_subsets`` independent uniformly random ``k``-subsets of ``range(n)``.
 
     Returns

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ from interp.run.store import Run
 from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
-from soundnet.model import CONV_LAYERS, SPEC_BY_NAME
+from soundnet.model import CONV_LAYERS, SPEC_BY_NAME, SoundNet8
 from soundnet.options import ClipStat, check_option
 
 __all__ = [
@@ -322,7 +323,7 @@ def level_dependence(best: pd.DataFrame) -> pd.DataFrame:
 
 
 def kernel_frequency_responses(
-    model: torch.nn.Module, *, layer: str = "conv1", n_fft: int = 8192
+    model: SoundNet8, *, layer: str = "conv1", n_fft: int = 8192
 ) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude frequency response of each first-layer filter, from the weights.
 
@@ -356,7 +357,7 @@ def kernel_frequency_responses(
     return freqs, 20 * np.log10(np.maximum(mag, 1e-12))
 
 
-def kernel_gains(model: torch.nn.Module, freqs_hz: Sequence[float] | np.ndarray) -> np.ndarray:
+def kernel_gains(model: SoundNet8, freqs_hz: Sequence[float] | np.ndarray) -> np.ndarray:
     """Magnitude response ``|H(f)|`` of each conv1 filter at given frequencies (exact DTFT).
 
     Parameters
@@ -371,13 +372,13 @@ def kernel_gains(model: torch.nn.Module, freqs_hz: Sequence[float] | np.ndarray)
         Linear gain of each 64-tap kernel (input-referred, before BatchNorm).
     """
     f = np.asarray(freqs_hz, dtype=np.float64)
-    w = model.conv1[0].weight.detach().cpu().numpy()[:, 0, :].astype(np.float64)  # (16, 64)
+    w = cast(torch.nn.Conv1d, model.conv1[0]).weight.detach().cpu().numpy()[:, 0, :].astype(np.float64)  # (16, 64)
     phase = np.exp(-2j * np.pi * np.outer(np.arange(w.shape[1]), f) / SAMPLE_RATE_HZ)  # (64, n_freqs)
     return np.abs(w @ phase)
 
 
 def kernel_peaks(
-    model: torch.nn.Module,
+    model: SoundNet8,
     *,
     f_min_hz: float = 50.0,
     f_max_hz: float = 10_000.0,
@@ -481,7 +482,7 @@ def best_rates(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def rate_following(
-    model: torch.nn.Module, clips: pd.DataFrame, *, layers: Sequence[str] = CONV_LAYERS, edge_s: float = 0.1
+    model: SoundNet8, clips: pd.DataFrame, *, layers: Sequence[str] = CONV_LAYERS, edge_s: float = 0.1
 ) -> pd.DataFrame:
     """How strongly each unit's activation follows the modulation of each periodic probe.
 

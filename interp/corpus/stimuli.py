@@ -305,7 +305,13 @@ def synthesize(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarra
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ParameterError(f"The 'sr' parameter of synthesize must be a positive int. Got {sr!r} instead.")
     path = row.get("path") if hasattr(row, "get") else None
-    name = path[len(VIRTUAL_SCHEME) :] if is_virtual(path) else row.get("name") if hasattr(row, "get") else None
+    name = (
+        path[len(VIRTUAL_SCHEME) :]
+        if isinstance(path, str) and is_virtual(path)
+        else row.get("name")
+        if hasattr(row, "get")
+        else None
+    )
     try:
         kind = row["kind"]
         duration_s = float(row["duration_s"])

@@ -67,6 +67,7 @@ def decode_row(row: dict, long_s: float) -> Decoded:
     path = str(row["path"])
     note = ""
     sr_src = SAMPLE_RATE_HZ
+    audio: np.ndarray | None
     try:
         if path.startswith("probes://"):
             audio = read_clip(row)  # synthesized

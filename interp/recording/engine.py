@@ -20,10 +20,11 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,9 +36,9 @@ from interp.recording.stream import StreamStats, chunk_plan, excerpt_blocks
 from interp.run.store import HEAD_STATS, STATS
 from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import AudioError, ParameterError
-from soundnet.fast import fast_model
+from soundnet.fast import FastSoundNet, fast_model
 from soundnet.geometry import SAMPLE_RATE_HZ, head_frame_ok, min_samples
-from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME
+from soundnet.model import HEAD_LAYERS, LAYERS, SPEC_BY_NAME, SoundNet8
 from soundnet.options import HeadsShort, HeadStat, check_option, choices
 
 __all__ = ["BatchEngine", "summarize_waves"]
@@ -80,12 +81,11 @@ class BatchEngine:
     def __init__(self, model: torch.nn.Module, config: RecordConfig) -> None:
         self.config = config
         self.device = torch.device(config.device)
-        self.plain = model if hasattr(model, "run_block") else None
-        self.fast = None if self.plain is not None else model
+        self.plain: SoundNet8 | None = cast(SoundNet8, model) if hasattr(model, "run_block") else None
+        self.fast: FastSoundNet | None = None if self.plain is not None else cast(FastSoundNet, model)
         if self.plain is not None and config.fast:
-            self.fast = _maybe_fast(model, config)
-            if self.fast is model:
-                self.fast = None
+            fast = _maybe_fast(self.plain, config)
+            self.fast = None if fast is model else cast(FastSoundNet, fast)
         if self.plain is None and self.fast is None:
             raise ParameterError(
                 "The 'model' parameter of BatchEngine must be a SoundNet8 or a FastSoundNet. "
@@ -103,6 +103,8 @@ class BatchEngine:
         """Run one batch of waveforms ([-1, 1], unscaled) and summarise ``layers`` per item."""
         if self.fast is not None:
             return self._forward_fast(waves, layers, keep=keep)
+        plain = self.plain
+        assert plain is not None  # BatchEngine holds one model or the other
         lengths = [len(w) for w in waves]
         xt = self._batch_tensor(waves)
         last = max(LAYERS.index(l) for l in layers)
@@ -110,16 +112,16 @@ class BatchEngine:
         # the taps are hooks on the one model: one forward pass through it at a time
         with (
             self._plain_lock,
-            LayerTap(self.plain, layers, keep=keep, edge=self.config.edge) as tap,
+            LayerTap(plain, layers, keep=keep, edge=self.config.edge) as tap,
             torch.inference_mode(),
         ):
             tap.set_lengths(lengths)
             h = xt
             for name in need:
-                h = self.plain.run_block(name, h)
+                h = plain.run_block(name, h)
             for name in HEAD_LAYERS:
                 if name in layers:
-                    self.plain.run_block(name, h)
+                    plain.run_block(name, h)
         return _Pass(tap.summaries, tap.outputs)
 
     def _batch_tensor(self, waves: list[np.ndarray]) -> torch.Tensor:
@@ -134,6 +136,7 @@ class BatchEngine:
     def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
         """The fast path; a batch of unequal lengths is masked per item after every layer, as the
         hooks of the plain path do (see ``FastSoundNet.extract_features(lengths=...)``)."""
+        assert self.fast is not None
         xt = self._batch_tensor(waves)
         lengths = [len(w) for w in waves]
         with torch.inference_mode():
@@ -189,35 +192,37 @@ class BatchEngine:
         cfg = self.config
         out: dict[int, dict[str, dict[str, np.ndarray]]] = {c.order: {} for c in clips}
         # conv layers (and heads for clips long enough), batched by length
-        items = sorted(clips, key=lambda c: len(c.audio))
-        waves_all: list[np.ndarray | None] = [
-            fit_length(c.audio, min_samples=cfg.min_samples, policy=cfg.short) for c in items
-        ]
-        lengths = [len(w) for w in waves_all]
+        items = sorted(clips, key=lambda c: len(_audio(c)))
+        fitted = [fit_length(_audio(c), min_samples=cfg.min_samples, policy=cfg.short) for c in items]
+        lengths = [len(w) for w in fitted]
+        waves_all: list[np.ndarray | None] = list(fitted)
+        del fitted  # each main pass drops its clips' waveforms from waves_all
         jobs: list[Callable[[], tuple[int, float]]] = []
         # clips without a clean head frame get their heads from a second pass, tiled (or padded)
         # to 20 s: the main pass leaves their heads alone (the jobs may run in any order)
         second = self.head_layers and cfg.heads_short != "none"
-        short = [c for c in items if not head_frame_ok(len(c.audio)).any()] if second else []
+        short = [c for c in items if not head_frame_ok(len(_audio(c))).any()] if second else []
         skip = (set(self.head_layers), {c.order for c in short})
 
         def main_pass(idx: list[int]) -> tuple[int, float]:
             batch = [items[k] for k in idx]
-            self._collect(self._forward([waves_all[k] for k in idx], cfg.layers), batch, out, skip=skip)
+            self._collect(self._forward([_audio_of(waves_all[k]) for k in idx], cfg.layers), batch, out, skip=skip)
             for k in idx:
                 waves_all[k] = None  # (the clip's audio stays with the shard until it is written)
-            return len(batch), sum(len(c.audio) for c in batch) / SAMPLE_RATE_HZ
+            return len(batch), sum(len(_audio(c)) for c in batch) / SAMPLE_RATE_HZ
 
-        jobs += [lambda idx=idx: main_pass(idx) for idx in self._batches(items, lengths, taper=taper)]
+        jobs += [functools.partial(main_pass, idx) for idx in self._batches(items, lengths, taper=taper)]
         if second:
 
             def heads_pass(batch: list[Decoded]) -> tuple[int, float]:
-                waves = [head_waveform(c.audio, heads_short=cfg.heads_short) for c in batch]
+                waves = [head_waveform(_audio(c), heads_short=cfg.heads_short) for c in batch]
                 self._collect(self._forward(waves, self.head_layers), batch, out)
                 return 0, 0.0
 
             batches = [short[i : i + cfg.batch_size] for i in range(0, len(short), cfg.batch_size)]
-            jobs += [lambda b=b: heads_pass(b) for b in (_tapered(batches, cfg.batch_size) if taper else batches)]
+            jobs += [
+                functools.partial(heads_pass, b) for b in (_tapered(batches, cfg.batch_size) if taper else batches)
+            ]
         return out, jobs
 
     def summarize(
@@ -287,7 +292,7 @@ class BatchEngine:
             for layer in cfg.layers:
                 o = res.outputs.get(layer)
                 if o is not None:
-                    counted = summary_frames(total, layer, edge=cfg.edge) if at_end else None
+                    counted = summary_frames(total, layer, edge=cfg.edge) if at_end and total is not None else None
                     acc[layer].add_chunk(
                         o[0].float().cpu().numpy(),
                         s0,
@@ -386,7 +391,7 @@ def summarize_waves(
         Decoded(i, str(i), np.asarray(w, dtype=np.float32), "ok", "", len(w) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
         for i, w in enumerate(waves)
     ]
-    res = BatchEngine(model, cfg).summarize([d for d in items if len(d.audio)]) if items else {}
+    res = BatchEngine(model, cfg).summarize([d for d in items if len(_audio(d))]) if items else {}
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer in cfg.layers:
         layer_stats = wanted or STATS + (HEAD_STATS if layer in HEAD_LAYERS else ())
@@ -414,7 +419,19 @@ def _tapered(batches: list[list], batch_size: int) -> list[list]:
     return batches + [b[i : i + small] for b in tail for i in range(0, len(b), small)]
 
 
-def _maybe_fast(model: torch.nn.Module, config: RecordConfig) -> torch.nn.Module:
+def _audio(clip: Decoded) -> np.ndarray:
+    """A decoded clip's audio (the engine only receives clips that decoded)."""
+    assert clip.audio is not None, clip.clip_id
+    return clip.audio
+
+
+def _audio_of(wave: np.ndarray | None) -> np.ndarray:
+    """A waveform still waiting for its batch (a main pass runs each batch once)."""
+    assert wave is not None
+    return wave
+
+
+def _maybe_fast(model: SoundNet8, config: RecordConfig) -> torch.nn.Module:
     """The fast inference path when available and asked for, else the model itself."""
     if not config.fast:
         return model

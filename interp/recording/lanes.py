@@ -10,13 +10,14 @@ results, do not depend on the engine, the lanes or their timing.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def _shard_jobs(
             d.status = f"error: {type(exc).__name__}: {exc}"
         return (1, d.duration_s) if d.status == "ok" else (0, 0.0)
 
-    jobs += [lambda d=d: long_job(d) for d in decoded if d.status == "ok" and d.long]
+    jobs += [functools.partial(long_job, d) for d in decoded if d.status == "ok" and d.long]
     return summaries, jobs
 
 
@@ -138,7 +139,7 @@ class _Lanes:
         lanes: int,
         lookahead: int,
         long_s: float,
-        stream: Iterator[Decoded] | None = None,
+        stream: Generator[Decoded, None, None] | None = None,
     ) -> None:
         self.shards = shards
         self.starts = np.cumsum([0] + [len(w.rows) for w in shards])  # first position of each shard
@@ -175,7 +176,7 @@ class _Lanes:
                 if self.error is not None:
                     raise self.error
                 if self.recorded != self.reported:
-                    on_progress(self.recorded[0] - self.reported[0], self.recorded[1] - self.reported[1])
+                    on_progress(int(self.recorded[0] - self.reported[0]), self.recorded[1] - self.reported[1])
                     self.reported = list(self.recorded)
                 if self.shards[k].done:
                     return self.shards[k]
@@ -293,7 +294,7 @@ class _Lanes:
                 self.cond.notify_all()
 
     def _plan(self, w: _ShardWork, engine: BatchEngine) -> None:
-        summaries, jobs = _shard_jobs(engine, w.rows, w.decoded, last=w.last)
+        summaries, jobs = _shard_jobs(engine, w.rows, cast(list[Decoded], w.decoded), last=w.last)
         with self.cond:
             w.summaries, w.jobs, w.jobs_left = summaries, deque(jobs), len(jobs)
             self.cond.notify_all()
@@ -325,7 +326,7 @@ def process_shards(
         for rows in [records[i * size : (i + 1) * size]]
     ]
     lanes = max(1, config.workers)
-    stream = None
+    stream: Generator[Decoded, None, None] | None = None
     if config.decoder == "process":  # as many worker processes as lanes (one lane: about 20 % slower)
         stream = process_decode_stream(
             [r for w in shards for r in w.rows],
@@ -370,6 +371,7 @@ def process_shards(
                 d.audio = None  # the shard keeps summaries only
             n_failed = sum(d.status != "ok" for d in decoded)
             state["failed"] += n_failed
+            assert w.summaries is not None  # set when the shard's jobs were planned
             write_shard(run_dir, w.index, w.rows, decoded, w.summaries, units, config.layers)
             pool.release(k)
             tick(n_failed, 0.0)

@@ -128,7 +128,8 @@ _ROW_GROUP_ROWS = 4096
 def _row_groups(sizes: list[int]) -> list[list[int]]:
     """Consecutive shards (by index) gathered into groups of at least :data:`_ROW_GROUP_ROWS`
     rows (the last group: what is left); ``sizes`` are the shards' rows."""
-    groups, rows = [[]], 0
+    groups: list[list[int]] = [[]]
+    rows = 0
     for i, n in enumerate(sizes):
         if rows >= _ROW_GROUP_ROWS:
             groups.append([])

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ class ShardMatrix:
                 f"Shard {str(path.parent)!r} holds summaries of shape {tuple(got)} ({dtype}), "
                 f"not {tuple(shape)} float32; delete the run folder and record again."
             )
-        return cls(path, tuple(shape), offset)
+        return cls(path, (int(shape[0]), int(shape[1])), offset)
 
     def rows(self, row0: int, n: int) -> np.ndarray:
         """Rows ``[row0, row0 + n)``: ``(n, ok clips)`` float32."""
@@ -135,10 +136,11 @@ def write_shard(
     for layer, stat, row0, n in blocks:  # one block at a time (NaN where a clip has none)
         values = [s[layer].get(stat) if layer in s else None for s in per_clip]
         have = [j for j, v in enumerate(values) if v is not None]
+        present = [cast(np.ndarray, values[j]) for j in have]
         if len(have) == len(values):
-            np.stack(values, axis=1, out=mat[row0 : row0 + n])
+            np.stack(present, axis=1, out=mat[row0 : row0 + n])
         elif have:
-            mat[row0 : row0 + n, have] = np.stack([values[j] for j in have], axis=1)
+            mat[row0 : row0 + n, have] = np.stack(present, axis=1)
     np.save(tmp / SHARD_MATRIX, mat)
     (tmp / "_SUCCESS").write_text("ok\n")
     remove_tree(final)

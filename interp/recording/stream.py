@@ -59,11 +59,11 @@ class StreamStats:
         g = layer_geometry(layer)
         self.hop, self.rf, self.first = g.hop_samples, g.receptive_field_samples, g.first_start_samples
         self.next_frame = 0
-        self.sum = None
+        self.sum: np.ndarray | None = None
         self.count = 0
-        self.max = None
-        self.arg = None
-        self.prob = None
+        self.max: np.ndarray | None = None
+        self.arg: np.ndarray | None = None
+        self.prob: np.ndarray | None = None
 
     def add_chunk(
         self, acts: np.ndarray, s0: int, n: int, *, at_start: bool, at_end: bool, counted_frames: int | None = None
@@ -95,8 +95,8 @@ class StreamStats:
         cmax = sel.max(axis=1)
         carg = gsel[sel.argmax(axis=1)]
         better = cmax > self.max  # ties keep the earlier frame, as argmax over the whole file
-        self.max = np.where(better, cmax, self.max)
-        self.arg = np.where(better, carg, self.arg)
+        self.max = np.asarray(np.where(better, cmax, self.max))
+        self.arg = np.asarray(np.where(better, carg, self.arg))
         if self.prob is not None:
             e = np.exp(sel - sel.max(axis=0, keepdims=True))
             self.prob += (e / e.sum(axis=0, keepdims=True)).sum(axis=1)
@@ -105,9 +105,9 @@ class StreamStats:
     def result(self) -> dict[str, np.ndarray]:
         """``{stat: (n_units,)}`` as :func:`interp.recording.reduce.summarize_batch` gives them
         (empty when no frame was counted)."""
-        if self.sum is None or self.count == 0:
+        if self.sum is None or self.max is None or self.arg is None or self.count == 0:
             return {}
-        res = {
+        res: dict[str, np.ndarray] = {
             "mean": (self.sum / self.count).astype(np.float32),
             "max": self.max.astype(np.float32),
             "peak_s": np.asarray(frames_to_time(self.arg, self.layer), dtype=np.float32),

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from multiprocessing.connection import wait
 
 import numpy as np
@@ -29,7 +29,9 @@ __all__ = ["LOOKAHEAD_SAMPLES", "process_decode_stream"]
 LOOKAHEAD_SAMPLES = 1 << 25
 
 
-def process_decode_stream(rows: list[dict], *, workers: int, lookahead: int, long_s: float) -> Iterator[Decoded]:
+def process_decode_stream(
+    rows: list[dict], *, workers: int, lookahead: int, long_s: float
+) -> Generator[Decoded, None, None]:
     """Decode rows in ``workers`` worker processes (``decoder="process"``); yield them in order.
 
     Each worker has its own pipe and one clip at a time; work is handed out as the consumer

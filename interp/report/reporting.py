@@ -57,7 +57,7 @@ class _StudyParser(argparse.ArgumentParser):
         super().__init__(*a, **kw)
         self._script = script
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         ns = super().parse_args(args, namespace)
         ns.argv = [self._script] + list(sys.argv[1:] if args is None else args)
         return ns

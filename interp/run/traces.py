@@ -29,7 +29,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ from interp.run.store import Run, atomic_write_bytes
 from soundnet.audio import fit_length, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry, min_samples
-from soundnet.model import HEAD_LAYERS, load_soundnet
+from soundnet.model import HEAD_LAYERS, FeatureExtractor, load_soundnet
+from soundnet.options import Short
 
 __all__ = [
     "CACHE_FORMAT",
@@ -207,22 +208,22 @@ def _load_npz(path: Path, key: str, names: list[str] | None = None) -> dict[str,
 
 def _save_npz(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
-    np.savez(buf, key=np.array(key), **arrays)
+    np.savez(buf, key=np.array(key), **arrays)  # type: ignore[arg-type]  # numpy stubs: **arrays
     atomic_write_bytes(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------------------------
 # traces
 # --------------------------------------------------------------------------------------------
-def _run_settings(run: Run) -> tuple[str, int, str]:
+def _run_settings(run: Run) -> tuple[Short, int, Short]:
     s = run.meta.get("settings", {})
-    short = str(s.get("short", "none"))
+    short = cast(Short, str(s.get("short", "none")))
     ml = s.get("min_length", "conv7")
     need = 0 if short == "none" else (min_samples(ml) if isinstance(ml, str) else int(ml))
-    return short, need, str(s.get("heads_short", "tile"))
+    return short, need, cast(Short, str(s.get("heads_short", "tile")))
 
 
-def _forward_layers(model: torch.nn.Module, wave: np.ndarray, layers: list[str]) -> dict[str, np.ndarray]:
+def _forward_layers(model: FeatureExtractor, wave: np.ndarray, layers: list[str]) -> dict[str, np.ndarray]:
     if not layers:
         return {}
     with torch.inference_mode():
@@ -236,7 +237,7 @@ def clip_traces(
     *,
     layers: list[str] | tuple[str, ...] | None = None,
     window_s: tuple[float, float] | None = None,
-    model: torch.nn.Module | None = None,
+    model: FeatureExtractor | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every unit's activation over time on one clip, for several layers (one forward pass).
 
@@ -324,7 +325,7 @@ def unit_traces(
     layer: str,
     *,
     window_s: tuple[float, float] | None = None,
-    model: torch.nn.Module | None = None,
+    model: FeatureExtractor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The activation over time of every unit of ``layer`` on one clip (cached).
 

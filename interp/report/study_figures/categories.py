@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from interp.report.figures import PALETTE, category_colors, hz_label
 from interp.report.study_figures.common import MUTED, NONE, layer_list, styled
+from interp.run.traces import Spectrogram
 from soundnet.model import CONV_LAYERS
 
 __all__ = ["unit_label_chart", "top_clips_figure", "robustness_figure", "ablation_figure", "recall_heatmap"]
@@ -55,7 +56,7 @@ def unit_label_chart(labels: pd.DataFrame, *, title: str | None = None) -> go.Fi
 
 
 def top_clips_figure(
-    spectrograms: Sequence[Sequence[object]],
+    spectrograms: Sequence[Sequence[Spectrogram | None]],
     row_titles: Sequence[str],
     cell_titles: Sequence[Sequence[str]],
     *,
