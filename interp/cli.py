@@ -118,6 +118,18 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     run = open_run(args.run)
     table = rank_units(run, args.category, metric=args.metric, layer=args.layer, top=args.top)
     print(format_rank_table(table))
+    if args.category and not args.no_crossfit:
+        from interp.analysis.crossfit import run_crossfit_ranking
+        from interp.report.cards import format_crossfit_table
+
+        stat = (run.read_table("selectivity").attrs.get("selectivity") or {}).get("stat", "max")
+        print()
+        print(
+            "The 95% CI above is computed on the clips that chose these units (too narrow: selection).\n"
+            "Selection-free: units chosen on one half of the groups, AUROC and group-bootstrap CI on the other:"
+        )
+        crossfit = run_crossfit_ranking(run, args.category, layer=args.layer, stat=stat, top=min(args.top, 10))
+        print(format_crossfit_table(crossfit))
     return 0
 
 
@@ -241,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--layer", "-l", help="restrict to a layer")
     k.add_argument("--metric", "-m", default="auroc", help="auroc, csi, dprime, mi, iou")
     k.add_argument("--top", type=int, default=20)
+    k.add_argument(
+        "--no-crossfit", action="store_true", help="skip the cross-fitted (selection-free) table after the ranking"
+    )
     k.set_defaults(func=_cmd_rank)
 
     u = sub.add_parser("unit", help="one unit's card")

@@ -24,7 +24,7 @@ from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
-__all__ = ["format_rank_table", "unit_card"]
+__all__ = ["format_rank_table", "format_crossfit_table", "unit_card"]
 
 
 def _fmt_p(v: float) -> str:
@@ -72,6 +72,33 @@ def format_rank_table(df: pd.DataFrame) -> str:
 
     def line(vals):
         return "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def format_crossfit_table(df: pd.DataFrame) -> str:
+    """A cross-fitted ranking (:func:`interp.analysis.crossfit.run_crossfit_ranking`) as text."""
+    if df.empty:
+        return "(no units)"
+    head = ["half", "rank", "layer", "unit", "AUROC chosen on", "AUROC held out", "95% CI", "n", "groups"]
+    rows = [
+        [
+            f"{int(r.fold)}",
+            f"{int(r.rank)}",
+            str(r.layer),
+            f"{int(r.unit)}",
+            f"{r.auroc_select:.3f}",
+            f"{r.auroc:.3f}",
+            f"[{r.auroc_lo:.3f}, {r.auroc_hi:.3f}]",
+            f"{int(r.n_pos)}/{int(r.n_rest)}",
+            f"{int(r.n_groups_pos)}/{int(r.n_groups_rest)}",
+        ]
+        for r in df.itertuples(index=False)
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i == 2 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
 
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
