@@ -271,6 +271,7 @@ class RunData:
                 self.unit_column(layer, unit, self.stat),
                 self.clips["label"],
                 list(self.categories),
+                groups=self.clips["group"] if "group" in self.clips.columns else None,
                 n_boot=N_BOOT,
                 confidence=confidence,
                 seed=0,

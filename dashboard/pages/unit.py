@@ -257,7 +257,9 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
                     className="note",
                     children=(
                         f"Statistic: {data.stat} over time per clip. AUROC one category vs the rest, 95% CI stratified "
-                        f"bootstrap (2000 resamples, computing…); p one-sided Mann-Whitney (permutation for small "
+                        f"bootstrap of whole groups of clips (2000 resamples, computing…; on the clips that rank "
+                        f"the unit, so too narrow for a unit chosen as the best of many: `soundnet-interp rank` "
+                        f"prints selection-free ones); p one-sided Mann-Whitney (permutation for small "
                         f"categories); q Benjamini-Hochberg over all units x categories. Highlighted: q < {qmax} and "
                         f"AUROC ≥ {amin}."
                     ),

@@ -53,6 +53,7 @@ from scipy import special
 
 from interp.analysis import stats
 from interp.analysis.nuisance import run_nuisance_report
+from interp.analysis.resampling import group_bootstrap_auroc
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
@@ -589,8 +590,11 @@ def rank_units(
     top : int
         Rows returned.
     ci : bool
-        Add ``auroc_lo``/``auroc_hi``: stratified bootstrap percentile interval
-        (``confidence``, ``n_boot`` resamples) for each row shown.
+        Add ``auroc_lo``/``auroc_hi``: stratified percentile bootstrap interval (``confidence``,
+        ``n_boot`` resamples) for each row shown, resampling whole groups when the run's clips
+        have a ``group`` column (:mod:`interp.analysis.resampling`). These intervals are computed
+        on the clips that chose the units and are too narrow for the best of many units: see
+        :mod:`interp.analysis.crossfit` for selection-free ones.
     **options
         Passed to :func:`run_selectivity` (``stat="mean"``, ...).
 
@@ -604,6 +608,8 @@ def rank_units(
     if ci and len(out):
         stat = (sel.attrs.get("selectivity") or {}).get("stat", options.get("stat", "max"))
         lab = _labels_series(run)
+        ok_clips = run.ok_clips
+        groups = ok_clips["group"].astype(str) if "group" in ok_clips.columns else None
         lo = np.full(len(out), np.nan)
         hi = np.full(len(out), np.nan)
         for lay, rows in out.groupby("layer", sort=False):
@@ -613,8 +619,9 @@ def rank_units(
             pos = (lab.reindex(a.index) == category).to_numpy()
             if 0 < pos.sum() < len(pos):
                 x = a[rows["unit"].astype(int).tolist()].to_numpy(dtype=np.float64)
-                bounds = stats.bootstrap_auroc_ci(x, pos, n_boot=n_boot, confidence=confidence, seed=seed)
-                lo[rows.index], hi[rows.index] = bounds[:, 0], bounds[:, 1]
+                g = None if groups is None else groups.reindex(a.index).to_numpy()
+                bounds = group_bootstrap_auroc(x, pos, g, n_boot=n_boot, confidence=confidence, seed=seed)
+                lo[rows.index], hi[rows.index] = bounds["auroc_lo"].to_numpy(), bounds["auroc_hi"].to_numpy()
         out["auroc_lo"], out["auroc_hi"] = lo, hi
     return out
 
@@ -761,6 +768,7 @@ def unit_auroc_intervals(
     labels: pd.Series,
     categories: list[str],
     *,
+    groups: pd.Series | None = None,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -777,8 +785,10 @@ def unit_auroc_intervals(
     labels : pandas.Series
         Each clip's category, indexed by clip id (clips without one are left out).
     categories : list of str
+    groups : pandas.Series, optional
+        Each clip's group, indexed by clip id: the bootstrap resamples whole groups.
     n_boot, confidence, seed
-        As for :func:`interp.analysis.stats.bootstrap_auroc_ci`.
+        As for :func:`interp.analysis.resampling.group_bootstrap_auroc`.
 
     Returns
     -------
@@ -789,11 +799,13 @@ def unit_auroc_intervals(
     ok = np.isfinite(x)
     x = x[ok][:, None]
     lab = labels.reindex(acts.index).to_numpy()[ok]
+    grp = None if groups is None else groups.reindex(acts.index).astype(str).to_numpy()[ok]
     rows = []
     for cat in categories:
         pos = lab == cat
         if 0 < pos.sum() < len(pos):
-            lo, hi = stats.bootstrap_auroc_ci(x, pos, n_boot=n_boot, confidence=confidence, seed=seed)[0]
+            r = group_bootstrap_auroc(x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
+            lo, hi = r["auroc_lo"], r["auroc_hi"]
         else:
             lo, hi = np.nan, np.nan
         rows.append((cat, float(lo), float(hi)))
