@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.analysis.selectivity import output_correlations, rank_table, unit_auroc_intervals
+from interp.analysis.resampling import unit_auroc_intervals
+from interp.analysis.selectivity import output_correlations, rank_table
 from interp.analysis.topclips import quantile_bins, top_clips
 from interp.analysis.tuning import stimulus_responses
 from interp.report.figures import category_colors

@@ -314,7 +314,7 @@ def unit_output_effects(
         ranking by the change of the class logit relative to the others); ``delta``: mean change
         of the probability itself; ``base``: mean unablated probability.
     """
-    run = run if isinstance(run, Run) else open_run(run)
+    run = open_run(run)
     units = [int(unit)] if isinstance(unit, (int, np.integer)) else [int(u) for u in unit]
     _check_units({layer: units})
     model = _model_for(run, model)
@@ -401,7 +401,7 @@ def fit_category_readout(
 
     ``runner`` is a :class:`HeadRunner` over all ok clips in ``run.ok_clips`` order (any layer).
     """
-    run = run if isinstance(run, Run) else open_run(run)
+    run = open_run(run)
     res = runner.outputs()
     lab = run.labels.astype(str).to_numpy()
     ro = CategoryReadout(category, features=features, C=C)
@@ -461,7 +461,7 @@ def category_ablation_effect(
     DataFrame ``condition`` ("top" or "random"), ``draw``, ``units`` (list), ``score``, ``drop``;
     ``df.attrs`` holds ``base_score`` (the unablated mean score) and ``readout``.
     """
-    run = run if isinstance(run, Run) else open_run(run)
+    run = open_run(run)
     n_layer = run.n_units(layer)
     if units is None:
         sel = run_selectivity(run, **selectivity_options)

@@ -167,7 +167,7 @@ def run_crossfit_ranking(
     Units are named by ``layer`` and ``unit`` (their index in the layer); groups come from
     ``clips.parquet``'s ``group`` column when the run has one.
     """
-    run = run if isinstance(run, Run) else open_run(run)
+    run = open_run(run)
     layers = run.layers if layer is None else ([layer] if isinstance(layer, str) else list(layer))
     parts, owner = [], {}
     for name in layers:

@@ -151,10 +151,6 @@ def _cliff_db(power: np.ndarray, freqs: np.ndarray) -> float:
     return float(np.max(10.0 * np.log10(below / above)))
 
 
-def _open(run: Run | str | os.PathLike) -> Run:
-    return run if isinstance(run, Run) else open_run(run)
-
-
 def clip_nuisances(run: Run | str | os.PathLike, *, recompute: bool = False, write: bool = True) -> pd.DataFrame:
     """The nuisances of every ok clip of a run (see the module docstring).
 
@@ -165,7 +161,7 @@ def clip_nuisances(run: Run | str | os.PathLike, *, recompute: bool = False, wri
     -------
     DataFrame indexed by clip id, columns :data:`NUISANCES`.
     """
-    run = _open(run)
+    run = open_run(run)
     key = {
         "path": str(run.path),
         "finished": run.meta.get("finished", run.meta.get("created")),
@@ -284,7 +280,7 @@ def run_nuisance_report(
     **options
         Passed to :func:`nuisance_report` (``n_boot``, ``flag_at``, ...).
     """
-    run = _open(run)
+    run = open_run(run)
     ok = run.ok_clips
     groups = ok[group_column] if group_column and group_column in ok.columns else None
     report = nuisance_report(clip_nuisances(run, write=write), ok["label"], groups, **options)

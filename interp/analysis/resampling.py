@@ -36,6 +36,7 @@ __all__ = [
     "weighted_auroc",
     "group_bootstrap_auroc",
     "group_label_permutations",
+    "unit_auroc_intervals",
 ]
 
 
@@ -211,3 +212,52 @@ def group_label_permutations(
     for i in range(n_permutations):
         out[i] = rng.permutation(group_label)[codes]
     return out
+
+
+def unit_auroc_intervals(
+    acts: pd.Series,
+    labels: pd.Series,
+    categories: list[str],
+    *,
+    groups: pd.Series | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Stratified bootstrap interval of one unit's AUROC for every category.
+
+    The interval :func:`interp.analysis.selectivity.rank_units` reports for a ranked unit, for
+    every category of one unit (what the dashboard's unit page shows).
+
+    Parameters
+    ----------
+    acts : pandas.Series
+        The unit's per-clip summary, indexed by clip id.
+    labels : pandas.Series
+        Each clip's category, indexed by clip id (clips without one are left out).
+    categories : list of str
+    groups : pandas.Series, optional
+        Each clip's group, indexed by clip id: the bootstrap resamples whole groups.
+    n_boot, confidence, seed
+        As for :func:`interp.analysis.resampling.group_bootstrap_auroc`.
+
+    Returns
+    -------
+    DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every clip).
+    """
+    acts = acts[acts.index.isin(labels.index)]
+    x = acts.to_numpy(dtype=np.float64)
+    ok = np.isfinite(x)
+    x = x[ok][:, None]
+    lab = labels.reindex(acts.index).to_numpy()[ok]
+    grp = None if groups is None else groups.reindex(acts.index).astype(str).to_numpy()[ok]
+    rows = []
+    for cat in categories:
+        pos = lab == cat
+        if 0 < pos.sum() < len(pos):
+            r = group_bootstrap_auroc(x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
+            lo, hi = r["auroc_lo"], r["auroc_hi"]
+        else:
+            lo, hi = np.nan, np.nan
+        rows.append((cat, float(lo), float(hi)))
+    return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])

@@ -76,7 +76,6 @@ __all__ = [
     "run_unit_labels",
     "run_output_correlations",
     "analyze",
-    "unit_auroc_intervals",
 ]
 
 #: Ranking metrics and their direction (True: higher is more selective).
@@ -485,8 +484,6 @@ def output_correlations(
 # ------------------------------------------------------------------------------------------
 # run level
 # ------------------------------------------------------------------------------------------
-def _open(run: Run | str | os.PathLike) -> Run:
-    return run if isinstance(run, Run) else open_run(run)
 
 
 def _suffix(stat: str) -> str:
@@ -534,7 +531,7 @@ def run_selectivity(
     -------
     DataFrame (see :func:`compute_selectivity`).
     """
-    run = _open(run)
+    run = open_run(run)
     cfg = _config(config, options)
     layers = run.layers if layers is None else list(layers)
     for layer in layers:
@@ -602,7 +599,7 @@ def rank_units(
     -------
     DataFrame: ``rank`` then the selectivity columns (and the interval).
     """
-    run = _open(run)
+    run = open_run(run)
     sel = run_selectivity(run, **options)
     out = rank_table(sel, category, metric=metric, layer=layer, top=top)
     if ci and len(out):
@@ -642,7 +639,7 @@ def run_unit_labels(
     dict with ``unit_labels`` (:func:`label_units`), ``layers`` (:func:`layer_summary`) and
     ``counts`` (:func:`category_counts`).
     """
-    run = _open(run)
+    run = open_run(run)
     sel = run_selectivity(run, **options)
     labels = label_units(sel, metric=metric, q_max=q_max, auroc_min=auroc_min)
     cats = (sel.attrs.get("selectivity") or {}).get("categories")
@@ -703,7 +700,7 @@ def run_output_correlations(
     -------
     DataFrame ``layer, unit, head, rank, class_index, class_name, r``.
     """
-    run = _open(run)
+    run = open_run(run)
     heads = [h for h in HEAD_LAYERS if h in run.layers]
     if not heads:
         raise ParameterError(
@@ -753,7 +750,7 @@ def analyze(
     dict of DataFrames: ``selectivity``, ``unit_labels``, ``layers``, ``counts``, ``nuisance``
     and maybe ``unit_outputs``.
     """
-    run = _open(run)
+    run = open_run(run)
     sel = run_selectivity(run, recompute=recompute, **options)
     res = {"selectivity": sel}
     res.update(run_unit_labels(run, metric=metric, q_max=q_max, auroc_min=auroc_min, **options))
@@ -761,52 +758,3 @@ def analyze(
         res["unit_outputs"] = run_output_correlations(run, stat=sel.attrs["selectivity"]["stat"], output=output)
     res["nuisance"] = run_nuisance_report(run)
     return res
-
-
-def unit_auroc_intervals(
-    acts: pd.Series,
-    labels: pd.Series,
-    categories: list[str],
-    *,
-    groups: pd.Series | None = None,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Stratified bootstrap interval of one unit's AUROC for every category.
-
-    The interval :func:`rank_units` reports for a ranked unit, for every category of one unit
-    (what the dashboard's unit page shows).
-
-    Parameters
-    ----------
-    acts : pandas.Series
-        The unit's per-clip summary, indexed by clip id.
-    labels : pandas.Series
-        Each clip's category, indexed by clip id (clips without one are left out).
-    categories : list of str
-    groups : pandas.Series, optional
-        Each clip's group, indexed by clip id: the bootstrap resamples whole groups.
-    n_boot, confidence, seed
-        As for :func:`interp.analysis.resampling.group_bootstrap_auroc`.
-
-    Returns
-    -------
-    DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every clip).
-    """
-    acts = acts[acts.index.isin(labels.index)]
-    x = acts.to_numpy(dtype=np.float64)
-    ok = np.isfinite(x)
-    x = x[ok][:, None]
-    lab = labels.reindex(acts.index).to_numpy()[ok]
-    grp = None if groups is None else groups.reindex(acts.index).astype(str).to_numpy()[ok]
-    rows = []
-    for cat in categories:
-        pos = lab == cat
-        if 0 < pos.sum() < len(pos):
-            r = group_bootstrap_auroc(x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
-            lo, hi = r["auroc_lo"], r["auroc_hi"]
-        else:
-            lo, hi = np.nan, np.nan
-        rows.append((cat, float(lo), float(hi)))
-    return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])

@@ -29,10 +29,6 @@ __all__ = ["top_clips", "quantile_bins", "unit_quantile_clips", "top_label_count
 _CLIP_COLUMNS = ("label", "path", "duration_s")
 
 
-def _open(run: Run | str | os.PathLike) -> Run:
-    return run if isinstance(run, Run) else open_run(run)
-
-
 def _check_unit(run: Run, layer: str, unit: int, fn: str) -> int:
     n = run.n_units(layer)
     if not 0 <= int(unit) < n:
@@ -71,7 +67,7 @@ def top_clips(
         seconds from the clip start (``start_s``/``end_s``: receptive field of the peak frame,
         clipped to the clip). Ties are broken by corpus order.
     """
-    run = _open(run)
+    run = open_run(run)
     unit = _check_unit(run, layer, unit, "top_clips")
     if int(k) < 1:
         raise ParameterError(f"The 'k' parameter of top_clips must be >= 1. Got {k!r} instead.")
@@ -147,7 +143,7 @@ def unit_quantile_clips(
     run: Run | str | os.PathLike, layer: str, unit: int, *, stat: ClipStat = "max", n_bins: int = 10, per_bin: int = 3
 ) -> pd.DataFrame:
     """:func:`quantile_bins` of one unit of a run, with each clip's label and path."""
-    run = _open(run)
+    run = open_run(run)
     unit = _check_unit(run, layer, unit, "unit_quantile_clips")
     out = quantile_bins(run.activations(layer, stat)[unit], n_bins=n_bins, per_bin=per_bin)
     return _with_clip_info(out, run)

@@ -137,7 +137,7 @@ def unit_card(
     -------
     str
     """
-    run = run if isinstance(run, Run) else open_run(run)
+    run = open_run(run)
     n = run.n_units(layer)
     if not 0 <= int(unit) < n:
         raise ParameterError(

@@ -289,15 +289,16 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def open_run(path: str | os.PathLike) -> Run:
-    """Open a complete run directory; see :class:`Run`.
+def open_run(path: Run | str | os.PathLike) -> Run:
+    """Open a complete run directory; see :class:`Run` (a :class:`Run` is returned as it is, so
+    that every function can take a run or its path).
 
     Raises
     ------
     RunError
         No ``run.json``, or the run is incomplete.
     """
-    return Run(path)
+    return path if isinstance(path, Run) else Run(path)
 
 
 def iter_parquet_batches(paths: Iterable[Path]) -> Iterable[pa.Table]:
