@@ -31,6 +31,7 @@ from typing import Any
 
 import dash
 import flask
+import soundfile as sf
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids, views
@@ -208,8 +209,6 @@ def _window_arg() -> tuple[float, float] | None:
 
 def _audio_route(name: str) -> flask.Response:
     """``/audio/<clip_id>.wav``: the clip's excerpt as WAV; 404 for anything that is not an ok clip id."""
-    import soundfile as sf
-
     data: RunData = flask.current_app.config[CONFIG_KEY]
     if not name.endswith(".wav"):
         flask.abort(404)

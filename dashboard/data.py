@@ -15,10 +15,11 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
 from interp.analysis.resampling import unit_auroc_intervals
@@ -31,7 +32,7 @@ from interp.run.store import Run, activation_file, open_run
 from interp.run.traces import clip_audio, clip_spectrogram
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS, load_soundnet
-from soundnet.options import ClipStat
+from soundnet.options import ClipStat, HeadStat, check_option
 
 __all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
 
@@ -47,7 +48,7 @@ N_BOOT = 2000
 
 def get_data() -> RunData:
     """The :class:`RunData` of the app serving the current request."""
-    import flask
+    import flask  # only in a request: RunData serves benchmarks and tests without flask (0.1 s)
 
     return flask.current_app.config[CONFIG_KEY]
 
@@ -209,12 +210,13 @@ class RunData:
         return self._table("selectivity") is not None
 
     @property
-    def stat(self) -> str:
+    def stat(self) -> ClipStat:
         """The per-clip statistic the selectivity analysis used (``max`` when none)."""
         sel = self._table("selectivity")
         if sel is None:
             return "max"
-        return str((sel.attrs.get("selectivity") or {}).get("stat", "max"))
+        stat = str((sel.attrs.get("selectivity") or {}).get("stat", "max"))
+        return cast(ClipStat, check_option("stat", stat, ClipStat, where="the run's selectivity table"))
 
     @property
     def selectivity(self) -> pd.DataFrame | None:
@@ -404,13 +406,12 @@ class RunData:
         return df
 
     # -- per unit ------------------------------------------------------------------------------
-    def unit_column(self, layer: str, unit: int, stat: str) -> pd.Series:
+    def unit_column(self, layer: str, unit: int, stat: HeadStat) -> pd.Series:
         """One unit's per-clip ``stat``, indexed by ``clip_id`` (float64).
 
         Reads the single Parquet column, not the layer's whole table (which for a large corpus
         and conv7 is hundreds of megabytes).
         """
-        import pyarrow.parquet as pq
 
         def build() -> pd.Series:
             self.run.n_units(layer)  # validates the layer
@@ -424,7 +425,7 @@ class RunData:
 
         return self._cached(("column", layer, int(unit), stat), build)
 
-    def unit_values(self, layer: str, unit: int, *, stat: str | None = None) -> pd.DataFrame:
+    def unit_values(self, layer: str, unit: int, *, stat: ClipStat | None = None) -> pd.DataFrame:
         """The unit's per-clip statistic with each clip's label: columns ``value, label``."""
         st = stat or self.stat
 
@@ -544,7 +545,7 @@ class RunData:
 
         return clip_audio(self.run, clip_id, window_s=window_s)
 
-    def clip_values(self, clip_id: str, layer: str, *, stat: str = "max") -> np.ndarray:
+    def clip_values(self, clip_id: str, layer: str, *, stat: ClipStat = "max") -> np.ndarray:
         """Every unit's ``stat`` on one clip, shape (n_units,)."""
         a = self.run.activations(layer, stat)
         return a.loc[clip_id].to_numpy(dtype=np.float64)

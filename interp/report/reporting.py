@@ -39,8 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from interp.recording import RecordConfig, record_corpus
+from interp.report.figures import export_figure
 from interp.run.store import Run, atomic_write_bytes, open_run, write_parquet
 from soundnet.errors import ParameterError
+from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 
 __all__ = [
     "study_parser",
@@ -166,8 +169,6 @@ def obtain_run(
                 f"them with `soundnet-interp record ... --layers {','.join(layers)}`."
             )
         return run
-    from interp.recording import record_corpus
-
     run_dir = Path(args.out) / "run"
     summary = record_corpus(
         args.corpus if corpus is None else corpus,
@@ -186,9 +187,6 @@ def obtain_run(
 
 def _clip_note(run: Run) -> str:
     """One sentence on clip lengths against the receptive fields, and the run's short-clip policy."""
-    from interp.recording import RecordConfig
-    from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
-
     dur = run.ok_clips["duration_s"].astype(float) if "duration_s" in run.ok_clips.columns else pd.Series(dtype=float)
     if dur.dropna().empty:
         return ""
@@ -287,8 +285,6 @@ class Report:
 
     def figure(self, name: str, fig, caption: str, *, width: int | None = None, height: int | None = None) -> dict:
         """Export ``fig`` as ``<name>.html/.png/.svg/.pdf``; ``caption`` goes to ``summary.md``."""
-        from interp.report.figures import export_figure
-
         written = export_figure(fig, self.out_dir / name, formats=self.formats, width=width, height=height)
         for p in written.values():
             os.chmod(p, 0o644)

@@ -27,7 +27,7 @@ from interp.corpus.corpora import load_corpus
 from interp.report import figures
 from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
-from soundnet.model import CONV_LAYERS
+from soundnet.model import CONV_LAYERS, load_soundnet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         # 2'. the paper's protocol on pool5
-        from soundnet import load_soundnet
-
         probes = lp.paper_protocol(run, load_soundnet())
         r = probes.iloc[0]
         esc50 = {"esc10", "src_file", "take"} <= set(run.clips.columns)

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from soundnet.errors import ParameterError
+from soundnet.specs import LAYERS
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -226,8 +227,6 @@ def check_columns(name: str, func: str, df: pd.DataFrame, columns: Sequence[str]
 
 def layer_order(layers: Sequence[str]) -> list[str]:
     """Layers in forward order (known SoundNet layers first, others after, as given)."""
-    from soundnet.model import LAYERS
-
     known = [layer for layer in LAYERS if layer in set(layers)]
     return known + [layer for layer in dict.fromkeys(layers) if layer not in LAYERS]
 
