@@ -27,7 +27,7 @@ import math
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dash
 import flask
@@ -36,7 +36,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids, views
 from dashboard.data import CONFIG_KEY, RunData
-from interp.report.figures import export_figure
+from interp.report.figures import ExportFormat, export_figure
 from soundnet.errors import SoundNetError
 from soundnet.geometry import SAMPLE_RATE_HZ
 
@@ -260,7 +260,7 @@ def _export_route(rest: str) -> flask.Response:
     if fig is None:
         flask.abort(404)
     with tempfile.TemporaryDirectory(prefix="soundnet-export-") as tmp:
-        written = export_figure(fig, Path(tmp) / "figure", formats=(fmt,))
+        written = export_figure(fig, Path(tmp) / "figure", formats=(cast(ExportFormat, fmt),))
         blob = written[fmt].read_bytes()
     return flask.send_file(
         io.BytesIO(blob), mimetype=_MIMETYPES[fmt], as_attachment=True, download_name=f"{stem}.{fmt}"

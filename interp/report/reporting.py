@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from interp.recording import RecordConfig, record_corpus
-from interp.report.figures import export_figure
+from interp.report.figures import EXPORT_FORMATS, ExportFormat, export_figure
 from interp.run.store import Run, atomic_write_bytes, open_run, write_parquet
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
@@ -231,7 +231,7 @@ class Report:
         The folder (created).
     title : str
         Heading of ``summary.md``.
-    formats : sequence of str
+    formats : sequence of {"html", "png", "svg", "pdf"}
         Figure formats (default HTML, PNG, SVG, PDF).
 
     Examples
@@ -245,7 +245,7 @@ class Report:
     name: str
     out_dir: Path
     title: str
-    formats: tuple[str, ...] = ("html", "png", "svg", "pdf")
+    formats: tuple[ExportFormat, ...] = EXPORT_FORMATS
     tables: list[_Item] = field(default_factory=list)
     figures: list[_Item] = field(default_factory=list)
     numbers: list[tuple[str, str]] = field(default_factory=list)

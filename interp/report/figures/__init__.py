@@ -29,6 +29,7 @@ from interp.report.figures.style import (
     EXPORT_FORMATS,
     FONT_FAMILY,
     PALETTE,
+    ExportFormat,
     apply_house_style,
     category_colors,
     house_template,
@@ -46,6 +47,7 @@ from interp.report.figures.unit_charts import (
 
 __all__ = [
     # style
+    "ExportFormat",
     "EXPORT_FORMATS",
     "FONT_FAMILY",
     "PALETTE",

@@ -13,12 +13,13 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import plotly.graph_objects as go
 
-from interp.report.figures.style import EXPORT_FORMATS
+from interp.report.figures.style import EXPORT_FORMATS, ExportFormat
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 
 __all__ = ["find_browser", "figure_bytes", "export_figure"]
 
@@ -99,22 +100,19 @@ def _render_static(
     return box["result"]
 
 
-def _check_formats(formats: Sequence[str], func: str) -> tuple[str, ...]:
+def _check_formats(formats: ExportFormat | Sequence[ExportFormat], func: str) -> tuple[ExportFormat, ...]:
+    """The formats, lower-cased and without repeats; each one checked with :func:`check_option`."""
     if isinstance(formats, str):
         formats = (formats,)
-    fmts = tuple(str(f).lower() for f in formats)
-    bad = [f for f in fmts if f not in EXPORT_FORMATS]
-    if bad or not fmts:
-        raise ParameterError(
-            f"The 'formats' parameter of {func} must be a non-empty subset of {EXPORT_FORMATS}. "
-            f"Got {tuple(formats)!r} instead."
-        )
+    if not formats:
+        raise ParameterError(f"The 'formats' parameter of {func} must name at least one of {EXPORT_FORMATS}.")
+    fmts = [cast(ExportFormat, check_option("formats", str(f).lower(), ExportFormat, where=func)) for f in formats]
     return tuple(dict.fromkeys(fmts))
 
 
 def figure_bytes(
     fig: go.Figure,
-    formats: Sequence[str] = EXPORT_FORMATS,
+    formats: ExportFormat | Sequence[ExportFormat] = EXPORT_FORMATS,
     *,
     width: int | None = None,
     height: int | None = None,
@@ -165,7 +163,7 @@ def figure_bytes(
 def export_figure(
     fig: go.Figure,
     path_stem: str | os.PathLike,
-    formats: Sequence[str] = EXPORT_FORMATS,
+    formats: ExportFormat | Sequence[ExportFormat] = EXPORT_FORMATS,
     *,
     width: int | None = None,
     height: int | None = None,

@@ -7,16 +7,18 @@ so that the dashboard, the studies and the exports look alike.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from soundnet.errors import ParameterError
+from soundnet.options import choices
 from soundnet.specs import LAYERS
 
 __all__ = [
+    "ExportFormat",
     "EXPORT_FORMATS",
     "FONT_FAMILY",
     "PALETTE",
@@ -26,7 +28,10 @@ __all__ = [
     "hz_label",
 ]
 
-EXPORT_FORMATS = ("html", "png", "svg", "pdf")
+#: A file format :func:`~interp.report.figures.export.export_figure` writes.
+ExportFormat = Literal["html", "png", "svg", "pdf"]
+#: Every export format, in the order files are written.
+EXPORT_FORMATS: tuple[ExportFormat, ...] = choices(ExportFormat)
 #: The font stack of every figure.
 FONT_FAMILY = "Inter, 'Segoe UI', 'Helvetica Neue', Helvetica, Arial, sans-serif"
 #: Qualitative palette for categories (Tableau 10, then Plotly's Dark24 for more).

@@ -25,6 +25,7 @@ from interp.report.figures.style import (
     styled_figure,
 )
 from soundnet.errors import ParameterError
+from soundnet.options import HeadStat, check_option
 
 __all__ = [
     "activation_histogram",
@@ -45,7 +46,7 @@ def activation_histogram(
     labels: np.ndarray | Sequence[str],
     *,
     n_bins: int = 40,
-    stat: str = "max",
+    stat: HeadStat = "max",
     title: str | None = None,
     height: int = 300,
     colors: Mapping[str, str] | None = None,
@@ -59,11 +60,12 @@ def activation_histogram(
     labels : array of str, shape (n_clips,)
         Each clip's category.
     n_bins : int
-    stat : str
-        Name of the statistic, for the axis title.
+    stat : {"max", "mean", "peak_s", "prob"}
+        The statistic over time the values are (for the axis title).
     colors : mapping, optional
         Category colours (default :func:`category_colors` of ``labels``).
     """
+    check_option("stat", stat, HeadStat, where="activation_histogram")
     v = check_1d("values", "activation_histogram", values).astype(float)
     lab = check_1d("labels", "activation_histogram", labels).astype(str)
     if len(v) != len(lab):
@@ -111,7 +113,7 @@ def category_distributions(
     values: np.ndarray | Sequence[float],
     labels: np.ndarray | Sequence[str],
     *,
-    stat: str = "max",
+    stat: HeadStat = "max",
     title: str | None = None,
     height: int | None = None,
     colors: Mapping[str, str] | None = None,
@@ -122,10 +124,11 @@ def category_distributions(
     ----------
     values : array, shape (n_clips,)
     labels : array of str, shape (n_clips,)
-    stat : str
-        Name of the statistic, for the axis title.
+    stat : {"max", "mean", "peak_s", "prob"}
+        The statistic over time the values are (for the axis title).
     colors : mapping, optional
     """
+    check_option("stat", stat, HeadStat, where="category_distributions")
     v = check_1d("values", "category_distributions", values).astype(float)
     lab = check_1d("labels", "category_distributions", labels).astype(str)
     if len(v) != len(lab):
