@@ -13,12 +13,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 import torch
+from audioread.ffdec import FFmpegAudioFile
 
 from soundnet.errors import AudioError, ParameterError
 from soundnet.geometry import HEADS_TILE_SAMPLES, SAMPLE_RATE_HZ, min_samples
@@ -131,8 +135,6 @@ def _soundfile_info(p: Path, f) -> AudioInfo:
 def _ffmpeg_info(p: Path, sf_complaint: str) -> AudioInfo:
     """What a file that libsndfile cannot open holds, as ffmpeg (through audioread) sees it."""
     try:
-        from audioread.ffdec import FFmpegAudioFile
-
         with FFmpegAudioFile(str(p)) as af:
             sr, ch, dur = int(af.samplerate), int(af.channels), float(af.duration)
     except Exception as exc:
@@ -163,8 +165,6 @@ def _open_soundfile(p: Path, size: int):
         ``corrupt`` when a WAV header declares more data than the file holds or an Ogg stream
         lacks its end (both read "fine", but short, with libsndfile).
     """
-    import soundfile as sf
-
     with open(p, "rb") as fh:
         head = fh.read(12)
         if len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
@@ -195,8 +195,6 @@ def _check_wav_data_size(p: Path, fh, file_bytes: int) -> None:
     open file ``fh`` of ``file_bytes`` bytes. Placeholder sizes written by streaming encoders
     (0 and 0xFFFFFFFF) are accepted.
     """
-    import struct
-
     pos = 12
     while pos + 8 <= file_bytes:
         fh.seek(pos)
@@ -386,8 +384,6 @@ def _decode_fallback(
 ) -> tuple[np.ndarray, int]:
     """Decode what libsndfile cannot read (M4A/AAC, WMA, ...) with ffmpeg through audioread."""
     try:
-        from audioread.ffdec import FFmpegAudioFile
-
         with FFmpegAudioFile(str(p)) as f:
             sr, channels = int(f.samplerate), int(f.channels)
             if channels < 1:
@@ -544,8 +540,6 @@ def _read_excerpt(
         raise AudioError(p, "non-finite samples", f"{bad} NaN or infinite samples", sample_rate_hz=src_sr)
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if src_sr != sr:
-        import soxr
-
         mono = soxr.resample(mono, src_sr, sr, quality="HQ").astype(np.float32, copy=False)
     if scratch and np.shares_memory(mono, data):  # the scratch buffer is reused by the next read
         return mono.copy(), info
@@ -651,8 +645,6 @@ def iter_audio_blocks(
     np.ndarray, shape (n,)
         Consecutive blocks; their concatenation equals the streamed resampling of the file.
     """
-    import soxr
-
     if not np.isfinite(block_s) or block_s <= 0:
         raise ParameterError(
             f"The 'block_s' parameter of iter_audio_blocks must be > 0 (seconds). Got {block_s!r} instead."

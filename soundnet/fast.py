@@ -72,13 +72,13 @@ from soundnet.model import (
     _as_3d,
     check_device,
 )
-from soundnet.options import check_option
+from soundnet.options import FastMethod, check_option, choices
 from soundnet.weights import load_state_dict
 
 __all__ = ["FastSoundNet", "fast_model", "flops_per_second_of_audio", "forward_flops", "METHODS"]
 
 #: The ways :class:`FastSoundNet` can compute a forward pass.
-METHODS: tuple[str, ...] = ("auto", "gemm", "conv")
+METHODS: tuple[FastMethod, ...] = choices(FastMethod)
 
 #: Output frames computed per matrix row, per layer, in the ``"gemm"`` method (1 = plain im2col).
 _FRAMES_PER_ROW: dict[str, int] = {"conv1": 8, "conv2": 4}
@@ -255,7 +255,7 @@ class FastSoundNet(nn.Module):
         model: SoundNet8,
         *,
         device: str | torch.device | None = None,
-        method: str = "auto",
+        method: FastMethod = "auto",
         chunk_rows: int | None = None,
         workers: int = 1,
         num_threads: int | None = None,
@@ -318,14 +318,14 @@ class FastSoundNet(nn.Module):
         state: dict[str, torch.Tensor],
         dev: torch.device,
         *,
-        method: str = "auto",
+        method: FastMethod = "auto",
         chunk_rows: int | None = None,
         workers: int = 1,
         num_threads: int | None = None,
         layers: str | Sequence[str] | None = None,
     ) -> None:
         """Fold and lay out the weights of ``state`` (a :class:`SoundNet8` state dict)."""
-        check_option("method", method, METHODS, where="FastSoundNet")
+        check_option("method", method, FastMethod, where="FastSoundNet")
         checks = (("chunk_rows", chunk_rows, True), ("workers", workers, False), ("num_threads", num_threads, True))
         for pname, value, optional in checks:
             if (value is None and optional) or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):

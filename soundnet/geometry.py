@@ -20,6 +20,7 @@ from functools import cache
 import numpy as np
 
 from soundnet.errors import ParameterError
+from soundnet.options import check_option
 from soundnet.specs import LAYERS, SPEC_BY_NAME
 
 __all__ = [
@@ -83,10 +84,9 @@ class LayerGeometry:
         return self.first_start_samples + (self.receptive_field_samples - 1) / 2
 
 
-def _ops(layer: str) -> list[tuple[int, int, int]]:
+def _ops(layer: str, where: str) -> list[tuple[int, int, int]]:
     """(kernel, stride, padding) of every operation from the input up to ``layer``'s output."""
-    if layer not in SPEC_BY_NAME:
-        raise ParameterError(f"The 'layer' parameter must be one of {list(LAYERS)}. Got {layer!r} instead.")
+    check_option("layer", layer, LAYERS, where=where)
     ops: list[tuple[int, int, int]] = []
     chain = list(LAYERS[:7]) + [layer] if layer in ("conv8", "conv8_2") else list(LAYERS[: LAYERS.index(layer) + 1])
     for name in chain:
@@ -101,7 +101,7 @@ def _ops(layer: str) -> list[tuple[int, int, int]]:
 def layer_geometry(layer: str) -> LayerGeometry:
     """Hop, receptive field and offset of ``layer`` (see :class:`LayerGeometry`)."""
     jump, rf, start = 1, 1, 0.0
-    for k, s, p in _ops(layer):
+    for k, s, p in _ops(layer, "layer_geometry"):
         rf = rf + (k - 1) * jump
         start = start - p * jump
         jump = jump * s
@@ -116,7 +116,7 @@ def n_frames(n_samples: int, layer: str) -> int:
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
         raise ParameterError(f"The 'n_samples' parameter of n_frames must be an int >= 0. Got {n_samples!r} instead.")
     length = int(n_samples)
-    for k, s, p in _ops(layer):
+    for k, s, p in _ops(layer, "n_frames"):
         if length + 2 * p < k:
             return 0
         length = (length + 2 * p - k) // s + 1

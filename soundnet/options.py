@@ -35,6 +35,13 @@ __all__ = [
     "Head",
     "ClipStat",
     "HeadOutput",
+    "FastMethod",
+    "Alternative",
+    "Metric",
+    "MetricAlias",
+    "Readout",
+    "Family",
+    "ProbeKind",
     "choices",
     "check_option",
 ]
@@ -58,6 +65,20 @@ Head = Literal["objects", "places"]
 ClipStat = Literal["max", "mean"]
 # what a head's clip-level output is read as
 HeadOutput = Literal["logprob", "prob"]
+# how FastSoundNet computes the convolutions (soundnet.fast)
+FastMethod = Literal["auto", "gemm", "conv"]
+# the alternative hypothesis of the rank tests (interp.analysis.stats, selectivity)
+Alternative = Literal["greater", "less", "two-sided"]
+# a selectivity ranking metric (interp.analysis.selectivity.METRICS: the columns it ranks by)
+Metric = Literal["auroc", "csi", "dprime", "mi_bits", "iou", "z", "mean_pos", "p", "q", "p_mwu"]
+# other spellings the rankings accept for some of them (mi = mi_bits, d' = d_prime = dprime, csi_index = csi)
+MetricAlias = Literal["mi", "d'", "d_prime", "csi_index"]
+# the features a category readout reads (interp.analysis.ablation.CategoryReadout)
+Readout = Literal["conv7", "heads"]
+# a perturbation family (interp.analysis.robustness)
+Family = Literal["level", "noise", "shift", "resample"]
+# a synthetic probe's kind (interp.corpus.stimuli, interp.analysis.tuning)
+ProbeKind = Literal["tone", "noise_band", "am_noise", "chirp", "click_train", "harmonic", "silence"]
 
 T = TypeVar("T")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
 from soundnet.model import CONV_LAYERS, HEAD_LAYERS, LAYERS, SPEC_BY_NAME, SoundNet8, load_soundnet
-from soundnet.options import Edge, check_option
+from soundnet.options import Edge, Metric, MetricAlias, Readout, check_option, choices
 
 __all__ = [
     "ablate",
@@ -176,10 +177,7 @@ class HeadRunner:
     def __init__(
         self, model: SoundNet8, waves: list[np.ndarray], *, layer: str, batch_size: int = 16, edge: Edge = "drop"
     ) -> None:
-        if layer not in SPEC_BY_NAME:
-            raise ParameterError(
-                f"The 'layer' parameter of HeadRunner must be one of {list(LAYERS)}. Got {layer!r} instead."
-            )
+        check_option("layer", layer, LAYERS, where="HeadRunner")
         self.model = model
         self.layer = layer
         self.edge = edge
@@ -334,7 +332,7 @@ def unit_output_effects(
 # ------------------------------------------------------------------------------------------
 # a category's score read out from the heads, and the causal check of a ranking
 # ------------------------------------------------------------------------------------------
-READOUTS = ("conv7", "heads")
+READOUTS: tuple[Readout, ...] = choices(Readout)
 
 
 class CategoryReadout:
@@ -358,8 +356,8 @@ class CategoryReadout:
     pipeline_ : sklearn Pipeline (after :meth:`fit`)
     """
 
-    def __init__(self, category: str, *, features: str = "conv7", C: float = 0.1) -> None:
-        check_option("features", features, READOUTS, where="CategoryReadout")
+    def __init__(self, category: str, *, features: Readout = "conv7", C: float = 0.1) -> None:
+        check_option("features", features, Readout, where="CategoryReadout")
         self.category = category
         self.features = features
         self.C = C
@@ -372,8 +370,8 @@ class CategoryReadout:
 
     def fit(self, outputs: Mapping[str, np.ndarray], labels) -> CategoryReadout:
         """Fit on :meth:`HeadRunner.outputs` of some clips and their labels ``(n_clips,)``."""
-        # scikit-learn is imported where a readout is fitted: it adds about 0.5 s to the import
-        # of every module that reaches this one (the CLI, the dashboard)
+        # scikit-learn is imported where a readout is fitted: it would add 0.5 s (python -X importtime)
+        # to the import of every module that reaches this one (interp.report.cards: the CLI's rank and card)
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -395,7 +393,7 @@ class CategoryReadout:
 
 
 def fit_category_readout(
-    run: Run | str | os.PathLike, category: str, runner: HeadRunner, *, features: str = "conv7", C: float = 0.1
+    run: Run | str | os.PathLike, category: str, runner: HeadRunner, *, features: Readout = "conv7", C: float = 0.1
 ) -> CategoryReadout:
     """Fit :class:`CategoryReadout` on the unablated outputs of all ok clips of a run.
 
@@ -416,9 +414,9 @@ def category_ablation_effect(
     *,
     n_units: int = 20,
     n_random: int = 10,
-    metric: str = "auroc",
+    metric: Metric | MetricAlias = "auroc",
     units: Iterable[int] | None = None,
-    readout: str | CategoryReadout = "auto",
+    readout: Literal["auto"] | Readout | CategoryReadout = "auto",
     model: SoundNet8 | None = None,
     runner: HeadRunner | None = None,
     seed: int = 0,
@@ -476,14 +474,9 @@ def category_ablation_effect(
             "layer over all ok clips of the run."
         )
     if isinstance(readout, str):
-        if readout == "auto":
-            readout = "conv7" if layer in CONV_LAYERS[:-1] else "heads"
-        if readout not in READOUTS:
-            raise ParameterError(
-                f"The 'readout' parameter of category_ablation_effect must be 'auto', one of {READOUTS} "
-                f"or a CategoryReadout. Got {readout!r} instead."
-            )
-        readout = fit_category_readout(run, category, runner, features=readout)
+        check_option("readout", readout, ("auto", *READOUTS), where="category_ablation_effect")
+        features: Readout = ("conv7" if layer in CONV_LAYERS[:-1] else "heads") if readout == "auto" else readout
+        readout = fit_category_readout(run, category, runner, features=features)
     pos = (run.labels.astype(str) == category).to_numpy()
 
     def score(us):

@@ -25,6 +25,7 @@ from interp.analysis import stats
 from interp.analysis.resampling import group_bootstrap_auroc, group_codes
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
+from soundnet.options import HeadStat
 
 __all__ = ["CROSSFIT_COLUMNS", "group_halves", "crossfit_top_units", "run_crossfit_ranking"]
 
@@ -158,7 +159,7 @@ def run_crossfit_ranking(
     category: str,
     *,
     layer: str | list[str] | None = None,
-    stat: str = "max",
+    stat: HeadStat = "max",
     group_column: str = "group",
     **options: Any,
 ) -> pd.DataFrame:

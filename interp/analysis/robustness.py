@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import soxr
 
 from interp.analysis import stats
 from interp.analysis.linear_probes import fit_folds, logistic_probe, predict_folds, probe_row, single_blas_thread
@@ -41,7 +42,7 @@ from interp.recording import summarize_waves
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ
 from soundnet.model import CONV_LAYERS
-from soundnet.options import check_option
+from soundnet.options import Family, HeadStat, check_option, choices
 
 __all__ = [
     "FAMILIES",
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 #: Perturbation families, in report order.
-FAMILIES = ("level", "noise", "shift", "resample")
+FAMILIES: tuple[Family, ...] = choices(Family)
 #: Columns of the table :func:`compare_conditions` returns.
 ROBUSTNESS_COLUMNS = (
     "family",
@@ -86,11 +87,11 @@ class Perturbation:
         dB change (level), SNR in dB (noise), delay in ms (shift) or source rate in Hz (resample).
     """
 
-    family: str
+    family: Family
     strength: float
 
     def __post_init__(self) -> None:
-        check_option("family", self.family, FAMILIES, where="Perturbation")
+        check_option("family", self.family, Family, where="Perturbation")
         ok = (
             math.isfinite(self.strength)
             and {
@@ -164,8 +165,6 @@ def perturb(y: np.ndarray, p: Perturbation, *, key: str = "") -> np.ndarray:
     if p.family == "shift":
         n = int(round(p.strength / 1000.0 * SAMPLE_RATE_HZ))
         return np.concatenate([np.zeros(n, dtype=np.float32), y])
-    import soxr
-
     down = soxr.resample(y, SAMPLE_RATE_HZ, int(p.strength), quality="HQ")
     back = soxr.resample(down, int(p.strength), SAMPLE_RATE_HZ, quality="HQ").astype(np.float32)
     return back[: len(y)] if len(back) >= len(y) else np.concatenate([back, np.zeros(len(y) - len(back), np.float32)])
@@ -264,8 +263,8 @@ def compare_conditions(
     splits,
     *,
     top_n: int = 10,
-    rank_stat: str = "max",
-    probe_stat: str = "mean",
+    rank_stat: HeadStat = "max",
+    probe_stat: HeadStat = "mean",
     C: float = 1.0,
 ) -> pd.DataFrame:
     """How much of the clean rankings and probe accuracy survives each perturbation, per layer.
@@ -281,7 +280,7 @@ def compare_conditions(
         Cross-validation folds (:func:`interp.analysis.linear_probes.probe_folds`).
     top_n : int
         N of the top-N overlap.
-    rank_stat, probe_stat : str
+    rank_stat, probe_stat : {"mean", "max", "peak_s", "prob"}
         Summaries used for the AUROC rankings and for the probes.
     C : float
         The probes' inverse L2 strength.

@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
-from soundnet.options import ClipStat, HeadOutput, check_option
+from soundnet.options import Alternative, ClipStat, HeadOutput, Metric, MetricAlias, check_option
 
 __all__ = [
     "SelectivityConfig",
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 #: Ranking metrics and their direction (True: higher is more selective).
-METRICS: dict[str, bool] = {
+METRICS: dict[Metric, bool] = {
     "auroc": True,
     "csi": True,
     "dprime": True,
@@ -91,7 +91,7 @@ METRICS: dict[str, bool] = {
     "q": False,
     "p_mwu": False,
 }
-_ALIASES = {"mi": "mi_bits", "d'": "dprime", "d_prime": "dprime", "csi_index": "csi"}
+_ALIASES: dict[str, Metric] = {"mi": "mi_bits", "d'": "dprime", "d_prime": "dprime", "csi_index": "csi"}
 
 SELECTIVITY_COLUMNS = (
     "layer",
@@ -144,7 +144,7 @@ class SelectivityConfig:
     top_quantile: float = 0.1
     permutation_below: int = 10
     n_permutations: int = 10_000
-    alternative: str = "greater"
+    alternative: Alternative = "greater"
     seed: int = 0
     chunk_units: int = 512
 
@@ -154,7 +154,7 @@ class SelectivityConfig:
             raise ParameterError(
                 f"The 'top_quantile' parameter of SelectivityConfig must be in (0, 1). Got {self.top_quantile!r} instead."
             )
-        check_option("alternative", self.alternative, stats.ALTERNATIVES, where="SelectivityConfig")
+        check_option("alternative", self.alternative, Alternative, where="SelectivityConfig")
         for name in ("n_permutations", "chunk_units"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(
@@ -178,11 +178,11 @@ def _config(config: SelectivityConfig | None, options: Mapping[str, Any]) -> Sel
     return SelectivityConfig(**(asdict(base) | dict(options)))
 
 
-def _metric(metric: str) -> str:
-    m = _ALIASES.get(metric, metric)
-    if m not in METRICS:
-        raise ParameterError(f"The 'metric' parameter must be one of {sorted(METRICS)}. Got {metric!r} instead.")
-    return m
+def _metric(metric: str, where: str) -> Metric:
+    """The canonical name of a ranking metric (its aliases mapped), checked."""
+    if metric in _ALIASES:
+        return _ALIASES[metric]
+    return cast(Metric, check_option("metric", metric, Metric, where=where))
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def rank_table(
     sel: pd.DataFrame,
     category: str,
     *,
-    metric: str = "auroc",
+    metric: Metric | MetricAlias = "auroc",
     layer: str | list[str] | None = None,
     top: int | None = 20,
 ) -> pd.DataFrame:
@@ -359,12 +359,8 @@ def rank_table(
     -------
     DataFrame with a ``rank`` column (0 = most selective) first.
     """
-    m = _metric(metric)
-    cats = set(sel["category"].astype(str).unique())
-    if category not in cats:
-        raise ParameterError(
-            f"The 'category' parameter of rank_table must be one of {sorted(cats)}. Got {category!r} instead."
-        )
+    m = _metric(metric, "rank_table")
+    check_option("category", category, sorted(set(sel["category"].astype(str).unique())), where="rank_table")
     df = sel[sel["category"] == category]
     if layer is not None:
         layers = [layer] if isinstance(layer, str) else list(layer)
@@ -386,7 +382,7 @@ def rank_table(
 
 
 def label_units(
-    sel: pd.DataFrame, *, metric: str = "auroc", q_max: float = 0.05, auroc_min: float = 0.75
+    sel: pd.DataFrame, *, metric: Metric | MetricAlias = "auroc", q_max: float = 0.05, auroc_min: float = 0.75
 ) -> pd.DataFrame:
     """Each unit's best category, or ``"none"`` when no category passes the thresholds.
 
@@ -400,7 +396,7 @@ def label_units(
         ``layer, unit, label, best_category, score`` (``metric`` at the best category),
         ``auroc, q, n_selective_categories, selective`` (bool).
     """
-    m = _metric(metric)
+    m = _metric(metric, "label_units")
     ok = (sel["q"] < q_max) & (sel["auroc"] >= auroc_min)
     key = sel[m] if METRICS[m] else -sel[m]
     df = sel.assign(_pass=ok.to_numpy(), _key=key.fillna(-np.inf).to_numpy())
@@ -564,7 +560,7 @@ def _labels_series(run: Run, label_column: str = "label") -> pd.Series:
 def rank_units(
     run: Run | str | os.PathLike,
     category: str,
-    metric: str = "auroc",
+    metric: Metric | MetricAlias = "auroc",
     layer: str | list[str] | None = None,
     top: int = 20,
     *,
@@ -626,7 +622,7 @@ def rank_units(
 def run_unit_labels(
     run: Run | str | os.PathLike,
     *,
-    metric: str = "auroc",
+    metric: Metric | MetricAlias = "auroc",
     q_max: float = 0.05,
     auroc_min: float = 0.75,
     write: bool = True,
@@ -730,7 +726,7 @@ def run_output_correlations(
 def analyze(
     run: Run | str | os.PathLike,
     *,
-    metric: str = "auroc",
+    metric: Metric | MetricAlias = "auroc",
     q_max: float = 0.05,
     auroc_min: float = 0.75,
     recompute: bool = False,

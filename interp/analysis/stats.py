@@ -31,7 +31,7 @@ import numpy as np
 from scipy import special
 
 from soundnet.errors import ParameterError
-from soundnet.options import check_option
+from soundnet.options import Alternative, check_option, choices
 
 __all__ = [
     "rank_columns",
@@ -53,7 +53,7 @@ __all__ = [
     "column_correlations",
 ]
 
-ALTERNATIVES = ("greater", "less", "two-sided")
+ALTERNATIVES: tuple[Alternative, ...] = choices(Alternative)
 
 
 def _as_2d(x, name: str, fn: str) -> np.ndarray:
@@ -267,7 +267,9 @@ def auroc_from_rank_sums(rank_sum, n_pos, n_rest) -> tuple[np.ndarray, np.ndarra
         return u1 / (n_pos * n_rest), u1
 
 
-def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater", continuity: bool = True) -> np.ndarray:
+def mannwhitney_z(
+    u1, n_pos, n_rest, tie_term, *, alternative: Alternative = "greater", continuity: bool = True
+) -> np.ndarray:
     """Standardised Mann-Whitney statistic with tie and continuity corrections (scipy's).
 
     Parameters
@@ -286,7 +288,7 @@ def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater", 
         The z whose normal survival function is the p-value (before doubling for two-sided).
         ``-inf`` for a constant unit (no information; p = 1).
     """
-    check_option("alternative", alternative, ALTERNATIVES, where="mannwhitney_z")
+    check_option("alternative", alternative, Alternative, where="mannwhitney_z")
     u1 = np.asarray(u1, dtype=np.float64)
     n1 = np.asarray(n_pos, dtype=np.float64)
     n2 = np.asarray(n_rest, dtype=np.float64)
@@ -303,7 +305,7 @@ def mannwhitney_z(u1, n_pos, n_rest, tie_term, *, alternative: str = "greater", 
     return np.where(var > 0, z, -np.inf)
 
 
-def mannwhitney_p(z, *, alternative: str = "greater") -> np.ndarray:
+def mannwhitney_p(z, *, alternative: Alternative = "greater") -> np.ndarray:
     """p-value from :func:`mannwhitney_z`: ``norm.sf(z)``, doubled for two-sided, clipped to [0, 1]."""
     p = special.ndtr(-np.asarray(z, dtype=np.float64))
     if alternative == "two-sided":
@@ -311,7 +313,7 @@ def mannwhitney_p(z, *, alternative: str = "greater") -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def mannwhitney(x, onehot, *, alternative: str = "greater", continuity: bool = True) -> dict[str, np.ndarray]:
+def mannwhitney(x, onehot, *, alternative: Alternative = "greater", continuity: bool = True) -> dict[str, np.ndarray]:
     """AUROC, U, z and p of every unit against every category (one-vs-rest).
 
     Equal to ``scipy.stats.mannwhitneyu(x[pos, j], x[~pos, j], alternative=alternative,
@@ -479,7 +481,7 @@ def permutation_pvalues(
     pos,
     *,
     n_permutations: int = 10_000,
-    alternative: str = "greater",
+    alternative: Alternative = "greater",
     seed: int | np.random.Generator = 0,
     subsets=None,
     chunk_elements: int = 20_000_000,
@@ -509,7 +511,7 @@ def permutation_pvalues(
     -------
     np.ndarray, shape (n_units,)
     """
-    check_option("alternative", alternative, ALTERNATIVES, where="permutation_pvalues")
+    check_option("alternative", alternative, Alternative, where="permutation_pvalues")
     if int(n_permutations) < 1:
         raise ParameterError(
             f"The 'n_permutations' parameter of permutation_pvalues must be >= 1. Got {n_permutations!r} instead."

@@ -53,7 +53,7 @@ from soundnet.audio import to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
 from soundnet.model import CONV_LAYERS, SPEC_BY_NAME, SoundNet8
-from soundnet.options import ClipStat, check_option
+from soundnet.options import ClipStat, ProbeKind, check_option
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -89,7 +89,7 @@ def _conv_layers(run: Run, layers: Sequence[str] | None) -> list[str]:
 
 
 def stimulus_responses(
-    run: Run, *, kinds: Sequence[str], layers: Sequence[str] | None = None, stat: ClipStat = "max"
+    run: Run, *, kinds: Sequence[ProbeKind], layers: Sequence[str] | None = None, stat: ClipStat = "max"
 ) -> pd.DataFrame:
     """Tidy tuning curves: every unit's response to every probe of the given kinds.
 

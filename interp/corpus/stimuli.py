@@ -42,6 +42,7 @@ import pandas as pd
 
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ
+from soundnet.options import ProbeKind, check_option, choices
 
 __all__ = [
     "KINDS",
@@ -58,7 +59,7 @@ __all__ = [
 VIRTUAL_SCHEME = "probes://"
 
 #: The probe kinds, in table order.
-KINDS = ("tone", "noise_band", "am_noise", "chirp", "click_train", "harmonic", "silence")
+KINDS: tuple[ProbeKind, ...] = choices(ProbeKind)
 
 #: The parameter columns of every probe row; where one does not apply it holds NaN
 #: (``n_harmonics``: -1, ``direction``: "").
@@ -112,7 +113,7 @@ def probe_name(params: Mapping[str, Any]) -> str:
     params : mapping
         A row with the :data:`PROBE_COLUMNS`.
     """
-    kind = params["kind"]
+    kind = check_option("kind", params["kind"], ProbeKind, where="a probe row")
     d = f"{_fmt(params['duration_s'])}s"
     lv = f"{_fmt(params['level_db'])}db"
     if kind == "tone":
@@ -125,9 +126,7 @@ def probe_name(params: Mapping[str, Any]) -> str:
         return f"chirp_{params['direction']}_{_fmt(params['f_lo_hz'])}-{_fmt(params['f_hi_hz'])}hz_{lv}_{d}"
     if kind == "harmonic":
         return f"harmonic_f0_{_fmt(params['f0_hz'])}hz_n{int(params['n_harmonics'])}_{lv}_{d}"
-    if kind == "silence":
-        return f"silence_{d}"
-    raise ParameterError(f"The 'kind' of a probe row must be one of {KINDS}. Got {kind!r} instead.")
+    return f"silence_{d}"  # (the kind checked above: silence is the one left)
 
 
 def _floats(name: str, value: Any, *, positive: bool = True) -> tuple[float, ...]:
@@ -321,8 +320,7 @@ def synthesize(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarra
             f"The 'row' parameter of synthesize must have 'kind', 'duration_s' and "
             f"'level_db'. Got {dict(row)!r} instead."
         ) from exc
-    if kind not in KINDS:
-        raise ParameterError(f"The 'kind' of a probe row must be one of {KINDS}. Got {kind!r} instead.")
+    check_option("kind", kind, ProbeKind, where="a probe row")
     if not name:
         name = probe_name(row)
     n = int(round(duration_s * sr))

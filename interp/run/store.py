@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soundnet.errors import ParameterError, SoundNetError
-from soundnet.options import check_option
+from soundnet.options import HeadStat, check_option
 
 __all__ = [
     "FORMAT_VERSION",
@@ -199,7 +199,7 @@ class Run:
         """Label of each ok clip, indexed by ``clip_id``."""
         return self.ok_clips["label"]
 
-    def activations(self, layer: str, stat: str = "max") -> pd.DataFrame:
+    def activations(self, layer: str, stat: HeadStat = "max") -> pd.DataFrame:
         """Per-clip summary of every unit of ``layer``.
 
         Parameters
@@ -226,7 +226,7 @@ class Run:
             self._act_cache[key] = df
         return self._act_cache[key]
 
-    def activation_matrix(self, layer: str, stat: str = "max") -> np.ndarray:
+    def activation_matrix(self, layer: str, stat: HeadStat = "max") -> np.ndarray:
         """:meth:`activations` as a float32 array ``(n_ok_clips, n_units)``."""
         return self.activations(layer, stat).to_numpy(dtype=np.float32, copy=False)
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import librosa
 import numpy as np
 import torch
 
@@ -384,8 +385,6 @@ def clip_spectrogram(
     -------
     Spectrogram
     """
-    import librosa
-
     if n_mels < 1 or max_columns < 1 or n_fft < 16 or top_db <= 0:
         raise ParameterError(
             f"clip_spectrogram needs n_mels >= 1, max_columns >= 1, n_fft >= 16 and top_db > 0. "
