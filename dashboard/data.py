@@ -32,7 +32,7 @@ from interp.run.store import Run, activation_file, open_run
 from interp.run.traces import clip_audio, clip_spectrogram
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS, load_soundnet
-from soundnet.options import ClipStat, HeadStat, check_option
+from soundnet.options import ClipStat, HeadStat, Metric, MetricAlias, ProbeKind, check_option
 
 __all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
 
@@ -378,7 +378,7 @@ class RunData:
         self,
         category: str,
         *,
-        metric: str = "auroc",
+        metric: Metric | MetricAlias = "auroc",
         layers: Sequence[str] | None = None,
         selective_only: bool = False,
         top: int | None = 50,
@@ -488,7 +488,8 @@ class RunData:
         pr = self.probes_run
         if pr is None or layer not in pr.layers or layer in HEAD_LAYERS or "kind" not in pr.ok_clips.columns:
             return None
-        kinds = [k for k in ("tone", "am_noise", "click_train") if k in set(pr.ok_clips["kind"].astype(str))]
+        present = set(pr.ok_clips["kind"].astype(str))
+        kinds: list[ProbeKind] = [k for k in ("tone", "am_noise", "click_train") if k in present]
         if not kinds:
             return None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dash
 import numpy as np
@@ -13,6 +13,7 @@ from dashboard import ids
 from dashboard import views as V
 from dashboard.data import get_data
 from soundnet.model import HEAD_LAYERS
+from soundnet.options import Metric
 
 dash.register_page(__name__, path="/search", title="Search · SoundNet units", name="Search", order=1)
 
@@ -301,7 +302,7 @@ def rank_units(
     metric = metric if metric in dict(_METRICS) else "auroc"
     df = data.rank(
         category,
-        metric=metric,
+        metric=cast(Metric, metric),  # one of _METRICS, checked above
         layers=[l for l in (layers or []) if l in data.layers],
         selective_only=bool(selective),
         top=int(top) if top else None,
