@@ -12,7 +12,9 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,16 +23,192 @@ import pandas as pd
 from interp.analysis import ablation, selectivity, topclips
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
+from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
-__all__ = ["format_rank_table", "format_crossfit_table", "unit_card"]
+__all__ = [
+    "format_rank_table",
+    "format_crossfit_table",
+    "unit_card",
+    "clip_moment",
+    "format_moment",
+    "unit_status",
+    "format_unit_status",
+    "short_unit_status",
+]
 
 
 def _fmt_p(v: float) -> str:
     if not np.isfinite(v):
         return "-"
     return f"{v:.1e}" if v < 1e-3 else f"{v:.3f}"
+
+
+def _finite(v: Any) -> float | None:
+    """``v`` as a float, or None when it is missing or not finite."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+# --------------------------------------------------------------------------------------------
+# moments in a clip
+# --------------------------------------------------------------------------------------------
+def clip_moment(peak_s: float, duration_s: float | None, layer: str) -> tuple[float, str]:
+    """A frame's time in the clip's own time, and where its receptive field leaves the clip.
+
+    A frame's time (``peak_s`` of the activation tables, :func:`soundnet.geometry.frames_to_time`)
+    is the centre of its receptive field, which for deep layers can lie before the clip start
+    (conv7's first frame is centred at -0.45 s) or after its end. For display it is clipped to
+    ``[0, duration_s]``.
+
+    Parameters
+    ----------
+    peak_s : float (in seconds)
+        Receptive-field centre of the frame.
+    duration_s : float (in seconds), optional
+        The clip's duration (``clips.parquet`` ``duration_s``); None or NaN: no upper bound.
+    layer : str
+
+    Returns
+    -------
+    time_s : float (in seconds)
+        ``peak_s`` clipped to ``[0, duration_s]`` (NaN stays NaN).
+    note : str
+        ``""`` when the frame's receptive field lies inside the clip, else a short phrase:
+        ``"its receptive field starts before the clip"``, ``"... ends after the clip"`` or
+        ``"... extends past both ends of the clip"``.
+    """
+    t = _finite(peak_s)
+    if t is None:
+        return float("nan"), ""
+    dur = _finite(duration_s)
+    g = layer_geometry(layer)
+    half = (g.receptive_field_samples - 1) / 2 / SAMPLE_RATE_HZ
+    eps = 0.5 / SAMPLE_RATE_HZ
+    before = t - half < -eps
+    after = dur is not None and t + half > dur + eps
+    shown = max(0.0, t) if dur is None else min(max(0.0, t), max(dur, 0.0))
+    if before and after:
+        note = "its receptive field extends past both ends of the clip"
+    elif before:
+        note = "its receptive field starts before the clip"
+    elif after:
+        note = "its receptive field ends after the clip"
+    else:
+        note = ""
+    return shown, note
+
+
+def format_moment(peak_s: float, duration_s: float | None, layer: str) -> str:
+    """A frame's time for display: ``"1.23 s"``, or ``"0.00 s (its receptive field starts before
+    the clip)"`` (see :func:`clip_moment`); ``"-"`` for NaN."""
+    t, note = clip_moment(peak_s, duration_s, layer)
+    if not math.isfinite(t):
+        return "-"
+    return f"{t:.2f} s" + (f" ({note})" if note else "")
+
+
+# --------------------------------------------------------------------------------------------
+# unit label status
+# --------------------------------------------------------------------------------------------
+def unit_status(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A unit's label status from its row of the ``unit_labels`` table, old or new.
+
+    Tables written by :func:`interp.analysis.selectivity.run_unit_labels` carry ``status`` (one
+    of ``"selective"``, ``"polysemantic"``, ``"unlabelled"``), ``runner_up``,
+    ``auroc_runner_up``, ``margin``, ``win_fraction``, ``p_unit``, ``q_unit`` and
+    ``categories`` (the passing categories joined by ``";"``). Older tables have only
+    ``selective`` and ``label``: their status is ``"selective"`` when ``selective`` else
+    ``"unlabelled"``.
+
+    Parameters
+    ----------
+    row : mapping
+        The unit's row (``layer`` and ``unit`` not needed).
+
+    Returns
+    -------
+    dict
+        ``status``, ``label`` (the category of a selective unit, else ``""``), ``best``
+        (best category), ``auroc``, ``q`` (pair-level), ``runner_up``, ``auroc_runner_up``,
+        ``win_fraction``, ``q_unit`` (None where absent), ``categories`` (list of str) and
+        ``unit_level`` (whether the table has the unit-level columns).
+    """
+    raw = row.get("status")
+    unit_level = isinstance(raw, str) and raw in ("selective", "polysemantic", "unlabelled")
+    if unit_level:
+        status = str(raw)
+    else:
+        status = "selective" if bool(row.get("selective", False)) else "unlabelled"
+    best = str(row.get("best_category", "") or "")
+    label = str(row.get("label", "") or "")
+    if label in ("", "none", "nan"):
+        label = best if status == "selective" else ""
+    if status != "selective":
+        label = ""
+    cats_raw = row.get("categories")
+    cats = [c for c in str(cats_raw).split(";") if c] if isinstance(cats_raw, str) else []
+    if status == "polysemantic" and not cats:
+        cats = [c for c in (best, str(row.get("runner_up", "") or "")) if c]
+    runner = row.get("runner_up")
+    return {
+        "status": status,
+        "label": label,
+        "best": best,
+        "auroc": _finite(row.get("auroc")),
+        "q": _finite(row.get("q")),
+        "runner_up": str(runner) if isinstance(runner, str) and runner else None,
+        "auroc_runner_up": _finite(row.get("auroc_runner_up")),
+        "win_fraction": _finite(row.get("win_fraction")),
+        "q_unit": _finite(row.get("q_unit")),
+        "categories": cats,
+        "unit_level": unit_level,
+    }
+
+
+def format_unit_status(row: Mapping[str, Any]) -> str:
+    """One line saying a unit's label status (see :func:`unit_status`).
+
+    Examples: ``"selective for speech (AUROC 0.91 vs 0.62 for music, wins 99 % of resamples,
+    unit q = 0.002)"``, ``"polysemantic: speech; kick_drum"``, ``"unlabelled (best: speech,
+    AUROC 0.61)"``. For an old table (no unit-level columns) a selective unit reads
+    ``"selective for speech (AUROC 0.78, pair-level q = 9.0e-06)"``: its q is the pair's, BH
+    over all units x categories.
+    """
+    s = unit_status(row)
+    if s["status"] == "polysemantic":
+        return "polysemantic: " + "; ".join(s["categories"])
+    auroc = s["auroc"]
+    if s["status"] == "unlabelled":
+        if not s["best"]:
+            return "unlabelled"
+        return f"unlabelled (best: {s['best']}" + (f", AUROC {auroc:.2f})" if auroc is not None else ")")
+    parts = []
+    if auroc is not None:
+        ru, aru = s["runner_up"], s["auroc_runner_up"]
+        parts.append(f"AUROC {auroc:.2f}" + (f" vs {aru:.2f} for {ru}" if ru and aru is not None else ""))
+    if s["win_fraction"] is not None:
+        parts.append(f"wins {100 * s['win_fraction']:.0f} % of resamples")
+    if s["q_unit"] is not None:
+        parts.append(f"unit q = {_fmt_p(s['q_unit'])}")
+    elif not s["unit_level"] and s["q"] is not None:
+        parts.append(f"pair-level q = {_fmt_p(s['q'])}")
+    return f"selective for {s['label']}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def short_unit_status(row: Mapping[str, Any]) -> str:
+    """The status in a few words, for tables: ``"speech"``, ``"polysemantic: speech; kick_drum"``
+    or ``"unlabelled"``."""
+    s = unit_status(row)
+    if s["status"] == "selective":
+        return s["label"]
+    if s["status"] == "polysemantic":
+        return "polysemantic: " + "; ".join(s["categories"])
+    return "unlabelled"
 
 
 def format_rank_table(df: pd.DataFrame) -> str:
@@ -103,6 +281,19 @@ def format_crossfit_table(df: pd.DataFrame) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _stored_unit_label(run: Run, layer: str, unit: int, stat: str) -> tuple[dict[str, Any] | None, dict]:
+    """The unit's row of the run's stored ``unit_labels`` table for ``stat`` and its thresholds,
+    or ``(None, {})`` when the run has no such table or row."""
+    name = "unit_labels" if stat == "max" else f"unit_labels_{stat}"
+    if not run.has_table(name):
+        return None, {}
+    t = run.read_table(name)
+    hit = t[(t["layer"].astype(str) == layer) & (t["unit"].astype(int) == int(unit))]
+    if hit.empty:
+        return None, {}
+    return hit.iloc[0].to_dict(), dict(t.attrs.get("unit_labels") or {})
+
+
 def unit_card(
     run: Run | str | os.PathLike,
     layer: str,
@@ -116,6 +307,11 @@ def unit_card(
     **options: Any,
 ) -> str:
     """A text card for one unit: its label, metrics per category, top clips, outputs it promotes.
+
+    The label line is the unit's status (:func:`format_unit_status`) from the run's stored
+    ``unit_labels`` table (``soundnet-interp analyze``), or from
+    :func:`interp.analysis.selectivity.label_units` when the run has none. Peak times are in the
+    clip's own time (:func:`format_moment`).
 
     Parameters
     ----------
@@ -147,23 +343,26 @@ def unit_card(
     sel = selectivity.run_selectivity(run, **options)
     stat = sel.attrs["selectivity"]["stat"]
     rows = sel[(sel["layer"] == layer) & (sel["unit"] == unit)].sort_values("auroc", ascending=False)
-    lab = selectivity.label_units(sel[(sel["layer"] == layer) & (sel["unit"] == unit)])
     lines = [f"{layer} unit {unit}   ({stat} over time; run {run.path})"]
-    if len(lab):
-        r0 = lab.iloc[0]
-        lines.append(
-            f"label: {r0['label']}   (best category {r0['best_category']}, AUROC {r0['auroc']:.3f}, "
-            f"q {_fmt_p(r0['q'])}; thresholds q < 0.05, AUROC >= 0.75)"
-        )
+    lab, meta = _stored_unit_label(run, layer, unit, stat)
+    if lab is None:
+        fresh = selectivity.label_units(sel[(sel["layer"] == layer) & (sel["unit"] == unit)])
+        lab = fresh.iloc[0].to_dict() if len(fresh) else None
+        meta = fresh.attrs.get("unit_labels") or {}
+    if lab is not None:
+        q_max, auroc_min = float(meta.get("q_max", 0.05)), float(meta.get("auroc_min", 0.75))
+        test = "unit-level permutation test, BH across units; " if unit_status(lab)["unit_level"] else ""
+        lines.append(f"label: {format_unit_status(lab)}   ({test}thresholds q < {q_max:g}, AUROC >= {auroc_min:g})")
     shown = rows.head(top_categories).reset_index(drop=True)
     shown.insert(0, "rank", np.arange(len(shown)))
     lines += ["", "selectivity (categories by AUROC):", format_rank_table(shown)]
     tc = topclips.top_clips(run, layer, unit, k=k, stat=stat)
     lines += ["", f"top {len(tc)} clips ({stat} over time):"]
     for r in tc.itertuples(index=False):
+        t, note = clip_moment(r.peak_s, r.duration_s, layer)
         lines.append(
-            f"  {int(r.rank):2d}  {r.value:9.4g}  {r.label!s:<12s} peak {r.peak_s:6.2f} s "
-            f"[{r.start_s:.2f}, {r.end_s:.2f}]  {os.path.basename(str(r.path))}"
+            f"  {int(r.rank):2d}  {r.value:9.4g}  {r.label!s:<12s} peak {t:6.2f} s "
+            f"[{r.start_s:.2f}, {r.end_s:.2f}]  {os.path.basename(str(r.path))}" + (f"  ({note})" if note else "")
         )
     if len(tc):
         purity = tc["label"].value_counts()
