@@ -35,6 +35,10 @@ __all__ = [
     "time_to_frames",
     "head_frame_ok",
     "clean_frames",
+    "inside_fraction",
+    "valid_frames",
+    "valid_range",
+    "VALID_MIN_INSIDE",
     "EDGE_LAYERS",
     "HEADS_TILE_SAMPLES",
 ]
@@ -245,6 +249,89 @@ def clean_frames(n_samples: int, layer: str) -> np.ndarray:
         if heads.any():
             ok = heads
     return ok
+
+
+#: Default least fraction of a frame's receptive field that must lie inside the clip for the frame
+#: to be *valid* (:func:`valid_frames`): half. A frame below it reads mostly zero padding (or the
+#: silence that ``short="pad"`` appended); its value says more about the clip's length than
+#: about its sound.
+VALID_MIN_INSIDE = 0.5
+
+
+def inside_fraction(n_samples: int, layer: str, *, clip_samples: int | None = None) -> np.ndarray:
+    """Fraction of each frame's receptive field that lies inside the clip.
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length in samples (the clip, possibly padded or tiled).
+    layer : str
+    clip_samples : int, optional
+        The clip's own length in samples, before any padding (default ``n_samples``): samples
+        ``[0, clip_samples)`` are the clip.
+
+    Returns
+    -------
+    np.ndarray of float, shape (n_frames(n_samples, layer),), in [0, 1]
+    """
+    g = layer_geometry(layer)
+    t = n_frames(n_samples, layer)
+    end = n_samples if clip_samples is None else min(int(clip_samples), n_samples)
+    start = g.first_start_samples + np.arange(t) * g.hop_samples
+    inside = np.clip(np.minimum(start + g.receptive_field_samples, end) - np.maximum(start, 0.0), 0.0, None)
+    return inside / g.receptive_field_samples
+
+
+def valid_frames(
+    n_samples: int, layer: str, *, clip_samples: int | None = None, min_inside: float = VALID_MIN_INSIDE
+) -> np.ndarray:
+    """Which frames of ``layer`` are *valid*: at least ``min_inside`` of their receptive field
+    lies inside the clip, and they are clean (:func:`clean_frames`).
+
+    The duration-invariant statistics (``vmean``, recorded by :mod:`interp.recording`) average
+    a unit over these frames only: a frame that reads mostly padding is an artifact of the
+    clip's length (conv7's first and last frames read two padded inputs of four; in a 1 s clip
+    at most 24 % of a conv7 frame's 4.1 s field lies inside the clip). The valid frames of a
+    clip are consecutive. A clip shorter than about ``min_inside`` times the layer's receptive
+    field has none in that layer: it is left out of that layer's statistics.
+
+    Parameters
+    ----------
+    n_samples : int
+        Input length in samples (the clip as the network saw it, padded or not).
+    layer : str
+    clip_samples : int, optional
+        The clip's own length in samples (default ``n_samples``).
+    min_inside : float
+        In (0, 1]; default :data:`VALID_MIN_INSIDE`.
+
+    Returns
+    -------
+    np.ndarray of bool, shape (n_frames(n_samples, layer),)
+
+    Examples
+    --------
+    >>> int(valid_frames(22050, "conv7").sum())   # a 1 s clip: no conv7 frame is valid
+    0
+    >>> int(valid_frames(22050, "conv4").sum())   # of its 23 frames
+    21
+    """
+    if not 0 < min_inside <= 1:
+        raise ParameterError(
+            f"The 'min_inside' parameter of valid_frames must be in (0, 1]. Got {min_inside!r} instead."
+        )
+    ok = inside_fraction(n_samples, layer, clip_samples=clip_samples) >= min_inside - 1e-12
+    return ok & clean_frames(n_samples, layer)
+
+
+def valid_range(
+    n_samples: int, layer: str, *, clip_samples: int | None = None, min_inside: float = VALID_MIN_INSIDE
+) -> tuple[int, int]:
+    """``(first, end)`` frame indices of the valid frames (:func:`valid_frames`, consecutive);
+    ``(0, 0)`` when there is none."""
+    ok = valid_frames(n_samples, layer, clip_samples=clip_samples, min_inside=min_inside)
+    idx = np.flatnonzero(ok)
+    return (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
 
 
 def time_to_frames(times_s, layer: str, *, sr: int = SAMPLE_RATE_HZ):

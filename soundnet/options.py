@@ -57,12 +57,12 @@ Decoder = Literal["thread", "process"]
 # which recording engine
 Engine = Literal["local", "ray"]
 # per-clip summaries over time stored in a run directory
-Stat = Literal["mean", "max", "peak_s"]
-HeadStat = Literal["mean", "max", "peak_s", "prob"]
+Stat = Literal["mean", "max", "peak_s", "vmean"]
+HeadStat = Literal["mean", "max", "peak_s", "vmean", "prob"]
 # the two output heads
 Head = Literal["objects", "places"]
 # a per-clip summary over time that analyses read (the default and the alternative)
-ClipStat = Literal["max", "mean"]
+ClipStat = Literal["vmean", "max", "mean"]
 # what a head's clip-level output is read as
 HeadOutput = Literal["logprob", "prob"]
 # how FastSoundNet computes the convolutions (soundnet.fast)

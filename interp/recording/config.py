@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from soundnet.errors import ParameterError
-from soundnet.geometry import min_samples
+from soundnet.geometry import VALID_MIN_INSIDE, min_samples
 from soundnet.model import LAYERS, SPEC_BY_NAME
 from soundnet.options import Decoder, Edge, HeadsShort, Short, check_option, choices
 
@@ -64,6 +64,12 @@ class RecordConfig:
         frame (conv7's last frame when it has more than one; the head frames that read it when a
         clean head frame exists): see :func:`soundnet.geometry.clean_frames`. ``keep`` uses
         every frame.
+    min_inside : float
+        Least fraction of a frame's receptive field that must lie inside the clip (before
+        ``short`` padding) for the frame to be *valid* (default 0.5,
+        :data:`soundnet.geometry.VALID_MIN_INSIDE`); the duration-invariant statistic ``vmean``
+        averages the valid frames, and ``clips.parquet`` records how many each clip has per
+        layer (``valid_frames_<layer>``). See :func:`soundnet.geometry.valid_frames`.
     chunk_s : float (in seconds)
         Clips longer than this are streamed in chunks (exact stitching).
     batch_size, shard_size : int
@@ -95,6 +101,7 @@ class RecordConfig:
     min_length: str | int = "conv7"
     heads_short: HeadsShort = "tile"
     edge: Edge = "drop"
+    min_inside: float = VALID_MIN_INSIDE
     chunk_s: float = 120.0
     batch_size: int = 16
     shard_size: int = 128
@@ -119,6 +126,10 @@ class RecordConfig:
                 )
         if self.workers < 0:
             raise ParameterError(f"The 'workers' parameter of RecordConfig must be >= 0. Got {self.workers} instead.")
+        if not 0 < float(self.min_inside) <= 1:
+            raise ParameterError(
+                f"The 'min_inside' parameter of RecordConfig must be in (0, 1]. Got {self.min_inside!r} instead."
+            )
         if self.chunk_s < 30:
             raise ParameterError(
                 f"The 'chunk_s' parameter of RecordConfig must be >= 30 s (the heads' receptive field is 14.5 s). Got {self.chunk_s} instead."

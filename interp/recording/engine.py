@@ -31,7 +31,7 @@ import torch
 
 from interp.recording.config import RecordConfig
 from interp.recording.decode import Decoded, float_or
-from interp.recording.reduce import LayerTap, head_waveform, summarize_batch, summary_frames
+from interp.recording.reduce import LayerTap, head_waveform, summarize_batch, summary_frames, valid_spans
 from interp.recording.stream import StreamStats, chunk_plan, excerpt_blocks
 from interp.run.store import HEAD_STATS, STATS
 from soundnet.audio import INPUT_SCALE, fit_length
@@ -99,10 +99,19 @@ class BatchEngine:
         self.cancel = threading.Event()
 
     # -- one batch ----------------------------------------------------------------------------
-    def _forward(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool = False) -> _Pass:
-        """Run one batch of waveforms ([-1, 1], unscaled) and summarise ``layers`` per item."""
+    def _forward(
+        self,
+        waves: list[np.ndarray],
+        layers: tuple[str, ...],
+        *,
+        keep: bool = False,
+        clip_samples: list[int] | None = None,
+    ) -> _Pass:
+        """Run one batch of waveforms ([-1, 1], unscaled) and summarise ``layers`` per item;
+        ``clip_samples``: each clip's own length before ``short`` lengthened it (default: the
+        waveforms' lengths), which sets its valid frames."""
         if self.fast is not None:
-            return self._forward_fast(waves, layers, keep=keep)
+            return self._forward_fast(waves, layers, keep=keep, clip_samples=clip_samples)
         plain = self.plain
         assert plain is not None  # BatchEngine holds one model or the other
         lengths = [len(w) for w in waves]
@@ -112,10 +121,10 @@ class BatchEngine:
         # the taps are hooks on the one model: one forward pass through it at a time
         with (
             self._plain_lock,
-            LayerTap(plain, layers, keep=keep, edge=self.config.edge) as tap,
+            LayerTap(plain, layers, keep=keep, edge=self.config.edge, min_inside=self.config.min_inside) as tap,
             torch.inference_mode(),
         ):
-            tap.set_lengths(lengths)
+            tap.set_lengths(lengths, clip_samples)
             h = xt
             for name in need:
                 h = plain.run_block(name, h)
@@ -133,7 +142,9 @@ class BatchEngine:
             x[i, 0, len(w) :].zero_()
         return x.to(self.device)
 
-    def _forward_fast(self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool) -> _Pass:
+    def _forward_fast(
+        self, waves: list[np.ndarray], layers: tuple[str, ...], *, keep: bool, clip_samples: list[int] | None = None
+    ) -> _Pass:
         """The fast path; a batch of unequal lengths is masked per item after every layer, as the
         hooks of the plain path do (see ``FastSoundNet.extract_features(lengths=...)``)."""
         assert self.fast is not None
@@ -148,7 +159,8 @@ class BatchEngine:
                 continue  # as the hooks: a layer without frames gives no summary
             per_length = {n: summary_frames(n, name, edge=self.config.edge) for n in set(lengths)}
             valid = torch.tensor([per_length[n] for n in lengths], dtype=torch.long)
-            summaries[name] = summarize_batch(out, valid, name)
+            spans = valid_spans(lengths, clip_samples or lengths, name, min_inside=self.config.min_inside)
+            summaries[name] = summarize_batch(out, valid, name, valid_spans=spans)
             if keep:
                 outputs[name] = out
         return _Pass(summaries, outputs)
@@ -206,7 +218,10 @@ class BatchEngine:
 
         def main_pass(idx: list[int]) -> tuple[int, float]:
             batch = [items[k] for k in idx]
-            self._collect(self._forward([_audio_of(waves_all[k]) for k in idx], cfg.layers), batch, out, skip=skip)
+            res = self._forward(
+                [_audio_of(waves_all[k]) for k in idx], cfg.layers, clip_samples=[len(_audio(c)) for c in batch]
+            )
+            self._collect(res, batch, out, skip=skip)
             for k in idx:
                 waves_all[k] = None  # (the clip's audio stays with the shard until it is written)
             return len(batch), sum(len(_audio(c)) for c in batch) / SAMPLE_RATE_HZ
@@ -263,7 +278,7 @@ class BatchEngine:
         """
         cfg = self.config
         chunk, step = chunk_plan(cfg.chunk_s)
-        acc = {l: StreamStats(l) for l in cfg.layers}
+        acc = {l: StreamStats(l, min_inside=cfg.min_inside) for l in cfg.layers}
         start_s = float_or(row.get("start_s"), 0.0)
         end = float_or(row.get("end_s"), float("nan"))
         duration = None if not np.isfinite(end) else end - start_s

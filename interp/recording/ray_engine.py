@@ -140,7 +140,7 @@ class _ShardEngine:
             summaries = summarize_shard(self.engine, rows, decoded)
             for d in decoded:  # the driver needs no audio back
                 d.audio = None
-            keep = STATS + HEAD_STATS  # what write_shard stores (not the frame indices)
+            keep = (*STATS, *HEAD_STATS, "n_valid")  # what write_shard stores (not the frame indices)
             summaries = {
                 o: {layer: {k: v for k, v in stats.items() if k in keep} for layer, stats in by_layer.items()}
                 for o, by_layer in summaries.items()

@@ -3,7 +3,9 @@
 Holds :class:`LayerTap` (forward hooks on the plain model that mask batch padding and
 summarise each layer), :func:`summarize_batch` (per-clip ``mean``, ``max``, ``peak_s`` and, for
 the heads, ``prob`` over each clip's counted frames, through a TorchScript-compiled frame
-reduction), :func:`summary_frames` (how many frames count, under ``edge``) and
+reduction, and the duration-invariant ``vmean`` over its valid frames),
+:func:`summary_frames` (how many frames count, under ``edge``), :func:`valid_spans` (each
+clip's valid frames, :func:`soundnet.geometry.valid_frames`) and
 :func:`head_waveform` (the waveform the heads see for a short clip).
 """
 
@@ -15,12 +17,21 @@ import numpy as np
 import torch
 
 from soundnet.audio import fit_length
-from soundnet.geometry import HEADS_TILE_SAMPLES, clean_frames, frames_to_time, head_frame_ok, min_samples, n_frames
+from soundnet.geometry import (
+    HEADS_TILE_SAMPLES,
+    VALID_MIN_INSIDE,
+    clean_frames,
+    frames_to_time,
+    head_frame_ok,
+    min_samples,
+    n_frames,
+    valid_range,
+)
 from soundnet.kernels import compiled
 from soundnet.model import HEAD_LAYERS, LAYERS
 from soundnet.options import Edge, HeadsShort, check_option
 
-__all__ = ["LayerTap", "head_waveform", "summarize_batch", "summary_frames"]
+__all__ = ["LayerTap", "head_waveform", "summarize_batch", "summary_frames", "valid_spans"]
 
 
 class LayerTap:
@@ -43,17 +54,28 @@ class LayerTap:
     edge : {"keep", "drop"}
         ``drop`` also leaves conv7's padded last frame and the head frames that read it out of
         the summaries (not out of :attr:`outputs`); see :func:`summary_frames`.
+    min_inside : float
+        Least fraction of a frame's receptive field inside the clip for ``vmean``
+        (:func:`soundnet.geometry.valid_frames`).
     """
 
     def __init__(
-        self, model: torch.nn.Module, layers: Iterable[str], *, keep: bool = False, edge: Edge = "keep"
+        self,
+        model: torch.nn.Module,
+        layers: Iterable[str],
+        *,
+        keep: bool = False,
+        edge: Edge = "keep",
+        min_inside: float = VALID_MIN_INSIDE,
     ) -> None:
         check_option("edge", edge, Edge, where="LayerTap")
         self.model = model
         self.layers = tuple(layers)
         self.keep = keep
         self.edge = edge
+        self.min_inside = float(min_inside)
         self.lengths: np.ndarray | None = None
+        self.clip_lengths: np.ndarray | None = None
         self.summaries: dict[str, dict[str, np.ndarray]] = {}
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list = []
@@ -70,9 +92,11 @@ class LayerTap:
             h.remove()
         self._handles.clear()
 
-    def set_lengths(self, lengths_samples: Iterable[int]) -> None:
-        """True input length of each batch item, in samples (before batch padding)."""
+    def set_lengths(self, lengths_samples: Iterable[int], clip_samples: Iterable[int] | None = None) -> None:
+        """True input length of each batch item, in samples (before batch padding), and the
+        clip's own length (before ``short="pad"`` padding; default the input length)."""
         self.lengths = np.asarray(list(lengths_samples), dtype=np.int64)
+        self.clip_lengths = self.lengths if clip_samples is None else np.asarray(list(clip_samples), dtype=np.int64)
         self.summaries = {}
         self.outputs = {}
 
@@ -93,7 +117,9 @@ class LayerTap:
                         [summary_frames(int(n), name, edge=self.edge) for n in self.lengths], device=out.device
                     )
                 )
-                self.summaries[name] = summarize_batch(out, counted, name)
+                assert self.clip_lengths is not None
+                spans = valid_spans(self.lengths, self.clip_lengths, name, min_inside=self.min_inside)
+                self.summaries[name] = summarize_batch(out, counted, name, valid_spans=spans.to(out.device))
                 if self.keep:
                     self.outputs[name] = out
             return out
@@ -145,27 +171,51 @@ def summary_frames(n_samples: int, layer: str, *, edge: Edge = "drop") -> int:
     return len(ok) if ok.all() else int(np.argmin(ok))
 
 
-def summarize_batch(out: torch.Tensor, valid_frames: torch.Tensor, layer: str) -> dict[str, np.ndarray]:
-    """Per-item, per-unit summaries of a layer output over its valid frames.
+def valid_spans(
+    lengths_samples: Iterable[int], clip_samples: Iterable[int], layer: str, *, min_inside: float = VALID_MIN_INSIDE
+) -> torch.Tensor:
+    """``(batch, 2)`` long tensor of each item's valid frames ``[first, end)`` in ``layer``
+    (:func:`soundnet.geometry.valid_range`; ``(0, 0)`` for none), given its input length and
+    its own clip length in samples."""
+    pairs = list(zip((int(n) for n in lengths_samples), (int(c) for c in clip_samples)))
+    spans = {p: valid_range(p[0], layer, clip_samples=p[1], min_inside=min_inside) for p in set(pairs)}
+    return torch.tensor([spans[p] for p in pairs], dtype=torch.long).reshape(len(pairs), 2)
+
+
+def summarize_batch(
+    out: torch.Tensor, valid_frames: torch.Tensor, layer: str, *, valid_spans: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
+    """Per-item, per-unit summaries of a layer output over its counted frames.
 
     Parameters
     ----------
     out : torch.Tensor, shape (batch, n_units, n_frames)
     valid_frames : torch.Tensor, shape (batch,)
-        Frames of each item that belong to it (the rest is batch padding).
+        Frames of each item that are counted (the rest is batch padding or the edge frames
+        ``edge="drop"`` leaves out).
     layer : str
+    valid_spans : torch.Tensor, shape (batch, 2), optional
+        Each item's valid frames ``[first, end)`` (:func:`valid_spans`); without it ``vmean``
+        is left out.
 
     Returns
     -------
     dict of str to np.ndarray, each (batch, n_units), float32
         ``mean``, ``max``, ``peak_s`` (seconds, centre of the max frame's receptive field),
-        ``peak_frame`` (int) and, for heads, ``prob`` (mean softmax over valid frames).
-        NaN where an item has no valid frame.
+        ``peak_frame`` (int), ``vmean`` (mean over the valid frames, the duration-invariant
+        statistic) and, for heads, ``prob`` (mean softmax over counted frames). NaN where an
+        item has no counted (for ``vmean``: no valid) frame. With ``valid_spans``, also
+        ``n_valid`` (batch,) int: each item's valid frames.
     """
     _, u, t = out.shape
     valid = valid_frames.to(out.device).clamp(max=t)
     mean, mx, arg = _REDUCE_FRAMES(out.float(), valid)
     res = {"mean": mean, "max": mx}
+    n_valid = None
+    if valid_spans is not None:
+        spans = valid_spans.to(out.device).clamp(max=t)
+        res["vmean"] = _span_mean(out.float(), spans)
+        n_valid = (spans[:, 1] - spans[:, 0]).clamp(min=0).cpu().numpy().astype(np.int64)
     none = (valid == 0)[:, None]
     arg_np = arg.cpu().numpy()
     peak_s = np.asarray(frames_to_time(arg_np, layer), dtype=np.float32)
@@ -178,6 +228,8 @@ def summarize_batch(out: torch.Tensor, valid_frames: torch.Tensor, layer: str) -
     summary = {k: v.cpu().numpy().astype(np.float32) for k, v in res.items()}
     summary["peak_s"] = peak_s
     summary["peak_frame"] = arg_np
+    if n_valid is not None:
+        summary["n_valid"] = n_valid
     return summary
 
 
@@ -205,6 +257,17 @@ def _reduce_frames(out: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor
         mean = torch.zeros((b, u), dtype=out.dtype, device=out.device)
     nan = torch.full_like(mean, float("nan"))
     return torch.where(none, nan, mean), torch.where(none, nan, mx), arg
+
+
+def _span_mean(out: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """Mean of ``out`` ``(batch, units, frames)`` over each item's frames ``[spans[i, 0],
+    spans[i, 1])``; NaN where the span is empty."""
+    t = out.shape[2]
+    idx = torch.arange(t, device=out.device)[None, :]
+    mask = ((idx >= spans[:, :1]) & (idx < spans[:, 1:])).to(out.dtype)  # (b, t)
+    n = mask.sum(dim=1)
+    total = torch.einsum("but,bt->bu", out, mask)
+    return torch.where((n > 0)[:, None], total / n.clamp(min=1)[:, None], torch.full_like(total, float("nan")))
 
 
 #: :func:`_reduce_frames`, compiled (:func:`soundnet.kernels.compiled`).

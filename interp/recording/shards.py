@@ -127,6 +127,10 @@ def write_shard(
         d = by_order[int(r["order"])]
         row = dict(r)
         row.update(status=d.status, note=d.note, duration_s=float(d.duration_s), sample_rate_hz=int(d.sample_rate_hz))
+        summ = summaries.get(d.order, {}) if d.status == "ok" else {}
+        for layer in layers:  # valid frames per layer (soundnet.geometry.valid_frames); 0: none
+            n_valid = summ.get(layer, {}).get("n_valid")
+            row[f"valid_frames_{layer}"] = int(n_valid) if n_valid is not None else 0
         clip_rows.append(row)
     write_parquet(tmp / "clips.parquet", pd.DataFrame(clip_rows))
     ok = [d for d in sorted(decoded, key=lambda d: d.order) if d.status == "ok"]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from soundnet.audio import iter_audio_blocks
-from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, layer_geometry
+from soundnet.geometry import SAMPLE_RATE_HZ, VALID_MIN_INSIDE, frames_to_time, layer_geometry
 from soundnet.model import HEAD_LAYERS
 
 __all__ = ["StreamStats", "chunk_plan", "excerpt_blocks"]
@@ -54,13 +54,16 @@ def excerpt_blocks(path: str, start_s: float, duration_s: float | None) -> Itera
 class StreamStats:
     """Running mean/max/argmax (and head probabilities) of one layer over the chunks of a clip."""
 
-    def __init__(self, layer: str) -> None:
+    def __init__(self, layer: str, *, min_inside: float = VALID_MIN_INSIDE) -> None:
         self.layer = layer
+        self.min_inside = float(min_inside)
         g = layer_geometry(layer)
         self.hop, self.rf, self.first = g.hop_samples, g.receptive_field_samples, g.first_start_samples
         self.next_frame = 0
         self.sum: np.ndarray | None = None
         self.count = 0
+        self.vsum: np.ndarray | None = None
+        self.vcount = 0
         self.max: np.ndarray | None = None
         self.arg: np.ndarray | None = None
         self.prob: np.ndarray | None = None
@@ -83,6 +86,12 @@ class StreamStats:
             return
         sel = acts[:, ok].astype(np.float64)
         gsel = g[ok]
+        # valid frames (soundnet.geometry.valid_frames): enough of the field inside the file,
+        # whose end is known at its last chunk (earlier chunks only count whole fields)
+        gstart = self.first + gsel * self.hop
+        end = s0 + n if at_end else np.inf
+        inside = np.minimum(gstart + self.rf, end) - np.maximum(gstart, 0.0)
+        vok = inside / self.rf >= self.min_inside - 1e-12
         if self.sum is None:
             u = acts.shape[0]
             self.sum = np.zeros(u)
@@ -92,6 +101,10 @@ class StreamStats:
                 self.prob = np.zeros(u)
         self.sum += sel.sum(axis=1)
         self.count += sel.shape[1]
+        if self.vsum is None:
+            self.vsum = np.zeros(acts.shape[0])
+        self.vsum += sel[:, vok].sum(axis=1)
+        self.vcount += int(vok.sum())
         cmax = sel.max(axis=1)
         carg = gsel[sel.argmax(axis=1)]
         better = cmax > self.max  # ties keep the earlier frame, as argmax over the whole file
@@ -112,6 +125,12 @@ class StreamStats:
             "max": self.max.astype(np.float32),
             "peak_s": np.asarray(frames_to_time(self.arg, self.layer), dtype=np.float32),
             "peak_frame": self.arg,
+            "vmean": (
+                (self.vsum / self.vcount).astype(np.float32)
+                if self.vsum is not None and self.vcount
+                else np.full(len(self.sum), np.nan, np.float32)
+            ),
+            "n_valid": np.asarray(self.vcount, dtype=np.int64),
         }
         if self.prob is not None:
             res["prob"] = (self.prob / self.count).astype(np.float32)

@@ -45,8 +45,10 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-#: Per-clip summaries recorded for every layer.
-STATS = ("mean", "max", "peak_s")
+#: Per-clip summaries recorded for every layer: the mean and max over the counted frames, the
+#: max's time, and ``vmean``, the mean over the valid frames (duration-invariant; see
+#: :func:`soundnet.geometry.valid_frames`).
+STATS = ("mean", "max", "peak_s", "vmean")
 #: Extra per-clip summaries recorded for the heads.
 HEAD_STATS = ("prob",)
 TOPK_COLUMNS = ("layer", "unit", "rank", "clip_id", "value", "peak_s", "start_s", "end_s")
@@ -205,9 +207,10 @@ class Run:
         Parameters
         ----------
         layer : str
-        stat : {"mean", "max", "peak_s", "prob"}
-            ``peak_s`` is the time of the max in seconds from the clip start; ``prob`` (heads
-            only) is the clip-level probability.
+        stat : {"mean", "max", "peak_s", "vmean", "prob"}
+            ``peak_s`` is the time of the max in seconds from the clip start; ``vmean`` the
+            mean over the clip's valid frames (duration-invariant); ``prob`` (heads only) is
+            the clip-level probability.
 
         Returns
         -------
@@ -220,7 +223,13 @@ class Run:
         check_option("stat", stat, allowed, where="activations")
         key = (layer, stat)
         if key not in self._act_cache:
-            df = pd.read_parquet(self.path / "activations" / activation_file(layer, stat))
+            path = self.path / "activations" / activation_file(layer, stat)
+            if not path.is_file():
+                raise RunError(
+                    f"Run {str(self.path)!r} has no {stat!r} table for {layer} ({path.name}): it was "
+                    "recorded by an older version; record it again (delete the folder) to get it."
+                )
+            df = pd.read_parquet(path)
             df = df.set_index("clip_id")
             df.columns = df.columns.astype(int)
             self._act_cache[key] = df
