@@ -1,7 +1,8 @@
 """Per (unit, category) selectivity statistics, rankings and unit labels.
 
-For every layer, unit and category of a run, from the per-clip summaries (``max`` over time by
-default, ``mean`` on request), :func:`compute_selectivity` computes in one vectorised pass:
+For every layer, unit and category of a run, from the per-clip summaries (by default ``vmean``,
+the mean over each clip's valid frames, which does not grow with its length; ``max`` and
+``mean`` over all frames on request), :func:`compute_selectivity` computes in one vectorised pass:
 
 =============  ==========================================================================
 column         meaning
@@ -22,9 +23,19 @@ column         meaning
 ``p_perm``     Monte-Carlo permutation p of the same statistic, computed for categories with
                fewer than ``permutation_below`` clips (NaN otherwise)
 ``p``          the p-value used: ``p_perm`` where computed, else ``p_mwu``
-``q``          Benjamini-Hochberg q-value over *all* units x categories of the table (all
-               layers of a run together)
+``q``          Benjamini-Hochberg q-value over *all* testable units x categories of the
+               table (all layers of a run together)
+``p_unit``     unit-level permutation p: the unit's best AUROC against the best of each
+               permutation (labels permuted across groups, within strata), the same on all
+               of a unit's rows; ``q_unit``: BH across units (:mod:`.unitlabels`)
+``min_p``      the smallest p a group permutation could give the category; ``testable`` is
+               False when it is not below ``alpha`` (too few groups: no q)
+``n_excluded`` labelled clips of the category left out of the layer (no valid frame)
+``n_groups_pos`` groups of the category's clips
 =============  ==========================================================================
+
+With a ``group`` column (clips of one source are not independent), ``p`` is the pair-level
+group-permutation p instead of Mann-Whitney's.
 
 The run-level functions (:func:`run_selectivity`, :func:`rank_units`, :func:`analyze`) read the
 activation tables of a run directory and write ``selectivity.parquet``, ``unit_labels.parquet``,
@@ -45,18 +56,32 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from interp.analysis import stats
 from interp.analysis.nuisance import run_nuisance_report
+from interp.analysis.outputs import (
+    DEFAULT_STAT,
+    head_outputs,
+    output_correlations,
+    run_output_correlations,
+    table_suffix,
+)
 from interp.analysis.resampling import group_bootstrap_auroc
+from interp.analysis.unitlabels import (
+    METRICS,
+    GroupPermutationTest,
+    _clean_labels,
+    _metric,
+    category_counts,
+    label_units,
+    layer_summary,
+)
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
-from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 from soundnet.options import Alternative, ClipStat, HeadOutput, Metric, MetricAlias, check_option
 
@@ -77,21 +102,6 @@ __all__ = [
     "run_output_correlations",
     "analyze",
 ]
-
-#: Ranking metrics and their direction (True: higher is more selective).
-METRICS: dict[Metric, bool] = {
-    "auroc": True,
-    "csi": True,
-    "dprime": True,
-    "mi_bits": True,
-    "iou": True,
-    "z": True,
-    "mean_pos": True,
-    "p": False,
-    "q": False,
-    "p_mwu": False,
-}
-_ALIASES: dict[str, Metric] = {"mi": "mi_bits", "d'": "dprime", "d_prime": "dprime", "csi_index": "csi"}
 
 SELECTIVITY_COLUMNS = (
     "layer",
@@ -115,7 +125,15 @@ SELECTIVITY_COLUMNS = (
     "p_perm",
     "p",
     "q",
+    "p_unit",
+    "q_unit",
+    "min_p",
+    "n_excluded",
+    "n_groups_pos",
+    "testable",
 )
+#: The float statistics among :data:`SELECTIVITY_COLUMNS` (computed per layer).
+_FLOAT_COLUMNS = SELECTIVITY_COLUMNS[5 : SELECTIVITY_COLUMNS.index("min_p") + 1]
 
 
 @dataclass(frozen=True)
@@ -124,8 +142,11 @@ class SelectivityConfig:
 
     Attributes
     ----------
-    stat : {"max", "mean"}
-        Per-clip summary of each unit (run-level functions only).
+    stat : {"vmean", "max", "mean"}
+        Per-clip summary of each unit (run-level functions only). Default ``vmean``, the mean
+        over each clip's valid frames, which does not grow with the clip's length (``max``
+        does: long clips win on every unit); clips without a valid frame in a layer are left
+        out of it and counted in ``n_excluded``.
     top_quantile : float
         Fraction of clips called "active" for the MI / IoU binarisation (NetDissect's idea).
     permutation_below : int
@@ -136,16 +157,24 @@ class SelectivityConfig:
         Direction of the Mann-Whitney test (default: the unit fires more for the category).
     seed : int
         Seed of the permutations.
+    unit_permutations : int
+        Group permutations of the unit-level test (:mod:`interp.analysis.unitlabels`); 0 skips
+        it (``p_unit`` NaN). With groups (a ``group`` column), ``p`` is this test's pair-level p.
+    alpha : float
+        A category is ``testable`` when its smallest possible permutation p is below this; an
+        untestable one (too few groups) gets no q.
     chunk_units : int
         Units processed at once (bounds memory: about ``6 * 8 * n_clips * chunk_units`` bytes).
     """
 
-    stat: ClipStat = "max"
+    stat: ClipStat = DEFAULT_STAT
     top_quantile: float = 0.1
     permutation_below: int = 10
     n_permutations: int = 10_000
     alternative: Alternative = "greater"
     seed: int = 0
+    unit_permutations: int = 1000
+    alpha: float = 0.05
     chunk_units: int = 512
 
     def __post_init__(self) -> None:
@@ -160,6 +189,11 @@ class SelectivityConfig:
                 raise ParameterError(
                     f"The '{name}' parameter of SelectivityConfig must be >= 1. Got {getattr(self, name)!r} instead."
                 )
+        if int(self.unit_permutations) < 0 or not 0 < float(self.alpha) < 1:
+            raise ParameterError(
+                "The 'unit_permutations' parameter of SelectivityConfig must be >= 0 and 'alpha' in (0, 1). "
+                f"Got {self.unit_permutations!r} and {self.alpha!r} instead."
+            )
         if int(self.permutation_below) < 0:
             raise ParameterError(
                 f"The 'permutation_below' parameter of SelectivityConfig must be >= 0. Got {self.permutation_below!r} instead."
@@ -178,34 +212,32 @@ def _config(config: SelectivityConfig | None, options: Mapping[str, Any]) -> Sel
     return SelectivityConfig(**(asdict(base) | dict(options)))
 
 
-def _metric(metric: str, where: str) -> Metric:
-    """The canonical name of a ranking metric (its aliases mapped), checked."""
-    if metric in _ALIASES:
-        return _ALIASES[metric]
-    return cast(Metric, check_option("metric", metric, Metric, where=where))
-
-
 # ------------------------------------------------------------------------------------------
 # DataFrame level
 # ------------------------------------------------------------------------------------------
-def _clean_labels(labels: pd.Series) -> pd.Series:
-    lab = pd.Series(labels)
-    lab = lab[lab.notna()].astype(str)
-    return lab[lab.str.len() > 0]
-
-
 def _layer_rows(
-    layer: str, acts: pd.DataFrame, labels: pd.Series, categories: list[str], cfg: SelectivityConfig
+    layer: str,
+    acts: pd.DataFrame,
+    labels: pd.Series,
+    categories: list[str],
+    cfg: SelectivityConfig,
+    groups: pd.Series | None = None,
+    strata: pd.Series | None = None,
 ) -> pd.DataFrame:
     lab = labels.reindex(acts.index)
     x_all = acts.to_numpy(dtype=np.float64)
-    keep = lab.notna().to_numpy() & np.isfinite(x_all).all(axis=1)
+    finite = np.isfinite(x_all).all(axis=1)
+    keep = lab.notna().to_numpy() & finite
     if not keep.any():
         raise ParameterError(
             f"No clip of layer {layer!r} has both a label and finite activations: the "
             "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'."
         )
+    # labelled clips without a valid frame in this layer (vmean NaN): left out, and counted
+    excluded = lab[lab.notna().to_numpy() & ~finite].value_counts()
     x_all = x_all[keep]
+    grp = None if groups is None else groups.reindex(acts.index)[keep].to_numpy()
+    strat = None if strata is None else strata.reindex(acts.index)[keep].to_numpy()
     lab = lab[keep].to_numpy()
     units = np.asarray([int(u) for u in acts.columns])
     n_units, n_cat = len(units), len(categories)
@@ -214,7 +246,7 @@ def _layer_rows(
     n_rest = onehot.shape[0] - n_pos
     valid = (n_pos > 0) & (n_rest > 0)
     shape = (n_units, n_cat)
-    cols = {k: np.full(shape, np.nan) for k in SELECTIVITY_COLUMNS[5:]}
+    cols = {k: np.full(shape, np.nan) for k in _FLOAT_COLUMNS}
     small = [c for c in range(n_cat) if valid[c] and n_pos[c] < cfg.permutation_below]
     # one set of random subsets per category, shared by all units of the layer
     subsets = {
@@ -258,8 +290,20 @@ def _layer_rows(
             for k, v in block.items():
                 cols[k][sl] = v
         cols["p"] = np.where(np.isfinite(cols["p_perm"]), cols["p_perm"], cols["p_mwu"])
-    for k in SELECTIVITY_COLUMNS[5:]:
-        if k not in ("q",):
+    n_groups_pos = np.tile(n_pos, (n_units, 1))
+    if cfg.unit_permutations and x_all.shape[0] >= 2 and valid.sum() >= 2:
+        cat = np.asarray([{c: i for i, c in enumerate(categories)}.get(v, n_cat) for v in lab])
+        test = GroupPermutationTest(
+            x_all, cat, n_cat + 1, groups=grp, strata=strat, n_permutations=cfg.unit_permutations, seed=cfg.seed
+        )
+        cols["p_unit"] = np.repeat(test.p_unit[:, None], n_cat, axis=1)
+        cols["min_p"] = np.tile(test.min_p[:n_cat], (n_units, 1))
+        n_groups_pos = np.tile(test.n_groups_pos[:n_cat], (n_units, 1))
+        if grp is not None and test.n_groups < len(lab):  # clips share groups: permute groups
+            cols["p_perm"] = test.p_group[:, :n_cat]
+            cols["p"] = cols["p_perm"].copy()
+    for k in _FLOAT_COLUMNS:
+        if k not in ("q", "p_unit", "q_unit"):
             cols[k][:, ~valid] = np.nan
     out = pd.DataFrame(
         {
@@ -270,8 +314,11 @@ def _layer_rows(
             "n_rest": np.tile(n_rest, n_units).astype(np.int64),
         }
     )
-    for k in SELECTIVITY_COLUMNS[5:]:
+    for k in _FLOAT_COLUMNS:
         out[k] = cols[k].ravel()
+    out["n_excluded"] = np.tile(excluded.reindex(categories).fillna(0).to_numpy(np.int64), n_units)
+    out["n_groups_pos"] = n_groups_pos.ravel().astype(np.int64)
+    out["testable"] = np.tile(valid, n_units) & ~(out["min_p"].to_numpy() >= cfg.alpha)
     return out
 
 
@@ -281,6 +328,8 @@ def compute_selectivity(
     *,
     categories: list[str] | None = None,
     layer: str = "layer",
+    groups: pd.Series | None = None,
+    strata: pd.Series | None = None,
     config: SelectivityConfig | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -298,6 +347,12 @@ def compute_selectivity(
         against all other labelled clips.
     layer : str
         Layer name written in the ``layer`` column when ``acts`` is a single DataFrame.
+    groups : pandas.Series, optional
+        Group of each clip (source file, speaker, recording; indexed like ``acts``): clips of a
+        group are not independent. The permutation tests move whole groups and, when some
+        group holds several clips, ``p`` is the group permutation p.
+    strata : pandas.Series, optional
+        Permute only within these (e.g. the corpus's folds).
     config : SelectivityConfig, optional
     **options
         Fields of :class:`SelectivityConfig` (``top_quantile=0.05``, ``seed=1``, ...).
@@ -325,9 +380,13 @@ def compute_selectivity(
             raise ParameterError(
                 f"The 'acts' parameter of compute_selectivity must hold DataFrames. Got {type(df).__name__} for {name!r} instead."
             )
-        parts.append(_layer_rows(str(name), df, lab, cats, cfg))
+        parts.append(_layer_rows(str(name), df, lab, cats, cfg, groups, strata))
     out = pd.concat(parts, ignore_index=True)
-    out["q"] = stats.bh_qvalues(out["p"].to_numpy())
+    # categories with too few groups for any p to pass are left out of the family
+    out["q"] = stats.bh_qvalues(np.where(out["testable"], out["p"].to_numpy(), np.nan))
+    unit_idx = out.groupby(["layer", "unit"], sort=False).ngroup().to_numpy()
+    first = ~out.duplicated(["layer", "unit"]).to_numpy()  # in the order of ngroup's numbers
+    out["q_unit"] = stats.bh_qvalues(out["p_unit"].to_numpy()[first])[unit_idx]  # BH across units
     out.attrs["selectivity"] = asdict(cfg) | {"categories": cats}
     return out
 
@@ -381,109 +440,23 @@ def rank_table(
     return df
 
 
-def label_units(
-    sel: pd.DataFrame, *, metric: Metric | MetricAlias = "auroc", q_max: float = 0.05, auroc_min: float = 0.75
-) -> pd.DataFrame:
-    """Each unit's best category, or ``"none"`` when no category passes the thresholds.
-
-    A (unit, category) pair passes when ``q < q_max`` and ``auroc >= auroc_min``. The unit's
-    label is its passing category with the best ``metric``; a unit with no passing category is
-    labelled ``"none"`` (its best category by ``metric`` is still reported).
-
-    Returns
-    -------
-    DataFrame, one row per (layer, unit)
-        ``layer, unit, label, best_category, score`` (``metric`` at the best category),
-        ``auroc, q, n_selective_categories, selective`` (bool).
-    """
-    m = _metric(metric, "label_units")
-    ok = (sel["q"] < q_max) & (sel["auroc"] >= auroc_min)
-    key = sel[m] if METRICS[m] else -sel[m]
-    df = sel.assign(_pass=ok.to_numpy(), _key=key.fillna(-np.inf).to_numpy())
-    df = df.sort_values(
-        ["layer", "unit", "_pass", "_key", "auroc"], ascending=[True, True, False, False, False], kind="stable"
-    )
-    best = df.groupby(["layer", "unit"], sort=False).head(1).copy()
-    npass = df.groupby(["layer", "unit"], sort=False)["_pass"].sum()
-    best["n_selective_categories"] = (
-        npass.reindex(pd.MultiIndex.from_frame(best[["layer", "unit"]])).to_numpy().astype(np.int64)
-    )
-    best["selective"] = best["_pass"].astype(bool)
-    best["label"] = np.where(best["selective"], best["category"].astype(str), "none")
-    out = best.assign(best_category=best["category"], score=best[m])
-    order = {name: i for i, name in enumerate(pd.unique(sel["layer"]))}
-    out = out.assign(_o=out["layer"].map(order)).sort_values(["_o", "unit"], kind="stable")
-    cols = ["layer", "unit", "label", "best_category", "score", "auroc", "q", "n_selective_categories", "selective"]
-    out = out[cols].reset_index(drop=True)
-    out.attrs["unit_labels"] = {"metric": m, "q_max": float(q_max), "auroc_min": float(auroc_min)}
-    return out
-
-
-def layer_summary(labels: pd.DataFrame) -> pd.DataFrame:
-    """Per layer: units, selective units and their fraction (from :func:`label_units`)."""
-    g = labels.groupby("layer", sort=False)
-    out = pd.DataFrame({"n_units": g.size(), "n_selective": g["selective"].sum().astype(np.int64)})
-    out["fraction_selective"] = out["n_selective"] / out["n_units"]
-    return out.reset_index()
-
-
-def category_counts(labels: pd.DataFrame, *, categories: list[str] | None = None) -> pd.DataFrame:
-    """Per layer and category: how many units are labelled with that category (0 included)."""
-    sel = labels[labels["selective"]]
-    cats = sorted(labels["best_category"].astype(str).unique()) if categories is None else list(categories)
-    layers = list(pd.unique(labels["layer"]))
-    counts = sel.groupby(["layer", "label"]).size()
-    rows = [(layer, c, int(counts.get((layer, c), 0))) for layer in layers for c in cats]
-    return pd.DataFrame(rows, columns=["layer", "category", "n_units"])
-
-
-def output_correlations(
-    acts: pd.DataFrame, probs: pd.DataFrame, *, names: list[str] | None = None, top: int = 5
-) -> pd.DataFrame:
-    """For each unit, the outputs whose probability rises most with it across clips.
-
-    Parameters
-    ----------
-    acts : DataFrame (n_clips, n_units)
-    probs : DataFrame (n_clips, n_outputs)
-        Clip-level head probabilities (stat ``prob`` of conv8 / conv8_2), same index as acts
-        (only the common clips are used).
-    names : list of str, optional
-        Output names (default: the column names).
-    top : int
-        Outputs kept per unit.
-
-    Returns
-    -------
-    DataFrame ``unit, rank, class_index, class_name, r`` (Pearson r across clips, highest first).
-    """
-    common = acts.index.intersection(probs.index)
-    a = acts.loc[common].to_numpy(dtype=np.float64)
-    b = probs.loc[common].to_numpy(dtype=np.float64)
-    ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
-    r = stats.column_correlations(a[ok], b[ok])
-    k = min(int(top), r.shape[1])
-    idx = np.argsort(-r, axis=1, kind="stable")[:, :k]
-    names = list(map(str, probs.columns)) if names is None else list(names)
-    units = np.asarray([int(u) for u in acts.columns])
-    return pd.DataFrame(
-        {
-            "unit": np.repeat(units, k).astype(np.int64),
-            "rank": np.tile(np.arange(k), len(units)).astype(np.int64),
-            "class_index": idx.ravel().astype(np.int64),
-            "class_name": [names[i] for i in idx.ravel()],
-            "r": np.take_along_axis(r, idx, axis=1).ravel(),
-        }
-    )
-
-
 # ------------------------------------------------------------------------------------------
 # run level
 # ------------------------------------------------------------------------------------------
 
 
-def _suffix(stat: str) -> str:
-    return "" if stat == "max" else f"_{stat}"
+_suffix = table_suffix
+
+
+def _run_groups(run: Run) -> tuple[pd.Series | None, pd.Series | None]:
+    """The ok clips' ``group`` and ``fold`` columns (None when absent or empty): the groups the
+    tests move whole, and the strata they permute within."""
+    ok = run.ok_clips
+    groups = ok["group"].astype(str) if "group" in ok.columns and ok["group"].notna().any() else None
+    folds = None
+    if "fold" in ok.columns and ok["fold"].notna().all() and ok["fold"].nunique() > 1:
+        folds = ok["fold"].astype(str)
+    return groups, folds
 
 
 def _run_key(run: Run) -> dict:
@@ -533,7 +506,12 @@ def run_selectivity(
     for layer in layers:
         run.n_units(layer)  # validates
     name = "selectivity" + _suffix(cfg.stat)
-    want = {"selectivity": asdict(cfg), "run": _run_key(run) | {"layers": layers, "label_column": label_column}}
+    groups, folds = _run_groups(run)
+    want = {
+        "selectivity": asdict(cfg),
+        "run": _run_key(run)
+        | {"layers": layers, "label_column": label_column, "groups": groups is not None, "folds": folds is not None},
+    }
     if not recompute and run.has_table(name):
         old = run.read_table(name)
         sattrs = dict(old.attrs.get("selectivity") or {})
@@ -547,7 +525,7 @@ def run_selectivity(
             f"Got {label_column!r} instead."
         )
     acts = {layer: run.activations(layer, cfg.stat) for layer in layers}
-    sel = compute_selectivity(acts, ok[label_column], config=cfg)
+    sel = compute_selectivity(acts, ok[label_column], groups=groups, strata=folds, config=cfg)
     sel.attrs["run"] = want["run"]
     run.write_table(name, sel)
     return sel
@@ -599,7 +577,7 @@ def rank_units(
     sel = run_selectivity(run, **options)
     out = rank_table(sel, category, metric=metric, layer=layer, top=top)
     if ci and len(out):
-        stat = (sel.attrs.get("selectivity") or {}).get("stat", options.get("stat", "max"))
+        stat = (sel.attrs.get("selectivity") or {}).get("stat", options.get("stat", DEFAULT_STAT))
         lab = _labels_series(run)
         ok_clips = run.ok_clips
         groups = ok_clips["group"].astype(str) if "group" in ok_clips.columns else None
@@ -637,90 +615,26 @@ def run_unit_labels(
     """
     run = open_run(run)
     sel = run_selectivity(run, **options)
-    labels = label_units(sel, metric=metric, q_max=q_max, auroc_min=auroc_min)
+    stat = (sel.attrs.get("selectivity") or {}).get("stat", DEFAULT_STAT)
+    layers = list(pd.unique(sel["layer"].astype(str)))
+    groups, _ = _run_groups(run)
+    labels = label_units(
+        sel,
+        acts={layer: run.activations(layer, stat) for layer in layers},
+        labels=_labels_series(run),
+        groups=groups,
+        metric=metric,
+        q_max=q_max,
+        auroc_min=auroc_min,
+    )
     cats = (sel.attrs.get("selectivity") or {}).get("categories")
     res = {"unit_labels": labels, "layers": layer_summary(labels), "counts": category_counts(labels, categories=cats)}
     if write:
-        suf = _suffix((sel.attrs.get("selectivity") or {}).get("stat", "max"))
+        suf = _suffix(stat)
         run.write_table("unit_labels" + suf, labels)
         run.write_table("selectivity_layers" + suf, res["layers"])
         run.write_table("selectivity_counts" + suf, res["counts"])
     return res
-
-
-def head_outputs(run: Run, head: str, *, output: HeadOutput = "logprob") -> pd.DataFrame:
-    """A head's clip-level outputs from a run: probabilities or log-probabilities.
-
-    Parameters
-    ----------
-    run : Run
-    head : {"conv8", "conv8_2"}
-    output : {"logprob", "prob"}
-        ``prob``: the recorded ``prob`` stat (mean softmax over frames). ``logprob``: the
-        log-softmax of the recorded ``mean`` logits, i.e. the exact clip log-probability for
-        clips with one counted head frame and the log-softmax of the frame-averaged logits
-        otherwise. Clip probabilities are small (the top class rarely passes 0.05) and span
-        orders of magnitude, so correlations are better behaved on the log scale; hence
-        ``logprob`` by default.
-
-    Returns
-    -------
-    DataFrame (n_clips, n_classes), float64, indexed by clip id.
-    """
-    check_option("output", output, HeadOutput, where="head_outputs")
-    if output == "prob":
-        return run.activations(head, "prob").astype(np.float64)
-    m = run.activations(head, "mean").astype(np.float64)
-    x = m.to_numpy()
-    lse = special.logsumexp(x, axis=1, keepdims=True)
-    return pd.DataFrame(x - lse, index=m.index, columns=m.columns)
-
-
-def run_output_correlations(
-    run: Run | str | os.PathLike,
-    *,
-    stat: ClipStat = "max",
-    layers: list[str] | None = None,
-    top: int = 5,
-    output: HeadOutput = "logprob",
-    write: bool = True,
-) -> pd.DataFrame:
-    """Per unit of the conv layers, the object and place classes that rise with it across clips.
-
-    Correlation (Pearson, across the run's clips) between the unit's ``stat`` and each head's
-    clip-level output (see :func:`head_outputs`: log-probability by default, or the ``prob``
-    stat of conv8 and conv8_2). Written as ``unit_outputs.parquet`` (``unit_outputs_mean`` for
-    ``stat="mean"``).
-
-    Returns
-    -------
-    DataFrame ``layer, unit, head, rank, class_index, class_name, r``.
-    """
-    run = open_run(run)
-    heads = [h for h in HEAD_LAYERS if h in run.layers]
-    if not heads:
-        raise ParameterError(
-            f"Run {str(run.path)!r} has no head layer recorded; output correlations need conv8 or conv8_2."
-        )
-    layers = [l for l in run.layers if l not in HEAD_LAYERS] if layers is None else list(layers)
-    parts = []
-    for head in heads:
-        probs = head_outputs(run, head, output=output)
-        names = list(head_labels(head))
-        for layer in layers:
-            t = output_correlations(run.activations(layer, stat), probs, names=names, top=top)
-            t.insert(0, "layer", layer)
-            t.insert(2, "head", head)
-            parts.append(t)
-    out = pd.concat(parts, ignore_index=True).sort_values(
-        ["layer", "unit", "head", "rank"],
-        kind="stable",
-        key=lambda s: s.map({l: i for i, l in enumerate(run.layers)}) if s.name == "layer" else s,
-    )
-    out = out.reset_index(drop=True)
-    if write:
-        run.write_table("unit_outputs" + _suffix(stat), out)
-    return out
 
 
 def analyze(

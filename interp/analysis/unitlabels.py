@@ -1,0 +1,496 @@
+"""Unit-level, null-calibrated labels: is a unit selective, for which category, and how sure.
+
+"Selective unit" and "fraction selective per layer" are claims about *units*. This module tests
+them as such (see ``docs/statistics.md``):
+
+1. **Group permutation null.** The category labels are permuted across *groups* (clips of one
+   source file, speaker or recording move together, :mod:`interp.analysis.resampling`), within
+   folds when the corpus has them. Each permutation gives every unit its one-vs-rest AUROC for
+   every category. Per (unit, category), ``p_group`` is the share of permutations whose AUROC
+   reaches the observed one; per unit, ``p_unit`` compares the unit's best AUROC with the
+   permutations' best (a max-statistic test over categories, so picking the best category is
+   paid for). BH across units gives ``q_unit``. Both are computed from per-group rank sums, so
+   a permutation costs ``n_units x n_groups x n_categories``.
+2. **Best against runner-up.** For a unit whose ``q_unit`` passes, a paired group bootstrap
+   (groups resampled within their category) compares the best category's AUROC with each of the
+   next ones: ``win_fraction`` is the share of resamples in which the best is higher.
+3. **Status.** ``selective`` (label = the best category) when ``q_unit < q_max``, the best
+   category's AUROC is at least ``auroc_min`` with pair-level ``q < q_max``, and it beats the
+   runner-up in at least ``win_min`` of the resamples; ``polysemantic`` when the unit passes but
+   one or more other categories cannot be told apart from the best (they are listed in
+   ``categories``); ``unlabelled`` otherwise.
+4. **Too few groups.** A category whose groups are so few that no permutation p can fall below
+   ``q_max`` (``1 / C(n_groups, n_groups_of_category)``) is marked ``testable = False``: its
+   q-values are NaN rather than a number that could never pass, and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from math import comb
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from interp.analysis import stats
+from interp.analysis.resampling import group_codes, weighted_auroc
+from soundnet.errors import ParameterError
+from soundnet.options import Metric, MetricAlias, check_option
+
+__all__ = [
+    "STATUSES",
+    "METRICS",
+    "GroupPermutationTest",
+    "group_permutation_test",
+    "label_status",
+    "label_units",
+    "layer_summary",
+    "category_counts",
+    "min_permutation_p",
+]
+
+#: Ranking metrics and their direction (True: higher is more selective).
+METRICS: dict[Metric, bool] = {
+    "auroc": True,
+    "csi": True,
+    "dprime": True,
+    "mi_bits": True,
+    "iou": True,
+    "z": True,
+    "mean_pos": True,
+    "p": False,
+    "q": False,
+    "p_mwu": False,
+}
+_ALIASES: dict[str, Metric] = {"mi": "mi_bits", "d'": "dprime", "d_prime": "dprime", "csi_index": "csi"}
+
+
+def _metric(metric: str, where: str) -> Metric:
+    """The canonical name of a ranking metric (its aliases mapped), checked."""
+    if metric in _ALIASES:
+        return _ALIASES[metric]
+    return cast(Metric, check_option("metric", metric, Metric, where=where))
+
+
+def _clean_labels(labels: pd.Series) -> pd.Series:
+    lab = pd.Series(labels)
+    lab = lab[lab.notna()].astype(str)
+    return lab[lab.str.len() > 0]
+
+
+#: The label statuses of a unit.
+STATUSES = ("selective", "polysemantic", "unlabelled")
+
+
+def min_permutation_p(n_groups: int, n_groups_pos: int, n_permutations: int) -> float:
+    """Smallest p-value a group permutation test of a category can give: one assignment of the
+    category's ``n_groups_pos`` groups among ``n_groups`` is as extreme as the observed one
+    (``1 / C(n_groups, n_groups_pos)``), and a Monte-Carlo p is at least ``1 / (B + 1)``."""
+    if n_groups_pos <= 0 or n_groups_pos >= n_groups:
+        return 1.0
+    return max(1.0 / comb(int(n_groups), int(n_groups_pos)), 1.0 / (int(n_permutations) + 1))
+
+
+def _group_labels(codes: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Each group's category index (its most common one; the group moves as a whole)."""
+    n_groups = int(codes.max()) + 1
+    k = int(cat.max()) + 1
+    counts = np.zeros((n_groups, k), dtype=np.int64)
+    np.add.at(counts, (codes, cat), 1)
+    return counts.argmax(axis=1)
+
+
+def _permuted_group_labels(
+    group_cat: np.ndarray, group_stratum: np.ndarray, n_permutations: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n_permutations, n_groups)`` category index of each group, shuffled within strata."""
+    out = np.empty((n_permutations, len(group_cat)), dtype=np.int64)
+    out[:] = group_cat
+    for s in np.unique(group_stratum):
+        members = np.flatnonzero(group_stratum == s)
+        if len(members) > 1:
+            keys = rng.random((n_permutations, len(members)))
+            out[:, members] = group_cat[members][np.argsort(keys, axis=1)]
+    return out
+
+
+class GroupPermutationTest:
+    """Group-permutation p-values of every unit's one-vs-rest AUROC, for one layer.
+
+    Parameters
+    ----------
+    x : array, shape (n_clips, n_units)
+        Finite per-clip values.
+    cat : array of int, shape (n_clips,)
+        Category index of each clip (0 .. n_categories - 1).
+    n_categories : int
+    groups : array-like, shape (n_clips,), optional
+        Group of each clip (None: each clip its own group). A group moves as a whole and keeps
+        one category (its most common).
+    strata : array-like, shape (n_clips,), optional
+        Permute only within these (e.g. folds); a group takes its first clip's stratum.
+    n_permutations : int
+    seed : int
+    chunk_units : int
+        Units handled at once (memory ``~ 8 * chunk_units * n_categories * chunk_perms`` bytes).
+
+    Attributes
+    ----------
+    auroc : np.ndarray, shape (n_units, n_categories)
+    p_group : np.ndarray, shape (n_units, n_categories)
+        ``(1 + #{perm AUROC >= observed}) / (B + 1)``.
+    p_unit : np.ndarray, shape (n_units,)
+        The same for the unit's best AUROC against the permutations' best over categories.
+    n_groups_pos : np.ndarray, shape (n_categories,)
+        Groups of each category.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        cat: np.ndarray,
+        n_categories: int,
+        *,
+        groups: Sequence[Any] | np.ndarray | None = None,
+        strata: Sequence[Any] | np.ndarray | None = None,
+        n_permutations: int = 1000,
+        seed: int = 0,
+        chunk_units: int = 256,
+    ) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        cat = np.asarray(cat, dtype=np.int64)
+        n, n_units = x.shape
+        if not np.isfinite(x).all():
+            raise ParameterError("The 'x' parameter of GroupPermutationTest must be finite.")
+        codes = group_codes(groups, n)
+        n_groups = int(codes.max()) + 1 if n else 0
+        group_cat = _group_labels(codes, cat) if n else np.zeros(0, np.int64)
+        first = np.zeros(n_groups, dtype=np.int64)
+        first[codes[::-1]] = np.arange(n)[::-1]
+        group_stratum = (
+            np.zeros(n_groups, np.int64) if strata is None else pd.factorize(np.asarray(strata, dtype=object)[first])[0]
+        )
+        k = int(n_categories)
+        size = np.bincount(codes, minlength=n_groups).astype(np.float64)
+        self.n_groups = n_groups
+        self.n_groups_pos = np.bincount(group_cat, minlength=k).astype(np.int64)
+        self.n_permutations = int(n_permutations)
+        rng = np.random.default_rng(seed)
+        perms = _permuted_group_labels(group_cat, group_stratum, self.n_permutations, rng)  # (B, G)
+        obs_onehot = np.zeros((n_groups, k))
+        obs_onehot[np.arange(n_groups), group_cat] = 1.0
+        self.auroc = np.full((n_units, k), np.nan)
+        ge_pair = np.zeros((n_units, k))
+        ge_unit = np.zeros(n_units)
+        chunk_perms = max(1, min(self.n_permutations, 4_000_000 // max(1, k * max(n_groups, 1))))
+        for j0 in range(0, n_units, chunk_units):
+            sl = slice(j0, min(n_units, j0 + chunk_units))
+            ranks, _ = stats.rank_columns(x[:, sl])
+            rsum_g = np.zeros((n_groups, ranks.shape[1]))
+            np.add.at(rsum_g, codes, ranks)  # (G, u): rank sum of each group
+            obs = self._auroc(rsum_g.T @ obs_onehot, size @ obs_onehot, n)  # (u, k)
+            self.auroc[sl] = obs
+            best = np.nanmax(np.where(np.isfinite(obs), obs, -np.inf), axis=1)
+            for b0 in range(0, self.n_permutations, chunk_perms):
+                pb = perms[b0 : b0 + chunk_perms]  # (b, G)
+                onehot = np.zeros((len(pb), n_groups, k))
+                np.put_along_axis(onehot, pb[:, :, None], 1.0, axis=2)
+                rs = np.einsum("gu,bgk->buk", rsum_g, onehot)
+                npos = np.einsum("g,bgk->bk", size, onehot)
+                a = self._auroc(rs, npos[:, None, :], n)  # (b, u, k)
+                ge_pair[sl] += (a >= obs[None] - 1e-12).sum(axis=0)
+                ge_unit[sl] += (np.nanmax(np.where(np.isfinite(a), a, -np.inf), axis=2) >= best[None] - 1e-12).sum(
+                    axis=0
+                )
+        b = float(self.n_permutations)
+        self.p_group = (1.0 + ge_pair) / (b + 1.0)
+        self.p_group[~np.isfinite(self.auroc)] = np.nan
+        self.p_unit = (1.0 + ge_unit) / (b + 1.0)
+        self.min_p = np.array([min_permutation_p(n_groups, int(g), self.n_permutations) for g in self.n_groups_pos])
+
+    @staticmethod
+    def _auroc(rank_sum: np.ndarray, n_pos: np.ndarray, n: int) -> np.ndarray:
+        n_rest = n - n_pos
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u1 = rank_sum - n_pos * (n_pos + 1) / 2.0
+            return np.where((n_pos > 0) & (n_rest > 0), u1 / (n_pos * n_rest), np.nan)
+
+
+def group_permutation_test(
+    x: np.ndarray,
+    labels: Sequence[Any] | np.ndarray,
+    categories: Sequence[str],
+    **options: Any,
+) -> GroupPermutationTest:
+    """:class:`GroupPermutationTest` from string labels (every label must be in ``categories``)."""
+    lab = np.asarray(labels, dtype=object).astype(str)
+    index = {c: i for i, c in enumerate(categories)}
+    missing = sorted(set(lab) - set(index))
+    if missing:
+        raise ParameterError(
+            f"The 'labels' parameter of group_permutation_test holds categories not in 'categories': {missing[:5]}."
+        )
+    cat = np.asarray([index[v] for v in lab], dtype=np.int64)
+    return GroupPermutationTest(x, cat, len(categories), **options)
+
+
+def _bootstrap_weights(codes: np.ndarray, group_cat: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_boot, n_clips)`` weights: groups resampled with replacement within their category."""
+    n_groups = len(group_cat)
+    counts = np.zeros((n_boot, n_groups))
+    for c in np.unique(group_cat):
+        members = np.flatnonzero(group_cat == c)
+        draws = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
+        for b in range(n_boot):
+            counts[b] += np.bincount(draws[b], minlength=n_groups)
+    return counts[:, codes]
+
+
+def label_status(
+    x: np.ndarray | None,
+    labels: np.ndarray | None,
+    categories: Sequence[str],
+    auroc: np.ndarray,
+    q_pair: np.ndarray,
+    q_unit: np.ndarray,
+    *,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    q_max: float = 0.05,
+    auroc_min: float = 0.75,
+    win_min: float = 0.95,
+    n_boot: int = 500,
+    compare: int = 3,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Status, best and runner-up category of every unit of one layer (see the module docstring).
+
+    Parameters
+    ----------
+    x : array, shape (n_clips, n_units), optional
+        The values the AUROCs were computed from (finite). Without it (and ``labels``) the best
+        category cannot be compared with the next ones: a passing unit is ``selective`` with
+        ``win_fraction`` NaN.
+    labels : array of str, shape (n_clips,), optional
+    categories : sequence of str
+        Column order of ``auroc`` and ``q_pair``.
+    auroc, q_pair : arrays, shape (n_units, n_categories)
+        One-vs-rest AUROC and its pair-level q (NaN: untested).
+    q_unit : array, shape (n_units,)
+    groups : array-like, optional
+    q_max, auroc_min : float
+        Thresholds of a pass.
+    win_min : float
+        Share of paired bootstrap resamples in which the best category must beat another for
+        the two to count as told apart.
+    n_boot : int
+        Paired group-bootstrap resamples (only for units that pass the unit-level test).
+    compare : int
+        The best category is compared with this many next ones (by AUROC).
+
+    Returns
+    -------
+    DataFrame, one row per unit: ``status, best_category, runner_up, auroc, auroc_runner_up,
+    margin, win_fraction, categories`` (``;``-joined, the categories the unit cannot be told
+    apart among, for ``polysemantic``; the label for ``selective``).
+    """
+    n_units, k = auroc.shape
+    cats = np.asarray(list(categories), dtype=object)
+    a = np.where(np.isfinite(auroc), auroc, -np.inf)
+    order = np.argsort(-a, axis=1, kind="stable")
+    best, runner = order[:, 0], order[:, 1] if k > 1 else order[:, 0]
+    rows = np.arange(n_units)
+    a_best, a_run = auroc[rows, best], auroc[rows, runner] if k > 1 else np.full(n_units, np.nan)
+    passes = (q_unit < q_max) & (a_best >= auroc_min) & (q_pair[rows, best] < q_max)
+    status = np.full(n_units, "unlabelled", dtype=object)
+    win = np.full(n_units, np.nan)
+    listed = np.full(n_units, "", dtype=object)
+    cand = np.flatnonzero(passes)
+    if x is None or labels is None or k == 1:
+        status[cand] = "selective"
+        listed[cand] = cats[best[cand]]
+    elif len(cand):
+        lab = np.asarray(labels, dtype=object).astype(str)
+        codes = group_codes(groups, len(lab))
+        cat_idx = np.asarray([{c: i for i, c in enumerate(cats)}[v] for v in lab])
+        w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
+        need = sorted({int(c) for u in cand for c in order[u, : compare + 1]})
+        boot = {c: weighted_auroc(x[:, cand], cat_idx == c, w) for c in need}  # (n_boot, n_cand)
+        for j, u in enumerate(cand):
+            b = boot[int(best[u])][:, j]
+            same = [cats[best[u]]]
+            for c in order[u, 1 : compare + 1]:
+                if not np.isfinite(auroc[u, c]):
+                    continue
+                o = boot[int(c)][:, j]
+                ok = np.isfinite(b) & np.isfinite(o)
+                frac = float(((b[ok] > o[ok]) + 0.5 * (b[ok] == o[ok])).mean()) if ok.any() else np.nan
+                if c == runner[u]:
+                    win[u] = frac
+                if not frac >= win_min:
+                    same.append(cats[c])
+            status[u] = "selective" if len(same) == 1 else "polysemantic"
+            listed[u] = ";".join(same)
+    return pd.DataFrame(
+        {
+            "status": status,
+            "best_category": cats[best],
+            "runner_up": cats[runner] if k > 1 else np.full(n_units, "", dtype=object),
+            "auroc": a_best,
+            "auroc_runner_up": a_run,
+            "margin": a_best - a_run,
+            "win_fraction": win,
+            "categories": listed,
+        }
+    )
+
+
+def label_units(
+    sel: pd.DataFrame,
+    *,
+    acts: Mapping[str, pd.DataFrame] | None = None,
+    labels: pd.Series | None = None,
+    groups: pd.Series | None = None,
+    metric: Metric | MetricAlias = "auroc",
+    q_max: float = 0.05,
+    auroc_min: float = 0.75,
+    win_min: float = 0.95,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each unit's status (selective / polysemantic / unlabelled) and label.
+
+    A unit is tested as a unit (:mod:`interp.analysis.unitlabels`): it passes when its
+    unit-level ``q_unit < q_max`` (when the table has it) and its best category (by AUROC) has
+    ``auroc >= auroc_min`` and pair-level ``q < q_max``. It is ``selective`` (``label`` = that
+    category) when, in addition, the best category beats each next one in at least ``win_min``
+    of the paired group-bootstrap resamples; ``polysemantic`` when it passes but other
+    categories cannot be told apart from the best (``categories`` lists them all); otherwise
+    ``unlabelled``. Without ``acts`` the best-against-runner-up comparison cannot be made: a
+    passing unit is then ``selective`` with ``win_fraction`` NaN.
+
+    Parameters
+    ----------
+    sel : DataFrame
+        From :func:`compute_selectivity`.
+    acts : mapping of layer to DataFrame, optional
+        The per-clip values ``sel`` was computed from (for the paired bootstrap).
+    labels, groups : pandas.Series, optional
+        Category and group of each clip (indexed like ``acts``); ``labels`` is needed with
+        ``acts``.
+    metric : str
+        ``score`` is this metric at the best category.
+    q_max, auroc_min, win_min : float
+    n_boot : int
+        Paired bootstrap resamples.
+
+    Returns
+    -------
+    DataFrame, one row per (layer, unit)
+        ``layer, unit, label`` (the category, or ``"none"`` unless selective), ``status,
+        best_category, runner_up, score, auroc, auroc_runner_up, margin, win_fraction,
+        categories, p_unit, q_unit, q, n_selective_categories`` (categories passing the
+        pair-level thresholds) and ``selective`` (bool: status is ``selective``).
+    """
+    m = _metric(metric, "label_units")
+    if acts is not None and labels is None:
+        raise ParameterError("The 'labels' parameter of label_units is needed with 'acts'.")
+    parts = []
+    lab_all = None if labels is None else _clean_labels(labels)
+    for layer, df in sel.groupby("layer", sort=False):
+        cats = list(pd.unique(df["category"].astype(str)))
+        units = pd.unique(df["unit"])
+        wide = {
+            c: df.pivot(index="unit", columns="category", values=c).reindex(index=units, columns=cats)
+            for c in ("auroc", "q", m)
+        }
+        ok_pair = df["testable"] if "testable" in df else pd.Series(True, index=df.index)
+        npass = ((df["q"] < q_max) & (df["auroc"] >= auroc_min) & ok_pair).groupby(df["unit"]).sum().reindex(units)
+        if "q_unit" in df and df["q_unit"].notna().any():
+            q_unit = df.groupby("unit")["q_unit"].first().reindex(units).to_numpy()
+            p_unit = df.groupby("unit")["p_unit"].first().reindex(units).to_numpy()
+        else:
+            q_unit = np.zeros(len(units))
+            p_unit = np.full(len(units), np.nan)
+        auroc, q = wide["auroc"].to_numpy(np.float64), wide["q"].to_numpy(np.float64)
+        if acts is not None and lab_all is not None:
+            a = acts[str(layer)][[int(u) for u in units]]
+            a = a[a.index.isin(lab_all.index) & np.isfinite(a.to_numpy(np.float64)).all(axis=1)]
+            lab = lab_all.reindex(a.index).to_numpy()
+            inside = np.isin(lab, cats)
+            g = None if groups is None else groups.reindex(a.index).to_numpy()[inside]
+            st = label_status(
+                a.to_numpy(np.float64)[inside],
+                lab[inside],
+                cats,
+                auroc,
+                q,
+                q_unit,
+                groups=g,
+                q_max=q_max,
+                auroc_min=auroc_min,
+                win_min=win_min,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        else:
+            st = label_status(None, None, cats, auroc, q, q_unit, q_max=q_max, auroc_min=auroc_min)
+        best_idx = np.asarray([cats.index(c) for c in st["best_category"]])
+        st.insert(0, "layer", str(layer))
+        st.insert(1, "unit", np.asarray(units, dtype=np.int64))
+        st["label"] = np.where(st["status"] == "selective", st["best_category"], "none")
+        st["score"] = wide[m].to_numpy(np.float64)[np.arange(len(units)), best_idx]
+        st["q"] = q[np.arange(len(units)), best_idx]
+        st["p_unit"], st["q_unit"] = p_unit, (q_unit if "q_unit" in df else np.full(len(units), np.nan))
+        st["n_selective_categories"] = npass.to_numpy(np.int64)
+        st["selective"] = st["status"] == "selective"
+        parts.append(st)
+    cols = [
+        "layer",
+        "unit",
+        "label",
+        "status",
+        "best_category",
+        "runner_up",
+        "score",
+        "auroc",
+        "auroc_runner_up",
+        "margin",
+        "win_fraction",
+        "categories",
+        "p_unit",
+        "q_unit",
+        "q",
+        "n_selective_categories",
+        "selective",
+    ]
+    out = pd.concat(parts, ignore_index=True)[cols]
+    out.attrs["unit_labels"] = {
+        "metric": m,
+        "q_max": float(q_max),
+        "auroc_min": float(auroc_min),
+        "win_min": float(win_min),
+        "n_boot": int(n_boot),
+    }
+    return out
+
+
+def layer_summary(labels: pd.DataFrame) -> pd.DataFrame:
+    """Per layer: units, and how many (and what fraction) are selective, polysemantic or
+    unlabelled (from :func:`label_units`: unit-level tests, BH across units)."""
+    g = labels.groupby("layer", sort=False)
+    out = pd.DataFrame({"n_units": g.size(), "n_selective": g["selective"].sum().astype(np.int64)})
+    if "status" in labels:
+        out["n_polysemantic"] = g["status"].agg(lambda s: int((s == "polysemantic").sum())).astype(np.int64)
+    out["fraction_selective"] = out["n_selective"] / out["n_units"]
+    return out.reset_index()
+
+
+def category_counts(labels: pd.DataFrame, *, categories: list[str] | None = None) -> pd.DataFrame:
+    """Per layer and category: how many units are labelled with that category (0 included)."""
+    sel = labels[labels["selective"]]
+    cats = sorted(labels["best_category"].astype(str).unique()) if categories is None else list(categories)
+    layers = list(pd.unique(labels["layer"]))
+    counts = sel.groupby(["layer", "label"]).size()
+    rows = [(layer, c, int(counts.get((layer, c), 0))) for layer in layers for c in cats]
+    return pd.DataFrame(rows, columns=["layer", "category", "n_units"])
