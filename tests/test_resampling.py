@@ -4,13 +4,16 @@ simulation that shows why groups matter (pseudo-replication narrows clip-level i
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from interp.analysis.resampling import (
     group_bootstrap_auroc,
     group_bootstrap_weights,
+    group_codes,
     group_label_permutations,
+    unit_auroc_intervals,
     weighted_auroc,
 )
 from interp.analysis.stats import bootstrap_auroc_ci
@@ -88,3 +91,99 @@ def test_group_intervals_cover_the_null_where_clip_intervals_do_not():
 def test_group_bootstrap_auroc_refuses_one_sided_data():
     with pytest.raises(ParameterError, match="'pos'"):
         group_bootstrap_auroc(np.zeros(5), np.ones(5, dtype=bool))
+
+
+def test_nan_in_x_or_pos_is_refused_with_the_count():
+    x = np.arange(6.0)
+    pos = np.array([1, 1, 1, 0, 0, 0], dtype=bool)
+    bad_x = x.copy()
+    bad_x[[1, 4]] = np.nan
+    with pytest.raises(ParameterError, match=r"The 'x' parameter of weighted_auroc must be finite\. Got 2 NaN"):
+        weighted_auroc(bad_x, pos, np.ones((1, 6)))
+    with pytest.raises(ParameterError, match=r"'x' parameter of group_bootstrap_auroc must be finite\. Got 2 NaN"):
+        group_bootstrap_auroc(bad_x, pos)
+    bad_pos = np.array([1.0, 1.0, np.nan, 0.0, 0.0, 0.0])  # np.asarray(nan, bool) would be True
+    with pytest.raises(ParameterError, match=r"'pos' parameter of weighted_auroc must be finite\. Got 1 NaN"):
+        weighted_auroc(x, bad_pos, np.ones((1, 6)))
+    with pytest.raises(ParameterError, match=r"'pos' parameter of group_bootstrap_auroc .* Got 1 NaN"):
+        group_bootstrap_auroc(x, bad_pos)
+
+
+def test_missing_groups_are_singletons_not_one_nan_cluster():
+    groups = ["a", None, "a", np.nan, "b", pd.NA, ""]
+    codes = group_codes(groups, 7)
+    assert codes[0] == codes[2] and codes[0] != codes[4]
+    missing = codes[[1, 3, 5, 6]]
+    assert len(set(missing)) == 4 and not set(missing) & {codes[0], codes[4]}
+    assert sorted(set(codes)) == list(range(6))
+    # a bootstrap with unknown sources counts them as independent clips
+    x = np.arange(8.0)
+    pos = np.arange(8) < 4
+    r = group_bootstrap_auroc(x, pos, np.array([np.nan] * 8, dtype=object), n_boot=50).iloc[0]
+    assert r["n_groups_pos"] == 4 and r["n_groups_rest"] == 4
+    with pytest.raises(ParameterError, match="one group per clip"):
+        group_codes(["a", "b"], 3)
+
+
+def test_mixed_class_groups_keep_their_clip_labels_and_few_groups_give_nan_intervals():
+    # 6 groups of 4 clips; groups 0-2 are 3 positive + 1 negative, groups 3-5 are 1 + 3
+    groups = np.repeat(np.arange(6), 4)
+    pos = np.tile([True, True, True, False], 6)
+    pos[groups >= 3] = np.tile([True, False, False, False], 3)
+    w = group_bootstrap_weights(pos, groups, n_boot=100, seed=0)
+    for g in range(6):  # drawn as a unit...
+        assert np.all(w[:, groups == g] == w[:, groups == g][:, :1])
+    # ...in the stratum of its majority: 3 groups drawn on each side, every clip keeps its label
+    np.testing.assert_array_equal(w.reshape(100, 6, 4)[:, :3, 0].sum(axis=1), 3)
+    np.testing.assert_array_equal(w.reshape(100, 6, 4)[:, 3:, 0].sum(axis=1), 3)
+    assert (w[:, pos].sum(axis=1) > 0).all() and (w[:, ~pos].sum(axis=1) > 0).all()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(24) + pos
+    r = group_bootstrap_auroc(x, pos, groups, n_boot=200).iloc[0]
+    assert np.isfinite(r["auroc_lo"]) and r["n_groups_pos"] == 3 and r["n_groups_rest"] == 3
+    # every group mostly positive: no stratum of the rest, no interval (NaN, not degenerate)
+    pos2 = np.tile([True, True, True, False], 6)
+    r2 = group_bootstrap_auroc(x, pos2, groups, n_boot=200).iloc[0]
+    assert r2["n_groups_rest"] == 0 and np.isfinite(r2["auroc"])
+    assert np.isnan(r2["auroc_lo"]) and np.isnan(r2["auroc_hi"])
+    # a single group on one side: NaN too
+    pos3 = groups == 0
+    r3 = group_bootstrap_auroc(x, pos3, groups, n_boot=200).iloc[0]
+    assert r3["n_groups_pos"] == 1 and np.isnan(r3["auroc_lo"]) and np.isnan(r3["auroc_hi"])
+
+
+def test_interval_always_contains_the_estimate_and_may_be_zero_width_at_the_boundary():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 50))
+    pos = np.arange(40) < 10
+    # a narrow (10 %) percentile interval excludes the estimate for some units unless widened
+    r = group_bootstrap_auroc(x, pos, n_boot=200, confidence=0.1)
+    assert ((r["auroc_lo"] <= r["auroc"]) & (r["auroc"] <= r["auroc_hi"])).all()
+    r = group_bootstrap_auroc(x, pos, n_boot=200)
+    assert ((r["auroc_lo"] <= r["auroc"]) & (r["auroc"] <= r["auroc_hi"])).all()
+    # perfect separation: every resample is separated too, the interval is [1, 1] (reported as it is)
+    sep = group_bootstrap_auroc(np.arange(40.0), np.arange(40) >= 30, n_boot=200).iloc[0]
+    assert sep["auroc"] == sep["auroc_lo"] == sep["auroc_hi"] == 1.0
+
+
+def test_unit_auroc_intervals_leave_unlabelled_clips_out_of_the_rest():
+    rng = np.random.default_rng(5)
+    idx = [f"c{i}" for i in range(60)]
+    labels = pd.Series(np.repeat(["a", "b"], 30), index=idx)
+    acts = pd.Series(rng.standard_normal(60) + (labels == "a").to_numpy(), index=idx)
+    want = unit_auroc_intervals(acts, labels, ["a", "b"], n_boot=200)
+    # 30 unlabelled clips with huge activations: counted as "rest" they would change every interval
+    extra = [f"u{i}" for i in range(30)]
+    acts2 = pd.concat([acts, pd.Series(10.0 + rng.standard_normal(30), index=extra)])
+    labels2 = pd.concat([labels, pd.Series([np.nan] * 15 + [""] * 15, index=extra, dtype=object)])
+    got = unit_auroc_intervals(acts2, labels2, ["a", "b"], n_boot=200)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_group_label_permutations_refuse_groups_with_several_labels():
+    groups = np.repeat(np.arange(4), 2)
+    labels = np.array(["a", "a", "a", "b", "b", "b", "c", "c"])
+    with pytest.raises(ParameterError, match=r"1 group\(s\) with several labels"):
+        group_label_permutations(labels, groups, n_permutations=3)
+    # with every clip its own group any labels are fine
+    assert group_label_permutations(labels, None, n_permutations=3).shape == (3, 8)

@@ -7,13 +7,17 @@ resample and permute *groups*, never clips within a group:
 
 - :func:`group_bootstrap_weights`: per resample, how many times each clip is drawn when whole
   groups are drawn with replacement, separately among the groups of the category and among the
-  others (a group joins the side of the majority of its clips), so that both sides stay present;
+  others (a group joins the side of the majority of its clips; its clips keep their own labels),
+  so that both sides stay present;
 - :func:`weighted_auroc`: the exact AUROC (ties count one half) of every unit for clip weights,
   i.e. for a bootstrap resample;
-- :func:`group_bootstrap_auroc`: the resampled AUROCs and their percentile interval;
-- :func:`group_label_permutations`: labels permuted across groups (each group keeps one label).
+- :func:`group_bootstrap_auroc`: the resampled AUROCs and their percentile interval (NaN when
+  a side has fewer than 2 groups);
+- :func:`group_label_permutations`: labels permuted across groups (each group must hold one
+  label).
 
 With every clip its own group these reduce to the ordinary stratified bootstrap and permutation.
+A clip whose group is missing (None, NaN, ``""``) is a group of its own (:func:`group_codes`).
 
 Assumptions, stated where the numbers are shown: groups are independent of one another; a
 percentile interval from few groups (fewer than about 5 on a side) is too narrow, so
@@ -41,17 +45,69 @@ __all__ = [
 
 
 def group_codes(groups: Sequence[Any] | np.ndarray | pd.Series | None, n: int) -> np.ndarray:
-    """Integer codes ``0 .. G-1`` of each clip's group; ``None`` makes every clip its own group."""
+    """Integer codes ``0 .. G-1`` of each clip's group.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_clips,), optional
+        Each clip's group; values are compared as strings (``1`` and ``"1"`` are one group).
+        None makes every clip its own group. A missing value (None, NaN, ``pd.NA``) or an empty
+        string is no group: each such clip becomes a singleton group of its own, so that clips
+        whose source is unknown are never pooled into one "nan" cluster.
+    n : int
+        Number of clips.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (n_clips,)
+        The named groups get codes ``0 .. K-1`` in the sorted order of their names; the clips
+        without a group get ``K, K+1, ...`` in clip order.
+    """
     if groups is None:
         return np.arange(n)
-    codes, _ = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str), sort=True)
-    if len(codes) != n:
-        raise ParameterError(f"The 'groups' parameter must give one group per clip ({n}). Got {len(codes)} instead.")
-    return codes.astype(np.int64)
+    values = np.asarray(groups, dtype=object).ravel()
+    if len(values) != n:
+        raise ParameterError(f"The 'groups' parameter must give one group per clip ({n}). Got {len(values)} instead.")
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    names = pd.Series(values[~missing]).astype(str)
+    blank = (names.str.strip() == "").to_numpy()
+    missing[np.flatnonzero(~missing)[blank]] = True
+    named, _ = pd.factorize(names[~blank], sort=True)
+    codes = np.empty(n, dtype=np.int64)
+    codes[~missing] = named
+    n_named = int(named.max()) + 1 if len(named) else 0
+    codes[missing] = n_named + np.arange(int(missing.sum()))
+    return codes
+
+
+def _check_finite(values: np.ndarray, name: str, func: str) -> np.ndarray:
+    """``values`` as float64, or a ParameterError naming how many entries are NaN (or infinite)."""
+    arr = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        n_nan = int(np.isnan(arr).sum())
+        n_inf = int(bad.sum()) - n_nan
+        got = f"{n_nan} NaN value(s)" if not n_inf else f"{n_nan} NaN and {n_inf} infinite value(s)"
+        raise ParameterError(f"The '{name}' parameter of {func} must be finite. Got {got} instead.")
+    return arr
+
+
+def _as_pos(pos: Any, func: str) -> np.ndarray:
+    """``pos`` as bool, refusing missing entries (``np.asarray(nan, bool)`` would make them True)."""
+    arr = np.asarray(pos)
+    if arr.dtype.kind not in "biu":
+        n_nan = int(np.asarray(pd.isna(arr), dtype=bool).sum())
+        if n_nan:
+            raise ParameterError(f"The 'pos' parameter of {func} must be finite. Got {n_nan} NaN value(s) instead.")
+    return arr.astype(bool)
 
 
 def _group_side(codes: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Per group: True when most of its clips are positive (ties count as positive)."""
+    """Per group: True when most of its clips are positive (ties count as positive).
+
+    The bootstrap's stratum of a group: a group with both positive and negative clips (a
+    mixed-class group) is resampled as a unit among the groups of its majority.
+    """
     n_groups = int(codes.max()) + 1 if len(codes) else 0
     n_pos = np.bincount(codes, weights=pos.astype(np.float64), minlength=n_groups)
     n_all = np.bincount(codes, minlength=n_groups)
@@ -63,13 +119,21 @@ def group_bootstrap_weights(
 ) -> np.ndarray:
     """Clip weights of ``n_boot`` stratified group-bootstrap resamples.
 
+    Whole groups are drawn with replacement, as many as there are, separately among the groups
+    whose clips are mostly positive and among the others (:func:`_group_side`); every clip of a
+    drawn group gets its group's draw count and keeps its own label. A mixed-class group is
+    thus drawn in the stratum of its majority and contributes its positive clips to the
+    positives and its negative clips to the rest. With both strata non-empty every resample
+    holds clips of both classes.
+
     Parameters
     ----------
     pos : array of bool, shape (n_clips,)
-        The category's clips.
+        The category's clips (no missing values).
     groups : array-like of shape (n_clips,), optional
-        Each clip's group (None: every clip is its own group).
+        Each clip's group (None: every clip is its own group; see :func:`group_codes`).
     n_boot : int
+        Number of resamples.
     seed : int or numpy.random.Generator
 
     Returns
@@ -77,7 +141,7 @@ def group_bootstrap_weights(
     np.ndarray, shape (n_boot, n_clips), float64
         How many times each clip is drawn (its group's draw count).
     """
-    pos = np.asarray(pos, dtype=bool)
+    pos = _as_pos(pos, "group_bootstrap_weights")
     codes = group_codes(groups, len(pos))
     side = _group_side(codes, pos)
     rng = np.random.default_rng(seed)
@@ -96,20 +160,22 @@ def weighted_auroc(x: np.ndarray, pos: np.ndarray, weights: np.ndarray) -> np.nd
 
     Parameters
     ----------
-    x : array, shape (n_clips, n_units)
+    x : array, shape (n_clips, n_units) or (n_clips,)
+        Finite values (a NaN or infinite entry raises :class:`~soundnet.errors.ParameterError`).
     pos : array of bool, shape (n_clips,)
+        The category's clips (a NaN entry raises).
     weights : array, shape (n_resamples, n_clips)
         Non-negative clip weights (e.g. from :func:`group_bootstrap_weights`).
 
     Returns
     -------
     np.ndarray, shape (n_resamples, n_units)
-        NaN where a resample has no positive or no negative weight.
+        AUROC in [0, 1]; NaN where a resample has no positive or no negative weight.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = _check_finite(x, "x", "weighted_auroc")
     if x.ndim == 1:
         x = x[:, None]
-    pos = np.asarray(pos, dtype=bool)
+    pos = _as_pos(pos, "weighted_auroc")
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     wp, wn = w[:, pos], w[:, ~pos]
     denom = wp.sum(axis=1) * wn.sum(axis=1)
@@ -145,10 +211,16 @@ def group_bootstrap_auroc(
     Parameters
     ----------
     x : array, shape (n_clips, n_units) or (n_clips,)
+        Finite values (NaN raises :class:`~soundnet.errors.ParameterError`).
     pos : array of bool, shape (n_clips,)
+        The category's clips; some but not all (NaN raises).
     groups : array-like, optional
-        Each clip's group (None: clips are independent).
+        Each clip's group (None: clips are independent; missing values are singleton groups,
+        see :func:`group_codes`). A group may hold clips of both classes: it is resampled as a
+        unit in the stratum of its majority and its clips keep their own labels
+        (:func:`group_bootstrap_weights`).
     n_boot : int
+        Number of resamples.
     confidence : float
         0.95 gives the 2.5 and 97.5 percentiles of the resampled AUROCs.
     seed : int or numpy.random.Generator
@@ -157,31 +229,51 @@ def group_bootstrap_auroc(
     -------
     DataFrame, one row per unit
         ``auroc`` (on all clips), ``auroc_lo``, ``auroc_hi``, ``n_groups_pos`` and
-        ``n_groups_rest`` (the groups on each side: an interval from fewer than about 5 is too
-        narrow).
+        ``n_groups_rest`` (the groups in each stratum, i.e. mostly positive or not: an interval
+        from fewer than about 5 is too narrow).
+
+    Notes
+    -----
+    - With fewer than 2 groups in either stratum the bootstrap cannot say anything about the
+      variation between groups: ``auroc_lo`` and ``auroc_hi`` are NaN (``auroc`` is still
+      given), rather than a degenerate interval.
+    - The percentile interval is widened where needed so that ``auroc_lo <= auroc <= auroc_hi``
+      always holds (a percentile interval of a skewed bootstrap distribution can otherwise
+      exclude the estimate by a hair).
+    - At the boundary the interval can have zero width: when the classes are perfectly
+      separated on all clips every resample is too, and the interval is ``[1, 1]`` (or
+      ``[0, 0]``). It is reported as it is; it says the data hold no counter-example, not that
+      the AUROC is known exactly.
     """
     if not 0 < confidence < 1:
         raise ParameterError(
             f"The 'confidence' parameter of group_bootstrap_auroc must be in (0, 1). Got {confidence!r} instead."
         )
-    pos = np.asarray(pos, dtype=bool)
+    pos = _as_pos(pos, "group_bootstrap_auroc")
     if pos.all() or not pos.any():
         raise ParameterError("The 'pos' parameter of group_bootstrap_auroc must select some but not all clips.")
+    x2 = _check_finite(x, "x", "group_bootstrap_auroc")
+    x2 = x2[:, None] if x2.ndim == 1 else x2
     codes = group_codes(groups, len(pos))
     side = _group_side(codes, pos)
-    x2 = np.asarray(x, dtype=np.float64)
-    x2 = x2[:, None] if x2.ndim == 1 else x2
+    n_groups_pos, n_groups_rest = int(side.sum()), int((~side).sum())
     full = weighted_auroc(x2, pos, np.ones((1, len(pos))))[0]
-    boot = weighted_auroc(x2, pos, group_bootstrap_weights(pos, codes, n_boot=n_boot, seed=seed))
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
+    if n_groups_pos < 2 or n_groups_rest < 2:
+        lo = np.full(x2.shape[1], np.nan)
+        hi = lo.copy()
+    else:
+        boot = weighted_auroc(x2, pos, group_bootstrap_weights(pos, codes, n_boot=n_boot, seed=seed))
+        alpha = (1.0 - confidence) / 2.0
+        # both strata are non-empty, so no resample is NaN (and a NaN would propagate, not vanish)
+        lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+        lo, hi = np.minimum(lo, full), np.maximum(hi, full)
     return pd.DataFrame(
         {
             "auroc": full,
             "auroc_lo": lo,
             "auroc_hi": hi,
-            "n_groups_pos": int(side.sum()),
-            "n_groups_rest": int((~side).sum()),
+            "n_groups_pos": n_groups_pos,
+            "n_groups_rest": n_groups_rest,
         }
     )
 
@@ -195,9 +287,18 @@ def group_label_permutations(
 ) -> np.ndarray:
     """Labels permuted across groups: each group keeps one label, groups swap them.
 
-    Each group's label is the most common label of its clips (clips of one source carry one
-    label in every corpus the toolkit reads); the permutation shuffles these group labels and
-    gives every clip its group's new label.
+    Every clip of a group must carry the same label (clips of one source carry one label in
+    every corpus the toolkit reads); the permutation shuffles the group labels and gives every
+    clip its group's new label. A group whose clips hold several labels (a missing label counts
+    as one) has no single label to permute and raises :class:`~soundnet.errors.ParameterError`.
+
+    Parameters
+    ----------
+    labels : array-like, shape (n_clips,)
+    groups : array-like, shape (n_clips,), optional
+        See :func:`group_codes` (None: every clip is its own group).
+    n_permutations : int
+    seed : int or numpy.random.Generator
 
     Returns
     -------
@@ -206,12 +307,26 @@ def group_label_permutations(
     labels = np.asarray(labels, dtype=object)
     codes = group_codes(groups, len(labels))
     frame = pd.DataFrame({"g": codes, "label": labels})
-    group_label = frame.groupby("g")["label"].agg(lambda s: s.value_counts().index[0]).sort_index().to_numpy()
+    n_labels = frame.groupby("g")["label"].nunique(dropna=False)
+    mixed = n_labels.index[n_labels.to_numpy() > 1]
+    if len(mixed):
+        names = np.asarray(groups, dtype=object)
+        example = [names[np.flatnonzero(codes == g)[0]] for g in mixed[:3]]
+        raise ParameterError(
+            f"The 'groups' parameter of group_label_permutations must give groups whose clips share one label. "
+            f"Got {len(mixed)} group(s) with several labels (e.g. {example}) instead."
+        )
+    group_label = frame.groupby("g")["label"].first().sort_index().to_numpy()
     rng = np.random.default_rng(seed)
     out = np.empty((n_permutations, len(labels)), dtype=object)
     for i in range(n_permutations):
         out[i] = rng.permutation(group_label)[codes]
     return out
+
+
+def _unlabelled(labels: pd.Series) -> np.ndarray:
+    """True where a label is missing (NaN, None) or empty (``""`` after stripping)."""
+    return (labels.isna() | (labels.astype(str).str.strip() == "")).to_numpy()
 
 
 def unit_auroc_intervals(
@@ -232,25 +347,30 @@ def unit_auroc_intervals(
     Parameters
     ----------
     acts : pandas.Series
-        The unit's per-clip summary, indexed by clip id.
+        The unit's per-clip summary, indexed by clip id (clips with a non-finite value are left
+        out).
     labels : pandas.Series
-        Each clip's category, indexed by clip id (clips without one are left out).
+        Each clip's category, indexed by clip id. Unlabelled clips (missing label, NaN or
+        ``""``) are left out: they are neither the category nor the rest.
     categories : list of str
     groups : pandas.Series, optional
-        Each clip's group, indexed by clip id: the bootstrap resamples whole groups.
+        Each clip's group, indexed by clip id: the bootstrap resamples whole groups (a missing
+        group makes the clip its own group).
     n_boot, confidence, seed
         As for :func:`interp.analysis.resampling.group_bootstrap_auroc`.
 
     Returns
     -------
-    DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every clip).
+    DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every
+    clip, or fewer than 2 groups on a side).
     """
     acts = acts[acts.index.isin(labels.index)]
     x = acts.to_numpy(dtype=np.float64)
-    ok = np.isfinite(x)
+    lab_all = labels.reindex(acts.index)
+    ok = np.isfinite(x) & ~_unlabelled(lab_all)
     x = x[ok][:, None]
-    lab = labels.reindex(acts.index).to_numpy()[ok]
-    grp = None if groups is None else groups.reindex(acts.index).astype(str).to_numpy()[ok]
+    lab = lab_all.astype(str).to_numpy()[ok]
+    grp = None if groups is None else groups.reindex(acts.index).to_numpy(dtype=object)[ok]
     rows = []
     for cat in categories:
         pos = lab == cat
