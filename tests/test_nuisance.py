@@ -52,6 +52,7 @@ def test_report_flags_a_nuisance_only_category():
     r = nuisance_report(nz, labels, n_boot=200).set_index(["category", "nuisance"])
     assert r.loc[("long", "duration_s"), "flagged"] and r.loc[("long", "duration_s"), "direction"] == "higher"
     assert r.loc[("long", "duration_s"), "auroc_lo"] > 0.9
+    assert r.loc[("long", "duration_s"), "flagged_ci"] and not r.loc[("long", "rms_db"), "flagged_ci"]
     assert not r.loc[("long", "rms_db"), "flagged"]
     assert r.loc[("long", "sample_rate_hz"), "auroc"] == 0.5  # constant: no information
     lines = format_nuisance_warnings(r.reset_index())
@@ -74,6 +75,58 @@ def test_within_strata_auroc_removes_a_duration_follower():
     # a unit that really follows the category keeps its AUROC within strata
     real = pos + 0.5 * rng.standard_normal(n)
     assert stratified_auroc(real, pos, strata)[0] > 0.75
+
+
+def test_cliff_is_a_band_limit_not_the_fall_after_a_tonal_peak():
+    """A strong tone over broadband noise has a steep fall just above the tone, but the noise
+    comes back above it: not band-limited. Noise low-passed at 4 kHz stays down to Nyquist."""
+    rng = np.random.default_rng(3)
+    t = np.arange(2 * SR) / SR
+    noise = 0.01 * rng.standard_normal(2 * SR)
+    for f0 in (1000, 3000, 6000, 9000):
+        tone = clip_features(0.5 * np.sin(2 * np.pi * f0 * t) + noise)
+        assert tone["cliff_db"] < 10, (f0, tone["cliff_db"])
+    spec = np.fft.rfft(0.1 * rng.standard_normal(2 * SR))
+    spec[np.fft.rfftfreq(2 * SR, 1.0 / SR) > 4000] = 0.0
+    lowpassed = clip_features(np.fft.irfft(spec, 2 * SR) + 1e-6 * rng.standard_normal(2 * SR))
+    assert lowpassed["cliff_db"] > 40
+    # the same tone *inside* a band-limited recording is still band-limited
+    both = clip_features(np.fft.irfft(spec, 2 * SR) + 0.5 * np.sin(2 * np.pi * 1000 * t))
+    assert both["cliff_db"] > 40
+
+
+def test_flagged_ci_needs_the_whole_interval_past_the_threshold():
+    """AUROC 0.92 from 10 + 10 clips: flagged on the point estimate, not by its interval."""
+    idx = [f"c{i}" for i in range(20)]
+    labels = pd.Series(["a"] * 10 + ["b"] * 10, index=idx)
+    x = np.r_[np.arange(10) + 6.0, np.arange(10.0)]  # 6 pairs reversed, 4 tied: AUROC 0.92 / 0.08
+    r = nuisance_report(pd.DataFrame({"duration_s": x}, index=idx), labels, n_boot=300).set_index("category")
+    assert r.loc["a", "auroc"] == pytest.approx(0.92) and r.loc["b", "auroc"] == pytest.approx(0.08)
+    for cat in ("a", "b"):
+        row = r.loc[cat]
+        assert row["flagged"] and not row["flagged_ci"]
+        assert row["auroc_lo"] <= row["auroc"] <= row["auroc_hi"]
+    assert r["flagged_ci"].dtype == bool
+
+
+def test_strata_survive_ties_and_keep_missing_values_apart():
+    # 80 % of clips share one value: quantile ranks put both values in one of 3 bins
+    two = pd.DataFrame({"sample_rate_hz": [22050.0] * 16 + [8000.0] * 4})
+    assert len(set(nuisance_strata(two, ["sample_rate_hz"], n_bins=3))) == 2
+    # many distinct values, 70 % of them tied: still more than one bin (qcut with dropped
+    # duplicate edges would make one)
+    tied = pd.DataFrame({"duration_s": [5.0] * 14 + [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]})
+    assert len(set(nuisance_strata(tied, ["duration_s"], n_bins=2))) == 2
+    # NaN: a stratum of its own, not merged into the top bin
+    x = np.r_[np.arange(9.0), [np.nan] * 3]
+    s = nuisance_strata(pd.DataFrame({"rolloff95_hz": x}), ["rolloff95_hz"], n_bins=3)
+    assert len(set(s[9:])) == 1 and s[9] not in set(s[:9])
+    assert len(set(s[:9])) == 3 and len(s) == 12
+    # a band-limited category within sample-rate strata: compared only with its own rate
+    pos = np.r_[np.ones(4, bool), np.zeros(16, bool)]
+    rate = pd.DataFrame({"sample_rate_hz": np.r_[[8000.0] * 4, [8000.0] * 4, [22050.0] * 12]})
+    strata = nuisance_strata(rate, ["sample_rate_hz"], n_bins=3)
+    assert stratified_auroc(rate["sample_rate_hz"].to_numpy(), pos, strata)[0] == 0.5
 
 
 @pytest.mark.slow

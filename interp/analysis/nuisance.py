@@ -17,19 +17,24 @@ nuisance           per clip
                    spectrum's peak, Hz. A recording made at 8 kHz and resampled has nothing
                    above 4 kHz, whatever its content: this finds it where the source rate
                    is no longer known
-``cliff_db``       the steepest drop of the spectrum: the largest fall, in dB, from the mean
-                   power of a 500 Hz band to the band just above it, anywhere from 1 to 10.5
-                   kHz. Natural sounds fall gently (under 20 dB); audio resampled from a lower
-                   rate falls off a cliff of 40 dB or more at the old Nyquist frequency
+``cliff_db``       the largest persistent drop of the spectrum, dB: for an edge anywhere from
+                   1 to 10.5 kHz, the median power of the 500 Hz band below it over the
+                   loudest 500 Hz band (mean power) between the edge and Nyquist. Natural
+                   sounds, and a strong tone over broadband noise, stay under about 20 dB;
+                   audio resampled from a lower rate stays 40 dB or more down from the old
+                   Nyquist frequency to the new one
 =================  =========================================================================
 
 :func:`nuisance_report` gives, per (category, nuisance), the AUROC of the nuisance alone
 (one-vs-rest, the category's clips against the others) with a group-bootstrap interval
 (:mod:`interp.analysis.resampling`), and ``separation = max(auroc, 1 - auroc)``: a nuisance
 with separation >= 0.9 (``flag_at``) separates the category by itself, and every selectivity
-claim for that category must be read with it (``flagged``). :func:`stratified_auroc` is the
-control: a unit's AUROC within strata of the nuisances, pooled, so that a unit that only follows
-clip length or bandwidth loses its apparent selectivity.
+claim for that category must be read with it (``flagged``). ``flagged`` is descriptive, a rule
+on the point estimate; ``flagged_ci`` is the stricter reading: the whole interval of the
+separation is at or above ``flag_at`` (the AUROC's interval lies above ``flag_at`` or below
+``1 - flag_at``). :func:`stratified_auroc` is the control: a unit's AUROC within strata of the
+nuisances, pooled, so that a unit that only follows clip length or bandwidth loses its apparent
+selectivity.
 
 The spectral nuisances need the audio: :func:`clip_nuisances` decodes each ok clip once
 (:func:`interp.corpus.corpora.read_clip`) and caches the table in the run directory
@@ -45,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.analysis.resampling import group_bootstrap_auroc, group_codes
+from interp.analysis.resampling import group_bootstrap_auroc
 from interp.corpus.corpora import read_clip
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
@@ -85,6 +90,7 @@ NUISANCE_COLUMNS = (
     "n_groups_pos",
     "n_groups_rest",
     "flagged",
+    "flagged_ci",
 )
 _N_FFT = 2048
 _HOP = 1024
@@ -106,8 +112,10 @@ def clip_features(y: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict[s
     -------
     dict
         ``rms_db`` (dB re full scale), ``centroid_hz``, ``rolloff95_hz`` and ``bandwidth_hz``
-        (the -70 dB band edge) and ``cliff_db`` (the steepest drop) of the mean power spectrum (Hann windows of 2048 samples, hop
-        1024; a shorter clip is zero-padded to one window). NaN for an empty or silent clip.
+        (the -70 dB band edge), all in Hz, and ``cliff_db`` (the largest drop that persists up
+        to Nyquist, dB; see the module table) of the mean power spectrum (Hann windows of 2048
+        samples, hop 1024; a shorter clip is zero-padded to one window). NaN for an empty or
+        silent clip.
     """
     y = np.asarray(y, dtype=np.float64).ravel()
     nan = {"rms_db": np.nan, "centroid_hz": np.nan, "rolloff95_hz": np.nan, "bandwidth_hz": np.nan, "cliff_db": np.nan}
@@ -136,18 +144,29 @@ def clip_features(y: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict[s
 
 
 def _cliff_db(power: np.ndarray, freqs: np.ndarray) -> float:
-    """Largest drop (dB) from one 500 Hz band's mean power to the next band up (see the table)."""
+    """Largest persistent drop (dB) of a mean power spectrum (see the module table).
+
+    For every candidate edge from 1 to 10.5 kHz: the median power of the 500 Hz band just
+    below the edge over the largest mean power of any 500 Hz band from the edge up to Nyquist.
+    The median ignores a tonal peak below the edge, and the maximum above it makes the drop
+    count only when the spectrum stays down all the way to Nyquist, so the fall of power on
+    the high side of a strong tone over broadband noise is not a cliff; the band limit of a
+    source recorded at a lower rate is.
+    """
     df = freqs[1] - freqs[0]
     width = max(1, int(round(_CLIFF_BAND_HZ / df)))
-    cum = np.concatenate([[0.0], np.cumsum(power)])
     lo = int(np.searchsorted(freqs, _CLIFF_RANGE_HZ[0]))
     hi = int(np.searchsorted(freqs, _CLIFF_RANGE_HZ[1]))
     edges = np.arange(max(lo, width), min(hi, len(power) - width))
     if not len(edges):
         return float("nan")
     tiny = power.max() * 1e-15
-    below = (cum[edges] - cum[edges - width]) / width + tiny
-    above = (cum[edges + width] - cum[edges]) / width + tiny
+    cum = np.concatenate([[0.0], np.cumsum(power)])
+    band_mean = (cum[width:] - cum[:-width]) / width  # band_mean[k]: mean of power[k : k + width]
+    loudest_above = np.maximum.accumulate(band_mean[::-1])[::-1]  # max over bands starting at >= k
+    windows = np.lib.stride_tricks.sliding_window_view(power, width)
+    below = np.median(windows[edges - width], axis=1) + tiny
+    above = loudest_above[edges] + tiny
     return float(np.max(10.0 * np.log10(below / above)))
 
 
@@ -169,7 +188,7 @@ def clip_nuisances(run: Run | str | os.PathLike, *, recompute: bool = False, wri
         "n_fft": _N_FFT,
         "hop": _HOP,
         "edge_db": _EDGE_DB,
-        "cliff": [_CLIFF_BAND_HZ, *_CLIFF_RANGE_HZ],
+        "cliff": [_CLIFF_BAND_HZ, *_CLIFF_RANGE_HZ, "median below / loudest band above"],
     }
     if not recompute and run.has_table("clip_nuisances"):
         old = run.read_table("clip_nuisances")
@@ -209,25 +228,32 @@ def nuisance_report(
         Each clip's category, indexed by clip id; clips without a label are left out.
     groups : pandas.Series, optional
         Each clip's group (source file, speaker...), indexed by clip id: the interval resamples
-        groups (:func:`interp.analysis.resampling.group_bootstrap_auroc`).
+        groups (:func:`interp.analysis.resampling.group_bootstrap_auroc`); a clip with a missing
+        group is a group of its own.
     categories : sequence of str, optional
         Default: the sorted labels.
     n_boot, confidence, seed
         The bootstrap.
     flag_at : float
-        ``flagged`` when ``separation = max(auroc, 1 - auroc)`` reaches it.
+        ``flagged`` when ``separation = max(auroc, 1 - auroc)`` reaches it (a descriptive rule
+        on the point estimate); ``flagged_ci`` when the lower bound of the separation's
+        interval reaches it, i.e. ``auroc_lo >= flag_at`` or ``auroc_hi <= 1 - flag_at``
+        (False where the interval is NaN).
 
     Returns
     -------
     DataFrame with :data:`NUISANCE_COLUMNS`; ``direction`` is ``"higher"`` when the category's
     clips have larger values, ``"lower"`` otherwise; ``auroc_lo``/``auroc_hi`` bound the AUROC
-    itself (not the separation). A nuisance constant over the clips gets AUROC 0.5.
+    itself (not the separation) and always contain it; they are NaN when the category or the
+    rest has fewer than 2 groups, and have zero width when the nuisance separates every
+    resample perfectly (:func:`interp.analysis.resampling.group_bootstrap_auroc`). A nuisance
+    constant over the clips gets AUROC 0.5.
     """
     lab = labels.reindex(nuisances.index)
-    keep = lab.notna() & (lab.astype(str).str.len() > 0)
+    keep = lab.notna() & (lab.astype(str).str.strip().str.len() > 0)
     nz = nuisances[keep]
     lab = lab[keep].astype(str)
-    grp = None if groups is None else groups.reindex(nz.index).astype(str).to_numpy()
+    grp = None if groups is None else groups.reindex(nz.index).to_numpy(dtype=object)
     cats = sorted(lab.unique()) if categories is None else [str(c) for c in categories]
     rows = []
     for nuisance in nz.columns:
@@ -239,14 +265,14 @@ def nuisance_report(
                 continue
             g = None if grp is None else grp[finite]
             r = group_bootstrap_auroc(x[finite], pos, g, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
-            auc = float(r["auroc"])
+            auc, lo, hi = float(r["auroc"]), float(r["auroc_lo"]), float(r["auroc_hi"])
             rows.append(
                 {
                     "category": cat,
                     "nuisance": str(nuisance),
                     "auroc": auc,
-                    "auroc_lo": float(r["auroc_lo"]),
-                    "auroc_hi": float(r["auroc_hi"]),
+                    "auroc_lo": lo,
+                    "auroc_hi": hi,
                     "separation": max(auc, 1.0 - auc),
                     "direction": "higher" if auc >= 0.5 else "lower",
                     "n_pos": int(pos.sum()),
@@ -254,6 +280,7 @@ def nuisance_report(
                     "n_groups_pos": int(r["n_groups_pos"]),
                     "n_groups_rest": int(r["n_groups_rest"]),
                     "flagged": max(auc, 1.0 - auc) >= flag_at,
+                    "flagged_ci": bool(lo >= flag_at or hi <= 1.0 - flag_at),
                 }
             )
     out = pd.DataFrame(rows, columns=list(NUISANCE_COLUMNS))
@@ -303,7 +330,16 @@ def format_nuisance_warnings(report: pd.DataFrame) -> list[str]:
 
 
 def nuisance_strata(nuisances: pd.DataFrame, columns: Sequence[str], *, n_bins: int = 3) -> np.ndarray:
-    """Stratum of each clip: the cross of the quantile bins of the named nuisances.
+    """Stratum of each clip: the cross of the bins of the named nuisances.
+
+    Per nuisance: a column with at most ``n_bins`` distinct values gets one bin per value; any
+    other column is cut into ``n_bins`` quantile bins by the mid-rank of each value (the
+    fraction of clips below it plus half of its ties), so that equal values share a bin and a
+    value tied over many clips sits in the bin of its middle rank. Unlike quantile edges with
+    duplicates dropped (``pandas.qcut(..., duplicates="drop")``, which puts a column 70 % zeros
+    into a single bin when ``n_bins`` is 2), a column with two or more distinct values always
+    gets two or more bins. A missing (NaN) value is a bin of its own: clips whose nuisance is
+    unknown are compared only with one another, never merged into a measured bin nor dropped.
 
     Parameters
     ----------
@@ -311,11 +347,12 @@ def nuisance_strata(nuisances: pd.DataFrame, columns: Sequence[str], *, n_bins: 
     columns : sequence of str
         Nuisances to control for, e.g. ``("duration_s", "rolloff95_hz")``.
     n_bins : int
-        Quantile bins per nuisance (ties keep equal values in one bin).
+        Bins per nuisance (at most; fewer with ties or few distinct values).
 
     Returns
     -------
     np.ndarray of int, shape (n_clips,)
+        Codes ``0 .. S-1`` of the strata that occur.
     """
     bad = [c for c in columns if c not in nuisances.columns]
     if bad:
@@ -323,12 +360,25 @@ def nuisance_strata(nuisances: pd.DataFrame, columns: Sequence[str], *, n_bins: 
             f"The 'columns' parameter of nuisance_strata must name nuisances from "
             f"{list(nuisances.columns)}. Got {bad} instead."
         )
-    codes = np.zeros(len(nuisances), dtype=np.int64)
-    for c in columns:
-        ranks = nuisances[c].rank(method="min", pct=True).fillna(1.0).to_numpy()
-        b = np.minimum((ranks * n_bins - 1e-9).astype(np.int64), n_bins - 1)
-        codes = codes * n_bins + b
-    return group_codes(codes, len(codes))
+    if int(n_bins) < 1:
+        raise ParameterError(f"The 'n_bins' parameter of nuisance_strata must be at least 1. Got {n_bins!r} instead.")
+    bins = np.zeros((len(nuisances), len(columns)), dtype=np.int64)
+    for k, c in enumerate(columns):
+        values = pd.to_numeric(nuisances[c], errors="coerce").astype(np.float64)
+        known = values.notna().to_numpy()
+        b = np.full(len(values), -1, dtype=np.int64)  # -1: the stratum of the missing values
+        v = values[known].to_numpy()
+        distinct = np.unique(v)
+        if len(distinct) <= n_bins:
+            b[known] = np.searchsorted(distinct, v)
+        else:
+            mid = (values[known].rank(method="average").to_numpy() - 0.5) / len(v)  # in (0, 1)
+            b[known] = np.minimum((mid * n_bins).astype(np.int64), int(n_bins) - 1)
+        bins[:, k] = b
+    if not len(columns):
+        return np.zeros(len(nuisances), dtype=np.int64)
+    _, codes = np.unique(bins, axis=0, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64)
 
 
 def stratified_auroc(x: np.ndarray, pos: np.ndarray, strata: np.ndarray) -> np.ndarray:
