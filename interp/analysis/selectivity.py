@@ -25,11 +25,12 @@ column         meaning
 ``p``          the p-value used: ``p_perm`` where computed, else ``p_mwu``
 ``q``          Benjamini-Hochberg q-value over *all* testable units x categories of the
                table (all layers of a run together)
-``p_unit``     unit-level permutation p: the unit's best AUROC against the best of each
-               permutation (labels permuted across groups, within strata), the same on all
+``p_unit``     unit-level p: the smallest ``p`` of the unit's testable categories times their
+               number (Bonferroni: picking the best category is paid for), the same on all
                of a unit's rows; ``q_unit``: BH across units (:mod:`.unitlabels`)
-``min_p``      the smallest p a group permutation could give the category; ``testable`` is
-               False when it is not below ``alpha`` (too few groups: no q)
+``min_p``      the smallest p a rank test of the category could give (``1 / C(G, G_c)``
+               over its G_c of G groups); ``testable`` is False when it is not below
+               ``alpha``: too few groups, no q
 ``n_excluded`` labelled clips of the category left out of the layer (no valid frame)
 ``n_groups_pos`` groups of the category's clips
 =============  ==========================================================================
@@ -70,15 +71,15 @@ from interp.analysis.outputs import (
     run_output_correlations,
     table_suffix,
 )
-from interp.analysis.resampling import group_bootstrap_auroc
+from interp.analysis.resampling import group_bootstrap_auroc, group_codes
 from interp.analysis.unitlabels import (
     METRICS,
-    GroupPermutationTest,
     _clean_labels,
     _metric,
     category_counts,
     label_units,
     layer_summary,
+    min_permutation_p,
 )
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
@@ -157,9 +158,6 @@ class SelectivityConfig:
         Direction of the Mann-Whitney test (default: the unit fires more for the category).
     seed : int
         Seed of the permutations.
-    unit_permutations : int
-        Group permutations of the unit-level test (:mod:`interp.analysis.unitlabels`); 0 skips
-        it (``p_unit`` NaN). With groups (a ``group`` column), ``p`` is this test's pair-level p.
     alpha : float
         A category is ``testable`` when its smallest possible permutation p is below this; an
         untestable one (too few groups) gets no q.
@@ -173,7 +171,6 @@ class SelectivityConfig:
     n_permutations: int = 10_000
     alternative: Alternative = "greater"
     seed: int = 0
-    unit_permutations: int = 1000
     alpha: float = 0.05
     chunk_units: int = 512
 
@@ -189,10 +186,9 @@ class SelectivityConfig:
                 raise ParameterError(
                     f"The '{name}' parameter of SelectivityConfig must be >= 1. Got {getattr(self, name)!r} instead."
                 )
-        if int(self.unit_permutations) < 0 or not 0 < float(self.alpha) < 1:
+        if not 0 < float(self.alpha) < 1:
             raise ParameterError(
-                "The 'unit_permutations' parameter of SelectivityConfig must be >= 0 and 'alpha' in (0, 1). "
-                f"Got {self.unit_permutations!r} and {self.alpha!r} instead."
+                f"The 'alpha' parameter of SelectivityConfig must be in (0, 1). Got {self.alpha!r} instead."
             )
         if int(self.permutation_below) < 0:
             raise ParameterError(
@@ -222,7 +218,6 @@ def _layer_rows(
     categories: list[str],
     cfg: SelectivityConfig,
     groups: pd.Series | None = None,
-    strata: pd.Series | None = None,
 ) -> pd.DataFrame:
     lab = labels.reindex(acts.index)
     x_all = acts.to_numpy(dtype=np.float64)
@@ -237,7 +232,6 @@ def _layer_rows(
     excluded = lab[lab.notna().to_numpy() & ~finite].value_counts()
     x_all = x_all[keep]
     grp = None if groups is None else groups.reindex(acts.index)[keep].to_numpy()
-    strat = None if strata is None else strata.reindex(acts.index)[keep].to_numpy()
     lab = lab[keep].to_numpy()
     units = np.asarray([int(u) for u in acts.columns])
     n_units, n_cat = len(units), len(categories)
@@ -247,10 +241,15 @@ def _layer_rows(
     valid = (n_pos > 0) & (n_rest > 0)
     shape = (n_units, n_cat)
     cols = {k: np.full(shape, np.nan) for k in _FLOAT_COLUMNS}
-    small = [c for c in range(n_cat) if valid[c] and n_pos[c] < cfg.permutation_below]
+    gmean, g_onehot = _group_design(lab, grp, onehot)
+    g_pos = g_onehot.sum(axis=0).astype(np.int64)  # the tested observations of each category
+    valid &= (g_pos > 0) & (g_pos < len(g_onehot))
+    small = [c for c in range(n_cat) if valid[c] and g_pos[c] < cfg.permutation_below]
     # one set of random subsets per category, shared by all units of the layer
     subsets = {
-        c: stats.random_subsets(len(lab), int(n_pos[c]), cfg.n_permutations, seed=np.random.SeedSequence([cfg.seed, c]))
+        c: stats.random_subsets(
+            len(g_onehot), int(g_pos[c]), cfg.n_permutations, seed=np.random.SeedSequence([cfg.seed, c])
+        )
         for c in small
     }
     if x_all.shape[0] >= 2 and valid.any():
@@ -258,20 +257,18 @@ def _layer_rows(
             sl = slice(j0, min(n_units, j0 + cfg.chunk_units))
             x = x_all[:, sl]
             ranks, tie, xs = stats.rank_columns(x, return_sorted=True)
-            auc, u1 = stats.auroc_from_rank_sums(ranks.T @ onehot.astype(np.float64), n_pos, n_rest)
-            z = stats.mannwhitney_z(u1, n_pos, n_rest, tie, alternative=cfg.alternative)
+            auc, _ = stats.auroc_from_rank_sums(ranks.T @ onehot.astype(np.float64), n_pos, n_rest)
+            if gmean is None:
+                tests = _rank_tests(ranks, tie, onehot, small, subsets, cfg)
+            else:  # the tests on group means: a group is one observation
+                tests = _rank_tests(*stats.rank_columns(gmean @ x), g_onehot, small, subsets, cfg)
             mom = stats.class_moments(x, onehot)
             csi, csi_unit = np.full(auc.shape, np.nan), np.full(auc.shape[0], np.nan)
             if valid.sum() >= 2:  # over the categories present in this layer
                 csi[:, valid], csi_unit = stats.class_selectivity_index(mom["mean_pos"][:, valid])
             thr = stats.top_quantile_threshold(x, top_quantile=cfg.top_quantile, sorted_columns=xs)
             mi, iou = stats.binary_mi_iou(x > thr, onehot)
-            perm = np.full(auc.shape, np.nan)
-            for c in small:
-                perm[:, c] = stats.permutation_pvalues(
-                    ranks, onehot[:, c], subsets=subsets[c], alternative=cfg.alternative
-                )
-            block = {
+            block = tests | {
                 "mean_pos": mom["mean_pos"],
                 "std_pos": mom["std_pos"],
                 "mean_rest": mom["mean_rest"],
@@ -282,26 +279,21 @@ def _layer_rows(
                 "dprime": stats.dprime(mom["mean_pos"], mom["std_pos"], mom["mean_rest"], mom["std_rest"]),
                 "mi_bits": mi,
                 "iou": iou,
-                "u": u1,
-                "z": z,
-                "p_mwu": stats.mannwhitney_p(z, alternative=cfg.alternative),
-                "p_perm": perm,
             }
             for k, v in block.items():
                 cols[k][sl] = v
         cols["p"] = np.where(np.isfinite(cols["p_perm"]), cols["p_perm"], cols["p_mwu"])
-    n_groups_pos = np.tile(n_pos, (n_units, 1))
-    if cfg.unit_permutations and x_all.shape[0] >= 2 and valid.sum() >= 2:
-        cat = np.asarray([{c: i for i, c in enumerate(categories)}.get(v, n_cat) for v in lab])
-        test = GroupPermutationTest(
-            x_all, cat, n_cat + 1, groups=grp, strata=strat, n_permutations=cfg.unit_permutations, seed=cfg.seed
-        )
-        cols["p_unit"] = np.repeat(test.p_unit[:, None], n_cat, axis=1)
-        cols["min_p"] = np.tile(test.min_p[:n_cat], (n_units, 1))
-        n_groups_pos = np.tile(test.n_groups_pos[:n_cat], (n_units, 1))
-        if grp is not None and test.n_groups < len(lab):  # clips share groups: permute groups
-            cols["p_perm"] = test.p_group[:, :n_cat]
-            cols["p"] = cols["p_perm"].copy()
+    # the smallest p a rank test over these observations can give; untestable categories
+    min_p = np.array([min_permutation_p(len(g_onehot), int(k)) for k in g_pos])
+    testable = valid & (min_p < cfg.alpha)
+    cols["min_p"] = np.tile(min_p, (n_units, 1))
+    # unit level: Bonferroni over the unit's testable categories (valid under any dependence)
+    p_t = np.where(testable[None, :], cols["p"], np.nan)
+    n_t = max(1, int(testable.sum()))
+    with np.errstate(invalid="ignore"):
+        best_p = np.nanmin(np.where(np.isnan(p_t), np.inf, p_t), axis=1)
+    p_unit = np.where(np.isfinite(best_p), np.minimum(1.0, n_t * best_p), np.nan)
+    cols["p_unit"] = np.repeat(p_unit[:, None], n_cat, axis=1)
     for k in _FLOAT_COLUMNS:
         if k not in ("q", "p_unit", "q_unit"):
             cols[k][:, ~valid] = np.nan
@@ -317,9 +309,45 @@ def _layer_rows(
     for k in _FLOAT_COLUMNS:
         out[k] = cols[k].ravel()
     out["n_excluded"] = np.tile(excluded.reindex(categories).fillna(0).to_numpy(np.int64), n_units)
-    out["n_groups_pos"] = n_groups_pos.ravel().astype(np.int64)
-    out["testable"] = np.tile(valid, n_units) & ~(out["min_p"].to_numpy() >= cfg.alpha)
+    out["n_groups_pos"] = np.tile(g_pos, n_units).astype(np.int64)
+    out["testable"] = np.tile(testable, n_units)
     return out
+
+
+def _group_design(lab: np.ndarray, grp: np.ndarray | None, onehot: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(gmean, g_onehot)``: the ``(n_groups, n_clips)`` averaging matrix (None when every clip
+    is its own group) and each group's category (the most common among its clips)."""
+    if grp is None:
+        return None, onehot
+    codes = group_codes(grp, len(lab))
+    n_groups = int(codes.max()) + 1
+    if n_groups == len(lab):
+        return None, onehot
+    size = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    gmean = np.zeros((n_groups, len(lab)))
+    gmean[codes, np.arange(len(lab))] = 1.0 / size[codes]
+    counts = np.zeros((n_groups, onehot.shape[1]))
+    np.add.at(counts, codes, onehot)
+    g_onehot = np.zeros_like(counts, dtype=bool)
+    has = counts.sum(axis=1) > 0
+    g_onehot[np.flatnonzero(has), counts[has].argmax(axis=1)] = True
+    return gmean, g_onehot
+
+
+def _rank_tests(
+    ranks: np.ndarray, tie: np.ndarray, onehot: np.ndarray, small: list[int], subsets: dict, cfg: SelectivityConfig
+) -> dict[str, np.ndarray]:
+    """Mann-Whitney ``u``, ``z``, ``p_mwu`` and the permutation ``p_perm`` (for ``small``
+    categories) of every unit, from the ranks of the observations (clips, or group means)."""
+    oh = onehot.astype(np.float64)
+    n_pos = oh.sum(axis=0)
+    n_rest = oh.shape[0] - n_pos
+    _, u1 = stats.auroc_from_rank_sums(ranks.T @ oh, n_pos, n_rest)
+    z = stats.mannwhitney_z(u1, n_pos, n_rest, tie, alternative=cfg.alternative)
+    perm = np.full(u1.shape, np.nan)
+    for c in small:
+        perm[:, c] = stats.permutation_pvalues(ranks, onehot[:, c], subsets=subsets[c], alternative=cfg.alternative)
+    return {"u": u1, "z": z, "p_mwu": stats.mannwhitney_p(z, alternative=cfg.alternative), "p_perm": perm}
 
 
 def compute_selectivity(
@@ -329,7 +357,6 @@ def compute_selectivity(
     categories: list[str] | None = None,
     layer: str = "layer",
     groups: pd.Series | None = None,
-    strata: pd.Series | None = None,
     config: SelectivityConfig | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -349,10 +376,10 @@ def compute_selectivity(
         Layer name written in the ``layer`` column when ``acts`` is a single DataFrame.
     groups : pandas.Series, optional
         Group of each clip (source file, speaker, recording; indexed like ``acts``): clips of a
-        group are not independent. The permutation tests move whole groups and, when some
-        group holds several clips, ``p`` is the group permutation p.
-    strata : pandas.Series, optional
-        Permute only within these (e.g. the corpus's folds).
+        group are not independent. When some group holds several clips, the tests (``u``,
+        ``z``, ``p_mwu``, ``p_perm``, ``p``) compare the category's *group means* with the
+        other groups' (a group counts once, under its most common category); the effect
+        sizes stay clip-level.
     config : SelectivityConfig, optional
     **options
         Fields of :class:`SelectivityConfig` (``top_quantile=0.05``, ``seed=1``, ...).
@@ -380,7 +407,7 @@ def compute_selectivity(
             raise ParameterError(
                 f"The 'acts' parameter of compute_selectivity must hold DataFrames. Got {type(df).__name__} for {name!r} instead."
             )
-        parts.append(_layer_rows(str(name), df, lab, cats, cfg, groups, strata))
+        parts.append(_layer_rows(str(name), df, lab, cats, cfg, groups))
     out = pd.concat(parts, ignore_index=True)
     # categories with too few groups for any p to pass are left out of the family
     out["q"] = stats.bh_qvalues(np.where(out["testable"], out["p"].to_numpy(), np.nan))
@@ -448,15 +475,10 @@ def rank_table(
 _suffix = table_suffix
 
 
-def _run_groups(run: Run) -> tuple[pd.Series | None, pd.Series | None]:
-    """The ok clips' ``group`` and ``fold`` columns (None when absent or empty): the groups the
-    tests move whole, and the strata they permute within."""
+def _run_groups(run: Run) -> pd.Series | None:
+    """The ok clips' ``group`` column (None when absent or empty): clips the tests count once."""
     ok = run.ok_clips
-    groups = ok["group"].astype(str) if "group" in ok.columns and ok["group"].notna().any() else None
-    folds = None
-    if "fold" in ok.columns and ok["fold"].notna().all() and ok["fold"].nunique() > 1:
-        folds = ok["fold"].astype(str)
-    return groups, folds
+    return ok["group"].astype(str) if "group" in ok.columns and ok["group"].notna().any() else None
 
 
 def _run_key(run: Run) -> dict:
@@ -506,11 +528,10 @@ def run_selectivity(
     for layer in layers:
         run.n_units(layer)  # validates
     name = "selectivity" + _suffix(cfg.stat)
-    groups, folds = _run_groups(run)
+    groups = _run_groups(run)
     want = {
         "selectivity": asdict(cfg),
-        "run": _run_key(run)
-        | {"layers": layers, "label_column": label_column, "groups": groups is not None, "folds": folds is not None},
+        "run": _run_key(run) | {"layers": layers, "label_column": label_column, "groups": groups is not None},
     }
     if not recompute and run.has_table(name):
         old = run.read_table(name)
@@ -525,7 +546,7 @@ def run_selectivity(
             f"Got {label_column!r} instead."
         )
     acts = {layer: run.activations(layer, cfg.stat) for layer in layers}
-    sel = compute_selectivity(acts, ok[label_column], groups=groups, strata=folds, config=cfg)
+    sel = compute_selectivity(acts, ok[label_column], groups=groups, config=cfg)
     sel.attrs["run"] = want["run"]
     run.write_table(name, sel)
     return sel
@@ -617,7 +638,7 @@ def run_unit_labels(
     sel = run_selectivity(run, **options)
     stat = (sel.attrs.get("selectivity") or {}).get("stat", DEFAULT_STAT)
     layers = list(pd.unique(sel["layer"].astype(str)))
-    groups, _ = _run_groups(run)
+    groups = _run_groups(run)
     labels = label_units(
         sel,
         acts={layer: run.activations(layer, stat) for layer in layers},

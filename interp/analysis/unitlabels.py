@@ -1,27 +1,28 @@
 """Unit-level, null-calibrated labels: is a unit selective, for which category, and how sure.
 
-"Selective unit" and "fraction selective per layer" are claims about *units*. This module tests
-them as such (see ``docs/statistics.md``):
+"Selective unit" and "fraction selective per layer" are claims about *units*. They are tested as
+such (see ``docs/statistics.md``); the tests themselves are computed by
+:func:`interp.analysis.selectivity.compute_selectivity`:
 
-1. **Group permutation null.** The category labels are permuted across *groups* (clips of one
-   source file, speaker or recording move together, :mod:`interp.analysis.resampling`), within
-   folds when the corpus has them. Each permutation gives every unit its one-vs-rest AUROC for
-   every category. Per (unit, category), ``p_group`` is the share of permutations whose AUROC
-   reaches the observed one; per unit, ``p_unit`` compares the unit's best AUROC with the
-   permutations' best (a max-statistic test over categories, so picking the best category is
-   paid for). BH across units gives ``q_unit``. Both are computed from per-group rank sums, so
-   a permutation costs ``n_units x n_groups x n_categories``.
-2. **Best against runner-up.** For a unit whose ``q_unit`` passes, a paired group bootstrap
-   (groups resampled within their category) compares the best category's AUROC with each of the
-   next ones: ``win_fraction`` is the share of resamples in which the best is higher.
-3. **Status.** ``selective`` (label = the best category) when ``q_unit < q_max``, the best
-   category's AUROC is at least ``auroc_min`` with pair-level ``q < q_max``, and it beats the
-   runner-up in at least ``win_min`` of the resamples; ``polysemantic`` when the unit passes but
-   one or more other categories cannot be told apart from the best (they are listed in
+1. **Groups count once.** With a ``group`` column (clips of one source file, speaker or
+   recording are not independent), the pair-level rank test compares the category's *group
+   means* with the other groups' (Mann-Whitney, or a permutation of whole groups for a category
+   with few groups): pseudo-replicated clips cannot make a unit significant.
+2. **Unit-level p.** ``p_unit`` is the unit's smallest pair-level p times the number of its
+   testable categories (Bonferroni: choosing the best category is paid for); BH across units
+   gives ``q_unit``.
+3. **Best against runner-up** (:func:`label_status`). For a unit that passes, a paired group
+   bootstrap (groups resampled within their category) compares the best category's AUROC with
+   each of the next ones: ``win_fraction`` is the share of resamples in which the best is
+   higher than the runner-up.
+4. **Status.** ``selective`` (label = the best category) when ``q_unit < q_max``, the best
+   category's AUROC is at least ``auroc_min`` with pair-level ``q < q_max``, and it beats each
+   next category in at least ``win_min`` of the resamples; ``polysemantic`` when the unit
+   passes but other categories cannot be told apart from the best (all are listed in
    ``categories``); ``unlabelled`` otherwise.
-4. **Too few groups.** A category whose groups are so few that no permutation p can fall below
-   ``q_max`` (``1 / C(n_groups, n_groups_of_category)``) is marked ``testable = False``: its
-   q-values are NaN rather than a number that could never pass, and the report says so.
+5. **Too few groups.** A category whose groups are so few that no rank test can give a p below
+   ``alpha`` (:func:`min_permutation_p`) is ``testable = False``: it gets no q (rather than a
+   number that could never pass) and ``analyze`` says so.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from interp.analysis import stats
 from interp.analysis.resampling import group_codes, weighted_auroc
 from soundnet.errors import ParameterError
 from soundnet.options import Metric, MetricAlias, check_option
@@ -41,8 +41,6 @@ from soundnet.options import Metric, MetricAlias, check_option
 __all__ = [
     "STATUSES",
     "METRICS",
-    "GroupPermutationTest",
-    "group_permutation_test",
     "label_status",
     "label_units",
     "layer_summary",
@@ -83,13 +81,14 @@ def _clean_labels(labels: pd.Series) -> pd.Series:
 STATUSES = ("selective", "polysemantic", "unlabelled")
 
 
-def min_permutation_p(n_groups: int, n_groups_pos: int, n_permutations: int) -> float:
-    """Smallest p-value a group permutation test of a category can give: one assignment of the
-    category's ``n_groups_pos`` groups among ``n_groups`` is as extreme as the observed one
-    (``1 / C(n_groups, n_groups_pos)``), and a Monte-Carlo p is at least ``1 / (B + 1)``."""
+def min_permutation_p(n_groups: int, n_groups_pos: int) -> float:
+    """Smallest p-value a one-sided rank test of a category can give when its
+    ``n_groups_pos`` groups (clips when there are no groups) are compared with the other
+    groups: one of the ``C(n_groups, n_groups_pos)`` equally likely assignments is the most
+    extreme. A category with too few groups cannot reach significance whatever its effect."""
     if n_groups_pos <= 0 or n_groups_pos >= n_groups:
         return 1.0
-    return max(1.0 / comb(int(n_groups), int(n_groups_pos)), 1.0 / (int(n_permutations) + 1))
+    return 1.0 / comb(int(n_groups), int(n_groups_pos))
 
 
 def _group_labels(codes: np.ndarray, cat: np.ndarray) -> np.ndarray:
@@ -99,140 +98,6 @@ def _group_labels(codes: np.ndarray, cat: np.ndarray) -> np.ndarray:
     counts = np.zeros((n_groups, k), dtype=np.int64)
     np.add.at(counts, (codes, cat), 1)
     return counts.argmax(axis=1)
-
-
-def _permuted_group_labels(
-    group_cat: np.ndarray, group_stratum: np.ndarray, n_permutations: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``(n_permutations, n_groups)`` category index of each group, shuffled within strata."""
-    out = np.empty((n_permutations, len(group_cat)), dtype=np.int64)
-    out[:] = group_cat
-    for s in np.unique(group_stratum):
-        members = np.flatnonzero(group_stratum == s)
-        if len(members) > 1:
-            keys = rng.random((n_permutations, len(members)))
-            out[:, members] = group_cat[members][np.argsort(keys, axis=1)]
-    return out
-
-
-class GroupPermutationTest:
-    """Group-permutation p-values of every unit's one-vs-rest AUROC, for one layer.
-
-    Parameters
-    ----------
-    x : array, shape (n_clips, n_units)
-        Finite per-clip values.
-    cat : array of int, shape (n_clips,)
-        Category index of each clip (0 .. n_categories - 1).
-    n_categories : int
-    groups : array-like, shape (n_clips,), optional
-        Group of each clip (None: each clip its own group). A group moves as a whole and keeps
-        one category (its most common).
-    strata : array-like, shape (n_clips,), optional
-        Permute only within these (e.g. folds); a group takes its first clip's stratum.
-    n_permutations : int
-    seed : int
-    chunk_units : int
-        Units handled at once (memory ``~ 8 * chunk_units * n_categories * chunk_perms`` bytes).
-
-    Attributes
-    ----------
-    auroc : np.ndarray, shape (n_units, n_categories)
-    p_group : np.ndarray, shape (n_units, n_categories)
-        ``(1 + #{perm AUROC >= observed}) / (B + 1)``.
-    p_unit : np.ndarray, shape (n_units,)
-        The same for the unit's best AUROC against the permutations' best over categories.
-    n_groups_pos : np.ndarray, shape (n_categories,)
-        Groups of each category.
-    """
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        cat: np.ndarray,
-        n_categories: int,
-        *,
-        groups: Sequence[Any] | np.ndarray | None = None,
-        strata: Sequence[Any] | np.ndarray | None = None,
-        n_permutations: int = 1000,
-        seed: int = 0,
-        chunk_units: int = 256,
-    ) -> None:
-        x = np.asarray(x, dtype=np.float64)
-        cat = np.asarray(cat, dtype=np.int64)
-        n, n_units = x.shape
-        if not np.isfinite(x).all():
-            raise ParameterError("The 'x' parameter of GroupPermutationTest must be finite.")
-        codes = group_codes(groups, n)
-        n_groups = int(codes.max()) + 1 if n else 0
-        group_cat = _group_labels(codes, cat) if n else np.zeros(0, np.int64)
-        first = np.zeros(n_groups, dtype=np.int64)
-        first[codes[::-1]] = np.arange(n)[::-1]
-        group_stratum = (
-            np.zeros(n_groups, np.int64) if strata is None else pd.factorize(np.asarray(strata, dtype=object)[first])[0]
-        )
-        k = int(n_categories)
-        size = np.bincount(codes, minlength=n_groups).astype(np.float64)
-        self.n_groups = n_groups
-        self.n_groups_pos = np.bincount(group_cat, minlength=k).astype(np.int64)
-        self.n_permutations = int(n_permutations)
-        rng = np.random.default_rng(seed)
-        perms = _permuted_group_labels(group_cat, group_stratum, self.n_permutations, rng)  # (B, G)
-        obs_onehot = np.zeros((n_groups, k))
-        obs_onehot[np.arange(n_groups), group_cat] = 1.0
-        self.auroc = np.full((n_units, k), np.nan)
-        ge_pair = np.zeros((n_units, k))
-        ge_unit = np.zeros(n_units)
-        chunk_perms = max(1, min(self.n_permutations, 4_000_000 // max(1, k * max(n_groups, 1))))
-        for j0 in range(0, n_units, chunk_units):
-            sl = slice(j0, min(n_units, j0 + chunk_units))
-            ranks, _ = stats.rank_columns(x[:, sl])
-            rsum_g = np.zeros((n_groups, ranks.shape[1]))
-            np.add.at(rsum_g, codes, ranks)  # (G, u): rank sum of each group
-            obs = self._auroc(rsum_g.T @ obs_onehot, size @ obs_onehot, n)  # (u, k)
-            self.auroc[sl] = obs
-            best = np.nanmax(np.where(np.isfinite(obs), obs, -np.inf), axis=1)
-            for b0 in range(0, self.n_permutations, chunk_perms):
-                pb = perms[b0 : b0 + chunk_perms]  # (b, G)
-                onehot = np.zeros((len(pb), n_groups, k))
-                np.put_along_axis(onehot, pb[:, :, None], 1.0, axis=2)
-                rs = np.einsum("gu,bgk->buk", rsum_g, onehot)
-                npos = np.einsum("g,bgk->bk", size, onehot)
-                a = self._auroc(rs, npos[:, None, :], n)  # (b, u, k)
-                ge_pair[sl] += (a >= obs[None] - 1e-12).sum(axis=0)
-                ge_unit[sl] += (np.nanmax(np.where(np.isfinite(a), a, -np.inf), axis=2) >= best[None] - 1e-12).sum(
-                    axis=0
-                )
-        b = float(self.n_permutations)
-        self.p_group = (1.0 + ge_pair) / (b + 1.0)
-        self.p_group[~np.isfinite(self.auroc)] = np.nan
-        self.p_unit = (1.0 + ge_unit) / (b + 1.0)
-        self.min_p = np.array([min_permutation_p(n_groups, int(g), self.n_permutations) for g in self.n_groups_pos])
-
-    @staticmethod
-    def _auroc(rank_sum: np.ndarray, n_pos: np.ndarray, n: int) -> np.ndarray:
-        n_rest = n - n_pos
-        with np.errstate(invalid="ignore", divide="ignore"):
-            u1 = rank_sum - n_pos * (n_pos + 1) / 2.0
-            return np.where((n_pos > 0) & (n_rest > 0), u1 / (n_pos * n_rest), np.nan)
-
-
-def group_permutation_test(
-    x: np.ndarray,
-    labels: Sequence[Any] | np.ndarray,
-    categories: Sequence[str],
-    **options: Any,
-) -> GroupPermutationTest:
-    """:class:`GroupPermutationTest` from string labels (every label must be in ``categories``)."""
-    lab = np.asarray(labels, dtype=object).astype(str)
-    index = {c: i for i, c in enumerate(categories)}
-    missing = sorted(set(lab) - set(index))
-    if missing:
-        raise ParameterError(
-            f"The 'labels' parameter of group_permutation_test holds categories not in 'categories': {missing[:5]}."
-        )
-    cat = np.asarray([index[v] for v in lab], dtype=np.int64)
-    return GroupPermutationTest(x, cat, len(categories), **options)
 
 
 def _bootstrap_weights(codes: np.ndarray, group_cat: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

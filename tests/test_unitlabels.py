@@ -1,0 +1,162 @@
+"""Unit-level labels under nulls that fool clip-level analyses (issue 15's checks 1, 2 and 4).
+
+Simulations with a known answer: units identical in every category but clips of
+category-dependent lengths (check 1), clips nested in sources with no effect (check 2), and
+planted one- and two-category units (check 4). Each null is also run through the analysis that
+fails it, so that the test would catch a return to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from interp.analysis import selectivity as S
+from interp.analysis.unitlabels import min_permutation_p
+from soundnet.geometry import SAMPLE_RATE_HZ, min_samples, n_frames, valid_frames
+
+
+def _fraction_labelled(acts: pd.DataFrame, labels: pd.Series, groups: pd.Series | None = None, **options) -> float:
+    """Fraction of units given a label: selective or polysemantic (any claim at all)."""
+    sel = S.compute_selectivity(acts, labels, layer="conv3", groups=groups, **options)
+    lab = S.label_units(sel, acts={"conv3": acts}, labels=labels, groups=groups, n_boot=200)
+    return float((lab["status"] != "unlabelled").mean())
+
+
+# ------------------------------------------------------------------------------------------
+# check 1: clip length
+# ------------------------------------------------------------------------------------------
+def _length_null(seed: int = 0, n_units: int = 200, per_cat: int = 24):
+    """Frame-level activations of units that behave the same in every category (AR(1) over
+    frames, a unit-specific scale), in clips whose lengths depend on the category as in the
+    demo corpus (median 0.39 s for two categories, 4.0 s for two). The recorder's summaries:
+    ``max`` over the frames and ``vmean`` over the valid frames of conv3 (the clips padded to
+    conv7's length, as ``short="pad"`` does)."""
+    rng = np.random.default_rng(seed)
+    layer = "conv3"
+    cats = np.repeat(["kick", "speech", "instrument", "loop"], per_cat)
+    median_s = {"kick": 0.39, "speech": 0.39, "instrument": 4.0, "loop": 4.0}
+    scale = rng.gamma(2.0, 0.5, size=n_units)
+    mx = np.full((len(cats), n_units), np.nan)
+    vm = np.full((len(cats), n_units), np.nan)
+    for i, c in enumerate(cats):
+        clip = int(median_s[c] * np.exp(rng.normal(0, 0.3)) * SAMPLE_RATE_HZ)
+        padded = max(clip, min_samples("conv7"))
+        t = n_frames(padded, layer)
+        e = rng.normal(size=(t, n_units))
+        z = np.empty_like(e)
+        z[0] = e[0]
+        for k in range(1, t):  # AR(1), rho 0.7, stationary variance 1
+            z[k] = 0.7 * z[k - 1] + np.sqrt(1 - 0.49) * e[k]
+        frames = np.maximum(z + 0.3, 0.0) * scale
+        mx[i] = frames.max(axis=0)
+        ok = valid_frames(padded, layer, clip_samples=clip)
+        if ok.any():
+            vm[i] = frames[ok].mean(axis=0)
+    ids = [f"c{i:03d}" for i in range(len(cats))]
+    cols = range(n_units)
+    return pd.DataFrame(mx, ids, cols), pd.DataFrame(vm, ids, cols), pd.Series(cats, ids)
+
+
+def test_clip_length_does_not_make_units_selective():
+    mx, vm, labels = _length_null()
+    assert vm.notna().all().all()  # every clip has valid conv3 frames
+    old = _fraction_labelled(mx, labels)
+    new = _fraction_labelled(vm, labels)
+    assert old >= 0.5, old  # the max over time: long clips win (the issue measured 93-97 %)
+    assert new <= 0.05, new
+
+
+def test_default_statistic_is_duration_invariant():
+    assert S.SelectivityConfig().stat == "vmean"
+
+
+# ------------------------------------------------------------------------------------------
+# check 2: pseudo-replication
+# ------------------------------------------------------------------------------------------
+def _grouped_null(seed: int = 0, n_units: int = 300, n_sources: int = 6, per_source: int = 8, icc: float = 0.8):
+    """4 categories x 6 sources x 8 segments, no effect; a source effect with intra-class
+    correlation ``icc`` (source variance icc, segment variance 1 - icc)."""
+    rng = np.random.default_rng(seed)
+    cats = ["a", "b", "c", "d"]
+    rows, lab, grp = [], [], []
+    for c in cats:
+        for s in range(n_sources):
+            source = rng.normal(0, np.sqrt(icc), size=n_units)
+            rows.append(source + rng.normal(0, np.sqrt(1 - icc), size=(per_source, n_units)))
+            lab += [c] * per_source
+            grp += [f"{c}{s}"] * per_source
+    ids = [f"k{i:03d}" for i in range(len(lab))]
+    x = pd.DataFrame(np.vstack(rows), ids, range(n_units))
+    return x, pd.Series(lab, ids), pd.Series(grp, ids)
+
+
+def test_groups_stop_pseudo_replication():
+    x, labels, groups = _grouped_null()
+    clips = _fraction_labelled(x, labels, None)
+    grouped = _fraction_labelled(x, labels, groups)
+    assert clips >= 0.05, clips  # clips treated as independent: many false labels
+    assert grouped <= 0.05, grouped
+
+
+def test_group_level_p_is_calibrated():
+    """Under the grouped null, the pair-level p with groups is about uniform (about 5 % below
+    0.05); clip-level p is not."""
+    x, labels, groups = _grouped_null(seed=1, n_units=400)
+    grouped = S.compute_selectivity(x, labels, layer="conv3", groups=groups)
+    clips = S.compute_selectivity(x, labels, layer="conv3")
+    rate = float((grouped["p"] < 0.05).mean())
+    assert 0.02 <= rate <= 0.08, rate
+    assert float((clips["p"] < 0.05).mean()) >= 0.2
+    assert float((grouped.drop_duplicates(["unit"])["p_unit"] < 0.05).mean()) <= 0.06
+
+
+def test_too_few_groups_is_untestable():
+    assert min_permutation_p(4, 1) == pytest.approx(0.25)
+    assert min_permutation_p(24, 6) == pytest.approx(1 / 134_596)
+    rng = np.random.default_rng(0)
+    labels = pd.Series(["a"] * 8 + ["b"] * 8 + ["c"] * 8)
+    groups = pd.Series(["g1"] * 8 + ["g2"] * 8 + ["g3"] * 8)  # one source per category
+    x = pd.DataFrame(rng.normal(size=(24, 5)))
+    x.loc[labels == "a", 0] += 5.0  # even a huge effect cannot be told from a source effect
+    sel = S.compute_selectivity(x, labels, layer="conv3", groups=groups)
+    assert not sel["testable"].any() and sel["q"].isna().all()
+    lab = S.label_units(sel, acts={"conv3": x}, labels=labels, groups=groups)
+    assert (lab["status"] == "unlabelled").all()
+
+
+# ------------------------------------------------------------------------------------------
+# check 4: planted units are still found
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted():
+    rng = np.random.default_rng(4)
+    cats = np.repeat(list("abcde"), 24)
+    x = np.maximum(rng.normal(0.3, 1.0, size=(len(cats), 80)), 0.0)
+    x[cats == "a", 5] += 2.5  # one category
+    x[(cats == "b") | (cats == "c"), 9] += 2.5  # two categories
+    ids = [f"p{i:03d}" for i in range(len(cats))]
+    acts, labels = pd.DataFrame(x, ids, range(80)), pd.Series(cats, ids)
+    sel = S.compute_selectivity(acts, labels, layer="conv3")
+    lab = S.label_units(sel, acts={"conv3": acts}, labels=labels, n_boot=400).set_index("unit")
+    return sel, lab
+
+
+@pytest.mark.parametrize("metric", sorted(S.METRICS))
+def test_planted_unit_first_under_every_metric(planted, metric):
+    sel, _ = planted
+    assert S.rank_table(sel, "a", metric=metric, top=1)["unit"].iloc[0] == 5
+
+
+def test_planted_units_labelled(planted):
+    _, lab = planted
+    one, two = lab.loc[5], lab.loc[9]
+    assert one["status"] == "selective" and one["label"] == "a" and one["win_fraction"] >= 0.95
+    assert two["status"] == "polysemantic" and set(two["categories"].split(";")) == {"b", "c"}
+    assert two["label"] == "none" and not two["selective"]
+    others = lab.drop(index=[5, 9])
+    assert (others["status"] == "unlabelled").mean() >= 0.95
+    summary = S.layer_summary(lab.reset_index())
+    assert summary["n_selective"].iloc[0] == int(lab["selective"].sum())
+    assert summary["n_polysemantic"].iloc[0] >= 1
