@@ -9,7 +9,9 @@ are ranked on one half and their AUROC and group-bootstrap interval are measured
 then the halves swap roles. Each direction gives its own top units (``fold`` 0 and 1).
 
 Assumptions: the halves are independent (whole groups on each side); each half keeps clips of
-the category and of the rest; the price is half the clips for each estimate.
+the category and of the rest; the price is half the clips for each estimate. Unlabelled clips
+(missing or empty label) take no part; a clip whose activation is NaN for a unit is left out for
+that unit only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import stats
-from interp.analysis.resampling import group_bootstrap_auroc, group_codes
+from interp.analysis.resampling import _group_side, group_bootstrap_auroc, group_codes
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.options import HeadStat
@@ -49,21 +51,56 @@ CROSSFIT_COLUMNS = (
 def group_halves(pos: np.ndarray, groups: Sequence[Any] | np.ndarray | None, *, seed: int = 0) -> np.ndarray:
     """Assign whole groups to half 0 or 1, balancing the category's groups and the others'.
 
+    The groups of each side (mostly of the category or not, as in the bootstrap:
+    :func:`interp.analysis.resampling._group_side`) are shuffled and dealt alternately to the
+    two halves. When a side has an odd number of groups the extra one goes to a half drawn
+    with ``seed``, and when both sides are odd the two extras go to different halves, so that
+    neither half is systematically the larger.
+
+    Parameters
+    ----------
+    pos : array of bool, shape (n_clips,)
+        The category's clips.
+    groups : array-like, shape (n_clips,), optional
+        Each clip's group (None: every clip its own group; a missing group is a singleton).
+    seed : int
+        Seed of the shuffle and of the half that gets an odd side's extra group.
+
     Returns
     -------
     np.ndarray of int (0 or 1), shape (n_clips,)
     """
     pos = np.asarray(pos, dtype=bool)
     codes = group_codes(groups, len(pos))
-    n_groups = int(codes.max()) + 1
-    share = np.bincount(codes, weights=pos.astype(np.float64), minlength=n_groups) / np.bincount(codes)
-    side = share >= 0.5
+    side = _group_side(codes, pos)
     rng = np.random.default_rng(seed)
-    half = np.zeros(n_groups, dtype=np.int64)
-    for members in (np.flatnonzero(side), np.flatnonzero(~side)):
+    first = int(rng.integers(2))  # the half that gets the category's extra group
+    half = np.zeros(len(side), dtype=np.int64)
+    for k, members in enumerate((np.flatnonzero(side), np.flatnonzero(~side))):
         order = rng.permutation(members)
-        half[order[1::2]] = 1
+        start = (first + k) % 2  # the rest's extra group goes to the other half
+        half[order[0::2]] = start
+        half[order[1::2]] = 1 - start
     return half[codes]
+
+
+def _unlabelled(labels: pd.Series) -> np.ndarray:
+    """True where a label is missing (NaN, None) or empty (``""`` after stripping)."""
+    return (labels.isna() | (labels.astype(str).str.strip() == "")).to_numpy()
+
+
+def _selection_auroc(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """AUROC of every column on its finite clips (NaN where a side has none left)."""
+    finite = np.isfinite(x)
+    whole = finite.all(axis=0)
+    out = np.full(x.shape[1], np.nan)
+    if whole.any():
+        out[whole] = stats.auroc(x[:, whole], pos[:, None])[:, 0]
+    for j in np.flatnonzero(~whole):
+        m = finite[:, j]
+        if pos[m].any() and (~pos[m]).any():
+            out[j] = stats.auroc(x[m, j : j + 1], pos[m, None])[0, 0]
+    return out
 
 
 def crossfit_top_units(
@@ -83,13 +120,16 @@ def crossfit_top_units(
     Parameters
     ----------
     acts : DataFrame (n_clips, n_units)
-        Per-clip statistic of each unit, indexed by clip id (columns: unit ids; clips with a NaN
-        are left out).
+        Per-clip statistic of each unit, indexed by clip id (columns: unit ids). A NaN or
+        infinite value leaves that clip out for that unit only: each unit is ranked and measured
+        on its own finite clips (``n_pos``, ``n_rest`` and the group counts are per unit), and a
+        unit left without clips of both sides on a half is not ranked there.
     labels : pandas.Series
-        Category of each clip, indexed by clip id.
+        Category of each clip, indexed by clip id. Unlabelled clips (missing label, NaN or
+        ``""``) are left out: they are neither the category nor the rest.
     category : str
     groups : pandas.Series, optional
-        Group of each clip (default: every clip its own group).
+        Group of each clip (default: every clip its own group; a missing group is a singleton).
     layers : pandas.Series, optional
         Layer of each column of ``acts`` (indexed like its columns), for the output.
     top : int
@@ -101,35 +141,56 @@ def crossfit_top_units(
     -------
     DataFrame with :data:`CROSSFIT_COLUMNS`: for ``fold`` f, the units ranked by their AUROC on
     half f (``auroc_select``) with ``auroc``, ``auroc_lo``, ``auroc_hi`` measured on the other
-    half, which did not choose them.
+    half, which did not choose them (NaN where the held-out half lacks a side for the unit, and
+    NaN bounds where it has fewer than 2 groups on a side:
+    :func:`interp.analysis.resampling.group_bootstrap_auroc`).
     """
-    x_all = acts.to_numpy(dtype=np.float64)
     lab = labels.reindex(acts.index)
-    keep = np.isfinite(x_all).all(axis=1) & lab.notna().to_numpy()
-    x_all, lab = x_all[keep], lab[keep].astype(str).to_numpy()
-    pos = lab == category
+    keep = ~_unlabelled(lab)
+    x_all = acts.to_numpy(dtype=np.float64)[keep]
+    lab_kept = lab[keep].astype(str).to_numpy()
+    pos = lab_kept == category
     if pos.sum() < 2 or (~pos).sum() < 2:
         raise ParameterError(
             f"The 'category' parameter of crossfit_top_units must name a category with at least 2 clips and "
             f"leave 2 others. Got {category!r} ({int(pos.sum())} clips) instead."
         )
-    grp = None if groups is None else groups.reindex(acts.index)[keep].astype(str).to_numpy()
+    grp = None if groups is None else groups.reindex(acts.index).to_numpy(dtype=object)[keep]
     half = group_halves(pos, grp, seed=seed)
     columns = list(acts.columns)
     rows = []
     for fold in (0, 1):
         sel, est = half == fold, half != fold
         if not (pos[sel].any() and (~pos[sel]).any() and pos[est].any() and (~pos[est]).any()):
+            n_cat = len(set(group_codes(grp, len(pos))[pos]))
             raise ParameterError(
                 f"Too few groups of {category!r} to cross-fit: each half needs clips of the category and of the "
-                f"rest ({len(set(grp[pos])) if grp is not None else int(pos.sum())} groups of the category)."
+                f"rest ({n_cat} groups of the category)."
             )
-        auc_sel = stats.auroc(x_all[sel], pos[sel, None])[:, 0]
-        chosen = np.argsort(-auc_sel, kind="stable")[:top]
+        auc_sel = _selection_auroc(x_all[sel], pos[sel])
+        ranked = np.argsort(-auc_sel, kind="stable")  # NaN last
+        chosen = ranked[np.isfinite(auc_sel[ranked])][:top]
+        x_est, pos_est = x_all[est][:, chosen], pos[est]
         g_est = None if grp is None else grp[est]
-        res = group_bootstrap_auroc(
-            x_all[est][:, chosen], pos[est], g_est, n_boot=n_boot, confidence=confidence, seed=seed + fold
+
+        def boot(x: np.ndarray, p: np.ndarray, g: np.ndarray | None, fold: int = fold) -> np.ndarray:
+            return group_bootstrap_auroc(x, p, g, n_boot=n_boot, confidence=confidence, seed=seed + fold).to_numpy()
+
+        res = pd.DataFrame(
+            np.nan, index=range(len(chosen)), columns=["auroc", "auroc_lo", "auroc_hi", "n_groups_pos", "n_groups_rest"]
         )
+        n_pos = np.zeros(len(chosen), dtype=np.int64)
+        n_rest = np.zeros(len(chosen), dtype=np.int64)
+        finite = np.isfinite(x_est)
+        whole = finite.all(axis=0)
+        if whole.any():
+            res.iloc[np.flatnonzero(whole)] = boot(x_est[:, whole], pos_est, g_est)
+            n_pos[whole], n_rest[whole] = pos_est.sum(), (~pos_est).sum()
+        for k in np.flatnonzero(~whole):
+            m = finite[:, k]
+            n_pos[k], n_rest[k] = pos_est[m].sum(), (~pos_est[m]).sum()
+            if n_pos[k] and n_rest[k]:
+                res.iloc[k] = boot(x_est[m, k], pos_est[m], None if g_est is None else g_est[m])[0]
         for r, j in enumerate(chosen):
             unit = columns[j]
             rows.append(
@@ -143,10 +204,10 @@ def crossfit_top_units(
                     "auroc": float(res["auroc"].iat[r]),
                     "auroc_lo": float(res["auroc_lo"].iat[r]),
                     "auroc_hi": float(res["auroc_hi"].iat[r]),
-                    "n_pos": int(pos[est].sum()),
-                    "n_rest": int((~pos[est]).sum()),
-                    "n_groups_pos": int(res["n_groups_pos"].iat[r]),
-                    "n_groups_rest": int(res["n_groups_rest"].iat[r]),
+                    "n_pos": int(n_pos[r]),
+                    "n_rest": int(n_rest[r]),
+                    "n_groups_pos": int(np.nan_to_num(res["n_groups_pos"].iat[r])),
+                    "n_groups_rest": int(np.nan_to_num(res["n_groups_rest"].iat[r])),
                 }
             )
     out = pd.DataFrame(rows, columns=list(CROSSFIT_COLUMNS))
