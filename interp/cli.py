@@ -91,17 +91,31 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from interp.analysis.nuisance import format_nuisance_warnings
     from interp.analysis.selectivity import analyze
+    from interp.analysis.unitlabels import selectivity_notes
     from interp.run.store import open_run
 
     run = open_run(args.run)
-    res = analyze(run, stat=args.stat, recompute=args.overwrite)
+    control = tuple(c for c in (args.control or "").split(",") if c)
+    res = analyze(run, stat=args.stat, recompute=args.overwrite, control=control)
     layers = res["layers"]
+    what = {"vmean": "mean over valid frames", "max": "max over time", "mean": "mean over time"}[args.stat]
     print(
         f"selectivity of {len(res['unit_labels'])} units x {res['selectivity']['category'].nunique()} "
-        f"categories ({args.stat} over time) -> {run.path}/selectivity.parquet"
+        f"categories ({what}) -> {run.path}/selectivity.parquet"
+    )
+    print(
+        "units labelled (unit-level test, BH across units; selective = best category beats the runner-up"
+        + (f"; controlling for {', '.join(control)}" if control else "")
+        + "):"
     )
     for row in layers.itertuples():
-        print(f"  {row.layer:8s} {row.n_selective:5d} / {row.n_units:<5d} selective ({row.fraction_selective:.0%})")
+        poly = getattr(row, "n_polysemantic", 0)
+        print(
+            f"  {row.layer:8s} {row.n_selective:5d} / {row.n_units:<5d} selective ({row.fraction_selective:.0%}), "
+            f"{poly} polysemantic"
+        )
+    for note in selectivity_notes(res["selectivity"]):
+        print(f"note: {note}")
     warnings = format_nuisance_warnings(res["nuisance"])
     if warnings:
         print(
@@ -125,7 +139,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         from interp.analysis.crossfit import run_crossfit_ranking
         from interp.report.cards import format_crossfit_table
 
-        stat = (run.read_table("selectivity").attrs.get("selectivity") or {}).get("stat", "max")
+        stat = (run.read_table("selectivity").attrs.get("selectivity") or {}).get("stat", "vmean")
         print()
         print(
             "The 95% CI above is computed on the clips that chose these units (too narrow: selection).\n"
@@ -246,7 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="selectivity, unit labels and top clips of a run")
     a.add_argument("run", type=Path)
-    a.add_argument("--stat", choices=("max", "mean"), default="max")
+    a.add_argument(
+        "--stat",
+        choices=("vmean", "max", "mean"),
+        default="vmean",
+        help="per-clip statistic: vmean (default; mean over valid frames, duration-invariant), max or mean over time",
+    )
+    a.add_argument(
+        "--control",
+        help="nuisances to control the labels for, comma-separated: duration, level, centroid, rolloff, "
+        "bandwidth, cliff, sample_rate (e.g. duration,bandwidth)",
+    )
     a.add_argument("--overwrite", action="store_true", help="recompute existing tables")
     a.set_defaults(func=_cmd_analyze)
 

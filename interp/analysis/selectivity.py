@@ -55,7 +55,7 @@ The text forms of a ranking and of one unit (``soundnet-interp rank`` / ``unit``
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import stats
-from interp.analysis.nuisance import run_nuisance_report
+from interp.analysis.nuisance import clip_nuisances, nuisance_strata, run_nuisance_report
 from interp.analysis.outputs import (
     DEFAULT_STAT,
     head_outputs,
@@ -218,6 +218,7 @@ def _layer_rows(
     categories: list[str],
     cfg: SelectivityConfig,
     groups: pd.Series | None = None,
+    control: pd.Series | None = None,
 ) -> pd.DataFrame:
     lab = labels.reindex(acts.index)
     x_all = acts.to_numpy(dtype=np.float64)
@@ -232,6 +233,7 @@ def _layer_rows(
     excluded = lab[lab.notna().to_numpy() & ~finite].value_counts()
     x_all = x_all[keep]
     grp = None if groups is None else groups.reindex(acts.index)[keep].to_numpy()
+    ctrl = None if control is None else control.reindex(acts.index)[keep].to_numpy()
     lab = lab[keep].to_numpy()
     units = np.asarray([int(u) for u in acts.columns])
     n_units, n_cat = len(units), len(categories)
@@ -242,6 +244,11 @@ def _layer_rows(
     shape = (n_units, n_cat)
     cols = {k: np.full(shape, np.nan) for k in _FLOAT_COLUMNS}
     gmean, g_onehot = _group_design(lab, grp, onehot)
+    g_ctrl = None
+    if ctrl is not None:  # a group's stratum: its first clip's
+        g_ctrl = ctrl if gmean is None else ctrl[np.argmax(gmean > 0, axis=1)]
+        for k in ("auroc_ctrl", "p_ctrl"):
+            cols[k] = np.full(shape, np.nan)
     g_pos = g_onehot.sum(axis=0).astype(np.int64)  # the tested observations of each category
     valid &= (g_pos > 0) & (g_pos < len(g_onehot))
     small = [c for c in range(n_cat) if valid[c] and g_pos[c] < cfg.permutation_below]
@@ -258,10 +265,14 @@ def _layer_rows(
             x = x_all[:, sl]
             ranks, tie, xs = stats.rank_columns(x, return_sorted=True)
             auc, _ = stats.auroc_from_rank_sums(ranks.T @ onehot.astype(np.float64), n_pos, n_rest)
+            obs = x if gmean is None else gmean @ x  # with groups, a group is one observation
             if gmean is None:
                 tests = _rank_tests(ranks, tie, onehot, small, subsets, cfg)
-            else:  # the tests on group means: a group is one observation
-                tests = _rank_tests(*stats.rank_columns(gmean @ x), g_onehot, small, subsets, cfg)
+            else:
+                g_ranks, g_tie = stats.rank_columns(obs)
+                tests = _rank_tests(g_ranks, g_tie, g_onehot, small, subsets, cfg)
+            if g_ctrl is not None:
+                tests |= _stratified_tests(obs, g_onehot, g_ctrl, cfg)
             mom = stats.class_moments(x, onehot)
             csi, csi_unit = np.full(auc.shape, np.nan), np.full(auc.shape[0], np.nan)
             if valid.sum() >= 2:  # over the categories present in this layer
@@ -288,12 +299,7 @@ def _layer_rows(
     testable = valid & (min_p < cfg.alpha)
     cols["min_p"] = np.tile(min_p, (n_units, 1))
     # unit level: Bonferroni over the unit's testable categories (valid under any dependence)
-    p_t = np.where(testable[None, :], cols["p"], np.nan)
-    n_t = max(1, int(testable.sum()))
-    with np.errstate(invalid="ignore"):
-        best_p = np.nanmin(np.where(np.isnan(p_t), np.inf, p_t), axis=1)
-    p_unit = np.where(np.isfinite(best_p), np.minimum(1.0, n_t * best_p), np.nan)
-    cols["p_unit"] = np.repeat(p_unit[:, None], n_cat, axis=1)
+    cols["p_unit"] = np.repeat(_unit_p(cols["p"], testable)[:, None], n_cat, axis=1)
     for k in _FLOAT_COLUMNS:
         if k not in ("q", "p_unit", "q_unit"):
             cols[k][:, ~valid] = np.nan
@@ -308,6 +314,10 @@ def _layer_rows(
     )
     for k in _FLOAT_COLUMNS:
         out[k] = cols[k].ravel()
+    if g_ctrl is not None:
+        out["auroc_ctrl"] = cols["auroc_ctrl"].ravel()
+        out["p_ctrl"] = np.where(np.tile(testable, n_units), cols["p_ctrl"].ravel(), np.nan)
+        out["p_unit_ctrl"] = np.repeat(_unit_p(cols["p_ctrl"], testable), n_cat)
     out["n_excluded"] = np.tile(excluded.reindex(categories).fillna(0).to_numpy(np.int64), n_units)
     out["n_groups_pos"] = np.tile(g_pos, n_units).astype(np.int64)
     out["testable"] = np.tile(testable, n_units)
@@ -334,6 +344,51 @@ def _group_design(lab: np.ndarray, grp: np.ndarray | None, onehot: np.ndarray) -
     return gmean, g_onehot
 
 
+def _stratified_tests(
+    obs: np.ndarray, onehot: np.ndarray, strata: np.ndarray, cfg: SelectivityConfig
+) -> dict[str, np.ndarray]:
+    """Within-strata AUROC and stratified Mann-Whitney p of every unit and category.
+
+    ``auroc_ctrl`` pools the comparisons *within* each stratum (category observations against
+    the others of the same stratum): ``sum_s U_s / sum_s n1_s n0_s``; ``p_ctrl`` is the
+    one-sided normal p of ``sum_s U_s`` with variance ``sum_s Var(U_s)`` (tie-corrected), the
+    stratified Wilcoxon test with equal weights per comparison. Strata with no observation of
+    the category, or none of the rest, add nothing.
+    """
+    oh = onehot.astype(np.float64)
+    n_units, n_cat = obs.shape[1], oh.shape[1]
+    u_sum = np.zeros((n_units, n_cat))
+    pairs = np.zeros(n_cat)
+    var = np.zeros((n_units, n_cat))
+    for s in pd.unique(strata):
+        m = strata == s
+        n = int(m.sum())
+        if n < 2:
+            continue
+        ranks, tie = stats.rank_columns(obs[m])
+        n1 = oh[m].sum(axis=0)
+        n0 = n - n1
+        u1 = ranks.T @ oh[m] - n1 * (n1 + 1) / 2.0
+        use = (n1 > 0) & (n0 > 0)
+        u_sum[:, use] += u1[:, use]
+        pairs[use] += (n1 * n0)[use]
+        v = n1 * n0 / 12.0 * ((n + 1) - tie[:, None] / (n * (n - 1)))
+        var[:, use] += v[:, use]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auroc = np.where(pairs > 0, u_sum / pairs, np.nan)
+        z = np.where(var > 0, (u_sum - pairs / 2.0 - 0.5) / np.sqrt(var), -np.inf)
+    p = stats.mannwhitney_p(z, alternative="greater")
+    return {"auroc_ctrl": auroc, "p_ctrl": np.where(pairs > 0, p, np.nan)}
+
+
+def _unit_p(p: np.ndarray, testable: np.ndarray) -> np.ndarray:
+    """Unit-level p of ``(n_units, n_categories)`` pair p-values: the smallest over the
+    testable categories times their number (Bonferroni), capped at 1; NaN when none."""
+    p_t = np.where(testable[None, :] & np.isfinite(p), p, np.inf)
+    best = p_t.min(axis=1) if p_t.shape[1] else np.full(p_t.shape[0], np.inf)
+    return np.where(np.isfinite(best), np.minimum(1.0, max(1, int(testable.sum())) * best), np.nan)
+
+
 def _rank_tests(
     ranks: np.ndarray, tie: np.ndarray, onehot: np.ndarray, small: list[int], subsets: dict, cfg: SelectivityConfig
 ) -> dict[str, np.ndarray]:
@@ -357,6 +412,7 @@ def compute_selectivity(
     categories: list[str] | None = None,
     layer: str = "layer",
     groups: pd.Series | None = None,
+    control: pd.Series | None = None,
     config: SelectivityConfig | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -380,6 +436,12 @@ def compute_selectivity(
         ``z``, ``p_mwu``, ``p_perm``, ``p``) compare the category's *group means* with the
         other groups' (a group counts once, under its most common category); the effect
         sizes stay clip-level.
+    control : pandas.Series, optional
+        Nuisance stratum of each clip (e.g. from
+        :func:`interp.analysis.nuisance.nuisance_strata` over clip duration and bandwidth):
+        adds ``auroc_ctrl`` and ``p_ctrl`` (comparisons within strata only, the stratified
+        Wilcoxon test), ``q_ctrl`` (BH) and the unit-level ``p_unit_ctrl`` / ``q_unit_ctrl``;
+        :func:`label_units` uses them with ``control=True``.
     config : SelectivityConfig, optional
     **options
         Fields of :class:`SelectivityConfig` (``top_quantile=0.05``, ``seed=1``, ...).
@@ -407,13 +469,16 @@ def compute_selectivity(
             raise ParameterError(
                 f"The 'acts' parameter of compute_selectivity must hold DataFrames. Got {type(df).__name__} for {name!r} instead."
             )
-        parts.append(_layer_rows(str(name), df, lab, cats, cfg, groups))
+        parts.append(_layer_rows(str(name), df, lab, cats, cfg, groups, control))
     out = pd.concat(parts, ignore_index=True)
     # categories with too few groups for any p to pass are left out of the family
     out["q"] = stats.bh_qvalues(np.where(out["testable"], out["p"].to_numpy(), np.nan))
     unit_idx = out.groupby(["layer", "unit"], sort=False).ngroup().to_numpy()
     first = ~out.duplicated(["layer", "unit"]).to_numpy()  # in the order of ngroup's numbers
     out["q_unit"] = stats.bh_qvalues(out["p_unit"].to_numpy()[first])[unit_idx]  # BH across units
+    if "p_ctrl" in out:
+        out["q_ctrl"] = stats.bh_qvalues(out["p_ctrl"].to_numpy())
+        out["q_unit_ctrl"] = stats.bh_qvalues(out["p_unit_ctrl"].to_numpy()[first])[unit_idx]
     out.attrs["selectivity"] = asdict(cfg) | {"categories": cats}
     return out
 
@@ -474,6 +539,18 @@ def rank_table(
 
 _suffix = table_suffix
 
+#: Nuisances that ``control`` accepts, by short name (columns of
+#: :func:`interp.analysis.nuisance.clip_nuisances`).
+CONTROLS: dict[str, str] = {
+    "duration": "duration_s",
+    "level": "rms_db",
+    "centroid": "centroid_hz",
+    "rolloff": "rolloff95_hz",
+    "bandwidth": "bandwidth_hz",
+    "cliff": "cliff_db",
+    "sample_rate": "sample_rate_hz",
+}
+
 
 def _run_groups(run: Run) -> pd.Series | None:
     """The ok clips' ``group`` column (None when absent or empty): clips the tests count once."""
@@ -500,6 +577,7 @@ def run_selectivity(
     recompute: bool = False,
     config: SelectivityConfig | None = None,
     label_column: str = "label",
+    control: Sequence[str] = (),
     **options: Any,
 ) -> pd.DataFrame:
     """The selectivity table of a run: read from ``selectivity.parquet`` or computed and written.
@@ -515,6 +593,10 @@ def run_selectivity(
     config : SelectivityConfig, optional
     label_column : str
         Column of ``clips.parquet`` holding the categories.
+    control : sequence of str
+        Nuisances to control for (:data:`CONTROLS` names, e.g. ``("duration", "bandwidth")``):
+        adds the within-strata columns (``auroc_ctrl``, ``p_ctrl``, ...; see
+        :func:`compute_selectivity`), strata being 3 quantile bins of each nuisance, crossed.
     **options
         :class:`SelectivityConfig` fields, e.g. ``stat="mean"``.
 
@@ -527,11 +609,19 @@ def run_selectivity(
     layers = run.layers if layers is None else list(layers)
     for layer in layers:
         run.n_units(layer)  # validates
+    for c in control:
+        check_option("control", c, list(CONTROLS), where="run_selectivity")
     name = "selectivity" + _suffix(cfg.stat)
     groups = _run_groups(run)
     want = {
         "selectivity": asdict(cfg),
-        "run": _run_key(run) | {"layers": layers, "label_column": label_column, "groups": groups is not None},
+        "run": _run_key(run)
+        | {
+            "layers": layers,
+            "label_column": label_column,
+            "groups": groups is not None,
+            "control": [CONTROLS[c] for c in control],
+        },
     }
     if not recompute and run.has_table(name):
         old = run.read_table(name)
@@ -546,7 +636,11 @@ def run_selectivity(
             f"Got {label_column!r} instead."
         )
     acts = {layer: run.activations(layer, cfg.stat) for layer in layers}
-    sel = compute_selectivity(acts, ok[label_column], groups=groups, config=cfg)
+    strata = None
+    if control:
+        cols = [CONTROLS[c] for c in control]
+        strata = pd.Series(nuisance_strata(clip_nuisances(run).reindex(ok.index), cols), index=ok.index)
+    sel = compute_selectivity(acts, ok[label_column], groups=groups, control=strata, config=cfg)
     sel.attrs["run"] = want["run"]
     run.write_table(name, sel)
     return sel
@@ -625,9 +719,14 @@ def run_unit_labels(
     q_max: float = 0.05,
     auroc_min: float = 0.75,
     write: bool = True,
+    control: Sequence[str] = (),
     **options: Any,
 ) -> dict[str, pd.DataFrame]:
     """Unit labels and per-layer summaries of a run (written as Parquet tables when ``write``).
+
+    With ``control`` (nuisance names, see :func:`run_selectivity`) the labels are judged on the
+    within-strata statistics: a unit whose selectivity is only its category's duration or
+    bandwidth stays unlabelled.
 
     Returns
     -------
@@ -635,7 +734,7 @@ def run_unit_labels(
     ``counts`` (:func:`category_counts`).
     """
     run = open_run(run)
-    sel = run_selectivity(run, **options)
+    sel = run_selectivity(run, control=control, **options)
     stat = (sel.attrs.get("selectivity") or {}).get("stat", DEFAULT_STAT)
     layers = list(pd.unique(sel["layer"].astype(str)))
     groups = _run_groups(run)
@@ -647,7 +746,9 @@ def run_unit_labels(
         metric=metric,
         q_max=q_max,
         auroc_min=auroc_min,
+        control=bool(control),
     )
+    labels.attrs["unit_labels"]["control"] = [CONTROLS[c] for c in control]
     cats = (sel.attrs.get("selectivity") or {}).get("categories")
     res = {"unit_labels": labels, "layers": layer_summary(labels), "counts": category_counts(labels, categories=cats)}
     if write:
@@ -666,6 +767,7 @@ def analyze(
     auroc_min: float = 0.75,
     recompute: bool = False,
     output: HeadOutput = "logprob",
+    control: Sequence[str] = (),
     **options: Any,
 ) -> dict[str, pd.DataFrame]:
     """The whole selectivity stage of a run: statistics, labels, summaries, output correlations.
@@ -674,7 +776,9 @@ def analyze(
     (when the heads were recorded) ``unit_outputs`` (correlations with the heads' ``output``,
     see :func:`head_outputs`) into the run directory, and the nuisance report
     (:func:`interp.analysis.nuisance.run_nuisance_report`: how well clip length, level, spectral
-    shape or source rate alone separate each category) as ``nuisance.parquet``.
+    shape or source rate alone separate each category) as ``nuisance.parquet``. ``control``
+    (e.g. ``("duration", "bandwidth")``) adds the within-strata columns to the selectivity table
+    and judges the labels on them (:func:`run_unit_labels`).
 
     Returns
     -------
@@ -682,9 +786,9 @@ def analyze(
     and maybe ``unit_outputs``.
     """
     run = open_run(run)
-    sel = run_selectivity(run, recompute=recompute, **options)
+    sel = run_selectivity(run, recompute=recompute, control=control, **options)
     res = {"selectivity": sel}
-    res.update(run_unit_labels(run, metric=metric, q_max=q_max, auroc_min=auroc_min, **options))
+    res.update(run_unit_labels(run, metric=metric, q_max=q_max, auroc_min=auroc_min, control=control, **options))
     if any(h in run.layers for h in HEAD_LAYERS):
         res["unit_outputs"] = run_output_correlations(run, stat=sel.attrs["selectivity"]["stat"], output=output)
     res["nuisance"] = run_nuisance_report(run)

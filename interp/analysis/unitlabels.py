@@ -46,6 +46,7 @@ __all__ = [
     "layer_summary",
     "category_counts",
     "min_permutation_p",
+    "selectivity_notes",
 ]
 
 #: Ranking metrics and their direction (True: higher is more selective).
@@ -222,6 +223,7 @@ def label_units(
     win_min: float = 0.95,
     n_boot: int = 500,
     seed: int = 0,
+    control: bool = False,
 ) -> pd.DataFrame:
     """Each unit's status (selective / polysemantic / unlabelled) and label.
 
@@ -248,6 +250,10 @@ def label_units(
     q_max, auroc_min, win_min : float
     n_boot : int
         Paired bootstrap resamples.
+    control : bool
+        Judge the units on the nuisance-controlled columns (``auroc_ctrl``, ``q_ctrl``,
+        ``q_unit_ctrl`` of a table computed with ``control``): a unit whose selectivity is only
+        its category's clip length or bandwidth then stays unlabelled.
 
     Returns
     -------
@@ -258,6 +264,14 @@ def label_units(
         pair-level thresholds) and ``selective`` (bool: status is ``selective``).
     """
     m = _metric(metric, "label_units")
+    if control:
+        need = {"auroc_ctrl", "q_ctrl", "p_unit_ctrl", "q_unit_ctrl"}
+        if not need <= set(sel.columns):
+            raise ParameterError(
+                "The 'control' parameter of label_units needs a selectivity table computed with nuisance "
+                "strata (compute_selectivity(..., control=...), soundnet-interp analyze --control ...)."
+            )
+        sel = sel.assign(auroc=sel["auroc_ctrl"], q=sel["q_ctrl"], p_unit=sel["p_unit_ctrl"], q_unit=sel["q_unit_ctrl"])
     if acts is not None and labels is None:
         raise ParameterError("The 'labels' parameter of label_units is needed with 'acts'.")
     parts = []
@@ -359,3 +373,23 @@ def category_counts(labels: pd.DataFrame, *, categories: list[str] | None = None
     counts = sel.groupby(["layer", "label"]).size()
     rows = [(layer, c, int(counts.get((layer, c), 0))) for layer in layers for c in cats]
     return pd.DataFrame(rows, columns=["layer", "category", "n_units"])
+
+
+def selectivity_notes(sel: pd.DataFrame) -> list[str]:
+    """What a reader of a selectivity table must know before its labels, one line each: the
+    categories with too few groups to be tested (no q), and per layer the labelled clips left
+    out for having no valid frame there (``n_excluded``)."""
+    notes = []
+    if "testable" in sel:
+        first = sel.drop_duplicates(["layer", "category"])
+        per_cat = first.groupby("category", sort=True)
+        untestable = [f"{c} ({int(g['n_groups_pos'].max())} group(s))" for c, g in per_cat if not g["testable"].any()]
+        if untestable:
+            notes.append("too few groups to reach significance in any layer (no q reported): " + ", ".join(untestable))
+        if "n_excluded" in first:
+            for layer, g in first.groupby("layer", sort=False):
+                ex = g[g["n_excluded"] > 0]
+                if len(ex):
+                    parts = ", ".join(f"{r.category} {int(r.n_excluded)}" for r in ex.itertuples())
+                    notes.append(f"{layer}: clips without a valid frame, left out: {parts}")
+    return notes
