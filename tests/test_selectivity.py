@@ -175,6 +175,22 @@ def test_real_labels_find_category_units(minibank_run, stat, category, need):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("category,need", [("speech", 7), ("kick_drum", 5)])
+def test_labelled_units_have_pure_top_clips(minibank_run, category, need):
+    """With the default, duration-invariant statistic (vmean) and the unit-level labels, some
+    unit labelled selective for the category has at least ``need`` of its top 10 clips in it."""
+    lab = S.run_unit_labels(minibank_run, write=False)["unit_labels"]
+    assert S.SelectivityConfig().stat == "vmean"
+    cand = lab[(lab["status"] == "selective") & (lab["label"] == category)]
+    assert len(cand) >= 3
+    purity = [
+        T.top_label_counts(minibank_run, r.layer, r.unit, k=10, stat="vmean").get(category, 0)
+        for r in cand.itertuples()
+    ]
+    assert max(purity) >= need, sorted(purity)[-5:]
+
+
+@pytest.mark.slow
 def test_run_tables_written_cached_and_ranked(minibank_run):
     run = minibank_run
     res = S.analyze(run)
