@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import ablation, selectivity, topclips
+from interp.analysis.outputs import table_suffix
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
@@ -284,7 +285,7 @@ def format_crossfit_table(df: pd.DataFrame) -> str:
 def _stored_unit_label(run: Run, layer: str, unit: int, stat: str) -> tuple[dict[str, Any] | None, dict]:
     """The unit's row of the run's stored ``unit_labels`` table for ``stat`` and its thresholds,
     or ``(None, {})`` when the run has no such table or row."""
-    name = "unit_labels" if stat == "max" else f"unit_labels_{stat}"
+    name = "unit_labels" + table_suffix(stat)
     if not run.has_table(name):
         return None, {}
     t = run.read_table(name)
