@@ -26,6 +26,7 @@ from interp.analysis.resampling import unit_auroc_intervals
 from interp.analysis.selectivity import output_correlations, rank_table
 from interp.analysis.topclips import quantile_bins, top_clips
 from interp.analysis.tuning import stimulus_responses
+from interp.report.cards import short_unit_status, unit_status
 from interp.report.figures import category_colors
 from interp.run import traces
 from interp.run.store import Run, activation_file, open_run
@@ -200,6 +201,32 @@ class RunData:
         return self._cached(("table", name), build)
 
     @property
+    def table_suffix(self) -> str:
+        """Suffix of the analysis tables the dashboard shows (one statistic's set, read together).
+
+        ``soundnet-interp analyze`` writes ``selectivity``, ``unit_labels``,
+        ``selectivity_layers``, ``selectivity_counts`` and ``unit_outputs`` with a suffix naming
+        the statistic (:func:`interp.analysis.outputs.table_suffix`; none for the default one).
+        Of the sets present, the first whose unit labels carry the unit-level ``status`` column is
+        shown, else the first; in the order unsuffixed, ``_max``, ``_mean``, ``_vmean``.
+        """
+
+        def build() -> str:
+            present = [suf for suf in ("", "_max", "_mean", "_vmean") if self.run.has_table("selectivity" + suf)]
+            for suf in present:
+                if self.run.has_table("unit_labels" + suf):
+                    names = pq.read_schema(self.run.path / f"unit_labels{suf}.parquet").names
+                    if "status" in names:
+                        return suf
+            return present[0] if present else ""
+
+        return self._cached("table_suffix", build)
+
+    def _analysis(self, name: str) -> pd.DataFrame | None:
+        """The analysis table ``name`` of the statistic shown (see :attr:`table_suffix`)."""
+        return self._table(name + self.table_suffix)
+
+    @property
     def nuisance(self) -> pd.DataFrame | None:
         """``nuisance.parquet``: per category, how well each nuisance alone separates it (or None)."""
         return self._table("nuisance")
@@ -207,12 +234,12 @@ class RunData:
     @property
     def has_selectivity(self) -> bool:
         """Whether ``soundnet-interp analyze`` has been run on this run."""
-        return self._table("selectivity") is not None
+        return self._analysis("selectivity") is not None
 
     @property
     def stat(self) -> ClipStat:
         """The per-clip statistic the selectivity analysis used (``max`` when none)."""
-        sel = self._table("selectivity")
+        sel = self._analysis("selectivity")
         if sel is None:
             return "max"
         stat = str((sel.attrs.get("selectivity") or {}).get("stat", "max"))
@@ -223,7 +250,7 @@ class RunData:
         """``selectivity.parquet`` sorted by layer order, unit and category (or None)."""
 
         def build() -> pd.DataFrame | None:
-            sel = self._table("selectivity")
+            sel = self._analysis("selectivity")
             if sel is None:
                 return None
             order = {layer: i for i, layer in enumerate(self.layers)}
@@ -287,7 +314,7 @@ class RunData:
         """``unit_labels.parquet`` indexed by ``(layer, unit)`` (or None)."""
 
         def build() -> pd.DataFrame | None:
-            t = self._table("unit_labels")
+            t = self._analysis("unit_labels")
             return None if t is None else t.set_index(["layer", "unit"])
 
         return self._cached("unit_labels_idx", build)
@@ -303,23 +330,45 @@ class RunData:
             return None
 
     @property
+    def has_unit_status(self) -> bool:
+        """Whether the unit labels carry the unit-level ``status`` column (newer runs)."""
+        t = self.unit_labels
+        return t is not None and "status" in t.columns
+
+    def unit_status(self, layer: str, unit: int) -> dict[str, Any] | None:
+        """The unit's label status (:func:`interp.report.cards.unit_status`), or None without labels."""
+        row = self.unit_label(layer, unit)
+        return None if row is None else unit_status(row)
+
+    def short_statuses(self, layers: Sequence[str], units: Sequence[int]) -> list[str]:
+        """:func:`interp.report.cards.short_unit_status` of each ``(layer, unit)`` (``""`` for a
+        unit without a row, or for every unit when the run has no unit labels)."""
+        t = self.unit_labels
+        if t is None:
+            return ["" for _ in units]
+        idx = pd.MultiIndex.from_arrays([list(layers), [int(u) for u in units]])
+        known = idx.isin(t.index)
+        rows = t.reindex(idx).to_dict("records")
+        return [short_unit_status(r) if ok else "" for ok, r in zip(known, rows, strict=True)]
+
+    @property
     def label_thresholds(self) -> dict[str, float]:
         """The thresholds the stored unit labels used: ``{"q_max": ..., "auroc_min": ...}``."""
-        t = self._table("unit_labels")
+        t = self._analysis("unit_labels")
         meta = (t.attrs.get("unit_labels") if t is not None else None) or {}
         return {"q_max": float(meta.get("q_max", 0.05)), "auroc_min": float(meta.get("auroc_min", 0.75))}
 
     @property
     def layer_summary(self) -> pd.DataFrame | None:
         """``selectivity_layers.parquet``: ``layer, n_units, n_selective, fraction_selective``."""
-        return self._table("selectivity_layers")
+        return self._analysis("selectivity_layers")
 
     @property
     def category_counts(self) -> pd.DataFrame | None:
         """``selectivity_counts.parquet`` pivoted: index category, columns layer."""
 
         def build() -> pd.DataFrame | None:
-            t = self._table("selectivity_counts")
+            t = self._analysis("selectivity_counts")
             if t is None:
                 return None
             p = t.pivot_table(index="category", columns="layer", values="n_units", aggfunc="sum", fill_value=0)
@@ -368,8 +417,7 @@ class RunData:
 
     def _unit_outputs(self) -> pd.DataFrame | None:
         def build() -> pd.DataFrame | None:
-            name = "unit_outputs" if self.stat == "max" else f"unit_outputs_{self.stat}"
-            t = self._table(name)
+            t = self._analysis("unit_outputs")  # written beside the selectivity table, by the same analyze
             return None if t is None else t.set_index(["layer", "unit", "head"]).sort_index()
 
         return self._cached("unit_outputs_idx", build)
@@ -383,7 +431,8 @@ class RunData:
         selective_only: bool = False,
         top: int | None = 50,
     ) -> pd.DataFrame:
-        """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with unit labels."""
+        """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with each
+        unit's ``label`` and ``status`` (:func:`interp.report.cards.short_unit_status`)."""
 
         sel = self.selectivity
         if sel is None or category not in set(sel["category"].astype(str)):
@@ -403,6 +452,7 @@ class RunData:
         if labels is not None and len(df):
             idx = pd.MultiIndex.from_arrays([df["layer"], df["unit"].astype(int)])
             df["label"] = labels["label"].reindex(idx).to_numpy()
+            df["status"] = self.short_statuses(list(df["layer"]), list(df["unit"].astype(int)))
         return df
 
     # -- per unit ------------------------------------------------------------------------------
@@ -495,7 +545,10 @@ class RunData:
 
         def build() -> pd.DataFrame:
 
-            st: ClipStat = "mean" if self.stat == "mean" else "max"
+            # the statistic of the selectivity tables, when the probes run recorded it (older runs
+            # have no vmean)
+            has = (pr.path / "activations" / activation_file(layer, self.stat)).is_file()
+            st: ClipStat = self.stat if has else ("mean" if self.stat == "mean" else "max")
             return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
 
         curves = self._cached(("tuning", layer), build)

@@ -9,6 +9,7 @@ so a downloaded file is exactly the figure on the page.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,15 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.data import RunData
 from interp.report import figures as F
-from soundnet.geometry import frames_to_window, time_to_frames
+from interp.report.cards import clip_moment, format_unit_status, unit_status
+from soundnet.geometry import frames_to_window, layer_geometry, time_to_frames
 from soundnet.labels import head_labels, softmax
 from soundnet.model import HEAD_LAYERS
 
 __all__ = [
     "EXPORT_FORMATS",
+    "CATEGORIES_TITLE",
+    "layers_title",
     "TOP_K",
     "unit_figure",
     "clip_figure",
@@ -32,6 +36,8 @@ __all__ = [
     "unit_figure_names",
     "export_links",
     "label_chip",
+    "status_chip",
+    "short_clip_message",
     "clip_card",
     "card",
     "fmt_num",
@@ -68,6 +74,91 @@ def fmt_p(v: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# time in a clip
+# --------------------------------------------------------------------------------------------
+def short_clip_message(data: RunData, clip_id: str, layer: str) -> str | None:
+    """Why no activation trace of ``layer`` is drawn for a clip shorter than its receptive field.
+
+    Every frame of such a clip reads more padding (or, for the heads of a tiled clip, repeats
+    of the clip) than sound; its single padded frame is no trace over time.
+
+    Returns
+    -------
+    str or None
+        The message, or None when the clip is at least as long as the layer's receptive field
+        (:attr:`soundnet.geometry.LayerGeometry.receptive_field_s`).
+    """
+    dur = float(data.clip(clip_id)["duration_s"])
+    rf = layer_geometry(layer).receptive_field_s
+    if not math.isfinite(dur) or dur >= rf:
+        return None
+    settings = data.run.meta.get("settings") or {}
+    policy = settings.get("heads_short", "tile") if layer in HEAD_LAYERS else settings.get("short", "pad")
+    fill = "repeats of the clip" if policy == "tile" else "padding"
+    share = "mostly" if dur < rf / 2 else f"at least {100 * (1 - dur / rf):.0f} %"
+    order = data.layers
+    fits = [
+        other
+        for other in data.conv_layers
+        if order.index(other) < order.index(layer) and layer_geometry(other).receptive_field_s <= dur
+    ]
+    hint = (
+        f"see {fits[-1]} ({layer_geometry(fits[-1]).receptive_field_s:.2g} s receptive field) or an earlier layer"
+        if fits
+        else "see an earlier layer"
+    )
+    return (
+        f"This {dur:.2f} s clip is shorter than {layer}'s {rf:.2g} s receptive field: "
+        f"every {layer} frame reads {share} {fill}; {hint}."
+    )
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    """Plotly annotation text broken into lines of about ``width`` characters."""
+    return "<br>".join(textwrap.wrap(text, width))
+
+
+def _without_trace(fig: go.Figure, message: str | None) -> go.Figure:
+    """Drop the (empty) activation trace and its axis; write ``message`` over the figure."""
+    fig.data = tuple(t for t in fig.data if t.type != "scatter")
+    fig.update_layout(yaxis2=dict(visible=False))
+    if message:
+        fig.add_annotation(
+            text=_wrap(message),
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            align="center",
+            bgcolor="rgba(255,255,255,0.85)",
+            font=dict(size=12),
+        )
+    return fig
+
+
+def _in_clip_time(fig: go.Figure, duration_s: float, peak: tuple[float, str] | None) -> go.Figure:
+    """Keep a clip figure's time axis and peak marker inside ``[0, duration_s]``.
+
+    Frames whose receptive field is centred before the clip start (or after its end) are not
+    shown there; the peak marker moves to its time in the clip (``peak``: from
+    :func:`interp.report.cards.clip_moment`) and its hover says where the field leaves the clip.
+    """
+    rng = fig.layout.xaxis.range
+    if rng is not None:
+        lo = max(0.0, float(rng[0]))
+        hi = float(rng[1]) if not math.isfinite(duration_s) else min(float(rng[1]), duration_s)
+        fig.update_xaxes(range=[lo, max(hi, lo)])
+    if peak is not None:
+        t, note = peak
+        extra = f" ({note})" if note else ""
+        fig.update_traces(
+            selector=dict(name="peak"), x=[t], hovertemplate=f"peak {t:.3f} s{extra} · %{{y:.3g}}<extra></extra>"
+        )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
 # unit figures
 # --------------------------------------------------------------------------------------------
 def histogram_figure(data: RunData, layer: str, unit: int, *, title: str | None = None) -> go.Figure:
@@ -95,12 +186,28 @@ def clip_trace_figure(
         return None
     row = top.iloc[rank]
     cid = str(row["clip_id"])
-    win = data.view_window(cid, float(row["peak_s"]))
+    dur = float(row["duration_s"])
+    moment = clip_moment(float(row["peak_s"]), dur, layer)
+    win = data.view_window(cid, moment[0])
     spec = data.spectrogram(cid, window_s=win)
-    times, acts = data.traces(cid, layer, window_s=win)
     hi = float(top["value"].max()) if len(top) else 1.0
     title = None if compact else f"{layer} unit {unit} · #{rank + 1} {row['name']} ({row['label']})"
-    return F.clip_activation_figure(
+    message = short_clip_message(data, cid, layer)
+    if message is not None:  # one padded frame is no trace over time: the spectrogram alone
+        empty = np.zeros(0)
+        fig = F.clip_activation_figure(
+            spec,
+            empty,
+            empty,
+            compact=compact,
+            title=title,
+            height=170 if compact else 320,
+            max_columns=260 if compact else 1200,
+            show_colorbar=not compact,
+        )
+        return _in_clip_time(_without_trace(fig, None if compact else message), dur, None)
+    times, acts = data.traces(cid, layer, window_s=win)
+    fig = F.clip_activation_figure(
         spec,
         times,
         acts[int(unit)],
@@ -113,6 +220,7 @@ def clip_trace_figure(
         max_columns=260 if compact else 1200,
         show_colorbar=not compact,
     )
+    return _in_clip_time(fig, dur, moment)
 
 
 def promoted_figure(data: RunData, layer: str, unit: int, head: str) -> go.Figure | None:
@@ -197,6 +305,21 @@ def clip_spectrogram_figure(
     spec = data.spectrogram(clip_id, window_s=win)
     if layer is None or unit is None:
         return F.spectrogram_figure(spec, title="Mel spectrogram", height=300)
+    dur = float(data.clip(clip_id)["duration_s"])
+    message = short_clip_message(data, clip_id, layer)
+    if message is not None:  # one padded frame is no trace over time: the spectrogram and why
+        empty = np.zeros(0)
+        fig = F.clip_activation_figure(
+            spec,
+            empty,
+            empty,
+            compact=False,
+            height=320,
+            max_columns=1200,
+            show_colorbar=True,
+            title=f"Mel spectrogram (no {layer} trace: the clip is shorter than its receptive field)",
+        )
+        return _in_clip_time(_without_trace(fig, message), dur, None)
     times, acts = data.traces(clip_id, layer, window_s=win)
     a = acts[int(unit)]
     j = int(np.argmax(a)) if len(a) else 0
@@ -204,9 +327,9 @@ def clip_spectrogram_figure(
     peak = float(times[j]) if len(times) else None
     window = None
     if peak is not None:
-        s, e = frames_to_window(time_to_frames(peak, layer), layer, duration_s=float(data.clip(clip_id)["duration_s"]))
+        s, e = frames_to_window(time_to_frames(peak, layer), layer, duration_s=dur)
         window = (float(s), float(e))
-    return F.clip_activation_figure(
+    fig = F.clip_activation_figure(
         spec,
         times,
         a,
@@ -218,6 +341,7 @@ def clip_spectrogram_figure(
         show_colorbar=True,
         title=f"Mel spectrogram with {layer} unit {unit}",
     )
+    return _in_clip_time(fig, dur, None if peak is None else clip_moment(peak, dur, layer))
 
 
 def head_figure(data: RunData, clip_id: str, head: str) -> go.Figure | None:
@@ -244,6 +368,21 @@ def clip_figure(data: RunData, clip_id: str, name: str) -> go.Figure | None:
     return None
 
 
+#: Title of the overview's category x layer heatmap: what each cell counts.
+CATEGORIES_TITLE = "Units labelled with each category (each unit counted once, under its label)"
+
+
+def layers_title(data: RunData) -> str:
+    """Title of the overview's per-layer bars, saying which test labelled a unit selective."""
+    if data.has_unit_status:
+        return "Fraction of units labelled selective (unit-level test, BH across units)"
+    th = data.label_thresholds
+    return (
+        f"Fraction of units labelled selective (a category with pair-level q < {th['q_max']:g}, "
+        f"BH across unit × category pairs, and AUROC ≥ {th['auroc_min']:g})"
+    )
+
+
 def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figure | None:
     """The overview's figure called ``name`` (``layers``, ``categories``, ``probes``).
 
@@ -252,12 +391,20 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
     if name == "layers" and data.layer_summary is not None:
         s = data.layer_summary
         s = s[~s["layer"].isin(HEAD_LAYERS)]
-        return F.layer_selectivity_figure(s, title=f"{data.name}: selective units per layer" if titled else None)
+        fig = F.layer_selectivity_figure(s, title=f"{data.name}: {layers_title(data)}" if titled else None)
+        fig.update_yaxes(title_text="fraction of units labelled selective")
+        fig.update_traces(hovertemplate="%{x}: %{y:.1%} of units labelled selective (%{text})<extra></extra>")
+        return fig
     if name == "categories" and data.category_counts is not None:
         c = data.category_counts
         c = c[[col for col in c.columns if col not in HEAD_LAYERS]].copy()
         c.attrs["n_units"] = {layer: data.n_units(layer) for layer in c.columns}
-        return F.category_layer_heatmap(c, title=f"{data.name}: units selective for each category" if titled else None)
+        fig = F.category_layer_heatmap(c, title=f"{data.name}: {CATEGORIES_TITLE}" if titled else None)
+        fig.update_traces(
+            hovertemplate="%{x}: %{z:.0f} units labelled %{y} (each unit counted once, under its label)<extra></extra>",
+            colorbar=dict(title=dict(text="units labelled")),
+        )
+        return fig
     if name == "probes" and data.probes_accuracy is not None:
         chance = 1.0 / len(data.categories) if data.categories else None
         return F.probe_accuracy_figure(
@@ -297,6 +444,33 @@ def label_chip(label: str, color: str | None, *, href: str | None = None) -> htm
     if href:
         return dcc.Link(text, href=href, className="chip", style=style)
     return html.Span(text, className="chip", style=style)
+
+
+def status_chip(data: RunData, layer: str, unit: int) -> html.Span | None:
+    """The unit's label status as a chip line (:func:`interp.report.cards.format_unit_status`):
+    "selective for <speech> (AUROC ... vs ... for ..., wins ...)", "polysemantic: <speech> <kick_drum>"
+    or "unlabelled (best: speech, AUROC ...)"; None when the run has no unit labels."""
+    row = data.unit_label(layer, unit)
+    if row is None:
+        return None
+    s = unit_status(row)
+    text = format_unit_status(row)
+    status = str(s["status"])
+    children: list[Any]
+    if status == "selective":
+        lead = f"selective for {s['label']}"
+        children = [
+            html.Span("selective for", className="status-word"),
+            label_chip(s["label"], data.colors.get(s["label"]), href=f"/search?category={s['label']}"),
+            text[len(lead) :].strip(),
+        ]
+    elif status == "polysemantic":
+        children = [html.Span("polysemantic:", className="status-word")] + [
+            label_chip(c, data.colors.get(c), href=f"/search?category={c}") for c in s["categories"]
+        ]
+    else:
+        children = [html.Span("unlabelled", className="status-word"), text[len("unlabelled") :].strip()]
+    return html.Span(children, className=f"status status-{status}", title=text)
 
 
 def card(
@@ -341,6 +515,14 @@ def clip_card(
     row = top.iloc[rank]
     cid = str(row["clip_id"])
     fig = clip_trace_figure(data, layer, unit, rank, top=top)
+    t, note = clip_moment(float(row["peak_s"]), float(row["duration_s"]), layer)
+    message = short_clip_message(data, cid, layer)
+    if message is not None:
+        below: Any = html.P(message, className="clip-card-note short-clip")
+    elif note:
+        below = html.P(f"peak at {t:.2f} s: {note}", className="clip-card-note")
+    else:
+        below = None
     return html.Div(
         className="clip-card",
         children=[
@@ -351,17 +533,18 @@ def clip_card(
                     label_chip(str(row["label"]), data.colors.get(str(row["label"]))),
                     dcc.Link(str(row["name"]), href=f"/clip/{cid}", className="clip-name", title=str(row["name"])),
                     html.Span(
-                        [html.B(fmt_num(row["value"])), f" at {float(row['peak_s']):.2f} s"], className="muted nowrap"
+                        [html.B(fmt_num(row["value"])), f" at {t:.2f} s"],
+                        className="muted nowrap",
+                        title=f"peak at {t:.2f} s of the clip" + (f" ({note})" if note else ""),
                     ),
                 ],
             ),
             dcc.Graph(id=graph_id, figure=fig, config={"displayModeBar": False}, className="clip-graph"),
+            below,
             html.Div(
                 className="clip-card-foot",
                 children=[
-                    audio_player(
-                        cid, small=True, element_id=audio_id, window_s=data.view_window(cid, float(row["peak_s"]))
-                    ),
+                    audio_player(cid, small=True, element_id=audio_id, window_s=data.view_window(cid, t)),
                     export_links("unit", [layer, str(unit)], f"clip-{rank}"),
                 ],
             ),

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +229,7 @@ def test_pages_render_and_unknown_units_say_so(client, data, speech_unit):
     layer, unit = speech_unit
     cid = str(data.top_clips(layer, unit, k=1)["clip_id"].iloc[0])
     for path, needle in [
-        ("/", "Best units per category"),
+        ("/", "Highest-AUROC conv units per category"),
         ("/", "Nuisance check"),
         (f"/unit/{layer}/{unit}", "Top "),
         ("/search", "Find units selective"),
@@ -252,7 +253,7 @@ def _callback(
     client,
     outputs: list[tuple[str, str]],
     inputs: list[tuple[str, str, object]],
-    state: list[tuple[str, str, object]] = (),
+    state: Sequence[tuple[str, str, object]] = (),
 ):
     out = "...".join(f"{i}.{p}" for i, p in outputs)
     body = {
@@ -468,6 +469,201 @@ def test_export_downloads_are_valid_png_svg_pdf_html(client, data, speech_unit, 
     assert sorted(written) == ["html", "pdf", "png", "svg"]
     assert written["png"].read_bytes().startswith(MAGIC["png"]) and written["pdf"].read_bytes().startswith(MAGIC["pdf"])
     assert not list((tmp_path / "sub").glob(".*"))  # no temporary file left behind
+
+
+# --------------------------------------------------------------------------------------------
+# times in the clip, short clips, titles and unit label status
+# --------------------------------------------------------------------------------------------
+def _html_text(component) -> str:
+    """All the text and titles of a Dash component tree, as one string."""
+    return json.dumps(component.to_plotly_json(), default=lambda o: o.to_plotly_json())
+
+
+def test_peak_times_are_shown_in_the_clip_own_time(client, data):
+    from dashboard import views as V
+    from soundnet.geometry import frames_to_time, frames_to_window
+
+    long_id = str(data.clips.sort_values("duration_s").index[-1])
+    dur = float(data.clip(long_id)["duration_s"])
+    peak = float(frames_to_time(0, "conv7"))  # conv7's first frame is centred before the clip
+    assert peak < 0
+    start, end = frames_to_window(0, "conv7", duration_s=dur)
+    top = data.top_clips("conv7", 0, k=1).assign(
+        clip_id=long_id, peak_s=peak, start_s=float(start), end_s=float(end), duration_s=dur
+    )
+    fig = V.clip_trace_figure(data, "conv7", 0, 0, top=top, compact=False)
+    marker = next(t for t in fig.data if t.name == "peak")
+    assert marker.x[0] == 0.0 and "receptive field starts before the clip" in marker.hovertemplate
+    assert fig.layout.xaxis.range[0] >= 0.0 and fig.layout.xaxis.range[1] <= dur + 1e-9
+    assert any(t.type == "scatter" and len(t.x) > 1 for t in fig.data)  # a 17 s clip has a conv7 trace
+    text = _html_text(V.clip_card(data, "conv7", 0, 0, top, "g", "a"))
+    assert " at 0.00 s" in text and "peak at 0.00 s: its receptive field starts before the clip" in text
+    # the pages never show a time before the clip start
+    for layer in ("conv6", "conv7"):
+        for unit in (0, 1):
+            page = json.dumps(_route(client, f"/unit/{layer}/{unit}").get_json())
+            assert " at -" not in page and "peak at -" not in page, (layer, unit)
+    # the clip page's overlay: the peak marker and axis inside [0, duration]
+    over = V.clip_spectrogram_figure(data, long_id, layer="conv7", unit=0)
+    assert over.layout.xaxis.range[0] >= 0.0
+    assert all(x >= 0.0 for t in over.data if t.name == "peak" for x in t.x)
+
+
+def test_clips_shorter_than_the_receptive_field_get_a_message_not_a_trace(client, data):
+    from dashboard import views as V
+    from soundnet.geometry import layer_geometry
+
+    rf = layer_geometry("conv7").receptive_field_s
+    short = data.clips[data.clips["duration_s"] < rf / 2]
+    cid = str(short.index[0])
+    dur = float(short["duration_s"].iloc[0])
+    msg = V.short_clip_message(data, cid, "conv7")
+    assert msg is not None and msg.startswith(
+        f"This {dur:.2f} s clip is shorter than conv7's {rf:.2g} s receptive field"
+    )
+    assert "every conv7 frame reads mostly padding" in msg and msg.endswith("or an earlier layer.")
+    long_id = str(data.clips.sort_values("duration_s").index[-1])
+    assert V.short_clip_message(data, long_id, "conv7") is None
+    assert V.short_clip_message(data, cid, "conv1") is None
+    top = data.top_clips("conv7", 0, k=1).assign(clip_id=cid, duration_s=dur)
+    for compact in (True, False):
+        fig = V.clip_trace_figure(data, "conv7", 0, 0, top=top, compact=compact)
+        assert [t.type for t in fig.data] == ["heatmap"], compact  # the spectrogram, no trace
+    assert "shorter than conv7" in fig.layout.annotations[0].text  # the exported figure says why
+    assert msg in _html_text(V.clip_card(data, "conv7", 0, 0, top, "g", "a"))
+    over = V.clip_spectrogram_figure(data, cid, layer="conv7", unit=0)
+    assert [t.type for t in over.data] == ["heatmap"] and "shorter than conv7" in over.layout.annotations[0].text
+    # the unit page: every top clip of a conv7 unit that is shorter than 4.1 s carries the message
+    top7 = data.top_clips("conv7", 3, k=V.TOP_K)
+    n_short = int((top7["duration_s"] < rf).sum())
+    page = json.dumps(_route(client, "/unit/conv7/3").get_json())
+    assert n_short > 0 and page.count("shorter than conv7") == n_short
+
+
+def _run_copy(dash_run: Path, dest: Path) -> Path:
+    shutil.copytree(dash_run, dest, ignore=shutil.ignore_patterns("cache"))
+    return dest
+
+
+def _labels_table(run_dir: Path):
+    from dashboard.data import RunData
+
+    d = RunData(run_dir)
+    return d.run, "unit_labels" + d.table_suffix
+
+
+def test_overview_titles_say_what_is_counted(client, data):
+    from dashboard import views as V
+
+    page = json.dumps(_route(client, "/").get_json())
+    assert "Units labelled with each category (each unit counted once, under its label)" in page
+    assert "Fraction of units labelled selective" in page and "units selective for" not in page
+    heat = V.overview_figure(data, "categories")
+    assert "units labelled" in heat.data[0].hovertemplate and "counted once" in heat.data[0].hovertemplate
+    assert heat.data[0].colorbar.title.text == "units labelled" and V.CATEGORIES_TITLE in heat.layout.title.text
+    bars = V.overview_figure(data, "layers")
+    assert "labelled selective" in bars.layout.yaxis.title.text and "labelled selective" in bars.data[0].hovertemplate
+
+
+def test_unit_status_from_new_and_old_unit_label_tables(dash_run, tmp_path):
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+
+    new_dir = _run_copy(dash_run, tmp_path / "new")
+    run, name = _labels_table(new_dir)
+    t = run.read_table(name)
+    attrs = dict(t.attrs)
+    k = t.index[(t["layer"] == "conv5")][:3]
+    hand = {
+        "status": ["selective", "polysemantic", "unlabelled"],
+        "label": ["speech", "none", "none"],
+        "selective": [True, False, False],
+        "best_category": ["speech", "speech", "speech"],
+        "runner_up": ["music_loop", "kick_drum", "tabla"],
+        "auroc": [0.912, 0.88, 0.61],
+        "auroc_runner_up": [0.62, 0.86, 0.58],
+        "margin": [0.292, 0.02, 0.03],
+        "win_fraction": [0.99, 0.6, np.nan],
+        "p_unit": [0.001, 0.002, 0.4],
+        "q_unit": [0.0021, 0.004, 0.6],
+        "categories": ["speech", "speech;kick_drum", ""],
+    }
+    for col, values in hand.items():
+        if col not in t.columns:
+            t[col] = pd.Series([np.nan] * len(t), dtype=object if isinstance(values[0], str) else float)
+        t[col] = t[col].astype(object) if isinstance(values[0], str) else t[col]
+        t.loc[k, col] = values
+    t.attrs = attrs
+    run.write_table(name, t)
+    units = [int(u) for u in t.loc[k, "unit"]]
+
+    app = create_app(new_dir)
+    c = app.server.test_client()
+    pages = [json.dumps(_route(c, f"/unit/conv5/{u}").get_json()) for u in units]
+    assert "selective for" in pages[0] and "status-selective" in pages[0]
+    assert "(AUROC 0.91 vs 0.62 for music_loop, wins 99 % of resamples, unit q = 0.002)" in pages[0]
+    assert "polysemantic:" in pages[1] and '"kick_drum"' in pages[1] and "status-polysemantic" in pages[1]
+    assert "(best: speech, AUROC 0.61)" in pages[2] and "status-unlabelled" in pages[2]
+    overview = json.dumps(_route(c, "/").get_json())
+    assert "Fraction of units labelled selective (unit-level test, BH across units)" in overview
+    data = app.server.config[CONFIG_KEY]
+    assert data.has_unit_status
+    ranked = data.rank("speech", layers=["conv5"], top=None).set_index("unit")
+    assert [ranked.loc[u, "status"] for u in units] == ["speech", "polysemantic: speech; kick_drum", "unlabelled"]
+    rows = _callback(
+        c,
+        [(ids.SEARCH_TABLE, "data"), (ids.SEARCH_SUMMARY, "children")],
+        [
+            (ids.SEARCH_CATEGORY, "value", "speech"),
+            (ids.SEARCH_METRIC, "value", "auroc"),
+            (ids.SEARCH_LAYERS, "value", ["conv5"]),
+            (ids.SEARCH_SELECTIVE_ONLY, "value", []),
+            (ids.SEARCH_TOP, "value", 0),
+        ],
+    ).get_json()["response"][ids.SEARCH_TABLE]["data"]
+    by_unit = {r["unit_link"].split("](/unit/conv5/")[1].rstrip(")"): r["label"] for r in rows}
+    assert by_unit[str(units[1])] == "polysemantic: speech; kick_drum"
+
+    # an old table (no unit-level columns): status from `selective`, pair-level wording
+    old_dir = _run_copy(dash_run, tmp_path / "old")
+    run, name = _labels_table(old_dir)
+    t = run.read_table(name)
+    attrs = dict(t.attrs)
+    old = t.drop(
+        columns=[
+            c
+            for c in (
+                "status",
+                "runner_up",
+                "auroc_runner_up",
+                "margin",
+                "win_fraction",
+                "p_unit",
+                "q_unit",
+                "categories",
+            )
+            if c in t.columns
+        ]
+    )
+    first, second = old.index[old["layer"] == "conv5"][:2]
+    old.loc[first, "selective"], old.loc[first, "label"] = True, str(old.loc[first, "best_category"])
+    old.loc[second, "selective"], old.loc[second, "label"] = False, "none"
+    old.attrs = attrs
+    run.write_table(name, old)
+    app = create_app(old_dir)
+    c = app.server.test_client()
+    data = app.server.config[CONFIG_KEY]
+    assert not data.has_unit_status
+    lab = old[old["selective"]].iloc[0]
+    page = json.dumps(_route(c, f"/unit/{lab['layer']}/{int(lab['unit'])}").get_json())
+    assert "status-selective" in page and "pair-level q = " in page and "unit q" not in page
+    off = old[~old["selective"]].iloc[0]
+    page = json.dumps(_route(c, f"/unit/{off['layer']}/{int(off['unit'])}").get_json())
+    assert "status-unlabelled" in page and f"(best: {off['best_category']}, AUROC" in page
+    overview = json.dumps(_route(c, "/").get_json())
+    assert "Fraction of units labelled selective (a category with pair-level q" in overview
+    assert "unit-level test" not in overview
 
 
 # --------------------------------------------------------------------------------------------

@@ -177,8 +177,10 @@ def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, 
     for layer, units in active.items():
         cells = []
         for u, value, rel, z in units:
-            lab = data.unit_label(layer, u)
-            label = str(lab["label"]) if lab is not None and lab.get("selective") else ""
+            st = data.unit_status(layer, u)
+            status = "" if st is None else str(st["status"])
+            label = str(st["label"]) if st is not None and status == "selective" else ""
+            tip = label or ("polysemantic: " + "; ".join(st["categories"]) if st and status == "polysemantic" else "")
             cells.append(
                 dcc.Link(
                     className="unitlink",
@@ -189,10 +191,12 @@ def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, 
                         html.Span(f" z {z:.1f}", className="muted"),
                         html.Span(
                             className="dot",
-                            style={"background": data.colors.get(label, "transparent")},
-                            title=label or "no label",
+                            style={"background": data.colors.get(label, "#9aa5b1")}
+                            if label
+                            else {"boxSizing": "border-box", "border": "1.5px solid #7b3fa0"},
+                            title=tip,
                         )
-                        if label
+                        if tip
                         else None,
                     ],
                 )
@@ -202,7 +206,12 @@ def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, 
         className="best",
         children=[
             html.Thead(
-                html.Tr([html.Th("layer"), html.Th("units (z of this clip's max among the unit's clips; dot: label)")])
+                html.Tr(
+                    [
+                        html.Th("layer"),
+                        html.Th("units (z of this clip's max among the unit's clips; dot: label, ring: polysemantic)"),
+                    ]
+                )
             ),
             html.Tbody(rows),
         ],

@@ -43,7 +43,13 @@ def _facts(data: RunData) -> html.Div:
     conv = data.conv_layers
     n_units = sum(data.n_units(layer) for layer in conv)
     summary = data.layer_summary
-    n_sel = int(summary[summary["layer"].isin(conv)]["n_selective"].sum()) if summary is not None else None
+    conv_summary = summary[summary["layer"].isin(conv)] if summary is not None else None
+    n_sel = int(conv_summary["n_selective"].sum()) if conv_summary is not None else None
+    n_poly = (
+        int(conv_summary["n_polysemantic"].sum())
+        if conv_summary is not None and "n_polysemantic" in conv_summary.columns
+        else None
+    )
     counts = data.clips["label"].value_counts()
     bars = [
         html.Div(
@@ -84,7 +90,8 @@ def _facts(data: RunData) -> html.Div:
                                 _stat(n_bad, "clips failed"),
                                 _stat(len(data.categories), "categories"),
                                 _stat(f"{n_units:,}", "conv units"),
-                                _stat("–" if n_sel is None else f"{n_sel:,}", "selective conv units"),
+                                _stat("–" if n_sel is None else f"{n_sel:,}", "conv units labelled selective"),
+                                _stat(f"{n_poly:,}", "conv units polysemantic") if n_poly is not None else None,
                             ],
                         ),
                     ]
@@ -155,17 +162,26 @@ def _selectivity(data: RunData) -> html.Div:
             ),
         )
     th = data.label_thresholds
-    note = html.P(
-        f"A unit is selective for a category when q < {th['q_max']:g} and AUROC ≥ {th['auroc_min']:g} "
-        f"(one-vs-rest, {data.stat} over time per clip); it is labelled with its best such category. "
-        "Click a cell to rank that layer's units for the category.",
-        className="note",
-    )
+    if data.has_unit_status:
+        rule = (
+            f"A unit is labelled selective when its unit-level permutation test passes (q < {th['q_max']:g}, "
+            f"BH across units), its best category reaches AUROC ≥ {th['auroc_min']:g} (one-vs-rest, "
+            f"{data.stat} per clip) and beats the runner-up in the group bootstrap; it is counted once, "
+            "under that category. Polysemantic units (several categories that cannot be told apart) and "
+            "unlabelled ones are not counted."
+        )
+    else:
+        rule = (
+            f"A unit is labelled selective when some category has pair-level q < {th['q_max']:g} (BH over "
+            f"all unit × category pairs) and AUROC ≥ {th['auroc_min']:g} (one-vs-rest, {data.stat} per clip); "
+            "it is counted once, under its best such category."
+        )
+    note = html.P(rule + " Click a cell to rank that layer's units for the category.", className="note")
     return html.Div(
         className="grid two",
         children=[
             V.card(
-                "Selective units per layer",
+                V.layers_title(data),
                 dcc.Graph(
                     id=ids.OVERVIEW_LAYERS_GRAPH,
                     figure=V.overview_figure(data, "layers", titled=False),
@@ -174,7 +190,7 @@ def _selectivity(data: RunData) -> html.Div:
                 right=V.export_links("overview", [], "layers"),
             ),
             V.card(
-                "Category × layer",
+                V.CATEGORIES_TITLE,
                 html.Div(
                     [
                         dcc.Graph(
@@ -207,34 +223,30 @@ def _best_units(data: RunData) -> html.Div | None:
     if sel is None:
         return None
     conv = sel[~sel["layer"].isin(HEAD_LAYERS)]
+    th = data.label_thresholds
     rows = []
     for cat in data.categories:
         part = conv[conv["category"] == cat].nlargest(6, "auroc")
+        statuses = data.short_statuses(list(part["layer"]), list(part["unit"].astype(int)))
         links = [
             dcc.Link(
                 className="unitlink",
                 href=f"/unit/{r.layer}/{int(r.unit)}",
+                title=f"{r.layer} unit {int(r.unit)}: {st or 'no unit label'}",
                 children=[
                     html.Span(f"{r.layer}·{int(r.unit)}", className="mono"),
                     html.Span(f" {r.auroc:.2f}", className="muted"),
+                    _status_tag(st, cat),
                 ],
             )
-            for r in part.itertuples(index=False)
+            for r, st in zip(part.itertuples(index=False), statuses, strict=True)
         ]
-        n_sel = int(
-            (
-                conv[(conv["category"] == cat)].pipe(
-                    lambda d: (
-                        (d["q"] < data.label_thresholds["q_max"]) & (d["auroc"] >= data.label_thresholds["auroc_min"])
-                    )
-                )
-            ).sum()
-        )
+        n_pass = int(((conv["category"] == cat) & (conv["q"] < th["q_max"]) & (conv["auroc"] >= th["auroc_min"])).sum())
         rows.append(
             html.Tr(
                 [
                     html.Td(V.label_chip(cat, data.colors.get(cat), href=f"/search?category={cat}")),
-                    html.Td(f"{n_sel}", className="num"),
+                    html.Td(f"{n_pass}", className="num"),
                     html.Td(links, className="links"),
                 ]
             )
@@ -246,15 +258,33 @@ def _best_units(data: RunData) -> html.Div | None:
                 html.Tr(
                     [
                         html.Th("category"),
-                        html.Th("selective pairs", className="num"),
-                        html.Th("highest AUROC conv units"),
+                        html.Th(
+                            "conv units passing for it",
+                            className="num",
+                            title=f"units whose (unit, category) pair has q < {th['q_max']:g} and AUROC ≥ "
+                            f"{th['auroc_min']:g}; a unit can pass for several categories",
+                        ),
+                        html.Th("highest-AUROC conv units (AUROC, unit label status)"),
                     ]
                 )
             ),
             html.Tbody(rows),
         ],
     )
-    return V.card("Best units per category", table)
+    return V.card("Highest-AUROC conv units per category, with their label status", table)
+
+
+def _status_tag(status: str, category: str) -> html.Span | None:
+    """A unit's label status beside a link listed under ``category``: ``selective``,
+    ``selective: <other category>``, ``polysemantic`` or ``unlabelled``."""
+    if not status:
+        return None
+    if status.startswith("polysemantic"):
+        return html.Span("polysemantic", className="status-tag poly", title=status)
+    if status == "unlabelled":
+        return html.Span("unlabelled", className="status-tag", title=status)
+    text = "selective" if status == category else f"selective: {status}"
+    return html.Span(text, className="status-tag", title=f"labelled selective for {status}")
 
 
 @dash.callback(

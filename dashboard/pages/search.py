@@ -149,7 +149,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                                             id=ids.SEARCH_SELECTIVE_ONLY,
                                             options=[
                                                 {
-                                                    "label": " only selective units (q and AUROC thresholds)",
+                                                    "label": " only units passing for this category (pair-level q and AUROC thresholds)",
                                                     "value": "yes",
                                                 }
                                             ],
@@ -170,7 +170,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                             columns=[
                                 {"name": "#", "id": "rank", "type": "numeric"},
                                 {"name": "unit", "id": "unit_link", "presentation": "markdown"},
-                                {"name": "unit label", "id": "label"},
+                                {"name": "unit label status", "id": "label"},
                                 {"name": "AUROC", "id": "auroc", "type": "numeric", "format": _NUM},
                                 {
                                     "name": "d′",
@@ -315,7 +315,7 @@ def rank_units(
             {
                 "rank": int(r.rank) + 1,
                 "unit_link": f"[{r.layer} · {int(r.unit)}](/unit/{r.layer}/{int(r.unit)})",
-                "label": str(getattr(r, "label", "") or ""),
+                "label": str(getattr(r, "status", "") or ""),
                 "auroc": float(r.auroc),
                 "dprime": float(r.dprime),
                 "csi": float(r.csi),

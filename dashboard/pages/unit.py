@@ -106,35 +106,17 @@ def _header(data: RunData, layer: str, unit: int) -> html.Div:
     top = data.top_clips(layer, unit, k=V.TOP_K)
     facts: list[Any] = []
     if lab is not None:
-        if lab.get("selective"):
+        facts.append(V.status_chip(data, layer, unit))
+        th = data.label_thresholds
+        n_pass = lab.get("n_selective_categories")
+        if isinstance(n_pass, (int, float, np.integer, np.floating)) and np.isfinite(n_pass):
             facts.append(
                 html.Span(
-                    [
-                        "selective for ",
-                        V.label_chip(
-                            str(lab["label"]),
-                            data.colors.get(str(lab["label"])),
-                            href=f"/search?category={lab['label']}",
-                        ),
-                    ]
+                    f"{int(n_pass)} {'category passes' if int(n_pass) == 1 else 'categories pass'} the pair-level "
+                    f"thresholds (q < {th['q_max']:g}, AUROC ≥ {th['auroc_min']:g})",
+                    className="muted",
                 )
             )
-        else:
-            facts.append(
-                html.Span(
-                    [
-                        "no selective category; best ",
-                        V.label_chip(str(lab["best_category"]), data.colors.get(str(lab["best_category"]))),
-                    ]
-                )
-            )
-        facts.append(
-            html.Span(
-                f"AUROC {V.fmt_num(lab['auroc'])} · q {V.fmt_p(lab['q'])} · "
-                f"{int(lab['n_selective_categories'])} selective categories",
-                className="muted",
-            )
-        )
     elif not data.has_selectivity:
         facts.append(html.Span("run `soundnet-interp analyze` for selectivity statistics", className="muted"))
     if layer in HEAD_LAYERS:
