@@ -1,8 +1,9 @@
-"""The demo run's tables are the ones recorded before the interp/ reorganisation.
+"""The demo run's tables are the ones checked in.
 
 ``tests/data/demo_digest.json.gz`` was written from a run of ``soundnet-interp record demo`` and
-``soundnet-interp analyze`` made with the code as it was before the move into sub-packages (see
-``tests/run_digest.py``). Re-recording through the command line must give the same tables: the
+``soundnet-interp analyze`` (see ``tests/run_digest.py``): first with the code as it was before
+the move into sub-packages (issue 14), regenerated when issue 15 added the ``vmean`` statistic,
+the valid-frame counts and the unit-level labels. Re-recording through the command line must give the same tables: the
 same rows and columns, the same strings and integers exactly (clip ids compared as corpus
 positions, since a clip id hashes the clone's absolute path), every float column's sum, sum of
 squares and random projection within a relative 1e-4.
@@ -20,11 +21,10 @@ from interp.cli import main as cli_main
 from tests.run_digest import compare, digest, load
 
 DIGEST = Path(__file__).parent / "data" / "demo_digest.json.gz"
-# tables that analyze writes since the digest was made, beside the unchanged ones: the nuisance
-# report (issue 15); every table in the digest must still be identical
-NEW_TABLES = frozenset({"nuisance.parquet", "clip_nuisances.parquet"})
-# and the corpus's group column (issue 15), beside the unchanged clip columns
-NEW_COLUMNS = {"clips.parquet": frozenset({"group"})}
+# tables and columns written since the digest was made, beside the unchanged ones (none now);
+# every table in the digest must still be identical
+NEW_TABLES: frozenset[str] = frozenset()
+NEW_COLUMNS: dict[str, frozenset[str]] = {}
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from interp.recording import RecordConfig, record_corpus
 from interp.recording.ray_engine import record_corpus_ray
-from interp.run.store import RunError, open_run
+from interp.run.store import STATS, RunError, open_run
 
 CONFIG = RecordConfig(shard_size=6, batch_size=4, workers=0, topk=5, chunk_s=30.0)
 N_GOOD = 24
@@ -80,7 +80,7 @@ def _assert_same_tables(a, b) -> None:
     pd.testing.assert_frame_equal(a.clips, b.clips)
     files = sorted(p.name for p in (a.path / "activations").glob("*.parquet"))
     assert files == sorted(p.name for p in (b.path / "activations").glob("*.parquet"))
-    assert len(files) == 9 * 3 + 2  # conv1..conv8_2 x mean/max/peak_s, prob for the two heads
+    assert len(files) == 9 * len(STATS) + 2  # conv1..conv8_2 x mean/max/peak_s/vmean, prob for the two heads
     for name in files:
         x = pd.read_parquet(a.path / "activations" / name)
         y = pd.read_parquet(b.path / "activations" / name)

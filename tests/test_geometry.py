@@ -174,3 +174,26 @@ def test_bad_arguments():
     with pytest.raises(ParameterError, match="'n_samples'"):
         n_frames(-1, "conv1")
     assert set(frame_counts(10**6)) == set(LAYERS) and len(CONV_LAYERS) == 7
+
+
+def test_valid_frames_are_consecutive_and_mostly_inside_the_clip():
+    from soundnet.geometry import inside_fraction, valid_frames, valid_range
+
+    for layer in LAYERS:
+        for n in range(1000, 600_000, 7919):
+            for clip in (n, n // 2, n // 5):
+                ok = valid_frames(n, layer, clip_samples=clip)
+                idx = np.flatnonzero(ok)
+                assert len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx), (layer, n, clip)
+                assert (inside_fraction(n, layer, clip_samples=clip)[ok] >= 0.5 - 1e-12).all()
+                lo, hi = valid_range(n, layer, clip_samples=clip)
+                assert hi - lo == len(idx)
+    # a 1 s clip has no valid conv7 frame (at most 24 % of its 4.1 s field inside), 21 of conv4's
+    assert not valid_frames(22050, "conv7").any()
+    assert inside_fraction(22050, "conv7").max() == pytest.approx(22050 / 91166)
+    assert valid_frames(22050, "conv4").sum() == 21
+    # conv7's first and last frames of a long clip read two padded inputs of four: not valid
+    ok7 = valid_frames(10 * 22050, "conv7")
+    assert not ok7[0] and not ok7[-1] and ok7[1:-1].all()
+    # padding appended to a short clip does not make frames valid
+    assert valid_frames(100_000, "conv4", clip_samples=5000).sum() < valid_frames(100_000, "conv4").sum()

@@ -27,7 +27,7 @@ import torch
 
 from interp.corpus.corpora import load_corpus
 from interp.recording import RecordConfig, record_corpus
-from interp.run.store import RunError, open_run
+from interp.run.store import STATS, RunError, open_run
 from soundnet.audio import fit_length, read_audio, to_model_input
 from soundnet.errors import ParameterError
 from soundnet.geometry import (
@@ -37,6 +37,7 @@ from soundnet.geometry import (
     frames_to_time,
     min_samples,
     time_to_frames,
+    valid_frames,
 )
 from soundnet.model import HEAD_LAYERS, LAYERS
 
@@ -47,14 +48,20 @@ TOL = 1e-5
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _reference(model, y: np.ndarray, layers, *, edge: str) -> dict[str, dict[str, np.ndarray] | None]:
+def _reference(
+    model, y: np.ndarray, layers, *, edge: str, clip_samples: int | None = None
+) -> dict[str, dict[str, np.ndarray] | None]:
     """Summaries of one unbatched, unpadded clip straight from ``extract_features``: over every
-    frame (``edge="keep"``) or over the clean ones (``"drop"``, soundnet.geometry.clean_frames)."""
+    frame (``edge="keep"``) or over the clean ones (``"drop"``, soundnet.geometry.clean_frames);
+    ``vmean`` over the valid frames (soundnet.geometry.valid_frames) of a clip of
+    ``clip_samples`` (default ``len(y)``) samples, padded to ``y``."""
     with torch.inference_mode():
         feats = model.extract_features(to_model_input(y), layers=list(layers))
     out: dict[str, dict[str, np.ndarray] | None] = {}
     for layer, f in feats.items():
         a = f[0].double().numpy()  # (units, frames)
+        valid = valid_frames(len(y), layer, clip_samples=clip_samples)
+        vmean = a[:, valid].mean(axis=1) if valid.any() else np.full(a.shape[0], np.nan)
         if edge == "drop" and a.shape[1]:
             ok = clean_frames(len(y), layer)
             assert ok.shape == (a.shape[1],)
@@ -66,6 +73,7 @@ def _reference(model, y: np.ndarray, layers, *, edge: str) -> dict[str, dict[str
             "mean": a.mean(axis=1),
             "max": a.max(axis=1),
             "peak_s": frames_to_time(a.argmax(axis=1), layer),
+            "vmean": vmean,
             "acts": a,
         }
         if layer in HEAD_LAYERS:
@@ -91,12 +99,14 @@ def _assert_peaks(peak_s: np.ndarray, ref: dict, layer: str, what: str) -> None:
 def _assert_summaries(run, clip_id: str, ref: dict, layers) -> None:
     for layer in layers:
         r = ref[layer]
-        for stat in ("mean", "max", "peak_s") + (("prob",) if layer in HEAD_LAYERS else ()):
+        for stat in ("mean", "max", "peak_s", "vmean") + (("prob",) if layer in HEAD_LAYERS else ()):
             got = run.activations(layer, stat).loc[clip_id].to_numpy(dtype=np.float64)
             if r is None:
                 assert np.isnan(got).all(), (clip_id, layer, stat)
             elif stat == "peak_s":
                 _assert_peaks(got, r, layer, f"{clip_id} {layer}")
+            elif stat == "vmean" and np.isnan(r["vmean"]).all():
+                assert np.isnan(got).all(), (clip_id, layer, "vmean: no valid frame")
             else:
                 np.testing.assert_allclose(got, r[stat], rtol=TOL, atol=TOL, err_msg=f"{clip_id} {layer} {stat}")
 
@@ -159,13 +169,16 @@ def test_hook_summaries_equal_unbatched_extract_features(tmp_path, mixed_corpus,
     for row in mixed_corpus.to_dict("records"):
         y = read_audio(row["path"])
         y_conv = fit_length(y, min_samples=min_samples("conv7"), policy="pad") if short == "pad" else y
-        ref = _reference(model, y_conv, conv, edge=edge)
+        ref = _reference(model, y_conv, conv, edge=edge, clip_samples=len(y))
         # heads: clips this short are tiled to 20 s (a clean head frame)
         y_heads = fit_length(y, min_samples=HEADS_TILE_SAMPLES, policy="tile")
         assert len(y_heads) == HEADS_TILE_SAMPLES
         ref.update(_reference(model, y_heads, HEAD_LAYERS, edge=edge))
         n_nan += ref["conv7"] is None
         _assert_summaries(run, row["clip_id"], ref, LAYERS)
+        clip = run.clips.set_index("clip_id").loc[row["clip_id"]]
+        for layer in conv:  # the valid-frame counts recorded per clip and layer
+            assert clip[f"valid_frames_{layer}"] == valid_frames(len(y_conv), layer, clip_samples=len(y)).sum()
     # short="none" leaves the shortest clips without deep frames (NaN rows); "pad" gives them frames
     assert n_nan == (3 if short == "none" else 0)
 
@@ -241,7 +254,7 @@ def test_killed_record_resumes_to_the_uninterrupted_tables(tmp_path, minibank_di
         progress=False,
     )
     got, want = _tables(tmp_path / "killed"), _tables(tmp_path / "straight")
-    assert sorted(got) == sorted(want) and len(want) == 2 + 3 * 3 + 1
+    assert sorted(got) == sorted(want) and len(want) == 2 + 3 * len(STATS) + 1
     assert len(got["clips"]) == 60 and got["clips"]["clip_id"].is_unique
     for name in want:
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=True, obj=name)
@@ -389,7 +402,7 @@ def test_chunked_long_file_equals_one_pass(tmp_path, long_dir, model):
     cid = corpus["clip_id"].iloc[0]
     ref = _reference(model, y, LAYERS, edge="drop")
     for layer in LAYERS:
-        for stat in ("mean", "max", "peak_s") + (("prob",) if layer in HEAD_LAYERS else ()):
+        for stat in ("mean", "max", "peak_s", "vmean") + (("prob",) if layer in HEAD_LAYERS else ()):
             a = chunked.activations(layer, stat).loc[cid].to_numpy(dtype=np.float64)
             b = whole.activations(layer, stat).loc[cid].to_numpy(dtype=np.float64)
             if stat == "peak_s":  # the same frame, up to float ties

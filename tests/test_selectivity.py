@@ -198,7 +198,7 @@ def test_run_tables_written_cached_and_ranked(minibank_run):
         assert run.has_table(name), name
     sel = run.read_table("selectivity")
     assert len(sel) == sum(run.n_units(l) for l in run.layers) * 10
-    assert sel.attrs["selectivity"]["stat"] == "max"
+    assert sel.attrs["selectivity"]["stat"] == "vmean"
     mtime = (run.path / "selectivity.parquet").stat().st_mtime_ns
     again = S.run_selectivity(run)  # read back, not recomputed
     pd.testing.assert_frame_equal(again, sel)
