@@ -92,13 +92,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from interp.analysis.nuisance import format_nuisance_warnings
     from interp.analysis.selectivity import analyze
     from interp.analysis.unitlabels import selectivity_notes
-    from interp.run.store import open_run
+    from interp.run.store import STAT_DESCRIPTIONS, open_run
 
     run = open_run(args.run)
     control = tuple(c for c in (args.control or "").split(",") if c)
     res = analyze(run, stat=args.stat, recompute=args.overwrite, control=control)
     layers = res["layers"]
-    what = {"vmean": "mean over valid frames", "max": "max over time", "mean": "mean over time"}[args.stat]
+    what = STAT_DESCRIPTIONS[args.stat]
     print(
         f"selectivity of {len(res['unit_labels'])} units x {res['selectivity']['category'].nunique()} "
         f"categories ({what}) -> {run.path}/selectivity.parquet"

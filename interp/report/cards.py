@@ -22,7 +22,7 @@ import pandas as pd
 
 from interp.analysis import ablation, selectivity, topclips
 from interp.analysis.outputs import table_suffix
-from interp.run.store import Run, open_run
+from interp.run.store import STAT_DESCRIPTIONS, Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
 from soundnet.labels import head_labels
@@ -344,7 +344,7 @@ def unit_card(
     sel = selectivity.run_selectivity(run, **options)
     stat = sel.attrs["selectivity"]["stat"]
     rows = sel[(sel["layer"] == layer) & (sel["unit"] == unit)].sort_values("auroc", ascending=False)
-    lines = [f"{layer} unit {unit}   ({stat} over time; run {run.path})"]
+    lines = [f"{layer} unit {unit}   ({STAT_DESCRIPTIONS.get(stat, stat)} per clip; run {run.path})"]
     lab, meta = _stored_unit_label(run, layer, unit, stat)
     if lab is None:
         fresh = selectivity.label_units(sel[(sel["layer"] == layer) & (sel["unit"] == unit)])
@@ -352,13 +352,13 @@ def unit_card(
         meta = fresh.attrs.get("unit_labels") or {}
     if lab is not None:
         q_max, auroc_min = float(meta.get("q_max", 0.05)), float(meta.get("auroc_min", 0.75))
-        test = "unit-level permutation test, BH across units; " if unit_status(lab)["unit_level"] else ""
+        test = "unit-level test, BH across units; " if unit_status(lab)["unit_level"] else ""
         lines.append(f"label: {format_unit_status(lab)}   ({test}thresholds q < {q_max:g}, AUROC >= {auroc_min:g})")
     shown = rows.head(top_categories).reset_index(drop=True)
     shown.insert(0, "rank", np.arange(len(shown)))
     lines += ["", "selectivity (categories by AUROC):", format_rank_table(shown)]
     tc = topclips.top_clips(run, layer, unit, k=k, stat=stat)
-    lines += ["", f"top {len(tc)} clips ({stat} over time):"]
+    lines += ["", f"top {len(tc)} clips ({STAT_DESCRIPTIONS.get(stat, stat)}):"]
     for r in tc.itertuples(index=False):
         t, note = clip_moment(r.peak_s, r.duration_s, layer)
         lines.append(

@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT_VERSION",
     "STATS",
     "HEAD_STATS",
+    "STAT_DESCRIPTIONS",
     "RunError",
     "Run",
     "open_run",
@@ -51,6 +52,14 @@ FORMAT_VERSION = 1
 STATS = ("mean", "max", "peak_s", "vmean")
 #: Extra per-clip summaries recorded for the heads.
 HEAD_STATS = ("prob",)
+#: What each per-clip statistic is, in words (for titles, cards and the CLI).
+STAT_DESCRIPTIONS: dict[str, str] = {
+    "vmean": "mean over valid frames",
+    "max": "max over time",
+    "mean": "mean over time",
+    "peak_s": "time of the max",
+    "prob": "clip probability",
+}
 TOPK_COLUMNS = ("layer", "unit", "rank", "clip_id", "value", "peak_s", "start_s", "end_s")
 
 
