@@ -301,7 +301,7 @@ def test_sound_categories_study(minibank_run, artifacts_dir):
                 "n_selective_categories",
                 "selective",
             ],
-            "selective_per_layer": ["layer", "n_units", "n_selective", "fraction_selective"],
+            "selective_per_layer": ["layer", "n_units", "n_selective", "fraction_selective", "n_polysemantic"],
             "category_layer_counts": ["layer", "category", "n_units"],
             "top_units": ["category", "rank", "layer", "unit", "auroc", "q", "top_clips"],
         },

@@ -55,10 +55,11 @@ def top_clips(
     layer : str
     unit : int
     k : int
-    stat : {"max", "mean"}
+    stat : {"max", "vmean", "mean"}
         Rank clips by their max over time (the recorder's ``topk.parquet``, extended from the
-        ``max`` table when ``k`` exceeds it) or by their mean over time (from the ``mean``
-        table). ``peak_s`` is always the time of the max.
+        ``max`` table when ``k`` exceeds it), by their mean over valid frames (``vmean``, the
+        analyses' default; clips without a valid frame are not ranked) or by their mean over
+        time. ``peak_s`` is always the time of the max.
 
     Returns
     -------

@@ -359,9 +359,9 @@ def layer_summary(labels: pd.DataFrame) -> pd.DataFrame:
     unlabelled (from :func:`label_units`: unit-level tests, BH across units)."""
     g = labels.groupby("layer", sort=False)
     out = pd.DataFrame({"n_units": g.size(), "n_selective": g["selective"].sum().astype(np.int64)})
+    out["fraction_selective"] = out["n_selective"] / out["n_units"]
     if "status" in labels:
         out["n_polysemantic"] = g["status"].agg(lambda s: int((s == "polysemantic").sum())).astype(np.int64)
-    out["fraction_selective"] = out["n_selective"] / out["n_units"]
     return out.reset_index()
 
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 import pandas as pd
 
 from interp.analysis import selectivity as sel
+from interp.analysis import topclips
 from interp.corpus.corpora import load_corpus
 from interp.report import figures
 from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
+from interp.run.store import STAT_DESCRIPTIONS
 from interp.run.traces import clip_spectrogram
 from soundnet.model import CONV_LAYERS
 
@@ -49,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     lab = sel.run_unit_labels(run, layers=layers)
     labels, per_layer, counts = lab["unit_labels"], lab["layers"], lab["counts"]
     cats = sorted(stats["category"].unique())
+    stat = stats.attrs["selectivity"]["stat"]
     top = []
     for cat in cats:
         ranked = sel.rank_table(stats, cat, metric="auroc", top=args.top_units)
         for r in ranked.itertuples():
-            clips = run.topk(r.layer, int(r.unit)).head(args.top_clips)
+            clips = topclips.top_clips(run, r.layer, int(r.unit), k=args.top_clips, stat=stat)
             top.append(
                 {
                     "category": cat,
@@ -74,29 +77,32 @@ def main(argv: list[str] | None = None) -> int:
     best_layer = per_layer.loc[per_layer["fraction_selective"].idxmax(), "layer"]
     rep.number("layer with the largest fraction of selective units", best_layer)
     rep.note(
-        "Selective: one-sided Mann-Whitney q < 0.05 (Benjamini-Hochberg over all units and categories) and "
-        "AUROC >= 0.75 of the unit's per-clip max activation, category vs the rest."
+        f"Per-clip statistic: {STAT_DESCRIPTIONS.get(stat, stat)} (duration-invariant; clips without a valid frame "
+        "in a layer are left out of it). Selective: the unit-level test passes (smallest pair-level q-value's "
+        "Bonferroni over categories, BH across units, q < 0.05), the best category has AUROC >= 0.75 and q < 0.05, "
+        "and beats each next category in at least 95 % of group-bootstrap resamples; polysemantic: it passes but "
+        "other categories cannot be told apart. See docs/statistics.md."
     )
     rep.table("selectivity", stats, "Every (layer, unit, category): AUROC, CSI, d', MI, Mann-Whitney p and q.")
-    rep.table("unit_labels", labels, "Each unit's label (its most selective category, or none).")
-    rep.table("selective_per_layer", per_layer, "Selective units per layer.")
+    rep.table("unit_labels", labels, "Each unit's status (selective / polysemantic / unlabelled) and label.")
+    rep.table("selective_per_layer", per_layer, "Units labelled selective (and polysemantic) per layer.")
     rep.table("category_layer_counts", counts, "Units labelled with each category, per layer.")
     rep.table("top_units", top, "Each category's most selective units (by AUROC) and their top clips (clip ids).")
 
     rep.figure(
         "selective_per_layer",
         figures.layer_selectivity_figure(
-            per_layer, title="Fraction of units selective for a category, per layer (bars: selective/all)"
+            per_layer, title="Fraction of units labelled selective, per layer (bars: selective/all)"
         ),
-        "Fraction of each layer's units that are selective for at least one category.",
+        "Fraction of each layer's units labelled selective for one category (unit-level test, BH across units).",
         width=800,
         height=380,
     )
     piv = counts.pivot_table(index="category", columns="layer", values="n_units", aggfunc="sum").fillna(0)
     rep.figure(
         "category_layer_heatmap",
-        figures.category_layer_heatmap(piv, title="Units labelled with each category, per layer"),
-        "Number of units of each layer labelled with each category.",
+        figures.category_layer_heatmap(piv, title="Units labelled with each category (each unit counted once)"),
+        "Number of units of each layer labelled selective for each category (each unit once, under its label).",
         width=800,
     )
     rep.figure(
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = top[top["category"] == cat]
         specs, cells, wins, row_titles = [], [], [], []
         for r in rows.itertuples():
-            tk = run.topk(r.layer, r.unit).head(args.top_clips)
+            tk = topclips.top_clips(run, r.layer, int(r.unit), k=args.top_clips, stat=stat)
             specs.append([clip_spectrogram(run, c) for c in tk["clip_id"]])
             cells.append(
                 [
