@@ -20,17 +20,17 @@ def _null(rng: np.random.Generator, n_units: int = 3433, n_clips: int = 160) -> 
 def test_cross_fitted_intervals_of_the_top_units_cover_the_null():
     """3,433 units with no effect. Ranked and measured on the same (all) clips, the 20 best
     look selective and their intervals almost never cover 0.5 (the winner's curse); chosen on
-    one half and measured on the other, their intervals cover it most of the time.
-
-    The cross-fitted threshold is 80 %, not the nominal 95 % nor 90 %: the 40 intervals of one
-    data set share one split, and across data sets 0-11 their coverage ranged from 82.5 % (this
-    one, seed 3) to 100 % (mean about 94 %)."""
-    rng = np.random.default_rng(3)
-    acts, labels = _null(rng)
-    res = crossfit_top_units(acts, labels, "cat", top=20, n_boot=500)
-    assert len(res) == 40 and set(res["fold"]) == {0, 1}
-    covered = (res["auroc_lo"] <= 0.5) & (0.5 <= res["auroc_hi"])
-    assert covered.mean() >= 0.8, covered.mean()
+    one half and measured on the other, their intervals cover it (issue 15, check 3: at least
+    90 %). The 40 intervals of one data set share one split, so coverage is pooled over four
+    data sets (per data set it ranged from 82.5 % to 100 % over seeds 0-11, mean about 94 %)."""
+    covered_all = []
+    for seed in range(4):
+        acts, labels = _null(np.random.default_rng(seed))
+        res = crossfit_top_units(acts, labels, "cat", top=20, n_boot=500)
+        assert len(res) == 40 and set(res["fold"]) == {0, 1}
+        covered_all.append(((res["auroc_lo"] <= 0.5) & (0.5 <= res["auroc_hi"])).to_numpy())
+    covered = np.concatenate(covered_all)
+    assert covered.mean() >= 0.9, [c.mean() for c in covered_all]
     assert (res["auroc_select"] > 0.65).all()  # chosen because they looked selective
     # in-sample: the top 20 ranked on all clips, their intervals on the same clips
     pos = (labels == "cat").to_numpy()

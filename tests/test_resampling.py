@@ -187,3 +187,18 @@ def test_group_label_permutations_refuse_groups_with_several_labels():
         group_label_permutations(labels, groups, n_permutations=3)
     # with every clip its own group any labels are fine
     assert group_label_permutations(labels, None, n_permutations=3).shape == (3, 8)
+
+
+def test_probe_folds_keep_groups_whole():
+    from interp.analysis.linear_probes import probe_folds
+
+    y = np.repeat(["a", "b", "c"], 12)
+    groups = np.repeat([f"s{i}" for i in range(9)], 4)  # 3 sources of 4 clips per category
+    splits, cv = probe_folds(y, np.full(36, -1), groups=groups, n_splits=5)
+    assert cv == "stratified group 3-fold" and len(splits) == 3
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])  # no source on both sides
+        assert set(y[test]) == {"a", "b", "c"}
+    assert sorted(np.concatenate([te for _, te in splits]).tolist()) == list(range(36))
+    _, cv = probe_folds(y, np.full(36, -1), n_splits=5)  # without groups: clip-level folds
+    assert cv == "stratified 5-fold"

@@ -107,7 +107,9 @@ def category_ablation_table(
     def recall(pred: np.ndarray, cat: str) -> float:
         return float((pred[labels == cat] == cat).mean())
 
-    splits, _ = lp.probe_folds(labels, clips["fold"].to_numpy())
+    splits, _ = lp.probe_folds(
+        labels, clips["fold"].to_numpy(), groups=clips["group"].to_numpy() if "group" in clips.columns else None
+    )
     base_features = features()
     models = lp.fit_folds(base_features, labels, splits)
     base_pred = lp.predict_folds(models, splits, base_features)

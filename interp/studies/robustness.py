@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # 3. rankings and probes, clean vs perturbed
-    splits, cv = lp.probe_folds(labels, clips["fold"].to_numpy())
+    splits, cv = lp.probe_folds(
+        labels, clips["fold"].to_numpy(), groups=clips["group"].to_numpy() if "group" in clips.columns else None
+    )
     table = rb.compare_conditions(clean, perturbed, labels, splits, top_n=args.top_n)
 
     # 4. report
