@@ -29,13 +29,21 @@ from interp.analysis.tuning import stimulus_responses
 from interp.report.cards import short_unit_status, unit_status
 from interp.report.figures import category_colors
 from interp.run import traces
-from interp.run.store import Run, activation_file, open_run
+from interp.run.store import STAT_DESCRIPTIONS, Run, activation_file, open_run
 from interp.run.traces import clip_audio, clip_spectrogram
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS, load_soundnet
 from soundnet.options import ClipStat, HeadStat, Metric, MetricAlias, ProbeKind, check_option
 
-__all__ = ["CONFIG_KEY", "RunData", "get_data", "clip_display_name", "LONG_CLIP_S", "VIEW_WINDOW_S"]
+__all__ = [
+    "CONFIG_KEY",
+    "RunData",
+    "get_data",
+    "clip_display_name",
+    "describe_stat",
+    "LONG_CLIP_S",
+    "VIEW_WINDOW_S",
+]
 
 #: Key of the :class:`RunData` in the Flask app config.
 CONFIG_KEY = "SOUNDNET_RUN_DATA"
@@ -52,6 +60,12 @@ def get_data() -> RunData:
     import flask  # only in a request: RunData serves benchmarks and tests without flask (0.1 s)
 
     return flask.current_app.config[CONFIG_KEY]
+
+
+def describe_stat(stat: str) -> str:
+    """A per-clip statistic in words (:data:`interp.run.store.STAT_DESCRIPTIONS`; the name itself
+    for one it does not know)."""
+    return STAT_DESCRIPTIONS.get(str(stat), str(stat))
 
 
 def clip_display_name(path: str) -> str:
@@ -246,6 +260,11 @@ class RunData:
         return cast(ClipStat, check_option("stat", stat, ClipStat, where="the run's selectivity table"))
 
     @property
+    def stat_description(self) -> str:
+        """:attr:`stat` in words (e.g. ``"mean over valid frames"``)."""
+        return describe_stat(self.stat)
+
+    @property
     def selectivity(self) -> pd.DataFrame | None:
         """``selectivity.parquet`` sorted by layer order, unit and category (or None)."""
 
@@ -353,10 +372,14 @@ class RunData:
 
     @property
     def label_thresholds(self) -> dict[str, float]:
-        """The thresholds the stored unit labels used: ``{"q_max": ..., "auroc_min": ...}``."""
+        """The thresholds the stored unit labels used: ``{"q_max": ..., "auroc_min": ..., "win_min": ...}``."""
         t = self._analysis("unit_labels")
         meta = (t.attrs.get("unit_labels") if t is not None else None) or {}
-        return {"q_max": float(meta.get("q_max", 0.05)), "auroc_min": float(meta.get("auroc_min", 0.75))}
+        return {
+            "q_max": float(meta.get("q_max", 0.05)),
+            "auroc_min": float(meta.get("auroc_min", 0.75)),
+            "win_min": float(meta.get("win_min", 0.95)),
+        }
 
     @property
     def layer_summary(self) -> pd.DataFrame | None:
@@ -432,7 +455,12 @@ class RunData:
         top: int | None = 50,
     ) -> pd.DataFrame:
         """Units ranked for a category (:func:`interp.analysis.selectivity.rank_table`), with each
-        unit's ``label`` and ``status`` (:func:`interp.report.cards.short_unit_status`)."""
+        unit's ``label`` and ``status`` (:func:`interp.report.cards.short_unit_status`) and
+        ``selective`` (whether the unit is labelled selective for ``category``, see
+        :meth:`selective_for`).
+
+        ``selective_only`` keeps the units labelled selective for ``category``.
+        """
 
         sel = self.selectivity
         if sel is None or category not in set(sel["category"].astype(str)):
@@ -441,9 +469,9 @@ class RunData:
         if not layers:
             return pd.DataFrame()
         df = rank_table(sel, category, metric=metric, layer=layers, top=None)
+        df["selective"] = self.selective_for(category, df)
         if selective_only:
-            meta = self.label_thresholds
-            df = df[(df["q"] < meta["q_max"]) & (df["auroc"] >= meta["auroc_min"])]
+            df = df[df["selective"]]
         if top is not None:
             df = df.head(int(top))
         df = df.reset_index(drop=True)
@@ -454,6 +482,35 @@ class RunData:
             df["label"] = labels["label"].reindex(idx).to_numpy()
             df["status"] = self.short_statuses(list(df["layer"]), list(df["unit"].astype(int)))
         return df
+
+    def selective_rule(self, category: str = "the category") -> str:
+        """What :meth:`selective_for` tests, in words: ``"labelled selective for <category>
+        (unit-level test, BH across units)"``, or for an older table ``"passing for <category>
+        (pair-level q < 0.05 and AUROC ≥ 0.75)"``."""
+        th = self.label_thresholds
+        if self.has_unit_status:
+            return f"labelled selective for {category} (unit-level test, BH across units)"
+        return f"passing for {category} (pair-level q < {th['q_max']:g} and AUROC ≥ {th['auroc_min']:g})"
+
+    def selective_for(self, category: str, rows: pd.DataFrame) -> np.ndarray:
+        """Whether each ``(layer, unit)`` of ``rows`` is labelled selective for ``category``.
+
+        With the unit-level ``status`` column in the unit labels: the unit's status is
+        ``selective`` and its label is ``category``. For older tables, the pair-level rule
+        the labels were made with: the row's ``q < q_max`` and ``auroc >= auroc_min``
+        (``rows`` are the unit's selectivity rows for ``category``).
+        """
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        t = self.unit_labels
+        if t is not None and "status" in t.columns:
+            idx = pd.MultiIndex.from_arrays([rows["layer"].astype(str), rows["unit"].astype(int)])
+            lab = t.reindex(idx)
+            return ((lab["status"].astype(str) == "selective") & (lab["label"].astype(str) == str(category))).to_numpy(
+                dtype=bool
+            )
+        th = self.label_thresholds
+        return ((rows["q"] < th["q_max"]) & (rows["auroc"] >= th["auroc_min"])).to_numpy(dtype=bool)
 
     # -- per unit ------------------------------------------------------------------------------
     def unit_column(self, layer: str, unit: int, stat: HeadStat) -> pd.Series:
@@ -502,22 +559,38 @@ class RunData:
 
         return self._cached(("max_moments", layer), build)
 
-    def top_clips(self, layer: str, unit: int, *, k: int = 16) -> pd.DataFrame:
-        """:func:`interp.analysis.topclips.top_clips` with a ``name`` column."""
+    def top_clips(self, layer: str, unit: int, *, k: int = 16, stat: ClipStat | None = None) -> pd.DataFrame:
+        """The unit's top clips by ``stat`` (default :attr:`stat`, the analyses' statistic):
+        :func:`interp.analysis.topclips.top_clips` with ``name`` and ``max`` columns.
+
+        ``value`` is the clip's ``stat``; ``peak_s`` / ``start_s`` / ``end_s`` are the time of the
+        clip's max and the receptive field of that frame (from the ``peak_s`` statistic); ``max``
+        the clip's max over time (the top of its activation trace). ``attrs["stat"]`` names
+        ``stat``. Clips without a value (no
+        valid frame in the layer, for ``vmean``) are never top clips.
+        """
+        st: ClipStat = stat or self.stat
 
         def build() -> pd.DataFrame:
-            t = top_clips(self.run, layer, int(unit), k=k)
+            t = top_clips(self.run, layer, int(unit), k=k, stat=st)
+            t = t[np.isfinite(t["value"].to_numpy(dtype=np.float64))].reset_index(drop=True)
+            t["rank"] = np.arange(len(t))
             t["name"] = [clip_display_name(p) for p in t["path"]]
+            t.attrs["stat"] = st
+            if st == "max":
+                t["max"] = t["value"].to_numpy(dtype=np.float64)
+            else:
+                t["max"] = self.unit_column(layer, unit, "max").reindex(t["clip_id"]).to_numpy(dtype=np.float64)
             return t
 
-        return self._cached(("top", layer, int(unit), k), build)
+        return self._cached(("top", layer, int(unit), k, st), build)
 
     def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
-        """Clips from each decile of the unit's max (:func:`interp.analysis.topclips.quantile_bins`), with
-        ``label, path, duration_s, name``."""
+        """Clips from each decile of the unit's :attr:`stat` (:func:`interp.analysis.topclips.quantile_bins`;
+        clips without a value left out), with ``label, path, duration_s, name``."""
 
         def build() -> pd.DataFrame:
-            t = quantile_bins(self.unit_column(layer, unit, "max"), n_bins=n_bins, per_bin=per_bin)
+            t = quantile_bins(self.unit_column(layer, unit, self.stat), n_bins=n_bins, per_bin=per_bin)
             info = self.clips.reindex(t["clip_id"])
             for col in ("label", "path", "duration_s", "name"):
                 t[col] = info[col].to_numpy()
@@ -532,7 +605,8 @@ class RunData:
         -------
         DataFrame or None
             One row per probe (tones, AM noise, click trains): ``kind, freq_hz, level_db, rate_hz,
-            ..., response, response_norm``; None without a probes run, or when it lacks the layer
+            ..., response, response_norm, stat`` (``stat``: the per-clip statistic of ``response``,
+            :attr:`stat` when the probes run recorded it); None without a probes run, or when it lacks the layer
             or those probe kinds.
         """
         pr = self.probes_run
@@ -549,7 +623,8 @@ class RunData:
             # have no vmean)
             has = (pr.path / "activations" / activation_file(layer, self.stat)).is_file()
             st: ClipStat = self.stat if has else ("mean" if self.stat == "mean" else "max")
-            return stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st).set_index("unit").sort_index()
+            t = stimulus_responses(pr, kinds=kinds, layers=[layer], stat=st)
+            return t.assign(stat=st).set_index("unit").sort_index()
 
         curves = self._cached(("tuning", layer), build)
         return curves.loc[[int(unit)]].reset_index() if int(unit) in curves.index else None

@@ -43,6 +43,7 @@ SEARCH_SELECTIVE_ONLY = "search-selective-only"
 SEARCH_TOP = "search-top"
 SEARCH_TABLE = "search-table"
 SEARCH_SUMMARY = "search-summary"
+SEARCH_NOTE = "search-note"  # what the highlighted rows are
 SEARCH_CHIP = "search-chip"  # pattern id type: {"type": SEARCH_CHIP, "category": c}
 CLIPS_TEXT = "clips-text"  # free text over clip names and labels
 CLIPS_TABLE = "clips-table"

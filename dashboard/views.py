@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.data import RunData
+from dashboard.data import RunData, describe_stat
 from interp.report import figures as F
 from interp.report.cards import clip_moment, format_unit_status, unit_status
 from soundnet.geometry import frames_to_window, layer_geometry, time_to_frames
@@ -38,6 +38,7 @@ __all__ = [
     "label_chip",
     "status_chip",
     "short_clip_message",
+    "has_trace",
     "clip_card",
     "card",
     "fmt_num",
@@ -77,10 +78,11 @@ def fmt_p(v: Any) -> str:
 # time in a clip
 # --------------------------------------------------------------------------------------------
 def short_clip_message(data: RunData, clip_id: str, layer: str) -> str | None:
-    """Why no activation trace of ``layer`` is drawn for a clip shorter than its receptive field.
+    """What a clip shorter than ``layer``'s receptive field shows of it.
 
-    Every frame of such a clip reads more padding (or, for the heads of a tiled clip, repeats
-    of the clip) than sound; its single padded frame is no trace over time.
+    Every frame of such a clip reads padding (or, for the heads of a tiled clip, repeats of the
+    clip). A clip without a valid frame in the layer gets this message instead of a trace; one
+    with a valid frame (:func:`has_trace`) gets its trace and the message as a note.
 
     Returns
     -------
@@ -111,6 +113,30 @@ def short_clip_message(data: RunData, clip_id: str, layer: str) -> str | None:
         f"This {dur:.2f} s clip is shorter than {layer}'s {rf:.2g} s receptive field: "
         f"every {layer} frame reads {share} {fill}; {hint}."
     )
+
+
+_NO_VALID = "No {layer} frame of this clip has its receptive field at least half inside the clip."
+_PADDED = " (shorter than the receptive field: its frames read padding)"
+
+
+def has_trace(data: RunData, clip_id: str, layer: str) -> bool:
+    """Whether a clip's activation trace of ``layer`` is drawn.
+
+    When ``clips.parquet`` counts the clip's valid frames (``valid_frames_<layer>``: frames whose
+    receptive field lies at least half inside the clip), the trace is drawn when it has one:
+    such a clip has a value of the mean over valid frames and can be a top clip by it, even when
+    it is shorter than the receptive field (:func:`short_clip_message` then says how much padding
+    its frames read). Without the count, only clips at least as long as the receptive field.
+    """
+    row = data.clip(clip_id)
+    col = f"valid_frames_{layer}"
+    if col in row.index:
+        try:
+            n = float(row[col])
+        except (TypeError, ValueError):
+            n = 0.0
+        return math.isfinite(n) and n > 0
+    return short_clip_message(data, clip_id, layer) is None
 
 
 def _wrap(text: str, width: int = 90) -> str:
@@ -190,10 +216,14 @@ def clip_trace_figure(
     moment = clip_moment(float(row["peak_s"]), dur, layer)
     win = data.view_window(cid, moment[0])
     spec = data.spectrogram(cid, window_s=win)
-    hi = float(top["value"].max()) if len(top) else 1.0
+    # the traces' common scale: the highest max over time of the clips shown (``value`` is the
+    # ranking statistic, which for a mean lies below the trace's peak)
+    tops = top["max"] if "max" in top.columns else top["value"]
+    hi = float(np.nanmax(tops.to_numpy(dtype=np.float64))) if len(top) and np.isfinite(tops).any() else 1.0
     title = None if compact else f"{layer} unit {unit} · #{rank + 1} {row['name']} ({row['label']})"
     message = short_clip_message(data, cid, layer)
-    if message is not None:  # one padded frame is no trace over time: the spectrogram alone
+    if not has_trace(data, cid, layer):  # no valid frame: no trace over time, the spectrogram alone
+        message = message or _NO_VALID.format(layer=layer)
         empty = np.zeros(0)
         fig = F.clip_activation_figure(
             spec,
@@ -207,6 +237,8 @@ def clip_trace_figure(
         )
         return _in_clip_time(_without_trace(fig, None if compact else message), dur, None)
     times, acts = data.traces(cid, layer, window_s=win)
+    if title is not None and message:
+        title += _PADDED
     fig = F.clip_activation_figure(
         spec,
         times,
@@ -245,6 +277,8 @@ def tuning_figures(data: RunData, layer: str, unit: int) -> dict[str, go.Figure]
     t = data.tuning(layer, unit)
     if t is None:
         return out
+    stat = str(t["stat"].iloc[0]) if "stat" in t.columns and len(t) else data.stat
+    y_label = f"activation ({describe_stat(stat)})"
     tones = t[t["kind"] == "tone"].dropna(subset=["freq_hz"])
     if len(tones):
         g = tones.groupby(["freq_hz", "level_db"], as_index=False)["response"].mean()
@@ -254,7 +288,7 @@ def tuning_figures(data: RunData, layer: str, unit: int) -> dict[str, go.Figure]
             y="response",
             group="level_db",
             x_label="tone frequency (Hz)",
-            y_label=f"activation ({data.stat})",
+            y_label=y_label,
             title="Pure tones",
         )
     rates = t[t["kind"].isin(["am_noise", "click_train"])].dropna(subset=["rate_hz"])
@@ -266,7 +300,7 @@ def tuning_figures(data: RunData, layer: str, unit: int) -> dict[str, go.Figure]
             y="response",
             group="kind",
             x_label="modulation / click rate (Hz)",
-            y_label=f"activation ({data.stat})",
+            y_label=y_label,
             title="Modulation rate",
         )
     return out
@@ -307,7 +341,8 @@ def clip_spectrogram_figure(
         return F.spectrogram_figure(spec, title="Mel spectrogram", height=300)
     dur = float(data.clip(clip_id)["duration_s"])
     message = short_clip_message(data, clip_id, layer)
-    if message is not None:  # one padded frame is no trace over time: the spectrogram and why
+    if not has_trace(data, clip_id, layer):  # no valid frame: no trace over time, the spectrogram and why
+        message = message or _NO_VALID.format(layer=layer)
         empty = np.zeros(0)
         fig = F.clip_activation_figure(
             spec,
@@ -339,7 +374,7 @@ def clip_spectrogram_figure(
         height=320,
         max_columns=1200,
         show_colorbar=True,
-        title=f"Mel spectrogram with {layer} unit {unit}",
+        title=f"Mel spectrogram with {layer} unit {unit}" + (_PADDED if message else ""),
     )
     return _in_clip_time(fig, dur, None if peak is None else clip_moment(peak, dur, layer))
 
@@ -514,6 +549,7 @@ def clip_card(
     """One top clip: header, spectrogram + trace, audio player, export links."""
     row = top.iloc[rank]
     cid = str(row["clip_id"])
+    stat = str(top.attrs.get("stat", data.stat))
     fig = clip_trace_figure(data, layer, unit, rank, top=top)
     t, note = clip_moment(float(row["peak_s"]), float(row["duration_s"]), layer)
     message = short_clip_message(data, cid, layer)
@@ -533,9 +569,16 @@ def clip_card(
                     label_chip(str(row["label"]), data.colors.get(str(row["label"]))),
                     dcc.Link(str(row["name"]), href=f"/clip/{cid}", className="clip-name", title=str(row["name"])),
                     html.Span(
-                        [html.B(fmt_num(row["value"])), f" at {t:.2f} s"],
+                        [html.B(fmt_num(row["value"])), f" at {t:.2f} s" if stat == "max" else f" · peak {t:.2f} s"],
                         className="muted nowrap",
-                        title=f"peak at {t:.2f} s of the clip" + (f" ({note})" if note else ""),
+                        title=(
+                            ""
+                            if stat == "max"
+                            else f"{describe_stat(stat)} {fmt_num(row['value'])}; "
+                            + (f"max over time {fmt_num(row['max'])}, " if "max" in top.columns else "")
+                        )
+                        + f"peak at {t:.2f} s of the clip"
+                        + (f" ({note})" if note else ""),
                     ),
                 ],
             ),

@@ -112,7 +112,7 @@ def test_figure_functions_are_valid_plotly_and_share_category_colours(data, spee
 
     layer, unit = speech_unit
     v = data.unit_values(layer, unit)
-    top = data.top_clips(layer, unit, k=3)
+    top = data.top_clips(layer, unit, k=3, stat="max")  # the trace peaks at the clip's max
     cid = str(top["clip_id"].iloc[0])
     spec = clip_spectrogram(data.run, cid)
     times, acts = unit_traces(data.run, cid, layer, model=data.model)
@@ -664,6 +664,162 @@ def test_unit_status_from_new_and_old_unit_label_tables(dash_run, tmp_path):
     overview = json.dumps(_route(c, "/").get_json())
     assert "Fraction of units labelled selective (a category with pair-level q" in overview
     assert "unit-level test" not in overview
+
+
+# --------------------------------------------------------------------------------------------
+# the analysis statistic: top clips, the clip page's layer, the search's selective units
+# --------------------------------------------------------------------------------------------
+def _find(tree, component_id: str) -> dict:
+    """The props of the component with ``component_id`` in a page's JSON tree."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("props")
+            if isinstance(props, dict) and props.get("id") == component_id:
+                return props
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise KeyError(component_id)
+
+
+def test_unit_page_top_clips_rank_by_the_analysis_statistic(client, data):
+    from dashboard import views as V
+    from interp.analysis.topclips import top_clips
+    from interp.run.store import STAT_DESCRIPTIONS
+
+    assert data.stat == "vmean"
+    words = STAT_DESCRIPTIONS["vmean"]
+    # a conv7 unit whose top clips by max include a clip without a valid conv7 frame (NaN vmean)
+    vm = data.run.activations("conv7", "vmean")
+    nan_ids = set(vm.index[~np.isfinite(vm[0].to_numpy(dtype=float))])
+    assert nan_ids, "the run should have clips without a valid conv7 frame"
+    unit = next(u for u in range(64) if set(data.top_clips("conv7", u, k=V.TOP_K, stat="max")["clip_id"]) & nan_ids)
+    top = data.top_clips("conv7", unit, k=V.TOP_K)
+    vals = data.unit_column("conv7", unit, "vmean")
+    finite = vals[np.isfinite(vals.to_numpy())]
+    assert list(top["clip_id"]) == list(top_clips(data.run, "conv7", unit, k=V.TOP_K, stat="vmean")["clip_id"])
+    assert np.allclose(top["value"], np.sort(finite.to_numpy())[::-1][: len(top)])
+    assert not set(top["clip_id"]) & nan_ids and np.isfinite(top["value"]).all()
+    assert (data.clips.loc[top["clip_id"], "valid_frames_conv7"] > 0).all()
+    assert list(top["rank"]) == list(range(len(top)))
+    # moments from the peak_s statistic; the trace scale covers each clip's max over time
+    peak = data.run.activations("conv7", "peak_s")[unit].reindex(top["clip_id"]).to_numpy()
+    assert np.allclose(top["peak_s"], peak)
+    mx = data.unit_column("conv7", unit, "max").reindex(top["clip_id"]).to_numpy()
+    assert np.allclose(top["max"], mx) and (top["max"] >= top["value"] - 1e-6).all()
+    fig = V.clip_trace_figure(data, "conv7", unit, 0, top=top, compact=False)
+    if any(t.type == "scatter" and len(t.x) > 1 for t in fig.data):
+        assert fig.layout.yaxis2.range[1] >= float(top["max"].max()) - 1e-6
+    page = json.dumps(_route(client, f"/unit/conv7/{unit}").get_json())
+    assert f"Top {len(top)} clips (highest {words})" in page and "highest max over time" not in page
+    assert f"Statistic per clip: {words}." in page and "vmean over time" not in page
+    for cid in top["clip_id"]:
+        assert f"/clip/{cid}" in page
+    assert not [cid for cid in nan_ids if f"/clip/{cid}" in page]  # neither top nor decile examples
+    card = _html_text(V.clip_card(data, "conv7", unit, 0, top, "g", "a"))
+    assert f"{words} " in card and "peak at" in card
+    # the histogram's axis names the statistic in words
+    assert V.histogram_figure(data, "conv7", unit).layout.xaxis.title.text == f"activation ({words})"
+
+
+def test_clip_page_opens_on_the_deepest_layer_with_a_valid_frame(client, data, dash_run):
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+
+    def default_layer(c, cid: str) -> str:
+        return _find(_route(c, f"/clip/{cid}").get_json(), ids.CLIP_OVERLAY_LAYER)["value"]
+
+    cols = [f"valid_frames_{layer}" for layer in data.conv_layers]
+    valid = data.clips[cols].gt(0)
+    no5 = valid.index[~valid["valid_frames_conv5"] & valid.any(axis=1)]
+    assert len(no5), "the run should have a clip without a valid conv5 frame"
+    for cid in no5[:3]:
+        deepest = [layer for layer in data.conv_layers if valid.loc[cid, f"valid_frames_{layer}"]][-1]
+        assert deepest != "conv5" and default_layer(client, str(cid)) == deepest
+        page = json.dumps(_route(client, f"/clip/{cid}").get_json())
+        assert f"Defaults to the {deepest} unit" in page and "no valid frame" in page
+    long_id = str(data.clips.sort_values("duration_s").index[-1])
+    assert valid.loc[long_id].all() and default_layer(client, long_id) == data.conv_layers[-1]
+    # a run without the valid-frame counts: conv5, as before
+    app = create_app(dash_run)
+    old = app.server.config[CONFIG_KEY]
+    old._memo["clips"] = data.clips.drop(columns=[c for c in data.clips.columns if c.startswith("valid_frames_")])
+    c = app.server.test_client()
+    assert default_layer(c, str(no5[0])) == "conv5" and default_layer(c, long_id) == "conv5"
+
+
+def test_search_selective_only_uses_the_unit_level_status(dash_run, tmp_path):
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+
+    def search(c, selective: bool):
+        r = _callback(
+            c,
+            [(ids.SEARCH_TABLE, "data"), (ids.SEARCH_SUMMARY, "children")],
+            [
+                (ids.SEARCH_CATEGORY, "value", "speech"),
+                (ids.SEARCH_METRIC, "value", "auroc"),
+                (ids.SEARCH_LAYERS, "value", ["conv5"]),
+                (ids.SEARCH_SELECTIVE_ONLY, "value", ["yes"] if selective else []),
+                (ids.SEARCH_TOP, "value", 0),
+            ],
+        ).get_json()["response"]
+        rows = r[ids.SEARCH_TABLE]["data"]
+        units = {int(x["unit_link"].split("](/unit/conv5/")[1].rstrip(")")) for x in rows}
+        marked = {int(x["unit_link"].split("](/unit/conv5/")[1].rstrip(")")) for x in rows if x["selective"]}
+        return units, marked, r[ids.SEARCH_SUMMARY]["children"]
+
+    new_dir = _run_copy(dash_run, tmp_path / "new")
+    run, name = _labels_table(new_dir)
+    t = run.read_table(name)
+    attrs = dict(t.attrs)
+    sel = run.read_table(name.replace("unit_labels", "selectivity"))
+    speech = sel[(sel["layer"] == "conv5") & (sel["category"] == "speech")].set_index("unit")
+    by_auroc = list(speech["auroc"].sort_values(ascending=False).index.astype(int))
+    a, b = by_auroc[0], by_auroc[-1]  # the most and the least speech-selective conv5 units
+    conv5 = t["layer"] == "conv5"
+    t["status"], t["label"] = t["status"].astype(object), t["label"].astype(object)
+    t.loc[conv5 & (t["unit"] == a), ["status", "label", "categories"]] = ["polysemantic", "none", "speech;kick_drum"]
+    t.loc[conv5 & (t["unit"] == b), ["status", "label", "categories"]] = ["selective", "speech", "speech"]
+    t.attrs = attrs
+    run.write_table(name, t)
+    expected = set(t.loc[conv5 & (t["status"] == "selective") & (t["label"] == "speech"), "unit"].astype(int))
+    assert b in expected and a not in expected
+
+    app = create_app(new_dir)
+    c = app.server.test_client()
+    assert app.server.config[CONFIG_KEY].has_unit_status
+    units, marked, summary = search(c, True)
+    assert units == marked == expected
+    assert f"{len(expected)} of them are labelled selective for speech (unit-level test, BH across units)" in summary
+    units, marked, _ = search(c, False)
+    assert len(units) == 256 and marked == expected
+    page = json.dumps(_route(c, "/search").get_json())
+    assert "only units labelled selective for this category (unit-level test" in page
+    assert "Highlighted: units labelled selective for the chosen category" in page
+
+    # an old table (no status column): the pair-level rule, and the page says so
+    old_dir = _run_copy(dash_run, tmp_path / "old")
+    run, name = _labels_table(old_dir)
+    t = run.read_table(name)
+    attrs = dict(t.attrs)
+    t = t.drop(columns=["status"])
+    t.attrs = attrs
+    run.write_table(name, t)
+    app = create_app(old_dir)
+    c = app.server.test_client()
+    th = app.server.config[CONFIG_KEY].label_thresholds
+    passing = set(speech.index[(speech["q"] < th["q_max"]) & (speech["auroc"] >= th["auroc_min"])].astype(int))
+    units, marked, _ = search(c, True)
+    assert units == marked == passing  # may be none: 4 clips per category rarely reach q < 0.05
+    units, marked, summary = search(c, False)
+    assert len(units) == 256 and marked == passing
+    assert f"{len(passing)} of them pass for speech (pair-level q < {th['q_max']:g}" in summary
+    assert "only units passing for this category (pair-level q" in json.dumps(_route(c, "/search").get_json())
 
 
 # --------------------------------------------------------------------------------------------

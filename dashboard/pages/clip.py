@@ -38,8 +38,8 @@ def layout(clip_id: str | None = None, **_: Any) -> html.Div:
         )
     row = data.clip(clip_id)
     active = _active_units(data, clip_id)
-    default_layer = "conv5" if "conv5" in active else (next(iter(active)) if active else None)
-    default_unit = int(active[default_layer][0][0]) if default_layer else None
+    default_layer, why = _default_layer(data, clip_id, active)
+    default_unit = int(active[default_layer][0][0]) if default_layer and active[default_layer] else None
     fig = V.clip_spectrogram_figure(data, clip_id, layer=default_layer, unit=default_unit)
     return html.Div(
         className="clip-page",
@@ -83,7 +83,10 @@ def layout(clip_id: str | None = None, **_: Any) -> html.Div:
                                 html.Div(
                                     className="control grow muted small",
                                     children=[
-                                        "Defaults to the conv5 unit for which this clip stands out most (z-score of its max)."
+                                        f"Defaults to the {default_layer} unit for which this clip stands out most "
+                                        f"(z-score of its max; {why})."
+                                        if default_layer
+                                        else "No conv layer recorded."
                                     ],
                                 ),
                             ],
@@ -98,7 +101,7 @@ def layout(clip_id: str | None = None, **_: Any) -> html.Div:
                 children=[
                     V.card(
                         "Most active units per layer",
-                        _units_table(data, active),
+                        _units_table(data, clip_id, active),
                         right=html.Span(
                             "ranked by how unusual this clip's max is for the unit", className="muted small"
                         ),
@@ -153,6 +156,38 @@ def _header(data: RunData, clip_id: str, row: Any) -> html.Div:
     )
 
 
+def _default_layer(
+    data: RunData, clip_id: str, active: dict[str, list[tuple[int, float, float, float]]]
+) -> tuple[str | None, str]:
+    """The layer the overlay opens on, and why.
+
+    The deepest conv layer in which the clip has a valid frame (``clips.parquet``
+    ``valid_frames_<layer>`` > 0: a frame whose receptive field lies at least half inside the
+    clip). A run without those columns, or a clip without a valid frame in any layer, opens on
+    conv5 (else the first layer).
+    """
+    row = data.clip(clip_id)
+    layers = [layer for layer in data.conv_layers if active.get(layer)]
+    if layers and all(f"valid_frames_{layer}" in row.index for layer in layers):
+        valid = [layer for layer in layers if _count(row[f"valid_frames_{layer}"]) > 0]
+        if valid:
+            return valid[-1], "the deepest layer in which the clip has a valid frame"
+        why = "the clip has no valid frame in any layer"
+    else:
+        why = "the run has no valid-frame counts"
+    if "conv5" in layers:
+        return "conv5", why
+    return (layers[0], why) if layers else (None, "")
+
+
+def _count(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) else 0.0
+
+
 def _active_units(data: RunData, clip_id: str) -> dict[str, list[tuple[int, float, float, float]]]:
     """Per conv layer, the ``N_UNITS`` units whose max on this clip stands out most from their usual.
 
@@ -172,7 +207,20 @@ def _active_units(data: RunData, clip_id: str) -> dict[str, list[tuple[int, floa
     return out
 
 
-def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, float]]]) -> html.Table:
+_NO_VALID_TIP = (
+    "no frame of this layer has its receptive field at least half inside the clip: the clip has no "
+    "value of the mean over valid frames here, and its max reads mostly padding"
+)
+
+
+def _no_valid_frame(row: Any, layer: str) -> bool:
+    """Whether ``clips.parquet`` says the clip has no valid frame in ``layer`` (False without the column)."""
+    col = f"valid_frames_{layer}"
+    return col in row.index and _count(row[col]) <= 0
+
+
+def _units_table(data: RunData, clip_id: str, active: dict[str, list[tuple[int, float, float, float]]]) -> html.Table:
+    row = data.clip(clip_id)
     rows = []
     for layer, units in active.items():
         cells = []
@@ -201,7 +249,10 @@ def _units_table(data: RunData, active: dict[str, list[tuple[int, float, float, 
                     ],
                 )
             )
-        rows.append(html.Tr([html.Td(layer, className="mono"), html.Td(cells, className="links")]))
+        name: list[Any] = [layer]
+        if _no_valid_frame(row, layer):
+            name.append(html.Div("no valid frame", className="muted small", title=_NO_VALID_TIP))
+        rows.append(html.Tr([html.Td(name, className="mono"), html.Td(cells, className="links")]))
     return html.Table(
         className="best",
         children=[

@@ -80,7 +80,7 @@ def _facts(data: RunData) -> html.Div:
                             children=[
                                 f"corpus {data.corpus_name or '(a table)'} · recorded {created} UTC · weights ",
                                 html.Span(str(meta.get("weights_sha256", ""))[:12], className="mono"),
-                                f" · statistic {data.stat} over time",
+                                f" · statistic: {data.stat_description}",
                             ],
                         ),
                         html.Div(
@@ -164,16 +164,19 @@ def _selectivity(data: RunData) -> html.Div:
     th = data.label_thresholds
     if data.has_unit_status:
         rule = (
-            f"A unit is labelled selective when its unit-level permutation test passes (q < {th['q_max']:g}, "
-            f"BH across units), its best category reaches AUROC ≥ {th['auroc_min']:g} (one-vs-rest, "
-            f"{data.stat} per clip) and beats the runner-up in the group bootstrap; it is counted once, "
-            "under that category. Polysemantic units (several categories that cannot be told apart) and "
-            "unlabelled ones are not counted."
+            "A unit is labelled selective when it passes the unit-level test (its smallest pair-level p "
+            "times the number of its testable categories, Bonferroni, then Benjamini-Hochberg across "
+            f"units: q < {th['q_max']:g}), its best category reaches AUROC ≥ {th['auroc_min']:g} with "
+            f"pair-level q < {th['q_max']:g} (one-vs-rest, {data.stat_description} per clip) and beats "
+            f"each of the next categories in at least {100 * th['win_min']:g} % of paired "
+            "group-bootstrap resamples; it is counted once, under that category. Polysemantic units "
+            "(several categories that cannot be told apart) and unlabelled ones are not counted."
         )
     else:
         rule = (
             f"A unit is labelled selective when some category has pair-level q < {th['q_max']:g} (BH over "
-            f"all unit × category pairs) and AUROC ≥ {th['auroc_min']:g} (one-vs-rest, {data.stat} per clip); "
+            f"all unit × category pairs) and AUROC ≥ {th['auroc_min']:g} (one-vs-rest, {data.stat_description} "
+            "per clip); "
             "it is counted once, under its best such category."
         )
     note = html.P(rule + " Click a cell to rank that layer's units for the category.", className="note")

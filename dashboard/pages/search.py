@@ -149,7 +149,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                                             id=ids.SEARCH_SELECTIVE_ONLY,
                                             options=[
                                                 {
-                                                    "label": " only units passing for this category (pair-level q and AUROC thresholds)",
+                                                    "label": f" only units {data.selective_rule('this category')}",
                                                     "value": "yes",
                                                 }
                                             ],
@@ -187,8 +187,21 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                             style_cell_conditional=[
                                 {"if": {"column_id": c}, "textAlign": "left"} for c in ("unit_link", "label")
                             ],
+                            style_data_conditional=[
+                                {"if": {"filter_query": '{selective} = "yes"'}, "backgroundColor": "#eef6ff"},
+                                {
+                                    "if": {"filter_query": '{selective} = "yes"', "column_id": "label"},
+                                    "fontWeight": 700,
+                                    "color": "#1d4ed8",
+                                },
+                            ],
                             markdown_options={"link_target": "_self"},
                             **_TABLE_STYLE,
+                        ),
+                        html.P(
+                            f"Highlighted: units {data.selective_rule('the chosen category')}.",
+                            id=ids.SEARCH_NOTE,
+                            className="note",
                         ),
                     ]
                 ),
@@ -323,15 +336,15 @@ def rank_units(
                 "iou": float(r.iou),
                 "q": float(r.q),
                 "means": f"{V.fmt_num(r.mean_pos)} / {V.fmt_num(r.mean_rest)}",
+                "selective": "yes" if bool(r.selective) else "",
             }
         )
-    th = data.label_thresholds
-    n_sel = int(((df["q"] < th["q_max"]) & (df["auroc"] >= th["auroc_min"])).sum())
+    n_sel = int(df["selective"].sum())
     heads = [l for l in (layers or []) if l in HEAD_LAYERS]
     note = " Head units are output classes (logits)." if heads else ""
     return rows, (
-        f"{len(df)} units shown for {category}, ranked by {dict(_METRICS)[metric]}; {n_sel} of them pass "
-        f"q < {th['q_max']:g} and AUROC ≥ {th['auroc_min']:g}.{note}"
+        f"{len(df)} units shown for {category}, ranked by {dict(_METRICS)[metric]}; {n_sel} of them "
+        f"{'are ' + data.selective_rule(category) if data.has_unit_status else data.selective_rule(category).replace('passing', 'pass', 1)}.{note}"
     )
 
 

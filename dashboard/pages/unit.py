@@ -11,7 +11,7 @@ from dash.dash_table.Format import Format, Scheme
 
 from dashboard import ids
 from dashboard import views as V
-from dashboard.data import RunData, get_data
+from dashboard.data import RunData, describe_stat, get_data
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
@@ -198,6 +198,9 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
         )
     else:
         qmax, amin = data.label_thresholds["q_max"], data.label_thresholds["auroc_min"]
+        sel = data.selectivity
+        grouped = sel is not None and bool((sel.attrs.get("run") or {}).get("groups", False))
+        on_groups = " on the group means (a group's clips count once)" if grouped else ""
         body = html.Div(
             [
                 dash_table.DataTable(  # type: ignore[attr-defined]  # generated at import, unknown to the stubs
@@ -238,10 +241,10 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
                     id=ids.UNIT_METRICS_NOTE,
                     className="note",
                     children=(
-                        f"Statistic: {data.stat} over time per clip. AUROC one category vs the rest, 95% CI stratified "
+                        f"Statistic per clip: {data.stat_description}. AUROC one category vs the rest, 95% CI stratified "
                         f"bootstrap of whole groups of clips (2000 resamples, computing…; on the clips that rank "
                         f"the unit, so too narrow for a unit chosen as the best of many: `soundnet-interp rank` "
-                        f"prints selection-free ones); p one-sided Mann-Whitney (permutation for small "
+                        f"prints selection-free ones); p one-sided Mann-Whitney{on_groups} (permutation for small "
                         f"categories); q Benjamini-Hochberg over all units x categories. Highlighted: q < {qmax} and "
                         f"AUROC ≥ {amin}."
                     ),
@@ -289,11 +292,11 @@ def _topk_card(data: RunData, layer: str, unit: int) -> html.Div:
             html.Span(className="swatch window"),
             "receptive field of the peak frame ",
             html.Span("◆", className="peak-mark"),
-            " peak",
+            " peak (max over time)",
         ],
     )
     return V.card(
-        f"Top {len(top)} clips (highest max over time)",
+        f"Top {len(top)} clips (highest {describe_stat(str(top.attrs.get('stat', data.stat)))})",
         html.Div(cards, id=ids.UNIT_TOPK_GRID, className="clip-grid"),
         right=legend,
     )
@@ -337,7 +340,9 @@ def _quantiles_card(data: RunData, layer: str, unit: int) -> html.Div:
                                         title=str(r.label),
                                     ),
                                     dcc.Link(
-                                        str(r.name), href=f"/clip/{r.clip_id}", title=f"{r.label} · max {r.value:.3g}"
+                                        str(r.name),
+                                        href=f"/clip/{r.clip_id}",
+                                        title=f"{r.label} · {data.stat_description} {r.value:.3g}",
                                     ),
                                     html.Span(V.fmt_num(r.value), className="muted small"),
                                 ],
@@ -356,7 +361,11 @@ def _quantiles_card(data: RunData, layer: str, unit: int) -> html.Div:
                 children=[
                     html.Thead(
                         html.Tr(
-                            [html.Th("decile"), html.Th("max"), html.Th("examples (evenly spaced in rank; ▶ plays)")]
+                            [
+                                html.Th("decile"),
+                                html.Th(data.stat_description),
+                                html.Th("examples (evenly spaced in rank; ▶ plays)"),
+                            ]
                         )
                     ),
                     html.Tbody(rows),

@@ -1,4 +1,5 @@
-"""Run-level charts: selective units per layer, units per category and layer, probe accuracy."""
+"""Run-level charts: units labelled selective per layer, units labelled with each category per layer,
+probe accuracy."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ __all__ = ["layer_selectivity_figure", "category_layer_heatmap", "probe_accuracy
 # overview
 # --------------------------------------------------------------------------------------------
 def layer_selectivity_figure(
-    summary: pd.DataFrame, *, title: str | None = "Selective units per layer", height: int = 300
+    summary: pd.DataFrame,
+    *,
+    title: str | None = "Units labelled selective per layer (unit-level test, BH across units)",
+    height: int = 300,
 ) -> go.Figure:
-    """Fraction of selective units per layer, as bars annotated with the counts.
+    """Fraction of each layer's units labelled selective, as bars annotated with the counts.
 
     Parameters
     ----------
     summary : pd.DataFrame
-        Columns ``layer``, ``n_units``, ``n_selective`` (one row per layer).
+        Columns ``layer``, ``n_units``, ``n_selective`` (one row per layer; ``n_selective``: units
+        whose label status is ``selective``, as :func:`interp.analysis.selectivity.analyze` writes
+        in ``selectivity_layers.parquet``). The default title names the unit-level test; pass
+        another for counts made otherwise.
     title : str, optional
     height : int (in pixels)
     """
@@ -41,11 +48,14 @@ def layer_selectivity_figure(
         textposition="outside",
         textfont=dict(size=10, color=MUTED),
         cliponaxis=False,
-        hovertemplate="%{x}: %{y:.1%} selective (%{text})<extra></extra>",
+        hovertemplate="%{x}: %{y:.1%} of units labelled selective (%{text})<extra></extra>",
     )
     return styled_figure(
         [bar],
-        dict(yaxis=dict(title_text="fraction selective", tickformat=".0%", range=[0, top]), xaxis=dict(showgrid=False)),
+        dict(
+            yaxis=dict(title=dict(text="fraction of units labelled selective"), tickformat=".0%", range=[0, top]),
+            xaxis=dict(showgrid=False),
+        ),
         title=title,
         height=height,
     )
@@ -54,16 +64,17 @@ def layer_selectivity_figure(
 def category_layer_heatmap(
     counts: pd.DataFrame,
     *,
-    title: str | None = "Selective units by category and layer",
+    title: str | None = "Units labelled with each category (each unit counted once, under its label)",
     height: int | None = None,
     normalize: bool = False,
 ) -> go.Figure:
-    """Heatmap of selective-unit counts, categories (rows) by layers (columns).
+    """Heatmap of how many units are labelled with each category, categories (rows) by layers (columns).
 
     Parameters
     ----------
     counts : pd.DataFrame
-        Index: category; columns: layer names; values: counts of units selective for the category.
+        Index: category; columns: layer names; values: counts of units labelled selective for the
+        category (each unit counted once, under its label: ``selectivity_counts.parquet``).
     title : str, optional
     height : int (in pixels), optional
         Default grows with the number of categories.
@@ -79,6 +90,7 @@ def category_layer_heatmap(
     layers = layer_order([str(c) for c in counts.columns])
     df = counts[layers].sort_index(ascending=False)
     z = df.to_numpy(dtype=float)
+    n = z.copy()
     text = [[f"{int(v)}" if v > 0 else "" for v in row] for row in z]
     if normalize:
         n_units = counts.attrs.get("n_units", {})
@@ -94,8 +106,11 @@ def category_layer_heatmap(
         colorscale="Blues",
         xgap=2,
         ygap=2,
-        colorbar=dict(title=dict(text="fraction" if normalize else "units", side="right"), thickness=10),
-        hovertemplate="%{y} · %{x}: %{text} selective units<extra></extra>",
+        colorbar=dict(
+            title=dict(text="fraction of the layer" if normalize else "units labelled", side="right"), thickness=10
+        ),
+        customdata=n,
+        hovertemplate="%{x}: %{customdata:.0f} units labelled %{y} (each unit counted once, under its label)<extra></extra>",
     )
     h = height if height is not None else 90 + 26 * max(1, len(df))
     return styled_figure(
@@ -157,7 +172,7 @@ def probe_accuracy_figure(
             )
         )
     lay: dict[str, Any] = dict(
-        yaxis=dict(title_text="accuracy", tickformat=".0%", rangemode="tozero"),
+        yaxis=dict(title=dict(text="accuracy"), tickformat=".0%", rangemode="tozero"),
         xaxis=dict(categoryorder="array", categoryarray=order),
         showlegend=group is not None,
     )

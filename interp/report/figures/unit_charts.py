@@ -24,6 +24,7 @@ from interp.report.figures.style import (
     hz_label,
     styled_figure,
 )
+from interp.run.store import STAT_DESCRIPTIONS
 from soundnet.errors import ParameterError
 from soundnet.options import HeadStat, check_option
 
@@ -41,6 +42,13 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # unit
 # --------------------------------------------------------------------------------------------
+def _stat_axis_title(stat: str) -> str:
+    """Axis title of a per-clip statistic, in words (:data:`interp.run.store.STAT_DESCRIPTIONS`)."""
+    if stat == "peak_s":
+        return "time of the max (s)"
+    return f"activation ({STAT_DESCRIPTIONS.get(stat, stat)})"
+
+
 def activation_histogram(
     values: np.ndarray | Sequence[float],
     labels: np.ndarray | Sequence[str],
@@ -60,8 +68,9 @@ def activation_histogram(
     labels : array of str, shape (n_clips,)
         Each clip's category.
     n_bins : int
-    stat : {"max", "mean", "peak_s", "prob"}
-        The statistic over time the values are (for the axis title).
+    stat : {"max", "mean", "vmean", "peak_s", "prob"}
+        The per-clip statistic the values are (for the axis title, in the words of
+        :data:`interp.run.store.STAT_DESCRIPTIONS`).
     colors : mapping, optional
         Category colours (default :func:`category_colors` of ``labels``).
     """
@@ -101,8 +110,8 @@ def activation_histogram(
             barmode="stack",
             bargap=0,
             legend=dict(orientation="v", x=1.0, xanchor="left", y=1),
-            xaxis=dict(title_text=f"activation ({stat} over time)"),
-            yaxis=dict(title_text="clips"),
+            xaxis=dict(title=dict(text=_stat_axis_title(stat))),
+            yaxis=dict(title=dict(text="clips")),
         ),
         title=title,
         height=height,
@@ -124,8 +133,9 @@ def category_distributions(
     ----------
     values : array, shape (n_clips,)
     labels : array of str, shape (n_clips,)
-    stat : {"max", "mean", "peak_s", "prob"}
-        The statistic over time the values are (for the axis title).
+    stat : {"max", "mean", "vmean", "peak_s", "prob"}
+        The per-clip statistic the values are (for the axis title, in the words of
+        :data:`interp.run.store.STAT_DESCRIPTIONS`).
     colors : mapping, optional
     """
     check_option("stat", stat, HeadStat, where="category_distributions")
@@ -167,7 +177,7 @@ def category_distributions(
     return styled_figure(
         traces,
         dict(
-            xaxis=dict(title_text=f"activation ({stat} over time)"),
+            xaxis=dict(title=dict(text=_stat_axis_title(stat))),
             yaxis=dict(showgrid=False, categoryorder="array", categoryarray=cats),
         ),
         title=title,
@@ -241,8 +251,8 @@ def spectrogram_figure(
     return styled_figure(
         [hm],
         dict(
-            yaxis=dict(title_text="Hz (mel)", tickvals=tv, ticktext=tt, showgrid=False),
-            xaxis=dict(title_text="time (s)", showgrid=False),
+            yaxis=dict(title=dict(text="Hz (mel)"), tickvals=tv, ticktext=tt, showgrid=False),
+            xaxis=dict(title=dict(text="time (s)"), showgrid=False),
             margin=dict(r=70),
         ),
         title=title,
@@ -370,14 +380,14 @@ def clip_activation_figure(
         xaxis=dict(
             range=[x_start, x_end],
             showgrid=False,
-            title_text=None if compact else "time (s)",
+            title=dict(text=None if compact else "time (s)"),
             ticksuffix=" s" if compact else "",
         ),
         yaxis=dict(
             tickvals=tv,
             ticktext=tt,
             showgrid=False,
-            title_text=None if compact else "Hz (mel)",
+            title=dict(text=None if compact else "Hz (mel)"),
             range=[-0.5, len(fr) - 0.5],
         ),
         yaxis2=dict(
@@ -386,7 +396,7 @@ def clip_activation_figure(
             showgrid=False,
             range=[lo - pad, hi + pad],
             zeroline=False,
-            title_text=None if compact else "activation",
+            title=dict(text=None if compact else "activation"),
             tickfont=dict(size=9, color="#119c82"),
             showline=False,
             nticks=4 if compact else 6,
@@ -443,7 +453,7 @@ def head_predictions_figure(
         )
         return styled_figure(
             [bar],
-            dict(xaxis=dict(title_text="probability", tickformat=".0%"), yaxis=dict(showgrid=False)),
+            dict(xaxis=dict(title=dict(text="probability"), tickformat=".0%"), yaxis=dict(showgrid=False)),
             title=title,
             height=h,
         )
@@ -459,7 +469,10 @@ def head_predictions_figure(
         hovertemplate="%{y} · %{x:.1f} s: %{z:.1%}<extra></extra>",
     )
     return styled_figure(
-        [hm], dict(xaxis=dict(title_text="time (s)", showgrid=False), yaxis=dict(showgrid=False)), title=title, height=h
+        [hm],
+        dict(xaxis=dict(title=dict(text="time (s)"), showgrid=False), yaxis=dict(showgrid=False)),
+        title=title,
+        height=h,
     )
 
 
@@ -498,7 +511,9 @@ def promoted_classes_figure(
     h = height if height is not None else 70 + 20 * len(s)
     return styled_figure(
         [bar],
-        dict(xaxis=dict(title_text=score_label, zeroline=True, zerolinecolor="#c5ccd5"), yaxis=dict(showgrid=False)),
+        dict(
+            xaxis=dict(title=dict(text=score_label), zeroline=True, zerolinecolor="#c5ccd5"), yaxis=dict(showgrid=False)
+        ),
         title=title,
         height=h,
     )
@@ -574,8 +589,8 @@ def tuning_curve_figure(
     return styled_figure(
         traces,
         dict(
-            xaxis=dict(type="log" if log_x else "linear", title_text=x_label or x),
-            yaxis=dict(title_text=y_label or y),
+            xaxis=dict(type="log" if log_x else "linear", title=dict(text=x_label or x)),
+            yaxis=dict(title=dict(text=y_label or y)),
             showlegend=group is not None,
         ),
         title=title,
