@@ -6,6 +6,8 @@ record     record every unit over a corpus into a run directory
 analyze    selectivity, unit labels and top clips for a run directory
 rank       print the units most selective for a category
 unit       print one unit's card
+soundscapes  synthesize soundscapes with strong labels from a corpus of one-shots
+dissect    temporal dissection: every unit against time-stamped events
 predict    object and place predictions for audio files
 weights    fetch and verify the pretrained weights
 dashboard  browse a run in the Dash app
@@ -161,6 +163,41 @@ def _cmd_unit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_soundscapes(args: argparse.Namespace) -> int:
+    from interp.corpus.soundscapes import synthesize_soundscapes
+
+    events = synthesize_soundscapes(
+        args.source,
+        args.out,
+        n=args.n,
+        duration_s=args.duration_s,
+        events_per_scape=tuple(args.events_per_scape),
+        labels=args.labels.split(",") if args.labels else None,
+        snr_db=tuple(args.snr_db),
+        background=args.background,
+        overlap=not args.no_overlap,
+        seed=args.seed,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in events["label"].value_counts().sort_index().items())
+    print(f"{args.n} soundscapes of {args.duration_s:g} s, {len(events)} events ({counts}) -> {args.out}")
+    print(f"  record them: soundnet-interp record {args.out}/manifest.csv --out RUN")
+    print(f"  dissect:     soundnet-interp dissect RUN --events {args.out}/events.tsv")
+    return 0
+
+
+def _cmd_dissect(args: argparse.Namespace) -> int:
+    from interp.analysis.dissection import format_dissection, run_dissection
+
+    options = {"quantile": args.quantile}
+    if args.layers:
+        options["layers"] = tuple(args.layers.split(","))
+    res = run_dissection(args.source, args.events, out=args.out, audio_root=args.audio_root, **options)
+    print(format_dissection(res))
+    where = args.out or args.source
+    print(f"-> {where}/dissection.parquet, dissection_units.parquet, dissection_profiles.parquet")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from soundnet.predict import main as predict_main
 
@@ -289,6 +326,28 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("run", type=Path)
     u.add_argument("unit", help="LAYER:INDEX, e.g. conv7:123")
     u.set_defaults(func=_cmd_unit)
+
+    s = sub.add_parser("soundscapes", help="synthesize soundscapes with strong labels from a corpus of one-shots")
+    s.add_argument("source", help="a labelled corpus of one-shots (demo, a folder per class, a manifest, ESC-50)")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--n", type=int, default=500, help="soundscapes (default 500)")
+    s.add_argument("--duration-s", type=float, default=10.0)
+    s.add_argument("--events-per-scape", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"))
+    s.add_argument("--snr-db", type=float, nargs=2, default=(0.0, 20.0), metavar=("MIN", "MAX"))
+    s.add_argument("--labels", help="comma-separated classes of the source to use (default: all)")
+    s.add_argument("--background", default="noise", help="pink/white noise ('noise') or a class of the source")
+    s.add_argument("--no-overlap", action="store_true", help="events never overlap")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_soundscapes)
+
+    d = sub.add_parser("dissect", help="temporal dissection: every unit against time-stamped events")
+    d.add_argument("source", help="a run directory (tables written into it) or a corpus (then --out)")
+    d.add_argument("--events", required=True, type=Path, help="strong labels: DCASE-style TSV/CSV, JAMS or a folder")
+    d.add_argument("--out", type=Path, help="folder of the tables (default: the run directory)")
+    d.add_argument("--audio-root", type=Path, help="folder the annotation's file names are relative to")
+    d.add_argument("--layers", help="comma-separated conv layers (default conv1..conv7)")
+    d.add_argument("--quantile", type=float, default=0.95, help="each unit's threshold quantile (default 0.95)")
+    d.set_defaults(func=_cmd_dissect)
 
     p = sub.add_parser("predict", help="object and place predictions for audio files")
     p.add_argument("paths", nargs="+")

@@ -144,3 +144,54 @@ def test_profiles_and_config(result):
         DissectConfig(quantile=1.5)
     labs = dissection_labels(result.table)
     assert set(labs["status"]) <= {"concept", "events", "unlabelled"}
+
+
+# ------------------------------------------------------------------------------------------
+# check 2: soundscapes of the demo's drums, through the command line
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def drum_run(tmp_path_factory):
+    from interp.cli import main as cli_main
+
+    root = tmp_path_factory.mktemp("drums")
+    scapes, run = root / "scapes", root / "run"
+    labels = "kick_drum,snare_drum,cymbal"
+    args = ["soundscapes", "demo", "--out", str(scapes), "--n", "60", "--duration-s", "6", "--labels", labels]
+    assert cli_main(args) == 0
+    assert cli_main(["record", str(scapes / "manifest.csv"), "--out", str(run), "--quiet"]) == 0
+    assert (
+        cli_main(["dissect", str(run), "--events", str(scapes / "events.tsv"), "--layers", "conv2,conv3,conv4,conv5"])
+        == 0
+    )
+    return scapes, run
+
+
+def test_a_kick_drum_unit_is_dissected_from_soundscapes(drum_run):
+    _, run = drum_run
+    t = pd.read_parquet(run / "dissection.parquet")
+    kick = t[(t["concept"] == "kick_drum") & (t["q_time"] < 0.05) & (t["q_label"] < 0.05)]
+    best = kick.sort_values("iou", ascending=False).iloc[0]
+    assert best["iou"] >= 0.2 and best["layer"] in ("conv2", "conv3", "conv4", "conv5")
+    assert best["iou"] > 2 * best["iou_null_time"] and best["iou"] > best["iou_null_label"]
+    prof = pd.read_parquet(run / "dissection_profiles.parquet")
+    one = prof[(prof["layer"] == best["layer"]) & (prof["unit"] == best["unit"]) & (prof["concept"] == "kick_drum")]
+    assert abs(one.loc[one["activation"].idxmax(), "t_s"]) <= 0.25  # it fires at the onset
+    units = pd.read_parquet(run / "dissection_units.parquet")
+    assert (units["status"] == "concept").sum() >= 5
+    assert (run / "dissection.json").is_file()
+
+
+def test_permuted_labels_leave_no_kick_drum_unit(drum_run, model):
+    """The annotation's labels permuted across events: units that fire on every hit may still
+    pass the alignment null, none passes the specificity null for kick_drum."""
+    from interp.corpus.events import events_for_clips, read_events
+    from interp.run.store import open_run
+
+    scapes, run = drum_run
+    clips = open_run(run).ok_clips.reset_index(drop=True)
+    ev = events_for_clips(read_events(scapes / "events.tsv"), clips)
+    ev["label"] = np.random.default_rng(1).permutation(ev["label"].to_numpy())
+    res = dissect(model, clips, ev, layers=("conv2", "conv3", "conv4", "conv5"))
+    kick = res.table[res.table["concept"] == "kick_drum"]
+    assert (kick["q_label"] >= 0.05).all(), kick["q_label"].min()
+    assert (kick["q_time"] < 0.05).any()  # hits are still hits

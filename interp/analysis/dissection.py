@@ -44,8 +44,10 @@ thresholded) in 50 ms bins from 1 s before to 2 s after each of the concept's on
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,8 +66,11 @@ __all__ = [
     "DISSECTION_COLUMNS",
     "DissectConfig",
     "Dissection",
+    "DISSECTION_TABLES",
     "dissect",
     "dissection_labels",
+    "format_dissection",
+    "run_dissection",
 ]
 
 #: Columns of ``dissection.parquet``, one row per (layer, unit, concept).
@@ -563,3 +568,125 @@ def dissection_labels(table: pd.DataFrame, *, q_max: float = 0.05) -> pd.DataFra
     order = {name: i for i, name in enumerate(pd.unique(table["layer"]))}
     best = best.assign(_o=best["layer"].map(order)).sort_values(["_o", "unit"], kind="stable")
     return best[["layer", "unit", "status", "concept", "iou", "q_time", "q_label", "n_concepts"]].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------
+# run level: a corpus or a run directory, an annotation file, tables written
+# ------------------------------------------------------------------------------------------
+#: The tables :func:`run_dissection` writes.
+DISSECTION_TABLES = ("dissection", "dissection_units", "dissection_profiles")
+
+
+def run_dissection(
+    source: str | os.PathLike,
+    events: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    model: Any = None,
+    audio_root: str | os.PathLike | None = None,
+    config: DissectConfig | None = None,
+    **options: Any,
+) -> Dissection:
+    """Dissect a run's (or a corpus's) clips against an annotation file and write the tables.
+
+    Parameters
+    ----------
+    source : path
+        A run directory (its ok clips are dissected and the tables written into it, where the
+        dashboard finds them) or anything :func:`interp.corpus.corpora.load_corpus` reads.
+    events : path
+        Strong labels (:func:`interp.corpus.events.read_events`: a DCASE-style table, JAMS, or a
+        folder of them). Rows it cannot use are reported (a warning naming each) and left out.
+    out : path, optional
+        Folder of the tables (default: the run directory; required for a corpus).
+    model : SoundNet8, optional
+        Default: the pretrained model.
+    audio_root : path, optional
+        Folder the annotation's file names are relative to.
+    config : DissectConfig, optional
+    **options
+        :class:`DissectConfig` fields.
+
+    Returns
+    -------
+    Dissection
+        Also written: ``dissection.parquet`` (:data:`DISSECTION_COLUMNS`),
+        ``dissection_units.parquet`` (:func:`dissection_labels`), ``dissection_profiles.parquet``
+        and ``dissection.json`` (settings, concepts, counts).
+    """
+    from interp.corpus.corpora import load_corpus
+    from interp.corpus.events import events_for_clips, read_events
+    from interp.run.store import atomic_write_json, open_run, write_parquet
+
+    path = Path(source)
+    if (path / "clips.parquet").is_file() and (path / "run.json").is_file():
+        run = open_run(path)
+        clips = run.ok_clips.reset_index(drop=True)
+        out_dir = Path(out) if out is not None else run.path
+    else:
+        clips = load_corpus(str(source))
+        if out is None:
+            raise ParameterError(
+                "The 'out' parameter of run_dissection is needed when 'source' is a corpus, not a run."
+            )
+        out_dir = Path(out)
+    table = read_events(events, audio_root=audio_root)
+    aligned = events_for_clips(table, clips)
+    if model is None:
+        from soundnet.model import load_soundnet
+
+        model = load_soundnet()
+    res = dissect(_fast(model, config, options), clips, aligned, config=config, **options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_parquet(out_dir / "dissection.parquet", res.table)
+    write_parquet(out_dir / "dissection_units.parquet", res.units)
+    write_parquet(out_dir / "dissection_profiles.parquet", res.profiles)
+    atomic_write_json(
+        out_dir / "dissection.json",
+        {
+            "settings": asdict(res.config),
+            "concepts": res.meta["concepts"],
+            "n_clips": res.n_clips,
+            "n_events": res.meta["n_events"],
+            "events": str(Path(events).resolve()),
+            "events_left_out": len(table.problems),
+        },
+    )
+    return res
+
+
+def _fast(model: Any, config: DissectConfig | None, options: dict) -> Any:
+    """The fast inference path of a plain SoundNet8 (same outputs), else the model itself."""
+    from soundnet.fast import fast_model
+    from soundnet.model import SoundNet8
+
+    if not isinstance(model, SoundNet8):
+        return model
+    layers = options.get("layers") or (config or DissectConfig()).layers
+    try:
+        return fast_model(model, layers=tuple(layers))
+    except Exception:  # an unusual build: the plain model is exact too
+        return model
+
+
+def format_dissection(res: Dissection, *, top: int = 3) -> str:
+    """The text summary ``soundnet-interp dissect`` prints: per layer the units labelled with a
+    concept (or with events only), and per concept its best units."""
+    u = res.units
+    lines = [
+        f"dissected {res.n_clips} clips, {res.meta['n_events']} events, concepts: {', '.join(res.meta['concepts'])}",
+        f"(threshold: each unit's {res.config.quantile:g} quantile over valid frames; a concept label needs "
+        f"q_time and q_label < {res.config.q_max:g})",
+    ]
+    for layer, g in u.groupby("layer", sort=False):
+        n_c, n_e = int((g["status"] == "concept").sum()), int((g["status"] == "events").sum())
+        lines.append(f"  {layer:6s} {n_c:5d} / {len(g):<5d} units with a concept, {n_e} fire at events of any kind")
+    t = res.table
+    for concept in res.meta["concepts"]:
+        best = t[(t["concept"] == concept) & (t["q_time"] < res.config.q_max) & (t["q_label"] < res.config.q_max)]
+        best = best.sort_values("iou", ascending=False).head(top)
+        shown = ", ".join(
+            f"{r.layer}:{r.unit} IoU {r.iou:.2f} (q {max(r.q_time, r.q_label):.1g})" for r in best.itertuples()
+        )
+        lines.append(f"  {concept}: {shown or 'no unit passes both nulls'}")
+    return "\n".join(lines)
