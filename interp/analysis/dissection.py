@@ -307,12 +307,13 @@ class _LayerAccumulator:
                     self.event_len.append(int(frames.sum()))
                     self.event_label.append(int(lab[e]))
                     self.event_stratum.append(stratum)
-                rel = centre - on[e]
-                b = np.searchsorted(self.edges, rel, side="right") - 1
-                keep = (b >= 0) & (b < len(self.edges) - 1)
-                if keep.any():
-                    np.add.at(self.prof_sum[lab[e]].T, b[keep], a[:, keep].T.astype(np.float64))
-                    np.add.at(self.prof_n[lab[e]], b[keep], 1.0)
+                # frames are in time order, so each bin's frames are consecutive: sums by reduceat
+                lo, hi = np.searchsorted(centre - on[e], [self.edges[0], self.edges[-1]], side="left")
+                if hi > lo:
+                    b = np.searchsorted(self.edges, centre[lo:hi] - on[e], side="right") - 1
+                    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+                    self.prof_sum[lab[e]][:, b[starts]] += np.add.reduceat(a[:, lo:hi], starts, axis=1)
+                    self.prof_n[lab[e]][b[starts]] += np.diff(np.r_[starts, hi - lo])
         self.concept_frames += emask.sum(axis=0)
         self.inter += above @ emask
         # the time null: every circular lag of the events over the clip's valid frames
