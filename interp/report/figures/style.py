@@ -186,7 +186,7 @@ def apply_house_style(
     """
     lay: dict[str, Any] = {"template": house_template()}
     if title is not None:
-        lay["title_text"] = title
+        lay["title"] = dict(text=title)
     if height is not None:
         lay["height"] = int(height)
     if width is not None:

@@ -393,6 +393,9 @@ def clip_activation_figure(
         yaxis2=dict(
             overlaying="y",
             side="right",
+            # plotly.js syncs an overlaying axis's ticks to the axis below (tickmode "sync") by
+            # default: here the mel ticks, which would put the activation ticks at uneven values
+            tickmode="auto",
             showgrid=False,
             range=[lo - pad, hi + pad],
             zeroline=False,

@@ -49,8 +49,8 @@ def unit_label_chart(labels: pd.DataFrame, *, title: str | None = None) -> go.Fi
                 hovertemplate="%{x}: %{customdata} units<extra>" + cat + "</extra>",
             )
         )
-    fig.update_layout(barmode="stack", legend=dict(title_text="unit label", traceorder="normal"))
-    fig.update_yaxes(title_text="fraction of the layer's units", tickformat=".0%", range=[0, 1])
+    fig.update_layout(barmode="stack", legend=dict(title=dict(text="unit label"), traceorder="normal"))
+    fig.update_yaxes(title=dict(text="fraction of the layer's units"), tickformat=".0%", range=[0, 1])
     title = title or "Unit labels per layer: each unit's most selective category (grey: no category passes)"
     return styled(fig, title, height=420, width=900, top=56)
 
@@ -112,10 +112,14 @@ def top_clips_figure(
                 ticktext=[hz_label(f) for f in targets],
                 showgrid=False,
                 showticklabels=j == 0,
-                title_text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None,
+                title=dict(text=(row_titles[i] + "<br>mel freq. (Hz)") if j == 0 else None),
             )
             fig.update_xaxes(
-                row=i + 1, col=j + 1, showgrid=False, ticksuffix=" s", title_text="time" if i == n_rows - 1 else None
+                row=i + 1,
+                col=j + 1,
+                showgrid=False,
+                ticksuffix=" s",
+                title=dict(text="time" if i == n_rows - 1 else None),
             )
             win = windows_s[i][j] if windows_s is not None and j < len(windows_s[i]) else None
             if win is not None:
@@ -222,10 +226,10 @@ def robustness_figure(
                 row=1,
                 col=j + 1,
             )
-        fig.update_xaxes(row=1, col=j + 1, type="category", title_text=None, tickfont=dict(size=9))
+        fig.update_xaxes(row=1, col=j + 1, type="category", title=dict(text=None), tickfont=dict(size=9))
         if baseline is not None:
             fig.add_hline(y=baseline, row=1, col=j + 1, line=dict(color=MUTED, dash="dash", width=1))
-    fig.update_yaxes(row=1, col=1, title_text=y_title)
+    fig.update_yaxes(row=1, col=1, title=dict(text=y_title))
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     fig.update_annotations(font_size=11)
@@ -278,7 +282,7 @@ def ablation_figure(table: pd.DataFrame, *, n_units: int | None = None, title: s
                 col=j + 1,
             )
         fig.update_yaxes(
-            row=1, col=j + 1, title_text="drop (unablated - ablated)", zeroline=True, zerolinecolor="#9aa5b1"
+            row=1, col=j + 1, title=dict(text="drop (unablated - ablated)"), zeroline=True, zerolinecolor="#9aa5b1"
         )
         fig.update_xaxes(row=1, col=j + 1, tickangle=-30)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.3, x=0))

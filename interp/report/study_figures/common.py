@@ -50,6 +50,6 @@ def log2_axis(
         tickvals=[math.log2(f) for f in ticks],
         ticktext=[hz_label(f) for f in ticks],
         range=[math.log2(lo_hz) - 0.15, math.log2(hi_hz) + 0.15],
-        title_text=title,
+        title=dict(text=title),
     )
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(row=row, col=col, **upd)

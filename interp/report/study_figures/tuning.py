@@ -79,7 +79,7 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
         fig.update_yaxes(
             row=r,
             col=c,
-            title_text="units, by best frequency" if c == 1 else None,
+            title=dict(text="units, by best frequency" if c == 1 else None),
             showgrid=False,
             range=[-0.5, len(order) - 0.5],
         )
@@ -150,7 +150,9 @@ def example_curves_figure(
                 col=c,
             )
         log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
-        fig.update_yaxes(row=r, col=c, title_text="response (peak activation)" if c == 1 else None, rangemode="tozero")
+        fig.update_yaxes(
+            row=r, col=c, title=dict(text="response (peak activation)" if c == 1 else None), rangemode="tozero"
+        )
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if rows > 1 else -0.25, x=0))
     title = (
         title
@@ -188,7 +190,7 @@ def best_frequency_histograms(best: pd.DataFrame, *, level_db: float, title: str
             col=c,
         )
         log2_axis(fig, 2 ** edges[0], 2 ** edges[-1], row=r, col=c, title="best frequency (Hz)" if r == rows else None)
-        fig.update_yaxes(row=r, col=c, title_text="units" if c == 1 else None)
+        fig.update_yaxes(row=r, col=c, title=dict(text="units" if c == 1 else None))
     title = title or f"Best frequencies per layer (tones at {level_db:g} dBFS; third-octave bins)"
     return styled(fig, title, height=300 * rows + 40, width=1200)
 
@@ -268,7 +270,7 @@ def kernel_response_figure(
         )
     )
     log2_axis(fig, f[0], f[-1], title="frequency (Hz)")
-    fig.update_yaxes(title_text="conv1 filter (sorted by peak frequency)", showgrid=False, autorange=True)
+    fig.update_yaxes(title=dict(text="conv1 filter (sorted by peak frequency)"), showgrid=False, autorange=True)
     title = title or "conv1 filter frequency responses computed from the weights (64-tap kernels at 22050 Hz)"
     return styled(fig, title, height=460, width=900, top=56)
 
@@ -304,8 +306,8 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
                 hovertemplate=f"{layer}: %{{x}} dBFS -> %{{y:.2f}}<extra></extra>",
             )
         )
-    fig.update_xaxes(title_text="tone level (peak dBFS)", tickvals=levels)
-    fig.update_yaxes(title_text=f"peak response / peak response at {top:g} dBFS", rangemode="tozero")
+    fig.update_xaxes(title=dict(text="tone level (peak dBFS)"), tickvals=levels)
+    fig.update_yaxes(title=dict(text=f"peak response / peak response at {top:g} dBFS"), rangemode="tozero")
     title = title or "Level dependence: peak tone response vs level (median over units, bars: quartiles)"
     return styled(fig, title, height=420, width=800, top=56)
 
@@ -354,7 +356,7 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
                 col=j + 1,
                 tickvals=[math.log2(t) for t in ticks],
                 ticktext=[f"{t:g}" for t in ticks],
-                title_text="rate (Hz)" if i == len(kinds) - 1 else None,
+                title=dict(text="rate (Hz)" if i == len(kinds) - 1 else None),
                 tickfont=dict(size=9),
             )
             fig.update_yaxes(
@@ -362,7 +364,7 @@ def rate_tuning_figure(curves: pd.DataFrame, *, title: str | None = None) -> go.
                 col=j + 1,
                 showticklabels=j == 0,
                 showgrid=False,
-                title_text="units, by best rate" if j == 0 else None,
+                title=dict(text="units, by best rate" if j == 0 else None),
             )
     fig.update_layout(
         coloraxis=dict(
@@ -426,9 +428,11 @@ def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go
             col=j + 1,
             tickvals=[math.log2(t) for t in ticks],
             ticktext=[f"{t:g}" for t in ticks],
-            title_text="modulation rate (Hz)",
+            title=dict(text="modulation rate (Hz)"),
         )
-    fig.update_yaxes(row=1, col=1, title_text="vector strength at the rate (median, bars: quartiles)", range=[0, 1.02])
+    fig.update_yaxes(
+        row=1, col=1, title=dict(text="vector strength at the rate (median, bars: quartiles)"), range=[0, 1.02]
+    )
     title = title or (
         "Rate following: how strongly activations oscillate at the modulation rate "
         "(only rates below each layer's Nyquist rate)"
@@ -460,7 +464,7 @@ def direction_figure(pref: pd.DataFrame, *, title: str | None = None) -> go.Figu
             )
         )
     fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.18, x=0))
-    fig.update_yaxes(title_text="fraction of units", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title=dict(text="fraction of units"), tickformat=".0%", range=[0, 1])
     title = title or (
         "Sweep direction: units preferring rising vs falling chirps (DSI = (up - down) / (up + down) of peak responses)"
     )
