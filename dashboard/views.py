@@ -39,6 +39,7 @@ __all__ = [
     "status_chip",
     "short_clip_message",
     "has_trace",
+    "valid_frames",
     "clip_card",
     "card",
     "fmt_num",
@@ -137,6 +138,20 @@ def has_trace(data: RunData, clip_id: str, layer: str) -> bool:
             n = 0.0
         return math.isfinite(n) and n > 0
     return short_clip_message(data, clip_id, layer) is None
+
+
+def valid_frames(data: RunData, clip_id: str, layer: str) -> int | None:
+    """The clip's count of valid ``layer`` frames (receptive field at least half inside the clip)
+    from ``clips.parquet``'s ``valid_frames_<layer>``; None without that column."""
+    row = data.clip(clip_id)
+    col = f"valid_frames_{layer}"
+    if col not in row.index:
+        return None
+    try:
+        n = float(row[col])
+    except (TypeError, ValueError):
+        return None
+    return int(n) if math.isfinite(n) else None
 
 
 def _wrap(text: str, width: int = 90) -> str:
@@ -427,7 +442,7 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
         s = data.layer_summary
         s = s[~s["layer"].isin(HEAD_LAYERS)]
         fig = F.layer_selectivity_figure(s, title=f"{data.name}: {layers_title(data)}" if titled else None)
-        fig.update_yaxes(title_text="fraction of units labelled selective")
+        fig.update_yaxes(title=dict(text="fraction of units labelled selective"))
         fig.update_traces(hovertemplate="%{x}: %{y:.1%} of units labelled selective (%{text})<extra></extra>")
         return fig
     if name == "categories" and data.category_counts is not None:
@@ -559,6 +574,17 @@ def clip_card(
         below = html.P(f"peak at {t:.2f} s: {note}", className="clip-card-note")
     else:
         below = None
+    frames = valid_frames(data, cid, layer) if stat == "vmean" else None
+    counted = (
+        None
+        if frames is None
+        else html.P(
+            f"{frames} valid {layer} frame{'' if frames == 1 else 's'}",
+            className="clip-card-frames" + (" few" if frames < 3 else ""),
+            title=f"{describe_stat(stat)}: the mean over {frames} frame{'' if frames == 1 else 's'} of this "
+            f"{float(row['duration_s']):.2f} s clip (a mean over few frames is noisier)",
+        )
+    )
     return html.Div(
         className="clip-card",
         children=[
@@ -583,6 +609,7 @@ def clip_card(
                 ],
             ),
             dcc.Graph(id=graph_id, figure=fig, config={"displayModeBar": False}, className="clip-graph"),
+            counted,
             below,
             html.Div(
                 className="clip-card-foot",

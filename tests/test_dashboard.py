@@ -712,6 +712,8 @@ def test_unit_page_top_clips_rank_by_the_analysis_statistic(client, data):
     fig = V.clip_trace_figure(data, "conv7", unit, 0, top=top, compact=False)
     if any(t.type == "scatter" and len(t.x) > 1 for t in fig.data):
         assert fig.layout.yaxis2.range[1] >= float(top["max"].max()) - 1e-6
+        # evenly spaced activation ticks: not synced to the mel axis below (plotly.js's default)
+        assert fig.layout.yaxis2.tickmode == "auto"
     page = json.dumps(_route(client, f"/unit/conv7/{unit}").get_json())
     assert f"Top {len(top)} clips (highest {words})" in page and "highest max over time" not in page
     assert f"Statistic per clip: {words}." in page and "vmean over time" not in page
@@ -820,6 +822,91 @@ def test_search_selective_only_uses_the_unit_level_status(dash_run, tmp_path):
     assert len(units) == 256 and marked == passing
     assert f"{len(passing)} of them pass for speech (pair-level q < {th['q_max']:g}" in summary
     assert "only units passing for this category (pair-level q" in json.dumps(_route(c, "/search").get_json())
+
+
+# --------------------------------------------------------------------------------------------
+# clips behind a statistic: clips used per category, valid frames per top clip
+# --------------------------------------------------------------------------------------------
+def _texts(tree) -> list[str]:
+    """Every string child of a page's JSON tree, in order."""
+    out: list[str] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, dict):
+            stack.extend(reversed([node.get("props", {}).get("children")] if "props" in node else list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return out
+
+
+def test_overview_best_units_say_the_clips_used_and_skip_thin_layers(client, data):
+    from dashboard import ids
+    from dashboard.pages.overview import MIN_CLIPS_RANKED
+
+    sel = data.selectivity
+    conv = sel[sel["layer"].isin(data.conv_layers)]
+    per = conv.groupby(["category", "layer"])[["n_pos", "n_excluded"]].max()
+    thin = per[per["n_pos"] < MIN_CLIPS_RANKED]
+    assert len(thin), "the run should have a category with fewer than 3 clips with a valid frame in some layer"
+    table = _find(_route(client, "/").get_json(), ids.OVERVIEW_BEST_TABLE)
+    rows = {}
+    for tr in table["children"][1]["props"]["children"]:
+        cells = tr["props"]["children"]
+        cat = cells[0]["props"]["children"]["props"]["children"]  # the category chip
+        rows[cat] = cells[2]["props"]["children"]
+    assert set(rows) == set(data.categories)
+    for cat, links in rows.items():
+        units = [x for x in links if x["props"].get("href", "").startswith("/unit/")]
+        assert units, cat
+        for link in units:
+            layer = link["props"]["href"].split("/")[2]
+            n, k = per.loc[(cat, layer)]
+            assert n >= MIN_CLIPS_RANKED, (cat, layer)  # no unit from a layer with too few clips used
+            assert f" n {int(n)}/{int(n + k)}" in _texts(link), (cat, layer)
+            assert f"AUROC on {int(n)} of the {int(n + k)} {cat} clips" in link["props"]["title"]
+        text = " ".join(_texts(links))
+        for (c, layer), r in thin.iterrows():
+            if c == cat:
+                verb = "has" if int(r["n_pos"]) == 1 else "have"
+                expect = f"{layer}: {int(r['n_pos'])} of {int(r['n_pos'] + r['n_excluded'])} {cat} clips {verb} a valid frame: not ranked"
+                assert expect in text
+    # the unit page's per-category table: clips used and left out, from the selectivity table
+    layer, c = thin.index[0][1], thin.index[0][0]
+    page = _route(client, f"/unit/{layer}/0").get_json()
+    metrics = _find(page, ids.UNIT_METRICS_TABLE)
+    assert [col["id"] for col in metrics["columns"]][1:3] == ["n_pos", "n_excluded"]
+    got = {r["category"]: (r["n_pos"], r["n_excluded"]) for r in metrics["data"]}
+    mine = conv[(conv["layer"] == layer) & (conv["unit"] == 0)].set_index("category")
+    assert got == {cat: (int(r.n_pos), int(r.n_excluded)) for cat, r in mine.iterrows()}
+    assert got[c][0] < MIN_CLIPS_RANKED and got[c][1] > 0
+    assert "left out: its clips without one" in json.dumps(page)
+
+
+def test_unit_page_top_clips_show_their_valid_frames(client, data):
+    from dashboard import views as V
+
+    layer = "conv5"
+    unit = next(
+        u
+        for u in range(data.n_units(layer))
+        if (data.clips.loc[data.top_clips(layer, u, k=V.TOP_K)["clip_id"], f"valid_frames_{layer}"] < 3).any()
+    )
+    top = data.top_clips(layer, unit, k=V.TOP_K)
+    frames = data.clips.loc[top["clip_id"], f"valid_frames_{layer}"].astype(int).to_numpy()
+    page = json.dumps(_route(client, f"/unit/{layer}/{unit}").get_json())
+    for rank, n in enumerate(frames):
+        card = _html_text(V.clip_card(data, layer, unit, rank, top, "g", "a"))
+        words = f"{n} valid {layer} frame{'' if n == 1 else 's'}"
+        assert f'"{words}"' in card, (rank, n)
+        assert f"the mean over {n} frame" in card
+    assert sum(page.count(f'"{n} valid {layer} frame') for n in set(frames)) == len(frames)
+    assert "the highest values often come from short clips" in page
+    # under another statistic the count is not shown
+    by_max = data.top_clips(layer, unit, k=V.TOP_K, stat="max")
+    assert "valid conv5 frame" not in _html_text(V.clip_card(data, layer, unit, 0, by_max, "g", "a"))
 
 
 # --------------------------------------------------------------------------------------------

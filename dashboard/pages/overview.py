@@ -221,30 +221,60 @@ def _probes(data: RunData) -> html.Div | None:
     )
 
 
+#: A layer is left out of a category's highest-AUROC units when fewer of the category's clips
+#: have a valid frame there (an AUROC on one or two clips says little).
+MIN_CLIPS_RANKED = 3
+
+
+def _clips_used(conv: Any) -> Any:
+    """Per ``(category, layer)``: ``n_pos`` (clips of the category used: with a valid frame in the
+    layer) and ``n_labelled`` (``n_pos + n_excluded``; ``n_pos`` for tables without ``n_excluded``)."""
+    cols = ["n_pos"] + (["n_excluded"] if "n_excluded" in conv.columns else [])
+    t = conv.groupby(["category", "layer"], sort=False)[cols].max()
+    t["n_labelled"] = t["n_pos"] + (t["n_excluded"] if "n_excluded" in t.columns else 0)
+    return t[["n_pos", "n_labelled"]].astype(int)
+
+
 def _best_units(data: RunData) -> html.Div | None:
     sel = data.selectivity
     if sel is None:
         return None
     conv = sel[~sel["layer"].isin(HEAD_LAYERS)]
     th = data.label_thresholds
+    used = _clips_used(conv)
+    order = [layer for layer in data.layers if layer in set(conv["layer"])]
     rows = []
     for cat in data.categories:
-        part = conv[conv["category"] == cat].nlargest(6, "auroc")
+        mine = conv[conv["category"] == cat]
+        counts = {layer: used.loc[(cat, layer)] for layer in order if (cat, layer) in used.index}
+        thin = [layer for layer in order if layer in counts and int(counts[layer]["n_pos"]) < MIN_CLIPS_RANKED]
+        part = mine[~mine["layer"].isin(thin)].nlargest(6, "auroc")
         statuses = data.short_statuses(list(part["layer"]), list(part["unit"].astype(int)))
-        links = [
-            dcc.Link(
-                className="unitlink",
-                href=f"/unit/{r.layer}/{int(r.unit)}",
-                title=f"{r.layer} unit {int(r.unit)}: {st or 'no unit label'}",
-                children=[
-                    html.Span(f"{r.layer}·{int(r.unit)}", className="mono"),
-                    html.Span(f" {r.auroc:.2f}", className="muted"),
-                    _status_tag(st, cat),
-                ],
+        links: list[Any] = []
+        for r, st in zip(part.itertuples(index=False), statuses, strict=True):
+            n_used, n_all = int(counts[r.layer]["n_pos"]), int(counts[r.layer]["n_labelled"])
+            links.append(
+                dcc.Link(
+                    className="unitlink",
+                    href=f"/unit/{r.layer}/{int(r.unit)}",
+                    title=f"{r.layer} unit {int(r.unit)}: {st or 'no unit label'}; AUROC on {n_used} of the "
+                    f"{n_all} {cat} clips (those with a valid {r.layer} frame)",
+                    children=[
+                        html.Span(f"{r.layer}·{int(r.unit)}", className="mono"),
+                        html.Span(f" {r.auroc:.2f}", className="muted"),
+                        html.Span(f" n {n_used}/{n_all}", className="muted small clips-used"),
+                        _status_tag(st, cat),
+                    ],
+                )
             )
-            for r, st in zip(part.itertuples(index=False), statuses, strict=True)
+        notes = [
+            f"{layer}: {int(counts[layer]['n_pos'])} of {int(counts[layer]['n_labelled'])} {cat} clips "
+            f"{'has' if int(counts[layer]['n_pos']) == 1 else 'have'} a valid frame: not ranked"
+            for layer in thin
         ]
-        n_pass = int(((conv["category"] == cat) & (conv["q"] < th["q_max"]) & (conv["auroc"] >= th["auroc_min"])).sum())
+        if notes:
+            links.append(html.Div("; ".join(notes), className="muted small not-ranked"))
+        n_pass = int(((mine["q"] < th["q_max"]) & (mine["auroc"] >= th["auroc_min"])).sum())
         rows.append(
             html.Tr(
                 [
@@ -255,6 +285,7 @@ def _best_units(data: RunData) -> html.Div | None:
             )
         )
     table = html.Table(
+        id=ids.OVERVIEW_BEST_TABLE,
         className="best",
         children=[
             html.Thead(
@@ -267,14 +298,20 @@ def _best_units(data: RunData) -> html.Div | None:
                             title=f"units whose (unit, category) pair has q < {th['q_max']:g} and AUROC ≥ "
                             f"{th['auroc_min']:g}; a unit can pass for several categories",
                         ),
-                        html.Th("highest-AUROC conv units (AUROC, unit label status)"),
+                        html.Th("highest-AUROC conv units (AUROC, clips used, unit label status)"),
                     ]
                 )
             ),
             html.Tbody(rows),
         ],
     )
-    return V.card("Highest-AUROC conv units per category, with their label status", table)
+    note = html.P(
+        f"n used/labelled: the category's clips the AUROC rests on (those with a valid frame in the unit's "
+        f"layer: a receptive field at least half inside the clip) of its labelled clips. Layers where fewer "
+        f"than {MIN_CLIPS_RANKED} of a category's clips have a valid frame are not ranked for it.",
+        className="note",
+    )
+    return V.card("Highest-AUROC conv units per category, with their label status", html.Div([table, note]))
 
 
 def _status_tag(status: str, category: str) -> html.Span | None:

@@ -27,6 +27,7 @@ _P = Format(precision=2, scheme=Scheme.decimal_or_exponent)
 _METRIC_COLUMNS = [
     {"name": "category", "id": "category"},
     {"name": "n", "id": "n_pos", "type": "numeric"},
+    {"name": "left out", "id": "n_excluded", "type": "numeric"},
     {"name": "AUROC", "id": "auroc", "type": "numeric", "format": _NUM},
     {"name": "95% CI", "id": "ci"},
     {"name": "d′", "id": "dprime", "type": "numeric", "format": Format(precision=2, scheme=Scheme.fixed)},
@@ -176,6 +177,7 @@ def _metric_rows(data: RunData, layer: str, unit: int, intervals: Any = None) ->
             {
                 "category": r.category,
                 "n_pos": int(r.n_pos),
+                "n_excluded": int(getattr(r, "n_excluded", 0)),
                 "auroc": float(r.auroc),
                 "ci": f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ("…" if intervals is None else "–"),
                 "dprime": float(r.dprime),
@@ -241,7 +243,10 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
                     id=ids.UNIT_METRICS_NOTE,
                     className="note",
                     children=(
-                        f"Statistic per clip: {data.stat_description}. AUROC one category vs the rest, 95% CI stratified "
+                        f"Statistic per clip: {data.stat_description}. n: the category's clips used (those with a "
+                        f"valid {layer} frame, a receptive field at least half inside the clip); left out: its "
+                        "clips without one (an AUROC on a few clips says little). "
+                        f"AUROC one category vs the rest, 95% CI stratified "
                         f"bootstrap of whole groups of clips (2000 resamples, computing…; on the clips that rank "
                         f"the unit, so too narrow for a unit chosen as the best of many: `soundnet-interp rank` "
                         f"prints selection-free ones); p one-sided Mann-Whitney{on_groups} (permutation for small "
@@ -295,9 +300,18 @@ def _topk_card(data: RunData, layer: str, unit: int) -> html.Div:
             " peak (max over time)",
         ],
     )
+    stat = str(top.attrs.get("stat", data.stat))
+    note = None
+    if stat == "vmean" and f"valid_frames_{layer}" in data.clips.columns:
+        note = html.P(
+            f"Each clip's value is the mean over its valid {layer} frames (receptive field at least half inside "
+            "the clip); a mean over one or two frames of a short clip is noisier than one over many, so the "
+            "highest values often come from short clips: weigh each by its count of valid frames.",
+            className="note",
+        )
     return V.card(
-        f"Top {len(top)} clips (highest {describe_stat(str(top.attrs.get('stat', data.stat)))})",
-        html.Div(cards, id=ids.UNIT_TOPK_GRID, className="clip-grid"),
+        f"Top {len(top)} clips (highest {describe_stat(stat)})",
+        html.Div([html.Div(cards, id=ids.UNIT_TOPK_GRID, className="clip-grid"), note]),
         right=legend,
     )
 
