@@ -575,7 +575,7 @@ def dissection_labels(table: pd.DataFrame, *, q_max: float = 0.05) -> pd.DataFra
 # run level: a corpus or a run directory, an annotation file, tables written
 # ------------------------------------------------------------------------------------------
 #: The tables :func:`run_dissection` writes.
-DISSECTION_TABLES = ("dissection", "dissection_units", "dissection_profiles")
+DISSECTION_TABLES = ("dissection", "dissection_units", "dissection_profiles", "dissection_events")
 
 
 def run_dissection(
@@ -612,8 +612,9 @@ def run_dissection(
     -------
     Dissection
         Also written: ``dissection.parquet`` (:data:`DISSECTION_COLUMNS`),
-        ``dissection_units.parquet`` (:func:`dissection_labels`), ``dissection_profiles.parquet``
-        and ``dissection.json`` (settings, concepts, counts).
+        ``dissection_units.parquet`` (:func:`dissection_labels`), ``dissection_profiles.parquet``,
+        ``dissection_events.parquet`` (the events in each clip's own time: ``clip_id, onset_s,
+        offset_s, label``) and ``dissection.json`` (settings, concepts, counts).
     """
     from interp.corpus.corpora import load_corpus
     from interp.corpus.events import events_for_clips, read_events
@@ -642,6 +643,11 @@ def run_dissection(
     write_parquet(out_dir / "dissection.parquet", res.table)
     write_parquet(out_dir / "dissection_units.parquet", res.units)
     write_parquet(out_dir / "dissection_profiles.parquet", res.profiles)
+    kept = aligned[aligned["clip_id"].astype(str).isin(set(clips["clip_id"].astype(str)))]
+    write_parquet(
+        out_dir / "dissection_events.parquet",
+        kept[["clip_id", "onset_s", "offset_s", "label"]].reset_index(drop=True),
+    )
     atomic_write_json(
         out_dir / "dissection.json",
         {
