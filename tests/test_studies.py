@@ -371,6 +371,48 @@ def test_ablation_study_records_its_own_corpus(minibank_dir, artifacts_dir):
     assert (a.loc[a["condition"] == "random", "n_draws"] > 1).all()
 
 
+@pytest.mark.slow
+def test_temporal_dissection_study_finds_a_kick_drum_unit(tmp_path):
+    """40 scapes of 6 s of the demo's drums, conv1..conv5 (about 20 s on 2 cores)."""
+    out = tmp_path / "temporal_dissection"
+    assert _study("temporal_dissection").main(["--quick", "--out", str(out)]) == 0
+    t = _check_report(
+        out,
+        ["dissection_per_layer", "iou_per_layer", "onset_profiles", "onset_latency"],
+        {
+            "dissection": ["layer", "unit", "concept", "iou", "iou_null_time", "iou_null_label", "p_time", "q_time"],
+            "dissection_units": ["layer", "unit", "status", "concept", "iou", "q_time", "q_label", "n_concepts"],
+            "layer_summary": [
+                "layer",
+                "n_units",
+                "n_concept",
+                "n_events_only",
+                "n_unlabelled",
+                "fraction_concept",
+                "fraction_events_only",
+            ],
+            "concept_summary": ["layer", "concept", "n_units", "n_passing", "n_aligned", "best_unit", "best_iou"],
+            "best_units": ["concept", "rank", "layer", "unit", "iou", "iou_null_time", "iou_null_label", "q_time"],
+            "best_profiles": ["concept", "layer", "unit", "t_s", "activation"],
+        },
+    )
+    assert (out / "soundscapes" / "events.tsv").is_file() and (out / "run" / "dissection.parquet").is_file()
+    d = t["dissection"]
+    assert set(d["concept"]) == {"kick_drum", "snare_drum", "cymbal"}
+    assert set(d["layer"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+    kick = d[(d["concept"] == "kick_drum") & (d["q_time"] < 0.05) & (d["q_label"] < 0.05)]
+    assert len(kick) >= 1
+    s = t["layer_summary"]
+    assert (s["n_concept"] + s["n_events_only"] + s["n_unlabelled"] == s["n_units"]).all()
+    assert s["n_units"].tolist() == [16, 32, 64, 128, 256]
+    b = t["best_units"]
+    assert ((b["q_time"] < 0.05) & (b["q_label"] < 0.05)).all() and b["latency_s"].between(-1, 2).all()
+    best_kick = b[b["concept"] == "kick_drum"].sort_values("iou").iloc[-1]
+    assert abs(best_kick["latency_s"]) <= 0.25  # the best kick_drum unit fires at the onset
+    summary = (out / "summary.md").read_text()
+    assert "Alignment (q_time)" in summary and "Specificity (q_label)" in summary
+
+
 # --------------------------------------------------------------------------------------------
 # the analyses underneath
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ STUDIES: tuple[str, ...] = (
     "layer_probes",
     "robustness",
     "sound_categories",
+    "temporal_dissection",
     "temporal_tuning",
 )
 
