@@ -11,7 +11,8 @@ Per layer the computation streams the corpus twice (memory independent of its si
 1. **Threshold.** Each unit's ``quantile`` (default 0.95: its top 5 %) over the *valid* frames
    (:func:`soundnet.geometry.valid_frames`) of a random subset of the clips (a quarter, at
    least 64 or all), from a uniform sample of at most ``sample_values`` activations per layer.
-2. **Overlap.** A frame stands for its hop-centred span (``[centre - hop / 2, centre + hop /
+2. **Overlap.** (The decoding and forward passes run a few batches ahead in a background thread.)
+   A frame stands for its hop-centred span (``[centre - hop / 2, centre + hop /
    2)``, :func:`soundnet.geometry.frames_to_time`); it belongs to a concept when its centre lies
    inside one of the concept's events. Per (unit, concept), over every valid frame of the
    corpus: the intersection ``I`` of the unit's above-threshold frames with the concept's, the
@@ -53,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy import fft as sfft
 from scipy import stats as sps
 
 from interp.analysis import stats
@@ -133,7 +135,7 @@ class DissectConfig:
 
     layers: tuple[str, ...] = tuple(CONV_LAYERS)
     quantile: float = 0.95
-    threshold_fraction: float = 0.25
+    threshold_fraction: float = 0.1
     threshold_min_clips: int = 64
     sample_values: int = 20_000_000
     n_label_permutations: int = 200
@@ -220,6 +222,37 @@ def _clip_batches(
             yield from _run_batch(model, waves.pop(len(w)), layers)
     for group in waves.values():
         yield from _run_batch(model, group, layers)
+
+
+def _prefetched(items: Iterator[Any], depth: int = 16) -> Iterator[Any]:
+    """``items``, produced by a background thread up to ``depth`` ahead: the next batches'
+    decoding and forward passes (which release the GIL) overlap this thread's accumulation."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as e:  # handed to the consumer
+            failure.append(e)
+        finally:
+            q.put(done)
+
+    worker = threading.Thread(target=produce, name="dissect-forward", daemon=True)
+    worker.start()
+    while True:
+        item = q.get()
+        if item is done:
+            break
+        yield item
+    worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _run_batch(
@@ -319,14 +352,16 @@ class _LayerAccumulator:
         # the time null: every circular lag of the events over the clip's valid frames
         sa, se = above.sum(axis=1), emask.sum(axis=0)
         if t > 1 and se.any():
-            fa = np.fft.rfft(above, axis=1)
-            fe = np.fft.rfft(emask, axis=0)
-            xc = np.fft.irfft(fa[:, None, :] * np.conj(fe.T)[None, :, :], n=t, axis=2)  # (u, k, t)
+            fa = sfft.rfft(above.astype(np.float32), axis=1, workers=-1)
+            fe = sfft.rfft(emask.T.astype(np.float32), axis=1, workers=-1)
+            # the intersection at every lag (a circular cross-correlation), (u, k, t)
+            xc = sfft.irfft(fa[:, None, :] * np.conj(fe)[None, :, :], n=t, axis=2, workers=-1)
             m = sa[:, None] * se[None, :] / t
             self.null_mean += m
-            d = xc - m[:, :, None]
-            self.null_var += np.maximum((d**2).mean(axis=2), 0.0)
-            self.null_mu3 += (d**3).mean(axis=2)
+            d = xc - m[:, :, None].astype(np.float32)
+            d2 = d * d
+            self.null_var += np.maximum(d2.mean(axis=2, dtype=np.float64), 0.0)
+            self.null_mu3 += (d2 * d).mean(axis=2, dtype=np.float64)
         else:
             self.null_mean += above @ emask  # a clip of one frame cannot shift
 
@@ -414,7 +449,7 @@ def dissect(
     acc = {layer: _LayerAccumulator(layer, thresholds[layer], len(concepts), cfg) for layer in cfg.layers}
     strata = _label_strata(per_clip)
     n_clips = 0
-    for cid, ns, feats in _clip_batches(model, clips, cfg.layers, cfg.batch_size):
+    for cid, ns, feats in _prefetched(_clip_batches(model, clips, cfg.layers, cfg.batch_size)):
         n_clips += 1
         for layer, a in feats.items():
             acc[layer].add(a, ns, per_clip.get(cid), strata.get(cid, -1))
