@@ -44,6 +44,7 @@ The spectral nuisances need the audio: :func:`clip_nuisances` decodes each ok cl
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ import pandas as pd
 from interp.analysis.resampling import group_bootstrap_auroc
 from interp.corpus.corpora import read_clip
 from interp.run.store import Run, open_run
-from soundnet.errors import ParameterError
+from soundnet.errors import ParameterError, SoundNetError
 from soundnet.geometry import SAMPLE_RATE_HZ
 
 __all__ = [
@@ -195,8 +196,20 @@ def clip_nuisances(run: Run | str | os.PathLike, *, recompute: bool = False, wri
         if old.attrs.get("run") == key:
             return old.set_index("clip_id")
     ok = run.ok_clips
-    rows = [clip_features(read_clip(rec)) for rec in ok.to_dict("records")]
-    table = pd.DataFrame(rows, index=ok.index)
+    rows, unreadable = [], []
+    for rec in ok.to_dict("records"):
+        try:
+            rows.append(clip_features(read_clip(rec)))
+        except (OSError, SoundNetError, ValueError, RuntimeError) as exc:  # moved or deleted since
+            rows.append(dict.fromkeys(NUISANCES, np.nan))
+            unreadable.append(f"{rec.get('path')}: {exc}")
+    if unreadable:
+        warnings.warn(
+            f"{len(unreadable)} clip(s) of {str(run.path)!r} could not be read again for the nuisance check "
+            f"(their nuisances are NaN), e.g. {unreadable[0]}",
+            stacklevel=2,
+        )
+    table = pd.DataFrame(rows, index=ok.index).drop(columns=["duration_s", "sample_rate_hz"], errors="ignore")
     table.insert(0, "duration_s", ok["duration_s"].astype(np.float64))
     table["sample_rate_hz"] = ok["sample_rate_hz"].astype(np.float64)
     table = table[list(NUISANCES)]

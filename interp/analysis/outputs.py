@@ -7,13 +7,15 @@ layers, the object and place classes whose log-probability rises most with it ac
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import special
 
 from interp.analysis import stats
-from interp.run.store import Run, open_run
+from interp.run.store import Run, activation_file, open_run
 from soundnet.errors import ParameterError
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
@@ -57,10 +59,14 @@ def output_correlations(
     b = probs.loc[common].to_numpy(dtype=np.float64)
     ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
     r = stats.column_correlations(a[ok], b[ok])
+    names = list(map(str, probs.columns)) if names is None else list(names)
+    return _top_outputs(r, np.asarray([int(u) for u in acts.columns]), names, top)
+
+
+def _top_outputs(r: np.ndarray, units: np.ndarray, names: list[str], top: int) -> pd.DataFrame:
+    """``unit, rank, class_index, class_name, r``: each unit's ``top`` highest correlations."""
     k = min(int(top), r.shape[1])
     idx = np.argsort(-r, axis=1, kind="stable")[:, :k]
-    names = list(map(str, probs.columns)) if names is None else list(names)
-    units = np.asarray([int(u) for u in acts.columns])
     return pd.DataFrame(
         {
             "unit": np.repeat(units, k).astype(np.int64),
@@ -100,6 +106,60 @@ def head_outputs(run: Run, head: str, *, output: HeadOutput = "logprob") -> pd.D
     return pd.DataFrame(x - lse, index=m.index, columns=m.columns)
 
 
+class _StreamedCorrelation:
+    """Pearson correlations between the columns of two tables seen in row batches, from shifted
+    sums (the first batch's means are the shift, against cancellation): exact up to rounding,
+    memory ``n_x x n_y`` plus one batch."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shift_x: np.ndarray | None = None
+        self.shift_y: np.ndarray | None = None
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = np.zeros(0)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        if self.shift_x is None or self.shift_y is None:
+            self.shift_x, self.shift_y = x.mean(axis=0), y.mean(axis=0)
+            self.sx, self.sy = np.zeros(x.shape[1]), np.zeros(y.shape[1])
+            self.sxx, self.syy = np.zeros(x.shape[1]), np.zeros(y.shape[1])
+            self.sxy = np.zeros((x.shape[1], y.shape[1]))
+        xc, yc = x - self.shift_x, y - self.shift_y
+        self.n += len(x)
+        self.sx += xc.sum(axis=0)
+        self.sy += yc.sum(axis=0)
+        self.sxx += (xc * xc).sum(axis=0)
+        self.syy += (yc * yc).sum(axis=0)
+        self.sxy += xc.T @ yc
+
+    def result(self) -> np.ndarray:
+        n = max(self.n, 1)
+        cov = self.sxy - np.outer(self.sx, self.sy) / n
+        vx = self.sxx - self.sx**2 / n
+        vy = self.syy - self.sy**2 / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = cov / np.sqrt(np.outer(vx, vy))
+        return np.where(np.isfinite(r), np.clip(r, -1.0, 1.0), 0.0)
+
+
+def _row_batches(run: Run, layer: str, stat: str, rows: int) -> Iterator[np.ndarray]:
+    """A layer's activation table in batches of ``rows`` clips (corpus order), float64."""
+    path = run.path / "activations" / activation_file(layer, stat)
+    pf = pq.ParquetFile(path)
+    cols = [c for c in pf.schema_arrow.names if c != "clip_id"]
+    for batch in pf.iter_batches(batch_size=rows, columns=cols):
+        yield np.column_stack(
+            [batch.column(i).to_numpy(zero_copy_only=False) for i in range(batch.num_columns)]
+        ).astype(np.float64)
+
+
+def _head_batches(run: Run, head: str, output: HeadOutput, rows: int) -> Iterator[np.ndarray]:
+    """:func:`head_outputs` in batches of ``rows`` clips."""
+    for b in _row_batches(run, head, "prob" if output == "prob" else "mean", rows):
+        yield b if output == "prob" else b - special.logsumexp(b, axis=1, keepdims=True)
+
+
 def run_output_correlations(
     run: Run | str | os.PathLike,
     *,
@@ -108,19 +168,23 @@ def run_output_correlations(
     top: int = 5,
     output: HeadOutput = "logprob",
     write: bool = True,
+    memory_gb: float = 4.0,
 ) -> pd.DataFrame:
     """Per unit of the conv layers, the object and place classes that rise with it across clips.
 
-    Correlation (Pearson, across the run's clips) between the unit's ``stat`` and each head's
-    clip-level output (see :func:`head_outputs`: log-probability by default, or the ``prob``
-    stat of conv8 and conv8_2). Written as ``unit_outputs.parquet`` (``unit_outputs_max`` for
-    ``stat="max"``, see :func:`table_suffix`).
+    Correlation (Pearson, across the run's clips that have a value in the layer) between the
+    unit's ``stat`` and each head's clip-level output (see :func:`head_outputs`:
+    log-probability by default, or the ``prob`` stat of conv8 and conv8_2). The tables are read
+    in batches of clips sized to ``memory_gb`` (sums of products accumulated, exact up to
+    rounding), so memory does not grow with the corpus. Written as ``unit_outputs.parquet``
+    (``unit_outputs_max`` for ``stat="max"``, see :func:`table_suffix`).
 
     Returns
     -------
     DataFrame ``layer, unit, head, rank, class_index, class_name, r``.
     """
     run = open_run(run)
+    check_option("output", output, HeadOutput, where="run_output_correlations")
     heads = [h for h in HEAD_LAYERS if h in run.layers]
     if not heads:
         raise ParameterError(
@@ -129,10 +193,15 @@ def run_output_correlations(
     layers = [l for l in run.layers if l not in HEAD_LAYERS] if layers is None else list(layers)
     parts = []
     for head in heads:
-        probs = head_outputs(run, head, output=output)
         names = list(head_labels(head))
         for layer in layers:
-            t = output_correlations(run.activations(layer, stat), probs, names=names, top=top)
+            width = run.n_units(layer) + run.n_units(head)
+            rows = int(max(256, min(200_000, memory_gb * 1e9 / (width * 8 * 4))))
+            acc = _StreamedCorrelation()
+            for x, y in zip(_row_batches(run, layer, stat, rows), _head_batches(run, head, output, rows)):
+                ok = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+                acc.add(x[ok], y[ok])
+            t = _top_outputs(acc.result(), np.arange(run.n_units(layer)), names, top)
             t.insert(0, "layer", layer)
             t.insert(2, "head", head)
             parts.append(t)

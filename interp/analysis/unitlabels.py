@@ -27,7 +27,7 @@ such (see ``docs/statistics.md``); the tests themselves are computed by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from math import comb
 from typing import Any, cast
 
@@ -214,7 +214,7 @@ def label_status(
 def label_units(
     sel: pd.DataFrame,
     *,
-    acts: Mapping[str, pd.DataFrame] | None = None,
+    acts: Mapping[str, pd.DataFrame] | Callable[[str, list[int]], pd.DataFrame] | None = None,
     labels: pd.Series | None = None,
     groups: pd.Series | None = None,
     metric: Metric | MetricAlias = "auroc",
@@ -240,8 +240,10 @@ def label_units(
     ----------
     sel : DataFrame
         From :func:`compute_selectivity`.
-    acts : mapping of layer to DataFrame, optional
-        The per-clip values ``sel`` was computed from (for the paired bootstrap).
+    acts : mapping of layer to DataFrame, or callable ``(layer, units) -> DataFrame``, optional
+        The per-clip values ``sel`` was computed from (for the paired bootstrap); only the
+        columns of the units that pass are used (a callable reads only those, e.g.
+        ``lambda layer, units: run.unit_block(layer, stat, units)``).
     labels, groups : pandas.Series, optional
         Category and group of each clip (indexed like ``acts``); ``labels`` is needed with
         ``acts``.
@@ -292,19 +294,23 @@ def label_units(
             q_unit = np.zeros(len(units))
             p_unit = np.full(len(units), np.nan)
         auroc, q = wide["auroc"].to_numpy(np.float64), wide["q"].to_numpy(np.float64)
-        if acts is not None and lab_all is not None:
-            a = acts[str(layer)][[int(u) for u in units]]
+        st = label_status(None, None, cats, auroc, q, q_unit, q_max=q_max, auroc_min=auroc_min)
+        cand = np.flatnonzero(st["status"].to_numpy() != "unlabelled")
+        if acts is not None and lab_all is not None and len(cand):
+            # only the units that pass are compared with their runner-up: only their columns are read
+            cand_units = [int(units[i]) for i in cand]
+            a = acts(str(layer), cand_units) if callable(acts) else acts[str(layer)][cand_units]
             a = a[a.index.isin(lab_all.index) & np.isfinite(a.to_numpy(np.float64)).all(axis=1)]
             lab = lab_all.reindex(a.index).to_numpy()
             inside = np.isin(lab, cats)
             g = None if groups is None else groups.reindex(a.index).to_numpy()[inside]
-            st = label_status(
+            sub = label_status(
                 a.to_numpy(np.float64)[inside],
                 lab[inside],
                 cats,
-                auroc,
-                q,
-                q_unit,
+                auroc[cand],
+                q[cand],
+                q_unit[cand],
                 groups=g,
                 q_max=q_max,
                 auroc_min=auroc_min,
@@ -312,8 +318,7 @@ def label_units(
                 n_boot=n_boot,
                 seed=seed,
             )
-        else:
-            st = label_status(None, None, cats, auroc, q, q_unit, q_max=q_max, auroc_min=auroc_min)
+            st.iloc[cand] = sub.to_numpy()
         best_idx = np.asarray([cats.index(c) for c in st["best_category"]])
         st.insert(0, "layer", str(layer))
         st.insert(1, "unit", np.asarray(units, dtype=np.int64))

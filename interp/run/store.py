@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,34 @@ class Run:
             df.columns = df.columns.astype(int)
             self._act_cache[key] = df
         return self._act_cache[key]
+
+    def unit_block(self, layer: str, stat: HeadStat, units: Iterable[int]) -> pd.DataFrame:
+        """The per-clip summaries of some units of ``layer`` only, read column by column from
+        the Parquet table (no other unit is read, nothing is cached): as :meth:`activations`
+        restricted to ``units``, in bounded memory."""
+        self._check_layer(layer)
+        allowed = STATS + (HEAD_STATS if layer in ("conv8", "conv8_2") else ())
+        check_option("stat", stat, allowed, where="unit_block")
+        cols = [int(u) for u in units]
+        key = (layer, stat)
+        if key in self._act_cache:  # already in memory: no need to read
+            return self._act_cache[key][cols]
+        path = self.path / "activations" / activation_file(layer, stat)
+        if not path.is_file():
+            raise RunError(
+                f"Run {str(self.path)!r} has no {stat!r} table for {layer} ({path.name}): it was "
+                "recorded by an older version; record it again (delete the folder) to get it."
+            )
+        table = pq.read_table(path, columns=["clip_id", *[str(u) for u in cols]])
+        df = table.to_pandas().set_index("clip_id")
+        df.columns = df.columns.astype(int)
+        return df
+
+    def unit_blocks(self, layer: str, stat: HeadStat, block_units: int) -> Iterator[pd.DataFrame]:
+        """:meth:`unit_block` over all units of ``layer``, ``block_units`` at a time."""
+        n = self.n_units(layer)
+        for u0 in range(0, n, max(1, int(block_units))):
+            yield self.unit_block(layer, stat, range(u0, min(n, u0 + int(block_units))))
 
     def activation_matrix(self, layer: str, stat: HeadStat = "max") -> np.ndarray:
         """:meth:`activations` as a float32 array ``(n_ok_clips, n_units)``."""

@@ -1,0 +1,96 @@
+"""Rank tests behind the selectivity table: on clips or on group means, within nuisance strata,
+and the unit-level p (see :mod:`interp.analysis.selectivity` and ``docs/statistics.md``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from interp.analysis import stats
+from interp.analysis.resampling import group_codes
+from soundnet.options import Alternative
+
+__all__ = ["group_design", "rank_tests", "stratified_tests", "unit_p"]
+
+
+def group_design(lab: np.ndarray, grp: np.ndarray | None, onehot: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(gmean, g_onehot)``: the ``(n_groups, n_clips)`` averaging matrix (None when every clip
+    is its own group) and each group's category (the most common among its clips)."""
+    if grp is None:
+        return None, onehot
+    codes = group_codes(grp, len(lab))
+    n_groups = int(codes.max()) + 1
+    if n_groups == len(lab):
+        return None, onehot
+    size = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    gmean = np.zeros((n_groups, len(lab)))
+    gmean[codes, np.arange(len(lab))] = 1.0 / size[codes]
+    counts = np.zeros((n_groups, onehot.shape[1]))
+    np.add.at(counts, codes, onehot)
+    g_onehot = np.zeros_like(counts, dtype=bool)
+    has = counts.sum(axis=1) > 0
+    g_onehot[np.flatnonzero(has), counts[has].argmax(axis=1)] = True
+    return gmean, g_onehot
+
+
+def stratified_tests(
+    obs: np.ndarray, onehot: np.ndarray, strata: np.ndarray, alternative: Alternative
+) -> dict[str, np.ndarray]:
+    """Within-strata AUROC and stratified Mann-Whitney p of every unit and category.
+
+    ``auroc_ctrl`` pools the comparisons *within* each stratum (category observations against
+    the others of the same stratum): ``sum_s U_s / sum_s n1_s n0_s``; ``p_ctrl`` is the
+    one-sided normal p of ``sum_s U_s`` with variance ``sum_s Var(U_s)`` (tie-corrected), the
+    stratified Wilcoxon test with equal weights per comparison. Strata with no observation of
+    the category, or none of the rest, add nothing.
+    """
+    oh = onehot.astype(np.float64)
+    n_units, n_cat = obs.shape[1], oh.shape[1]
+    u_sum = np.zeros((n_units, n_cat))
+    pairs = np.zeros(n_cat)
+    var = np.zeros((n_units, n_cat))
+    for s in pd.unique(strata):
+        m = strata == s
+        n = int(m.sum())
+        if n < 2:
+            continue
+        ranks, tie = stats.rank_columns(obs[m])
+        n1 = oh[m].sum(axis=0)
+        n0 = n - n1
+        u1 = ranks.T @ oh[m] - n1 * (n1 + 1) / 2.0
+        use = (n1 > 0) & (n0 > 0)
+        u_sum[:, use] += u1[:, use]
+        pairs[use] += (n1 * n0)[use]
+        v = n1 * n0 / 12.0 * ((n + 1) - tie[:, None] / (n * (n - 1)))
+        var[:, use] += v[:, use]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auroc = np.where(pairs > 0, u_sum / pairs, np.nan)
+        u_other = pairs - u_sum
+        u = {"greater": u_sum, "less": u_other}.get(alternative, np.maximum(u_sum, u_other))
+        z = np.where(var > 0, (u - pairs / 2.0 - 0.5) / np.sqrt(var), -np.inf)
+    p = stats.mannwhitney_p(z, alternative=alternative)
+    return {"auroc_ctrl": auroc, "p_ctrl": np.where(pairs > 0, p, np.nan)}
+
+
+def unit_p(p: np.ndarray, testable: np.ndarray) -> np.ndarray:
+    """Unit-level p of ``(n_units, n_categories)`` pair p-values: the smallest over the
+    testable categories times their number (Bonferroni), capped at 1; NaN when none."""
+    p_t = np.where(testable[None, :] & np.isfinite(p), p, np.inf)
+    best = p_t.min(axis=1) if p_t.shape[1] else np.full(p_t.shape[0], np.inf)
+    return np.where(np.isfinite(best), np.minimum(1.0, max(1, int(testable.sum())) * best), np.nan)
+
+
+def rank_tests(
+    ranks: np.ndarray, tie: np.ndarray, onehot: np.ndarray, small: list[int], subsets: dict, alternative: Alternative
+) -> dict[str, np.ndarray]:
+    """Mann-Whitney ``u``, ``z``, ``p_mwu`` and the permutation ``p_perm`` (for ``small``
+    categories) of every unit, from the ranks of the observations (clips, or group means)."""
+    oh = onehot.astype(np.float64)
+    n_pos = oh.sum(axis=0)
+    n_rest = oh.shape[0] - n_pos
+    _, u1 = stats.auroc_from_rank_sums(ranks.T @ oh, n_pos, n_rest)
+    z = stats.mannwhitney_z(u1, n_pos, n_rest, tie, alternative=alternative)
+    perm = np.full(u1.shape, np.nan)
+    for c in small:
+        perm[:, c] = stats.permutation_pvalues(ranks, onehot[:, c], subsets=subsets[c], alternative=alternative)
+    return {"u": u1, "z": z, "p_mwu": stats.mannwhitney_p(z, alternative=alternative), "p_perm": perm}
