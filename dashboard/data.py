@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
+from dashboard.dissection import DissectionData
 from interp.analysis.resampling import unit_auroc_intervals
 from interp.analysis.selectivity import output_correlations, rank_table
 from interp.analysis.topclips import quantile_bins, top_clips
@@ -239,6 +240,12 @@ class RunData:
     def _analysis(self, name: str) -> pd.DataFrame | None:
         """The analysis table ``name`` of the statistic shown (see :attr:`table_suffix`)."""
         return self._table(name + self.table_suffix)
+
+    @property
+    def dissection(self) -> DissectionData:
+        """The run's temporal dissection tables (:class:`dashboard.dissection.DissectionData`;
+        ``available`` False when ``soundnet-interp dissect`` has not been run)."""
+        return self._cached("dissection", lambda: DissectionData(self))
 
     @property
     def nuisance(self) -> pd.DataFrame | None:

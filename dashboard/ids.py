@@ -14,6 +14,9 @@ OVERVIEW_LAYERS_GRAPH = "overview-layers-graph"
 OVERVIEW_HEATMAP_GRAPH = "overview-heatmap-graph"
 OVERVIEW_PROBES_GRAPH = "overview-probes-graph"
 OVERVIEW_BEST_TABLE = "overview-best-table"
+OVERVIEW_DISSECTION_CARD = "overview-dissection-card"
+OVERVIEW_DISSECTION_GRAPH = "overview-dissection-graph"  # concept x layer count of dissected units
+OVERVIEW_DISSECTION_TABLE = "overview-dissection-table"  # units per dissection status and layer
 
 # -- unit page --------------------------------------------------------------------------------
 UNIT_STORE = "unit-store"  # {"layer": ..., "unit": ...} of the page shown
@@ -32,6 +35,12 @@ UNIT_CLIP_GRAPH = "unit-clip-graph"  # pattern id type: {"type": UNIT_CLIP_GRAPH
 UNIT_CLIP_AUDIO = "unit-clip-audio"  # pattern id type: {"type": UNIT_CLIP_AUDIO, "rank": r}
 UNIT_PLAYER = "unit-player"  # shared hidden player of the play buttons
 PLAY_BUTTON = "play-button"  # pattern id type: {"type": PLAY_BUTTON, "clip": id, "key": k}
+UNIT_DISSECTION_CARD = "unit-dissection-card"
+UNIT_DISSECTION_TABLE = "unit-dissection-table"  # the unit's concepts by IoU
+UNIT_DISSECTION_PROFILE = "unit-dissection-profile"  # onset-aligned profile of its best concept
+UNIT_DISSECTION_CLIPS = "unit-dissection-clips"
+UNIT_DISSECTION_GRAPH = "unit-dissection-graph"  # pattern id type: {"type": UNIT_DISSECTION_GRAPH, "rank": i}
+UNIT_DISSECTION_AUDIO = "unit-dissection-audio"  # pattern id type: {"type": UNIT_DISSECTION_AUDIO, "rank": i}
 
 # -- search -----------------------------------------------------------------------------------
 SEARCH_TEXT = "search-text"  # free text over category names
@@ -45,6 +54,10 @@ SEARCH_TABLE = "search-table"
 SEARCH_SUMMARY = "search-summary"
 SEARCH_NOTE = "search-note"  # what the highlighted rows are
 SEARCH_CHIP = "search-chip"  # pattern id type: {"type": SEARCH_CHIP, "category": c}
+SEARCH_CONCEPT = "search-concept"  # temporal dissection: the concept
+SEARCH_CONCEPT_LAYERS = "search-concept-layers"
+SEARCH_CONCEPT_TABLE = "search-concept-table"
+SEARCH_CONCEPT_SUMMARY = "search-concept-summary"
 CLIPS_TEXT = "clips-text"  # free text over clip names and labels
 CLIPS_TABLE = "clips-table"
 

@@ -325,7 +325,10 @@ def unit_figure_names(data: RunData, layer: str, unit: int) -> list[str]:
     """Names of the figures a unit page can export."""
     names = ["histogram", "distributions"] + [f"clip-{r}" for r in range(len(data.top_clips(layer, unit, k=TOP_K)))]
     names += [n for n, h in (("objects", "conv8"), ("places", "conv8_2")) if h in data.layers]
-    return names + (["tuning-frequency", "tuning-rate"] if data.probes_run is not None else [])
+    names += ["tuning-frequency", "tuning-rate"] if data.probes_run is not None else []
+    from dashboard import dissection_views  # imports this module
+
+    return names + dissection_views.unit_figure_names(data, layer, unit)
 
 
 def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | None:
@@ -340,6 +343,10 @@ def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | 
         return promoted_figure(data, layer, unit, "conv8" if name == "objects" else "conv8_2")
     if name.startswith("tuning-"):
         return tuning_figures(data, layer, unit).get(name)
+    if name.startswith("dissection-"):
+        from dashboard import dissection_views  # imports this module
+
+        return dissection_views.unit_figure(data, layer, unit, name)
     return None
 
 
@@ -434,7 +441,7 @@ def layers_title(data: RunData) -> str:
 
 
 def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figure | None:
-    """The overview's figure called ``name`` (``layers``, ``categories``, ``probes``).
+    """The overview's figure called ``name`` (``layers``, ``categories``, ``dissection``, ``probes``).
 
     ``titled=False`` leaves the title to the page's card.
     """
@@ -455,6 +462,10 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
             colorbar=dict(title=dict(text="units labelled")),
         )
         return fig
+    if name == "dissection" and data.dissection.available:
+        from dashboard import dissection_views  # imports this module
+
+        return dissection_views.overview_figure(data, titled=titled)
     if name == "probes" and data.probes_accuracy is not None:
         chance = 1.0 / len(data.categories) if data.categories else None
         return F.probe_accuracy_figure(
@@ -559,13 +570,28 @@ def play_button(clip_id: str, *, key: str, title: str = "play") -> html.Button:
 
 
 def clip_card(
-    data: RunData, layer: str, unit: int, rank: int, top: pd.DataFrame, graph_id: Any, audio_id: Any
+    data: RunData,
+    layer: str,
+    unit: int,
+    rank: int,
+    top: pd.DataFrame,
+    graph_id: Any,
+    audio_id: Any,
+    *,
+    figure: go.Figure | None = None,
+    export_name: str | None = None,
+    extra: Any = None,
 ) -> html.Div:
-    """One top clip: header, spectrogram + trace, audio player, export links."""
+    """One top clip: header, spectrogram + trace, audio player, export links.
+
+    ``figure`` (default :func:`clip_trace_figure` of the row) and ``export_name`` (default
+    ``clip-<rank>``) let other clip lists (the dissection's) share the card; ``extra`` is shown
+    under the figure.
+    """
     row = top.iloc[rank]
     cid = str(row["clip_id"])
     stat = str(top.attrs.get("stat", data.stat))
-    fig = clip_trace_figure(data, layer, unit, rank, top=top)
+    fig = clip_trace_figure(data, layer, unit, rank, top=top) if figure is None else figure
     t, note = clip_moment(float(row["peak_s"]), float(row["duration_s"]), layer)
     message = short_clip_message(data, cid, layer)
     if message is not None:
@@ -609,13 +635,14 @@ def clip_card(
                 ],
             ),
             dcc.Graph(id=graph_id, figure=fig, config={"displayModeBar": False}, className="clip-graph"),
+            extra,
             counted,
             below,
             html.Div(
                 className="clip-card-foot",
                 children=[
                     audio_player(cid, small=True, element_id=audio_id, window_s=data.view_window(cid, t)),
-                    export_links("unit", [layer, str(unit)], f"clip-{rank}"),
+                    export_links("unit", [layer, str(unit)], export_name or f"clip-{rank}"),
                 ],
             ),
         ],

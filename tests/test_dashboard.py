@@ -1013,3 +1013,239 @@ def test_browser_unit_page_audio_and_search(browser, dash_run, speech_unit, arti
     _, _, u = href.split("/")[1:4]
     browser.wait_for_contains_text(".unit-title h2", f"unit {u}", timeout=30)
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+
+
+# --------------------------------------------------------------------------------------------
+# temporal dissection: unit card, overview heatmap, search by concept
+# --------------------------------------------------------------------------------------------
+DISSECT_LAYERS = ("conv2", "conv3", "conv4")
+SHOTS = Path("/tmp/shots/dissect")
+
+
+@pytest.fixture(scope="session")
+def dissected_run(tmp_path_factory, model) -> Path:
+    """20 soundscapes of 6 s (the demo's kick drums, snares and cymbals), recorded and dissected
+    on conv2..conv4, not analysed (no selectivity tables)."""
+    from interp.analysis.dissection import run_dissection
+    from interp.corpus.corpora import load_corpus
+    from interp.corpus.soundscapes import synthesize_soundscapes
+    from interp.recording import record_corpus
+
+    root = tmp_path_factory.mktemp("dissect")
+    synthesize_soundscapes(
+        "demo", root / "scapes", n=20, duration_s=6.0, labels=["kick_drum", "snare_drum", "cymbal"], seed=0
+    )
+    record_corpus(
+        load_corpus(str(root / "scapes" / "manifest.csv")), root / "run", model=model, workers=0, progress=False
+    )
+    run_dissection(root / "run", root / "scapes" / "events.tsv", model=model, layers=list(DISSECT_LAYERS))
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def dissect_app(dissected_run):
+    from dashboard.app import create_app
+
+    return create_app(dissected_run)
+
+
+@pytest.fixture(scope="module")
+def concept_unit(dissected_run) -> dict:
+    """The unit with status concept and the highest IoU (read from the table, not the dashboard)."""
+    u = pd.read_parquet(dissected_run / "dissection_units.parquet")
+    best = u[u["status"] == "concept"].sort_values("iou", ascending=False).iloc[0]
+    return {
+        "layer": str(best["layer"]),
+        "unit": int(best["unit"]),
+        "concept": str(best["concept"]),
+        "iou": float(best["iou"]),
+    }
+
+
+def test_dissection_unit_card_shows_status_concepts_profile_and_clips(dissect_app, dissected_run, concept_unit):
+    from dashboard import ids
+
+    client = dissect_app.server.test_client()
+    layer, unit, concept = concept_unit["layer"], concept_unit["unit"], concept_unit["concept"]
+    tree = _route(client, f"/unit/{layer}/{unit}").get_json()
+    card = _find(tree, ids.UNIT_DISSECTION_CARD)
+    texts = _texts(card)
+    assert "Temporal dissection" in json.dumps(card) and "concept" in texts and concept in texts
+    # the concepts table: every concept of the unit, by IoU, with the values of dissection.parquet
+    table = pd.read_parquet(dissected_run / "dissection.parquet")
+    mine = table[(table["layer"] == layer) & (table["unit"] == unit)].sort_values("iou", ascending=False)
+    rows = _texts(_find(card, ids.UNIT_DISSECTION_TABLE))
+    shown = [t for t in rows if t in set(mine["concept"])]
+    assert shown == list(mine["concept"]), shown
+    assert f"{concept_unit['iou']:.3g}" in rows and f"{mine['recall'].iloc[0]:.3g}" in rows
+    assert "q_time" in rows and "q_label" in rows and "null IoU (time)" in rows
+    # the onset-aligned profile of the best concept, with the onset at 0
+    prof = _find(card, ids.UNIT_DISSECTION_PROFILE)["figure"]
+    main = [t for t in prof["data"] if t["name"] == concept]
+    assert len(main) == 1 and len(prof["data"]) == mine["concept"].nunique()
+    p = pd.read_parquet(dissected_run / "dissection_profiles.parquet")
+    p = p[(p["layer"] == layer) & (p["unit"] == unit) & (p["concept"] == concept)].sort_values("t_s")
+    assert np.allclose(_array(main[0]["x"]), p["t_s"]) and np.allclose(_array(main[0]["y"]), p["activation"])
+    assert any(s["type"] == "line" and s["x0"] == 0.0 and s["x1"] == 0.0 for s in prof["layout"]["shapes"])
+    # the clips: those with the most events of the concept, each with its events and the threshold
+    events = pd.read_parquet(dissected_run / "dissection_events.parquet")
+    n_concept = events[events["label"] == concept].groupby("clip_id").size()
+    graphs = [
+        n["props"]
+        for n in _walk(card)
+        if isinstance(n, dict)
+        and isinstance(n.get("props", {}).get("id"), dict)
+        and n["props"]["id"].get("type") == ids.UNIT_DISSECTION_GRAPH
+    ]
+    graphs.sort(key=lambda g: g["id"]["rank"])
+    assert len(graphs) == 4
+    order = pd.read_parquet(dissected_run / "clips.parquet")["clip_id"].tolist()
+    counts = pd.DataFrame({"n_concept": n_concept, "n_all": events.groupby("clip_id").size().reindex(n_concept.index)})
+    counts["o"] = [order.index(c) for c in counts.index]
+    expected = counts.sort_values(["n_concept", "n_all", "o"], ascending=[False, False, True]).index[:4].tolist()
+    page = json.dumps(card)
+    assert page.index(f"/clip/{expected[0]}") < page.index(f"/clip/{expected[1]}")
+    threshold = float(mine["threshold"].iloc[0])
+    for g, cid in zip(graphs, expected, strict=True):
+        fig = g["figure"]
+        assert [t["type"] for t in fig["data"][:2]] == ["heatmap", "scatter"]  # the unit page's clip figure
+        rects = [s for s in fig["layout"]["shapes"] if s["type"] == "rect"]
+        lines = [s for s in fig["layout"]["shapes"] if s["type"] == "line" and s.get("yref") == "y2"]
+        assert len(lines) == 1 and abs(lines[0]["y0"] - threshold) < 1e-9
+        ev = events[events["clip_id"] == cid]
+        assert len(rects) == len(ev)  # every event of the clip, and no receptive-field window
+        full = sorted((s["x0"], s["x1"]) for s in rects if s["y0"] == 0.0)  # the concept's: the full height
+        want = sorted(zip(ev.loc[ev["label"] == concept, "onset_s"], ev.loc[ev["label"] == concept, "offset_s"]))
+        assert np.allclose(full, want)
+    # exported like the other figures
+    r = client.get(f"/export/unit/{layer}/{unit}/dissection-profile.html")
+    assert r.status_code == 200 and b"Plotly.newPlot" in r.data
+    assert client.get(f"/export/unit/{layer}/{unit}/dissection-clip-9.html").status_code == 404
+    # a layer that was not dissected says so; a head unit too
+    other = _route(client, "/unit/conv5/0").get_json()
+    assert "conv5 was not dissected" in " ".join(_texts(_find(other, ids.UNIT_DISSECTION_CARD)))
+
+
+def _array(v) -> np.ndarray:
+    """A figure array from a page's JSON (a list, or plotly's typed array ``{dtype, bdata}``)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        shape = v.get("shape", -1)
+        shape = tuple(int(x) for x in shape.split(",")) if isinstance(shape, str) else shape
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).reshape(shape)
+    return np.asarray(v, dtype=np.float64)
+
+
+def _walk(tree):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def test_dissection_overview_counts_and_search_by_concept(dissect_app, dissected_run, concept_unit):
+    from dashboard import ids
+    from interp.report.figures.dissection_charts import CONCEPT_COUNTS_TITLE
+
+    client = dissect_app.server.test_client()
+    tree = _route(client, "/").get_json()
+    card = _find(tree, ids.OVERVIEW_DISSECTION_CARD)
+    assert CONCEPT_COUNTS_TITLE in _texts(card)
+    fig = _find(card, ids.OVERVIEW_DISSECTION_GRAPH)["figure"]
+    hm = fig["data"][0]
+    z = _array(hm["z"]).reshape(len(hm["y"]), len(hm["x"]))
+    u = pd.read_parquet(dissected_run / "dissection_units.parquet")
+    assert list(hm["x"]) == list(DISSECT_LAYERS)
+    for i, c in enumerate(hm["y"]):
+        for j, layer in enumerate(hm["x"]):
+            n = int(((u["layer"] == layer) & (u["status"] == "concept") & (u["concept"] == c)).sum())
+            assert z[i, j] == n, (c, layer)
+    n_events = [int(((u["layer"] == layer) & (u["status"] == "events")).sum()) for layer in DISSECT_LAYERS]
+    assert fig["layout"]["xaxis"]["ticktext"] == [f"{l}<br>{n} events" for l, n in zip(DISSECT_LAYERS, n_events)]
+    status_rows = _texts(_find(card, ids.OVERVIEW_DISSECTION_TABLE))
+    assert "fires at events of any kind" in status_rows and str(n_events[0]) in status_rows
+    # no selectivity tables: the overview still says so, without an error
+    assert "This run has no selectivity tables yet" in json.dumps(tree)
+    r = client.get("/export/overview/dissection.html")
+    assert r.status_code == 200 and CONCEPT_COUNTS_TITLE.encode() in r.data
+
+    # search by concept: the units labelled with it, highest IoU first, linking to their pages
+    concept = concept_unit["concept"]
+    page = _route(client, "/search", f"?concept={concept}").get_json()
+    rows = _find(page, ids.SEARCH_CONCEPT_TABLE)["data"]
+    expected = u[(u["status"] == "concept") & (u["concept"] == concept)]
+    assert len(rows) == len(expected) > 0
+    first = f"[{concept_unit['layer']} · {concept_unit['unit']}](/unit/{concept_unit['layer']}/{concept_unit['unit']})"
+    assert rows[0]["unit_link"] == first
+    assert [r["iou"] for r in rows] == sorted((r["iou"] for r in rows), reverse=True)
+    # the callback, narrowed to one layer
+    got = _callback(
+        client,
+        [(ids.SEARCH_CONCEPT_TABLE, "data"), (ids.SEARCH_CONCEPT_SUMMARY, "children")],
+        [(ids.SEARCH_CONCEPT, "value", concept), (ids.SEARCH_CONCEPT_LAYERS, "value", ["conv3"])],
+    ).get_json()["response"]
+    rows3 = got[ids.SEARCH_CONCEPT_TABLE]["data"]
+    assert len(rows3) == int((expected["layer"] == "conv3").sum())
+    assert all("(/unit/conv3/" in r["unit_link"] for r in rows3)
+    assert f"units labelled with the concept {concept}" in got[ids.SEARCH_CONCEPT_SUMMARY]["children"]
+
+
+def test_run_without_dissection_shows_no_dissection(client, data, speech_unit):
+    assert not data.dissection.available
+    layer, unit = speech_unit
+    for path in (f"/unit/{layer}/{unit}", "/", "/search"):
+        r = _route(client, path)
+        assert r.status_code == 200, path
+        page = json.dumps(r.get_json())
+        assert "dissection" not in page.lower(), path
+    assert client.get(f"/export/unit/{layer}/{unit}/dissection-profile.png").status_code == 404
+    assert client.get("/export/overview/dissection.png").status_code == 404
+
+
+@pytest.mark.browser
+def test_browser_dissection_unit_page_and_overview(browser, dissected_run, concept_unit):
+    from dashboard.app import create_app
+
+    app = create_app(dissected_run)
+    browser.start_server(app, port=_free_port())
+    driver = browser.driver
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    layer, unit = concept_unit["layer"], concept_unit["unit"]
+
+    browser.server_url = browser.server.url + f"/unit/{layer}/{unit}"
+    browser.wait_for_element("#unit-dissection-clips .js-plotly-plot", timeout=60)
+    browser.wait_for_contains_text("#unit-dissection-card", concept_unit["concept"], timeout=30)
+    drawn = driver.execute_script(
+        """const gd = document.querySelector('#unit-dissection-profile .js-plotly-plot') ||
+                     document.querySelector('#unit-dissection-profile');
+        const clip = document.querySelector('#unit-dissection-clips .js-plotly-plot');
+        return {lines: gd.querySelectorAll('.scatterlayer path.js-line').length,
+                shapes: clip.querySelectorAll('.shapelayer path').length};"""
+    )
+    assert drawn["lines"] >= 1 and drawn["shapes"] >= 2  # the profile, the event spans and the threshold
+    time.sleep(1.0)
+    card = driver.find_element("css selector", "#unit-dissection-card")
+    driver.execute_script("arguments[0].scrollIntoView()", card)
+    driver.set_window_size(1440, min(6000, driver.execute_script("return document.body.scrollHeight") + 40))
+    time.sleep(0.5)
+    shot = SHOTS / "unit_page.png"
+    driver.save_screenshot(str(shot))
+    card.screenshot(str(SHOTS / "unit_dissection_card.png"))
+    assert shot.stat().st_size > 50_000
+    driver.set_window_size(1440, 1000)
+
+    browser.server_url = browser.server.url + "/"
+    browser.wait_for_element("#overview-dissection-graph .js-plotly-plot", timeout=60)
+    time.sleep(1.0)
+    driver.set_window_size(1440, min(6000, driver.execute_script("return document.body.scrollHeight") + 40))
+    time.sleep(0.5)
+    driver.save_screenshot(str(SHOTS / "overview.png"))
+    driver.find_element("css selector", "#overview-dissection-card").screenshot(
+        str(SHOTS / "overview_dissection_card.png")
+    )
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]

@@ -1,4 +1,5 @@
-"""Overview page ``/``: the run at a glance, selectivity per layer and category, probe accuracy."""
+"""Overview page ``/``: the run at a glance, selectivity per layer and category, units labelled with
+sound-event concepts (temporal dissection), probe accuracy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import dash
 from dash import Input, Output, dcc, html
 
+from dashboard import dissection_views as DV
 from dashboard import ids
 from dashboard import views as V
 from dashboard.data import RunData, get_data
@@ -23,6 +25,7 @@ def layout(**_: Any) -> html.Div:
             _facts(data),
             _nuisance(data),
             _selectivity(data),
+            DV.overview_card(data),
             _probes(data),
             _best_units(data),
         ],
@@ -343,3 +346,21 @@ def heatmap_click(click: dict | None):
     if cat not in data.categories or layer not in data.layers:
         return dash.no_update
     return f"/search?category={cat}&layer={layer}"
+
+
+@dash.callback(
+    Output(ids.NAV_LOCATION, "href", allow_duplicate=True),
+    Input(ids.OVERVIEW_DISSECTION_GRAPH, "clickData"),
+    prevent_initial_call=True,
+)
+def dissection_click(click: dict | None):
+    """A cell of the dissection heatmap lists that concept's units of that layer on the search page."""
+    data = get_data()
+    try:
+        pt = (click or {})["points"][0]
+        concept, layer = str(pt["y"]), str(pt["x"])
+    except (KeyError, IndexError, TypeError):
+        return dash.no_update
+    if concept not in data.dissection.concepts or layer not in data.layers:
+        return dash.no_update
+    return f"/search?concept={concept}&layer={layer}"

@@ -1,4 +1,5 @@
-"""Search page ``/search``: rank units for a category by any metric; find clips by name or label."""
+"""Search page ``/search``: rank units for a category by any metric; list the units labelled with a
+sound-event concept (temporal dissection); find clips by name or label."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, ctx, dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
+from dashboard import dissection_views as DV
 from dashboard import ids
 from dashboard import views as V
 from dashboard.data import get_data
@@ -50,7 +52,13 @@ _TABLE_STYLE = dict(
 )
 
 
-def layout(category: str | None = None, layer: str | None = None, metric: str | None = None, **_: Any) -> html.Div:
+def layout(
+    category: str | None = None,
+    layer: str | None = None,
+    metric: str | None = None,
+    concept: str | None = None,
+    **_: Any,
+) -> html.Div:
     data = get_data()
     cats = data.categories
     category = category if category in cats else None
@@ -206,6 +214,7 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
                     ]
                 ),
             ),
+            _concept_card(data, concept, layer),
             V.card(
                 "Clips",
                 html.Div(
@@ -246,6 +255,97 @@ def layout(category: str | None = None, layer: str | None = None, metric: str | 
             ),
         ],
     )
+
+
+def _concept_card(data, concept: str | None, layer: str | None) -> html.Div | None:
+    """Units labelled with a concept by the temporal dissection (only when the run has it)."""
+    d = data.dissection
+    if not d.available:
+        return None
+    concept = concept if concept in d.concepts else None
+    layers: list[str] = [str(layer)] if layer in d.layers else d.layers
+    rows, summary = DV.concept_rows(data, concept, layers)
+    return V.card(
+        "Find units by sound-event concept (temporal dissection)",
+        html.Div(
+            [
+                html.Div(
+                    className="controls",
+                    children=[
+                        html.Div(
+                            className="control",
+                            children=[
+                                html.Label("concept (type to search)"),
+                                dcc.Dropdown(
+                                    id=ids.SEARCH_CONCEPT,
+                                    options=[{"label": c, "value": c} for c in d.concepts],
+                                    value=concept,
+                                    placeholder="concept",
+                                    clearable=True,
+                                    searchable=True,
+                                ),
+                            ],
+                        ),
+                        html.Div(
+                            className="control grow",
+                            children=[
+                                html.Label("layers"),
+                                dcc.Checklist(
+                                    id=ids.SEARCH_CONCEPT_LAYERS,
+                                    options=[{"label": l, "value": l} for l in d.layers],
+                                    value=layers,
+                                    inline=True,
+                                    className="checks",
+                                ),
+                            ],
+                        ),
+                    ],
+                ),
+                html.Div(summary, id=ids.SEARCH_CONCEPT_SUMMARY, className="summary muted"),
+                dash_table.DataTable(  # type: ignore[attr-defined]  # generated at import, unknown to the stubs
+                    id=ids.SEARCH_CONCEPT_TABLE,
+                    data=rows,
+                    sort_action="native",
+                    page_action="native",
+                    page_size=25,
+                    columns=[
+                        {"name": "#", "id": "rank", "type": "numeric"},
+                        {"name": "unit", "id": "unit_link", "presentation": "markdown"},
+                        {"name": "IoU", "id": "iou", "type": "numeric", "format": _NUM},
+                        {"name": "null IoU (time)", "id": "iou_null_time", "type": "numeric", "format": _NUM},
+                        {"name": "null IoU (label)", "id": "iou_null_label", "type": "numeric", "format": _NUM},
+                        {"name": "q_time", "id": "q_time", "type": "numeric", "format": _P},
+                        {"name": "q_label", "id": "q_label", "type": "numeric", "format": _P},
+                        {"name": "precision", "id": "precision", "type": "numeric", "format": _NUM},
+                        {"name": "recall", "id": "recall", "type": "numeric", "format": _NUM},
+                        {"name": "concepts passing", "id": "n_concepts", "type": "numeric"},
+                    ],
+                    style_cell_conditional=[{"if": {"column_id": "unit_link"}, "textAlign": "left"}],
+                    markdown_options={"link_target": "_self"},
+                    **_TABLE_STYLE,
+                ),
+                html.P(
+                    "Units whose dissection status is concept with the chosen concept: their above-threshold frames "
+                    "overlap its events more than under both nulls (events shifted in time; labels permuted across "
+                    "events). concepts passing: how many concepts pass both nulls for the unit (it is listed under "
+                    "its best, by IoU).",
+                    className="note",
+                ),
+            ]
+        ),
+    )
+
+
+@dash.callback(
+    Output(ids.SEARCH_CONCEPT_TABLE, "data"),
+    Output(ids.SEARCH_CONCEPT_SUMMARY, "children"),
+    Input(ids.SEARCH_CONCEPT, "value"),
+    Input(ids.SEARCH_CONCEPT_LAYERS, "value"),
+    prevent_initial_call=True,
+)
+def concept_units(concept: str | None, layers: list[str] | None):
+    """The units labelled with a concept (from ``dissection_units.parquet``), highest IoU first."""
+    return DV.concept_rows(get_data(), concept, list(layers or []))
 
 
 def _matches(cats: list[str], text: str) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 from dash import ALL, Input, Output, State, dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
+from dashboard import dissection_views as DV
 from dashboard import ids
 from dashboard import views as V
 from dashboard.data import RunData, describe_stat, get_data
@@ -76,6 +77,7 @@ def layout(layer: str | None = None, unit: str | None = None, **_: Any) -> html.
             ),
             _metrics_card(data, layer, u),
             _topk_card(data, layer, u),
+            DV.unit_card(data, layer, u),
             html.Div(className="grid two", children=[_quantiles_card(data, layer, u), _promoted_card(data, layer, u)]),
             _tuning_card(data, layer, u),
         ],
