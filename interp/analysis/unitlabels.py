@@ -27,6 +27,7 @@ such (see ``docs/statistics.md``); the tests themselves are computed by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from math import comb
 from typing import Any, cast
@@ -89,7 +90,9 @@ def min_permutation_p(n_groups: int, n_groups_pos: int) -> float:
     extreme. A category with too few groups cannot reach significance whatever its effect."""
     if n_groups_pos <= 0 or n_groups_pos >= n_groups:
         return 1.0
-    return 1.0 / comb(int(n_groups), int(n_groups_pos))
+    n, k = int(n_groups), int(n_groups_pos)
+    log_comb = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    return 1.0 / comb(n, k) if log_comb < 700 else math.exp(-log_comb)  # (comb overflows a float)
 
 
 def _group_labels(codes: np.ndarray, cat: np.ndarray) -> np.ndarray:

@@ -1,0 +1,180 @@
+"""``analyze`` at scale: wall time and peak memory for N/10 and N clips, and equality with the
+in-memory path.
+
+Writes synthetic run directories in the run-directory format (``run.json``, ``clips.parquet``,
+``activations/<layer>.vmean.parquet`` for all 3,433 units, and the heads' ``mean`` logits), N/10
+and N clips, 10 categories, clips nested in groups of 4, a few planted selective units, then
+runs ``analyze`` on each in a fresh process (the nuisance report is skipped: there is no audio)
+and prints wall time and peak resident memory, and their ratios. With ``--check-clips`` (default
+50,000) it also analyses a run of that size in memory (every layer's table read whole, as before
+the out-of-core path) and checks that the selectivity table and the unit labels are identical.
+
+    RESULT time_ratio=<t(N) / t(N/10)> peak_gb=<peak at N> equal=<true|false>
+
+Usage: ``python benchmarks/bench_analyze_scale.py [--clips 1000000] [--memory-gb 4]
+[--check-clips 50000] [--keep DIR]``. The default N writes about 14 GB of Parquet and takes long
+on 2 cores; ``--clips 100000`` gives the ratio in minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from interp.run.store import FORMAT_VERSION, activation_file, unit_columns, write_parquet  # noqa: E402
+from soundnet.model import LAYERS, SPEC_BY_NAME  # noqa: E402
+
+CATEGORIES = [f"cat{i}" for i in range(10)]
+_ROWS = 8192  # rows written per row group
+
+
+def write_synthetic_run(path: Path, n_clips: int, *, seed: int = 0) -> None:
+    """A run directory of ``n_clips`` synthetic clips (no audio) that ``analyze`` reads."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "activations").mkdir(exist_ok=True)
+    labels = np.asarray(CATEGORIES)[rng.integers(0, len(CATEGORIES), size=n_clips)]
+    ids = np.asarray([f"c{i:010d}" for i in range(n_clips)])
+    clips = pd.DataFrame(
+        {
+            "clip_id": ids,
+            "path": [f"/nonexistent/{i}.wav" for i in range(n_clips)],
+            "label": labels,
+            "fold": -1,
+            "start_s": 0.0,
+            "end_s": np.nan,
+            "duration_s": rng.uniform(1.0, 10.0, size=n_clips),
+            "sample_rate_hz": 22050,
+            "status": "ok",
+            "note": "",
+            "order": np.arange(n_clips),
+            "group": [f"g{i // 4}" for i in range(n_clips)],
+        }
+    )
+    write_parquet(path / "clips.parquet", clips)
+    units = {layer: SPEC_BY_NAME[layer].out_channels for layer in LAYERS}
+    for layer in LAYERS:
+        n = units[layer]
+        stats = ("vmean", "mean") if layer in ("conv8", "conv8_2") else ("vmean",)
+        for stat in stats:
+            schema = pa.schema(
+                [pa.field("clip_id", pa.string())] + [pa.field(c, pa.float32()) for c in unit_columns(n)]
+            )
+            with pq.ParquetWriter(path / "activations" / activation_file(layer, stat), schema) as w:
+                for r0 in range(0, n_clips, _ROWS):
+                    r1 = min(n_clips, r0 + _ROWS)
+                    x = rng.gamma(2.0, 0.5, size=(r1 - r0, n)).astype(np.float32)
+                    for j, cat in enumerate(CATEGORIES[: min(10, n)]):  # planted: unit j fires for cat j
+                        x[labels[r0:r1] == cat, j] += 1.5
+                    cols = [pa.array(ids[r0:r1])] + [pa.array(x[:, j]) for j in range(n)]
+                    w.write_table(pa.Table.from_arrays(cols, schema=schema))
+    meta = {
+        "format": FORMAT_VERSION,
+        "complete": True,
+        "created": "synthetic",
+        "finished": f"synthetic-{n_clips}-{seed}",
+        "layers": list(LAYERS),
+        "units": units,
+        "settings": {"layers": list(LAYERS)},
+        "n_ok": n_clips,
+        "n_failed": 0,
+    }
+    (path / "run.json").write_text(json.dumps(meta))
+
+
+def _analyze_child(run: Path, memory_gb: float) -> tuple[float, float]:
+    """Wall seconds and peak resident GB of ``analyze`` on ``run`` in a fresh process."""
+    code = (
+        f"import resource, sys, time; sys.path.insert(0, {str(REPO)!r})\n"
+        "from interp.analysis.selectivity import analyze\n"
+        f"t = time.perf_counter(); analyze({str(run)!r}, recompute=True, nuisance=False, memory_gb={memory_gb})\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(peak)
+
+
+def _equal_to_in_memory(run: Path) -> bool:
+    """The out-of-core selectivity table and labels equal the in-memory computation's (floats to
+    a relative 1e-9: the sums run in other block shapes)."""
+    from interp.analysis import selectivity as S
+    from interp.analysis.unitlabels import label_units
+    from interp.run.store import open_run
+
+    r = open_run(run)
+    blockwise = S.run_selectivity(r, recompute=True, memory_gb=0.05)
+    groups = r.ok_clips["group"].astype(str)
+    whole = S.compute_selectivity(
+        {layer: r.activations(layer, "vmean") for layer in r.layers}, r.ok_clips["label"], groups=groups
+    )
+
+    def same(x: pd.DataFrame, y: pd.DataFrame) -> bool:
+        try:  # strings and integers exactly, floats to rounding (BLAS sums in other block shapes)
+            pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True), rtol=1e-9, atol=1e-12)
+        except AssertionError as exc:
+            print(f"  differs: {str(exc)[:300]}")
+            return False
+        return True
+
+    lab_a = S.run_unit_labels(r, write=False, memory_gb=0.05)["unit_labels"]
+    lab_b = label_units(
+        whole, acts={layer: r.activations(layer, "vmean") for layer in r.layers}, labels=r.labels, groups=groups
+    )
+    return same(blockwise, whole) and same(lab_a, lab_b)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=1_000_000)
+    ap.add_argument("--memory-gb", type=float, default=4.0)
+    ap.add_argument("--check-clips", type=int, default=50_000, help="0: skip the equality check")
+    ap.add_argument("--keep", type=Path, help="write the runs here and keep them")
+    args = ap.parse_args(argv)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_analyze_"))
+    try:
+        results = {}
+        for n in (args.clips // 10, args.clips):
+            run = root / f"run_{n}"
+            if not (run / "run.json").is_file():
+                t0 = time.perf_counter()
+                write_synthetic_run(run, n)
+                print(f"wrote {n:,} clips x 3,433 units in {time.perf_counter() - t0:.0f} s")
+            wall, peak = _analyze_child(run, args.memory_gb)
+            results[n] = (wall, peak)
+            print(f"analyze {n:>9,} clips: {wall:8.1f} s, peak {peak:5.2f} GB (budget {args.memory_gb:g} GB)")
+        (t_small, m_small), (t_big, m_big) = results[args.clips // 10], results[args.clips]
+        print(f"time ratio N / (N/10) = {t_big / t_small:.2f} (target <= 11); memory ratio {m_big / m_small:.2f}")
+        equal: bool | None = None
+        if args.check_clips:
+            run = root / f"check_{args.check_clips}"
+            if not (run / "run.json").is_file():
+                write_synthetic_run(run, args.check_clips, seed=1)
+            equal = _equal_to_in_memory(run)
+            print(f"{args.check_clips:,} clips: out-of-core tables equal to the in-memory path: {equal}")
+        print(
+            "RESULT "
+            + json.dumps({"time_ratio": round(t_big / t_small, 3), "peak_gb": round(m_big, 3), "equal": equal})
+        )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
