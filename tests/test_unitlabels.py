@@ -160,3 +160,27 @@ def test_planted_units_labelled(planted):
     summary = S.layer_summary(lab.reset_index())
     assert summary["n_selective"].iloc[0] == int(lab["selective"].sum())
     assert summary["n_polysemantic"].iloc[0] >= 1
+
+
+def test_multilabel_clips_count_for_each_of_their_labels():
+    """Multi-label corpora (AudioSet, FSD50K): a clip with two labels is positive for both in
+    the one-vs-rest tests, and a unit that fires for one label is found."""
+    rng = np.random.default_rng(5)
+    n = 120
+    base = np.repeat(["a", "b", "c", "d"], n // 4)
+    labels = [[v] for v in base]
+    for i in range(0, n, 6):  # every sixth clip also has label "e"
+        labels[i] = [labels[i][0], "e"]
+    ids = [f"m{i:03d}" for i in range(n)]
+    x = np.maximum(rng.normal(0.3, 1.0, size=(n, 40)), 0.0)
+    has_e = np.array(["e" in v for v in labels])
+    x[has_e, 3] += 3.0  # unit 3 fires for "e", whatever the clip's other label
+    acts, lab = pd.DataFrame(x, ids, range(40)), pd.Series(labels, ids, dtype=object)
+    sel = S.compute_selectivity(acts, lab, layer="conv3")
+    e = sel[sel["category"] == "e"].set_index("unit")
+    assert e.loc[3, "n_pos"] == has_e.sum() and e.loc[3, "n_rest"] == n - has_e.sum()
+    a = sel[sel["category"] == "a"].set_index("unit")
+    assert a.loc[3, "n_pos"] == n // 4  # the clips of "a" that also have "e" count for "a" too
+    assert S.rank_table(sel, "e", top=1)["unit"].iloc[0] == 3
+    units = S.label_units(sel, acts={"conv3": acts}, labels=lab).set_index("unit")
+    assert units.loc[3, "status"] == "selective" and units.loc[3, "label"] == "e"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from interp.analysis import stats
 from interp.analysis.resampling import group_codes
@@ -13,24 +14,36 @@ from soundnet.options import Alternative
 __all__ = ["group_design", "rank_tests", "stratified_tests", "unit_p"]
 
 
-def group_design(lab: np.ndarray, grp: np.ndarray | None, onehot: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """``(gmean, g_onehot)``: the ``(n_groups, n_clips)`` averaging matrix (None when every clip
-    is its own group) and each group's category (the most common among its clips)."""
+def group_design(
+    lab: np.ndarray, grp: np.ndarray | None, onehot: np.ndarray
+) -> tuple[sparse.csr_matrix | None, np.ndarray, np.ndarray | None]:
+    """``(gmean, g_onehot, first)``: the sparse ``(n_groups, n_clips)`` averaging matrix (None
+    when every clip is its own group), each group's categories and each group's first clip.
+
+    A group's category is the most common among its clips (single-label); with multi-label
+    clips (several categories in a row of ``onehot``), a group has each category that at least
+    half of its clips have.
+    """
     if grp is None:
-        return None, onehot
+        return None, onehot, None
     codes = group_codes(grp, len(lab))
     n_groups = int(codes.max()) + 1
     if n_groups == len(lab):
-        return None, onehot
+        return None, onehot, None
     size = np.bincount(codes, minlength=n_groups).astype(np.float64)
-    gmean = np.zeros((n_groups, len(lab)))
-    gmean[codes, np.arange(len(lab))] = 1.0 / size[codes]
+    n = len(lab)
+    gmean = sparse.csr_matrix((1.0 / size[codes], (codes, np.arange(n))), shape=(n_groups, n))
     counts = np.zeros((n_groups, onehot.shape[1]))
     np.add.at(counts, codes, onehot)
-    g_onehot = np.zeros_like(counts, dtype=bool)
-    has = counts.sum(axis=1) > 0
-    g_onehot[np.flatnonzero(has), counts[has].argmax(axis=1)] = True
-    return gmean, g_onehot
+    if onehot.sum(axis=1).max(initial=0) > 1:  # multi-label: the categories of half its clips
+        g_onehot = counts >= size[:, None] / 2.0
+    else:
+        g_onehot = np.zeros_like(counts, dtype=bool)
+        has = counts.sum(axis=1) > 0
+        g_onehot[np.flatnonzero(has), counts[has].argmax(axis=1)] = True
+    first = np.full(n_groups, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n))
+    return gmean, g_onehot, first
 
 
 def stratified_tests(

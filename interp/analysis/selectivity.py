@@ -79,9 +79,12 @@ from interp.analysis.unitlabels import (
     _clean_labels,
     _metric,
     category_counts,
+    label_counts,
+    label_membership,
     label_units,
     layer_summary,
     min_permutation_p,
+    unique_labels,
 )
 from interp.run.store import Run, open_run
 from soundnet.errors import ParameterError
@@ -232,23 +235,23 @@ def _layer_rows(
             "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'."
         )
     # labelled clips without a valid frame in this layer (vmean NaN): left out, and counted
-    excluded = lab[lab.notna().to_numpy() & ~finite].value_counts()
+    excluded = label_counts(lab[lab.notna().to_numpy() & ~finite])
     x_all = x_all[keep]
     grp = None if groups is None else groups.reindex(acts.index)[keep].to_numpy()
     ctrl = None if control is None else control.reindex(acts.index)[keep].to_numpy()
     lab = lab[keep].to_numpy()
     units = np.asarray([int(u) for u in acts.columns])
     n_units, n_cat = len(units), len(categories)
-    onehot, _ = stats.onehot_labels(lab, categories=categories)
+    onehot = label_membership(lab, categories)  # several per row for multi-label clips
     n_pos = onehot.sum(axis=0).astype(np.float64)
     n_rest = onehot.shape[0] - n_pos
     valid = (n_pos > 0) & (n_rest > 0)
     shape = (n_units, n_cat)
     cols = {k: np.full(shape, np.nan) for k in _FLOAT_COLUMNS}
-    gmean, g_onehot = group_design(lab, grp, onehot)
+    gmean, g_onehot, g_first = group_design(lab, grp, onehot)
     g_ctrl = None
     if ctrl is not None:  # a group's stratum: its first clip's
-        g_ctrl = ctrl if gmean is None else ctrl[np.argmax(gmean > 0, axis=1)]
+        g_ctrl = ctrl if g_first is None else ctrl[g_first]
         for k in ("auroc_ctrl", "p_ctrl"):
             cols[k] = np.full(shape, np.nan)
     g_pos = g_onehot.sum(axis=0).astype(np.int64)  # the tested observations of each category
@@ -382,7 +385,7 @@ def compute_selectivity(
     if not tables:
         raise ParameterError("The 'acts' parameter of compute_selectivity must hold at least one layer.")
     lab = _clean_labels(labels)
-    cats = sorted(lab.unique().tolist()) if categories is None else [str(c) for c in categories]
+    cats = unique_labels(lab) if categories is None else [str(c) for c in categories]
     if len(cats) < 2 and categories is None:
         raise ParameterError(
             f"The 'labels' parameter of compute_selectivity must hold at least 2 categories. Got {cats} instead."
@@ -522,7 +525,7 @@ def run_selectivity(
     layers: list[str] | None = None,
     recompute: bool = False,
     config: SelectivityConfig | None = None,
-    label_column: str = "label",
+    label_column: str | None = None,
     control: Sequence[str] = (),
     memory_gb: float = DEFAULT_MEMORY_GB,
     **options: Any,
@@ -538,8 +541,10 @@ def run_selectivity(
         Ignore a stored table. A stored table is also recomputed when it was made with other
         options, other layers or from an older recording.
     config : SelectivityConfig, optional
-    label_column : str
-        Column of ``clips.parquet`` holding the categories.
+    label_column : str, optional
+        Column of ``clips.parquet`` holding the categories. Default: ``labels`` (a list per
+        clip) when some clip has several labels (a multi-label corpus: each clip counts as
+        positive for each of its labels), else ``label``.
     control : sequence of str
         Nuisances to control for (:data:`CONTROLS` names, e.g. ``("duration", "bandwidth")``):
         adds the within-strata columns (``auroc_ctrl``, ``p_ctrl``, ...; see
@@ -565,6 +570,7 @@ def run_selectivity(
         check_option("control", c, list(CONTROLS), where="run_selectivity")
     name = "selectivity" + _suffix(cfg.stat)
     groups = _run_groups(run)
+    label_column = _label_column(run, label_column)
     want = {
         "selectivity": asdict(cfg),
         "run": _run_key(run)
@@ -599,8 +605,18 @@ def run_selectivity(
     return sel
 
 
-def _labels_series(run: Run, label_column: str = "label") -> pd.Series:
-    return _clean_labels(run.ok_clips[label_column])
+def _label_column(run: Run, label_column: str | None = None) -> str:
+    """``label_column``, or by default ``labels`` for a multi-label corpus, else ``label``."""
+    if label_column is not None:
+        return label_column
+    ok = run.ok_clips
+    if "labels" in ok.columns and ok["labels"].map(lambda v: len(v) if hasattr(v, "__len__") else 0).max() > 1:
+        return "labels"
+    return "label"
+
+
+def _labels_series(run: Run, label_column: str | None = None) -> pd.Series:
+    return _clean_labels(run.ok_clips[_label_column(run, label_column)])
 
 
 def rank_units(

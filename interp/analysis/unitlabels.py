@@ -73,10 +73,60 @@ def _metric(metric: str, where: str) -> Metric:
     return cast(Metric, check_option("metric", metric, Metric, where=where))
 
 
+def _listlike(v: Any) -> bool:
+    return isinstance(v, (list, tuple, set, frozenset, np.ndarray))
+
+
+def is_multilabel(labels: pd.Series | np.ndarray) -> bool:
+    """Whether the labels are lists (a clip may have several: AudioSet, FSD50K) rather than one
+    string per clip."""
+    return any(_listlike(v) for v in pd.Series(labels, dtype=object))
+
+
 def _clean_labels(labels: pd.Series) -> pd.Series:
+    """The labelled clips only: one non-empty string each, or (multi-label) a non-empty sorted
+    tuple of distinct non-empty strings each."""
     lab = pd.Series(labels)
+    if is_multilabel(lab):
+
+        def clean(v: Any) -> tuple[str, ...]:
+            items = v if _listlike(v) else ([v] if isinstance(v, str) else [])
+            return tuple(sorted({str(x) for x in items if isinstance(x, str) and x}))
+
+        lab = lab.map(clean)
+        return lab[lab.map(len) > 0]
     lab = lab[lab.notna()].astype(str)
     return lab[lab.str.len() > 0]
+
+
+def unique_labels(labels: pd.Series | np.ndarray) -> list[str]:
+    """The sorted categories of cleaned labels (single- or multi-label)."""
+    values = pd.Series(labels, dtype=object)
+    if is_multilabel(values):
+        return sorted({x for v in values for x in v})
+    return sorted(set(values.astype(str)))
+
+
+def label_membership(labels: pd.Series | np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """``(n_clips, n_categories)`` bool: clip i has category c (one-hot for single-label clips,
+    several per row for multi-label ones: a clip is positive for each of its labels)."""
+    values = np.asarray(pd.Series(labels, dtype=object).to_numpy(), dtype=object)
+    if is_multilabel(values):
+        index = {c: j for j, c in enumerate(categories)}
+        out = np.zeros((len(values), len(categories)), dtype=bool)
+        for i, v in enumerate(values):
+            for x in v:
+                j = index.get(x)
+                if j is not None:
+                    out[i, j] = True
+        return out
+    return values[:, None] == np.asarray(list(categories), dtype=object)[None, :]
+
+
+def label_counts(labels: pd.Series) -> pd.Series:
+    """Clips per category (a multi-label clip counts once for each of its labels)."""
+    values = pd.Series(labels, dtype=object)
+    return values.explode().value_counts() if is_multilabel(values) else values.value_counts()
 
 
 #: The label statuses of a unit.
@@ -140,7 +190,8 @@ def label_status(
         The values the AUROCs were computed from (finite). Without it (and ``labels``) the best
         category cannot be compared with the next ones: a passing unit is ``selective`` with
         ``win_fraction`` NaN.
-    labels : array of str, shape (n_clips,), optional
+    labels : array of str, shape (n_clips,), or bool array (n_clips, n_categories), optional
+        Each clip's category, or (multi-label) its membership of each category.
     categories : sequence of str
         Column order of ``auroc`` and ``q_pair``.
     auroc, q_pair : arrays, shape (n_units, n_categories)
@@ -179,12 +230,14 @@ def label_status(
         status[cand] = "selective"
         listed[cand] = cats[best[cand]]
     elif len(cand):
-        lab = np.asarray(labels, dtype=object).astype(str)
-        codes = group_codes(groups, len(lab))
-        cat_idx = np.asarray([{c: i for i, c in enumerate(cats)}[v] for v in lab])
+        member = np.asarray(labels)
+        if member.ndim != 2:  # one label per clip: its one-hot membership
+            member = label_membership(member, [str(c) for c in cats])
+        codes = group_codes(groups, len(member))
+        cat_idx = member.argmax(axis=1)  # a multi-label clip is stratified by its first category
         w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
         need = sorted({int(c) for u in cand for c in order[u, : compare + 1]})
-        boot = {c: weighted_auroc(x[:, cand], cat_idx == c, w) for c in need}  # (n_boot, n_cand)
+        boot = {c: weighted_auroc(x[:, cand], member[:, c], w) for c in need}  # (n_boot, n_cand)
         for j, u in enumerate(cand):
             b = boot[int(best[u])][:, j]
             same = [cats[best[u]]]
@@ -304,12 +357,12 @@ def label_units(
             cand_units = [int(units[i]) for i in cand]
             a = acts(str(layer), cand_units) if callable(acts) else acts[str(layer)][cand_units]
             a = a[a.index.isin(lab_all.index) & np.isfinite(a.to_numpy(np.float64)).all(axis=1)]
-            lab = lab_all.reindex(a.index).to_numpy()
-            inside = np.isin(lab, cats)
+            member = label_membership(lab_all.reindex(a.index), cats)
+            inside = member.any(axis=1)
             g = None if groups is None else groups.reindex(a.index).to_numpy()[inside]
             sub = label_status(
                 a.to_numpy(np.float64)[inside],
-                lab[inside],
+                member[inside],
                 cats,
                 auroc[cand],
                 q[cand],
