@@ -11,7 +11,7 @@ Per layer the computation streams the corpus twice (memory independent of its si
 1. **Threshold.** Each unit's ``quantile`` (default 0.95: its top 5 %) over the *valid* frames
    (:func:`soundnet.geometry.valid_frames`) of a random subset of the clips (a quarter, at
    least 64 or all), from a uniform sample of at most ``sample_values`` activations per layer.
-2. **Overlap.** (The decoding and forward passes run a few batches ahead in a background thread.)
+2. **Overlap.** (The decoding and forward passes run a few batches ahead on ``lanes`` threads.)
    A frame stands for its hop-centred span (``[centre - hop / 2, centre + hop /
    2)``, :func:`soundnet.geometry.frames_to_time`); it belongs to a concept when its centre lies
    inside one of the concept's events. Per (unit, concept), over every valid frame of the
@@ -128,6 +128,10 @@ class DissectConfig:
         the null conservative).
     batch_size : int
         Clips per forward pass (clips of equal length are batched together).
+    lanes : int
+        Threads that decode and run the model, each single-threaded (as the recorder's lanes),
+        while this thread accumulates; the results are taken in corpus order (the tables do not
+        depend on it).
     q_max : float
         Both q below this for a concept label.
     seed : int
@@ -143,6 +147,7 @@ class DissectConfig:
     profile_bin_s: float = 0.05
     min_inside: float = 1.0
     batch_size: int = 8
+    lanes: int = 2
     q_max: float = 0.05
     seed: int = 0
 
@@ -205,54 +210,60 @@ class Dissection:
 # the forward passes
 # ------------------------------------------------------------------------------------------
 def _clip_batches(
-    model: Any, clips: pd.DataFrame, layers: Sequence[str], batch_size: int
+    model: Any, clips: pd.DataFrame, layers: Sequence[str], batch_size: int, *, lanes: int = 1
 ) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
-    """``(clip_id, clip_samples, {layer: (units, frames) float32})`` for every clip, in
-    batches of clips of equal (padded) length. Clips shorter than one conv7 frame are padded
-    with silence (as the recorder's ``short="pad"``)."""
+    """``(clip_id, clip_samples, {layer: (units, frames) float32})`` for every clip, in corpus
+    order. Clips are decoded and run in jobs of ``batch_size`` rows (batched by equal padded
+    length; clips shorter than one conv7 frame are padded with silence, as the recorder's
+    ``short="pad"``), on ``lanes`` threads that each run torch single-threaded (as the
+    recorder's lanes), at most ``2 * lanes`` jobs ahead of the consumer."""
+    rows = clips.to_dict("records")
+    jobs = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if lanes <= 1:
+        for job in jobs:
+            yield from _run_job(model, job, layers)
+        return
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def run(job: list[dict]) -> list[tuple[str, int, dict[str, np.ndarray]]]:
+        if not getattr(local, "single", False):
+            torch.set_num_threads(1)
+            local.single = True
+        return list(_run_job(model, job, layers))
+
+    threads_before = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="dissect-lane") as pool:
+            pending = [pool.submit(run, job) for job in jobs[: 2 * lanes]]
+            nxt = len(pending)
+            while pending:
+                done = pending.pop(0).result()
+                if nxt < len(jobs):
+                    pending.append(pool.submit(run, jobs[nxt]))
+                    nxt += 1
+                yield from done
+    finally:
+        torch.set_num_threads(threads_before)  # (where the setting is process-wide)
+
+
+def _run_job(model: Any, job: list[dict], layers: Sequence[str]) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
+    """One job's clips: decoded, grouped by padded length, run, in the job's order."""
     need = min_samples("conv7")
     waves: dict[int, list[tuple[str, int, np.ndarray]]] = {}
-    for row in clips.to_dict("records"):
+    order: list[str] = []
+    for row in job:
         y = np.asarray(read_clip(row), dtype=np.float32)
         if len(y) == 0:
             continue
         w = fit_length(y, min_samples=need, policy="pad")
         waves.setdefault(len(w), []).append((str(row["clip_id"]), len(y), w))
-        if len(waves[len(w)]) >= batch_size:
-            yield from _run_batch(model, waves.pop(len(w)), layers)
-    for group in waves.values():
-        yield from _run_batch(model, group, layers)
-
-
-def _prefetched(items: Iterator[Any], depth: int = 16) -> Iterator[Any]:
-    """``items``, produced by a background thread up to ``depth`` ahead: the next batches'
-    decoding and forward passes (which release the GIL) overlap this thread's accumulation."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            for item in items:
-                q.put(item)
-        except BaseException as e:  # handed to the consumer
-            failure.append(e)
-        finally:
-            q.put(done)
-
-    worker = threading.Thread(target=produce, name="dissect-forward", daemon=True)
-    worker.start()
-    while True:
-        item = q.get()
-        if item is done:
-            break
-        yield item
-    worker.join()
-    if failure:
-        raise failure[0]
+        order.append(str(row["clip_id"]))
+    out = {item[0]: item for group in waves.values() for item in _run_batch(model, group, layers)}
+    for cid in order:
+        yield out[cid]
 
 
 def _run_batch(
@@ -382,7 +393,7 @@ def _thresholds(model: Any, clips: pd.DataFrame, cfg: DissectConfig) -> dict[str
                     valid_frames(max(ns, min_samples("conv7")), layer, clip_samples=ns, min_inside=cfg.min_inside).sum()
                 )
     samples: dict[str, list[np.ndarray]] = {layer: [] for layer in cfg.layers}
-    for _, ns, feats in _clip_batches(model, subset, cfg.layers, cfg.batch_size):
+    for _, ns, feats in _clip_batches(model, subset, cfg.layers, cfg.batch_size, lanes=cfg.lanes):
         for layer, a in feats.items():
             ok = valid_frames(max(ns, min_samples("conv7")), layer, clip_samples=ns, min_inside=cfg.min_inside)[
                 : a.shape[1]
@@ -449,7 +460,7 @@ def dissect(
     acc = {layer: _LayerAccumulator(layer, thresholds[layer], len(concepts), cfg) for layer in cfg.layers}
     strata = _label_strata(per_clip)
     n_clips = 0
-    for cid, ns, feats in _prefetched(_clip_batches(model, clips, cfg.layers, cfg.batch_size)):
+    for cid, ns, feats in _clip_batches(model, clips, cfg.layers, cfg.batch_size, lanes=cfg.lanes):
         n_clips += 1
         for layer, a in feats.items():
             acc[layer].add(a, ns, per_clip.get(cid), strata.get(cid, -1))
