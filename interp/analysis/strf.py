@@ -1,0 +1,340 @@
+"""Spectro-temporal receptive fields (STRFs) of every unit, by regularised reverse correlation.
+
+The standard of auditory neuroscience (Theunissen et al. 2001): a unit's response at time t is
+modelled as a linear function of the log-mel spectrogram in the window that precedes (and, for a
+convolutional frame, surrounds) it,
+
+    a_u(t) ~ b_u + sum_{lag, mel} W_u[lag, mel] * S[t - lag, mel],
+
+fitted by ridge regression. Here the window of a frame is its receptive field
+(:func:`soundnet.geometry.frames_to_window`), cut into ``max_lags`` equal time bins (log-mel
+frames averaged within each), so that every layer's STRF spans exactly what its units can hear:
+from 36 ms (conv2) to 4.1 s (conv7). Only valid frames count (the whole field inside the clip).
+
+One decomposition per layer serves all its units: the design matrix (one row per valid frame,
+one column per lag x mel bin) is shared, so its singular value decomposition gives every unit's
+ridge solution at every regularisation at once. Per unit the ridge parameter is chosen by
+generalised cross-validation on the training clips only, and ``r_heldout`` is the correlation
+between predicted and actual activations on held-out clips (``n_folds`` folds of whole clips):
+how linear the unit is. A unit with ``r_heldout`` near 0 is not described by its STRF.
+
+:func:`run_strf` writes ``strf.parquet`` (one row per unit: ``layer, unit, r_heldout, alpha,
+n_frames, n_lags, lag_s, n_mels``) and ``strf_filters.parquet`` (``layer, unit, lag, mel,
+weight``; lag 0 is the start of the receptive field) into the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+
+from interp.corpus.corpora import read_clip
+from interp.run.store import Run, open_run
+from soundnet.audio import INPUT_SCALE
+from soundnet.errors import ParameterError
+from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_window, layer_geometry, n_frames, valid_frames
+from soundnet.model import CONV_LAYERS
+
+__all__ = ["STRFConfig", "STRFResult", "strf_features", "fit_strfs", "estimate_strfs", "run_strf"]
+
+
+@dataclass(frozen=True)
+class STRFConfig:
+    """Options of the STRF estimation.
+
+    Attributes
+    ----------
+    n_mels : int
+        Mel bands of the log-mel spectrogram (20 Hz to 11 kHz).
+    hop_s : float
+        Hop of the log-mel spectrogram in seconds.
+    max_lags : int
+        Time bins of a receptive field (the STRF's width in columns).
+    alphas : tuple of float
+        Ridge parameters tried (relative to the mean squared singular value).
+    n_folds : int
+        Held-out folds of whole clips for ``r_heldout``.
+    max_frames : int
+        At most this many valid frames per layer enter the regression (a uniform sample).
+    seed : int
+    """
+
+    n_mels: int = 32
+    hop_s: float = 0.01
+    max_lags: int = 16
+    alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    n_folds: int = 5
+    max_frames: int = 200_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_mels", "max_lags", "n_folds", "max_frames"):
+            if int(getattr(self, name)) < (2 if name == "n_folds" else 1):
+                raise ParameterError(f"The '{name}' parameter of STRFConfig is too small. Got {getattr(self, name)!r}.")
+        if not self.hop_s > 0 or not self.alphas:
+            raise ParameterError("The 'hop_s' parameter of STRFConfig must be > 0 and 'alphas' non-empty.")
+
+
+@dataclass
+class STRFResult:
+    """STRFs of one layer: ``table`` (one row per unit) and ``filters`` ``(units, lags, mels)``."""
+
+    layer: str
+    table: pd.DataFrame
+    filters: np.ndarray
+    lag_s: float
+    mel_hz: np.ndarray
+
+
+def _log_mel(y: np.ndarray, cfg: STRFConfig) -> np.ndarray:
+    """``(n_frames, n_mels)`` log-mel spectrogram (dB re 1, floor -80 dB), hop ``cfg.hop_s``."""
+    hop = max(1, int(round(cfg.hop_s * SAMPLE_RATE_HZ)))
+    m = librosa.feature.melspectrogram(
+        y=np.asarray(y, dtype=np.float32),
+        sr=SAMPLE_RATE_HZ,
+        n_fft=1024,
+        hop_length=hop,
+        n_mels=cfg.n_mels,
+        fmin=20.0,
+        fmax=11025.0,
+        center=True,
+    )
+    return librosa.power_to_db(m, ref=1.0, top_db=80.0).T.astype(np.float64)
+
+
+def mel_centres_hz(cfg: STRFConfig) -> np.ndarray:
+    """Centre frequency of each mel band, Hz."""
+    return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=20.0, fmax=11025.0)[1:-1]
+
+
+def strf_features(y: np.ndarray, layer: str, frames: np.ndarray, cfg: STRFConfig) -> np.ndarray:
+    """The regression rows of ``frames`` of ``layer`` in clip ``y``: the log-mel spectrogram in
+    each frame's receptive field, cut into ``cfg.max_lags`` equal time bins (the log-mel frames
+    whose centre falls in a bin are averaged; an empty bin takes the nearest frame).
+
+    Returns
+    -------
+    np.ndarray, shape (len(frames), max_lags * n_mels)
+    """
+    spec = _log_mel(y, cfg)
+    t_mel = np.arange(len(spec)) * cfg.hop_s
+    start, end = frames_to_window(np.asarray(frames), layer)
+    lags = cfg.max_lags
+    edges = start[:, None] + (end - start)[:, None] * np.arange(lags + 1)[None, :] / lags  # (F, lags+1)
+    centres = (edges[:, :-1] + edges[:, 1:]) / 2
+    # each bin: mean of the log-mel frames within it; cumulative sums make that O(1) per bin
+    cum = np.vstack([np.zeros((1, spec.shape[1])), np.cumsum(spec, axis=0)])
+    lo = np.searchsorted(t_mel, edges[:, :-1], side="left")
+    hi = np.searchsorted(t_mel, edges[:, 1:], side="left")
+    near = np.clip(np.rint(centres / cfg.hop_s).astype(int), 0, len(spec) - 1)
+    empty = hi <= lo
+    lo = np.where(empty, near, lo)
+    hi = np.where(empty, near + 1, hi)
+    lo, hi = np.clip(lo, 0, len(spec)), np.clip(hi, 0, len(spec))
+    sums = cum[hi] - cum[lo]  # (F, lags, mels)
+    counts = np.maximum(hi - lo, 1)[:, :, None]
+    out = sums / counts
+    # bins outside the clip (cannot happen for valid frames with min_inside=1) read the floor
+    out[(hi <= lo)] = -80.0
+    return out.reshape(len(frames), lags * spec.shape[1])
+
+
+def fit_strfs(
+    x: np.ndarray, y: np.ndarray, clip_index: np.ndarray, cfg: STRFConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge STRFs of every unit from one shared design matrix.
+
+    Parameters
+    ----------
+    x : array, shape (n_frames, n_features)
+        Regression rows (:func:`strf_features`).
+    y : array, shape (n_frames, n_units)
+        The units' activations at those frames.
+    clip_index : array of int, shape (n_frames,)
+        The clip of each row: held-out folds keep clips whole.
+    cfg : STRFConfig
+
+    Returns
+    -------
+    weights : (n_units, n_features); intercept : (n_units,); alpha : (n_units,) chosen by
+    generalised cross-validation; r_heldout : (n_units,) correlation of held-out predictions.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(cfg.seed)
+    clips = np.unique(clip_index)
+    fold_of_clip = dict(zip(clips, rng.permutation(len(clips)) % cfg.n_folds))
+    fold = np.asarray([fold_of_clip[c] for c in clip_index])
+    pred = np.zeros_like(y)
+    for k in range(cfg.n_folds):
+        test = fold == k
+        if not test.any() or test.all():
+            continue
+        w, b, _ = _ridge_gcv(x[~test], y[~test], cfg.alphas)
+        pred[test] = x[test] @ w.T + b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yc, pc = y - y.mean(axis=0), pred - pred.mean(axis=0)
+        r = (yc * pc).sum(axis=0) / np.sqrt((yc * yc).sum(axis=0) * (pc * pc).sum(axis=0))
+    r = np.where(np.isfinite(r), r, 0.0)
+    w, b, alpha = _ridge_gcv(x, y, cfg.alphas)
+    return w, b, alpha, r
+
+
+def _ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge solutions of all units through one SVD of the centred ``x``; per unit the alpha
+    (relative to the mean squared singular value) with the smallest generalised cross-validation
+    error."""
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mx, y - my
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    uty = u.T @ yc  # (k, units)
+    scale = float(np.mean(s**2)) if len(s) else 1.0
+    n = len(x)
+    best_err = np.full(y.shape[1], np.inf)
+    best = np.zeros((len(s), y.shape[1]))
+    best_alpha = np.zeros(y.shape[1])
+    resid0 = (yc * yc).sum(axis=0) - (uty * uty).sum(axis=0)  # the part of y outside span(u)
+    for a in alphas:
+        lam = a * scale
+        shrink = s**2 / (s**2 + lam)  # hat-matrix eigenvalues
+        resid = resid0 + (((1 - shrink)[:, None] * uty) ** 2).sum(axis=0)
+        df = shrink.sum()
+        err = n * resid / max(n - df, 1.0) ** 2
+        better = err < best_err
+        coef = (s / (s**2 + lam))[:, None] * uty  # (k, units) in the singular basis
+        best[:, better] = coef[:, better]
+        best_err[better] = err[better]
+        best_alpha[better] = a
+    w = (vt.T @ best).T  # (units, features)
+    b = my - w @ mx
+    return w, b, best_alpha
+
+
+def estimate_strfs(
+    model: Any,
+    waves: Sequence[np.ndarray],
+    layers: Sequence[str] = tuple(CONV_LAYERS[1:]),
+    *,
+    config: STRFConfig | None = None,
+) -> dict[str, STRFResult]:
+    """STRFs of every unit of ``layers`` from clips held in memory (see the module docstring).
+
+    Parameters
+    ----------
+    model : SoundNet8 (or anything with its ``extract_features(x, layers=...)``)
+    waves : sequence of np.ndarray
+        Mono clips at 22,050 Hz in [-1, 1].
+    layers : sequence of str
+        Conv layers (conv1's 3.5 ms receptive field is shorter than a log-mel frame: left out by
+        default).
+    config : STRFConfig, optional
+
+    Returns
+    -------
+    dict of layer -> STRFResult
+    """
+    cfg = config or STRFConfig()
+    bad = [layer for layer in layers if layer not in CONV_LAYERS]
+    if bad:
+        raise ParameterError(f"The 'layers' parameter of estimate_strfs must name conv layers. Got {bad} instead.")
+    rows: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    acts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    index: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    for i, y in enumerate(waves):
+        y = np.asarray(y, dtype=np.float32)
+        if len(y) == 0:
+            continue
+        with torch.inference_mode():
+            feats = model.extract_features(torch.from_numpy(y * INPUT_SCALE).reshape(1, 1, -1), layers=list(layers))
+        for layer in layers:
+            t = n_frames(len(y), layer)
+            ok = np.flatnonzero(valid_frames(len(y), layer, min_inside=1.0)[:t])
+            if len(ok) == 0:
+                continue
+            rows[layer].append(strf_features(y, layer, ok, cfg))
+            acts[layer].append(feats[layer][0][:, ok].T.double().numpy())
+            index[layer].append(np.full(len(ok), i))
+    out = {}
+    rng = np.random.default_rng(cfg.seed)
+    for layer in layers:
+        if not rows[layer]:
+            continue
+        x, y, ci = np.vstack(rows[layer]), np.vstack(acts[layer]), np.concatenate(index[layer])
+        if len(x) > cfg.max_frames:
+            keep = np.sort(rng.choice(len(x), size=cfg.max_frames, replace=False))
+            x, y, ci = x[keep], y[keep], ci[keep]
+        w, _, alpha, r = fit_strfs(x, y, ci, cfg)
+        g = layer_geometry(layer)
+        table = pd.DataFrame(
+            {
+                "layer": layer,
+                "unit": np.arange(y.shape[1], dtype=np.int64),
+                "r_heldout": r,
+                "alpha": alpha,
+                "n_frames": len(x),
+                "n_lags": cfg.max_lags,
+                "lag_s": g.receptive_field_s / cfg.max_lags,
+                "n_mels": cfg.n_mels,
+            }
+        )
+        out[layer] = STRFResult(
+            layer,
+            table,
+            w.reshape(y.shape[1], cfg.max_lags, cfg.n_mels),
+            g.receptive_field_s / cfg.max_lags,
+            mel_centres_hz(cfg),
+        )
+    return out
+
+
+def run_strf(
+    run: Run | str | os.PathLike,
+    *,
+    model: Any = None,
+    layers: Sequence[str] | None = None,
+    max_clips: int = 1000,
+    config: STRFConfig | None = None,
+    write: bool = True,
+) -> dict[str, STRFResult]:
+    """STRFs of a run's conv units over its clips (at most ``max_clips``, a seeded sample),
+    written as ``strf.parquet`` and ``strf_filters.parquet`` (see the module docstring)."""
+    run = open_run(run)
+    cfg = config or STRFConfig()
+    if model is None:
+        from soundnet.model import load_soundnet
+
+        model = load_soundnet()
+    if layers is None:
+        layers = [layer for layer in run.layers if layer in CONV_LAYERS and layer != "conv1"]
+    ok = run.ok_clips
+    if len(ok) > max_clips:
+        ok = ok.sample(n=max_clips, random_state=cfg.seed).sort_values("order")
+    waves = [read_clip(rec) for rec in ok.to_dict("records")]
+    res = estimate_strfs(model, waves, layers, config=cfg)
+    if write and res:
+        table = pd.concat([r.table for r in res.values()], ignore_index=True)
+        table.attrs["strf"] = asdict(cfg) | {"n_clips": len(waves)}
+        run.write_table("strf", table)
+        filters = []
+        for r in res.values():
+            u, lags, mels = r.filters.shape
+            filters.append(
+                pd.DataFrame(
+                    {
+                        "layer": r.layer,
+                        "unit": np.repeat(np.arange(u), lags * mels).astype(np.int64),
+                        "lag": np.tile(np.repeat(np.arange(lags), mels), u).astype(np.int64),
+                        "mel": np.tile(np.arange(mels), u * lags).astype(np.int64),
+                        "weight": r.filters.ravel().astype(np.float32),
+                    }
+                )
+            )
+        run.write_table("strf_filters", pd.concat(filters, ignore_index=True))
+    return res
