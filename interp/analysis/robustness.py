@@ -18,7 +18,14 @@ A :class:`Perturbation` changes a clip's waveform the way real recordings differ
                        between clean and perturbed one-vs-rest AUROC (is the selectivity ranking
                        kept?);
 ``top_overlap``        mean over categories of the fraction of the clean top-N units (by AUROC)
-                       still in the perturbed top-N;
+                       still in the perturbed top-N, beside two references:
+                       ``top_overlap_chance`` (:func:`top_overlap_chance`: N / n_units, the
+                       hypergeometric expectation for two unrelated top-N sets: 0.63 for conv1's
+                       16 units keeping 10, 0.01 for conv7's 1,024) and ``top_overlap_resample``
+                       (:func:`resample_overlap`: the mean overlap between the top-N of two
+                       bootstrap resamples of the clean clips, how much the clean ranking itself
+                       moves when the clips are redrawn; a perturbed overlap near it is as good
+                       as the data allow);
 ``probe_accuracy``     accuracy of linear probes trained on clean clips and tested on the perturbed
                        copies of the held-out clips (same folds as the clean probe), with
                        ``probe_ci_low`` / ``probe_ci_high`` (95 % Wilson).
@@ -53,6 +60,8 @@ __all__ = [
     "summarize_conditions",
     "column_spearman",
     "top_overlap",
+    "top_overlap_chance",
+    "resample_overlap",
     "compare_conditions",
 ]
 
@@ -71,6 +80,8 @@ ROBUSTNESS_COLUMNS = (
     "probe_ci_low",
     "probe_ci_high",
     "clean_probe_accuracy",
+    "top_overlap_chance",
+    "top_overlap_resample",
 )
 
 _UNITS = {"level": "dB", "noise": "dB SNR", "shift": "ms", "resample": "Hz"}
@@ -256,6 +267,57 @@ def top_overlap(clean: np.ndarray, perturbed: np.ndarray, *, top_n: int) -> np.n
     return np.array([len(set(a[:, j]) & set(b[:, j])) / n for j in range(clean.shape[1])])
 
 
+def top_overlap_chance(n_units: int, top_n: int) -> float:
+    """Expected :func:`top_overlap` of two unrelated rankings: ``min(top_n, n_units) / n_units``.
+
+    Two top-k sets drawn at random from n units share k * k / n units on average (the mean of the
+    hypergeometric distribution), a fraction k / n of k: 10 / 16 = 0.625 for conv1, 10 / 1024 =
+    0.0098 for conv7.
+    """
+    if n_units < 1 or top_n < 1:
+        raise ParameterError(f"top_overlap_chance needs n_units >= 1 and top_n >= 1. Got {n_units}, {top_n} instead.")
+    return min(int(top_n), int(n_units)) / int(n_units)
+
+
+def resample_overlap(
+    scores: np.ndarray, labels: Sequence[str] | np.ndarray, *, top_n: int, n_resamples: int = 20, seed: int = 0
+) -> float:
+    """Mean top-N overlap between the AUROC rankings of two bootstrap resamples of the clips.
+
+    Parameters
+    ----------
+    scores : np.ndarray, shape (n_clips, n_units)
+        Clean per-clip responses.
+    labels : array of str, shape (n_clips,)
+    top_n : int
+    n_resamples : int
+        Pairs of resamples (clips drawn with replacement within each category).
+    seed : int
+
+    Returns
+    -------
+    float
+        Mean over pairs and categories of :func:`top_overlap` of the two resamples' AUROCs.
+    """
+    if n_resamples < 1:
+        raise ParameterError(
+            f"The 'n_resamples' parameter of resample_overlap must be >= 1. Got {n_resamples} instead."
+        )
+    y = np.asarray(labels).astype(str)
+    x = np.asarray(scores, np.float64)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+
+    def draw() -> np.ndarray:
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        onehot, _ = stats.onehot_labels(y[idx], categories=list(np.unique(y)))
+        with single_blas_thread():
+            return stats.auroc(x[idx], onehot)
+
+    vals = [float(top_overlap(draw(), draw(), top_n=top_n).mean()) for _ in range(int(n_resamples))]
+    return float(np.mean(vals))
+
+
 def compare_conditions(
     clean: Mapping[str, Mapping[str, np.ndarray]],
     perturbed: Mapping[Perturbation, Mapping[str, Mapping[str, np.ndarray]]],
@@ -266,6 +328,8 @@ def compare_conditions(
     rank_stat: HeadStat = "max",
     probe_stat: HeadStat = "mean",
     C: float = 1.0,
+    n_resamples: int = 20,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """How much of the clean rankings and probe accuracy survives each perturbation, per layer.
 
@@ -284,6 +348,8 @@ def compare_conditions(
         Summaries used for the AUROC rankings and for the probes.
     C : float
         The probes' inverse L2 strength.
+    n_resamples, seed : int
+        Bootstrap pairs of :func:`resample_overlap` (per layer) and their seed.
 
     Returns
     -------
@@ -294,7 +360,7 @@ def compare_conditions(
     onehot, _ = stats.onehot_labels(y)
     make = logistic_probe(C=C)
     rows = []
-    clean_acc, models, clean_rank, clean_auroc = {}, {}, {}, {}
+    clean_acc, models, clean_rank, clean_auroc, chance, resampled = {}, {}, {}, {}, {}, {}
     for layer, s in clean.items():
         models[layer] = fit_folds(s[probe_stat], y, splits, make_classifier=make)
         pred = predict_folds(models[layer], splits, s[probe_stat])
@@ -302,6 +368,8 @@ def compare_conditions(
         clean_rank[layer] = np.asarray(s[rank_stat], np.float64)
         with single_blas_thread():
             clean_auroc[layer] = stats.auroc(clean_rank[layer], onehot)  # (n_units, n_categories)
+        chance[layer] = top_overlap_chance(clean_rank[layer].shape[1], top_n)
+        resampled[layer] = resample_overlap(clean_rank[layer], y, top_n=top_n, n_resamples=n_resamples, seed=seed)
     for p, feats in perturbed.items():
         for layer, s in feats.items():
             a0, a1 = clean_rank[layer], np.asarray(s[rank_stat], np.float64)
@@ -325,6 +393,8 @@ def compare_conditions(
                     pr["ci_low"],
                     pr["ci_high"],
                     clean_acc[layer],
+                    chance[layer],
+                    resampled[layer],
                 )
             )
     return pd.DataFrame(rows, columns=list(ROBUSTNESS_COLUMNS))

@@ -18,16 +18,35 @@ Kinds and their parameter columns (NaN where a column does not apply)
 ``tone``         ``freq_hz``: a sine.
 ``noise_band``   ``f_lo_hz``, ``f_hi_hz`` (``freq_hz`` = centre): Gaussian noise, brick-wall
                  band-limited in the frequency domain to one octave.
-``am_noise``     ``rate_hz``: broadband white Gaussian noise times a 100 %-depth raised-cosine
-                 envelope ``(1 - cos(2 pi rate t)) / 2``.
+``am_noise``     ``rate_hz``, ``depth``: broadband white Gaussian noise times the raised-cosine
+                 envelope ``1 - depth (1 + cos(2 pi rate t)) / 2`` (depth 1: 100 %, the default;
+                 depth 0: *unmodulated* noise, ``rate_hz`` NaN, the null of rate following and
+                 the noise baseline of responsiveness).
 ``click_train``  ``rate_hz``: single-sample positive impulses every ``1 / rate_hz`` s, the first
                  at half a period.
-``chirp``        ``f_lo_hz``, ``f_hi_hz``, ``direction`` ('up' / 'down'): a logarithmic sweep.
+``chirp``        ``f_lo_hz``, ``f_hi_hz``, ``direction`` ('up' / 'down'), ``onset_s``, ``sweep_s``:
+                 a logarithmic sweep of ``sweep_s`` seconds starting at ``onset_s``, silence
+                 around it (default: the whole clip). The falling chirp is the rising one played
+                 backwards, at the same position: the two have the same magnitude spectrum and
+                 the same distances from the clip's edges, so a difference between their
+                 responses is a preference for the direction.
 ``harmonic``     ``f0_hz``, ``n_harmonics``: equal-amplitude harmonics 1..n (those below
                  Nyquist), Schroeder phases (low crest factor).
 ``silence``      all zeros.
 
 Tones, band noise, chirps and harmonic complexes get 10 ms raised-cosine on/off ramps.
+
+Seeds
+-----
+Random kinds (``am_noise``, ``noise_band``) come in ``n_seeds`` independent draws (column ``seed``,
+0, 1, ...): the noise generator is seeded from the probe's name, which ends in ``_seed<k>`` for
+``k > 0`` (seed 0 keeps the plain name, so its samples never change).
+
+Duration
+--------
+The default 8 s lets every layer see the probe through frames whose receptive field lies wholly
+inside it: conv7's field is 4.1 s and an 8 s probe gives it 3 such frames (conv6: 8, conv5: 20).
+:func:`frequency_probes` and :func:`temporal_probes` assemble the tuning studies' sets.
 """
 
 from __future__ import annotations
@@ -52,6 +71,8 @@ __all__ = [
     "is_virtual",
     "probe_name",
     "probe_table",
+    "frequency_probes",
+    "temporal_probes",
     "synthesize",
 ]
 
@@ -62,7 +83,7 @@ VIRTUAL_SCHEME = "probes://"
 KINDS: tuple[ProbeKind, ...] = choices(ProbeKind)
 
 #: The parameter columns of every probe row; where one does not apply it holds NaN
-#: (``n_harmonics``: -1, ``direction``: "").
+#: (``n_harmonics``: -1, ``direction``: "", ``seed``: 0).
 PROBE_COLUMNS = (
     "kind",
     "freq_hz",
@@ -74,6 +95,10 @@ PROBE_COLUMNS = (
     "f_hi_hz",
     "direction",
     "duration_s",
+    "seed",
+    "depth",
+    "onset_s",
+    "sweep_s",
 )
 
 #: Defaults of the options accepted by :func:`probe_table`.
@@ -88,7 +113,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "rates_hz": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0),  # AM and click trains
     "f0s_hz": (100.0, 200.0, 400.0, 800.0),  # harmonic complexes
     "n_harmonics": 10,
-    "duration_s": 3.0,
+    "duration_s": 8.0,
+    "n_seeds": 1,  # draws of each random probe (am_noise, noise_band)
+    "unmodulated": False,  # am_noise: also unmodulated noise (depth 0), one per seed
+    "sweep_s": None,  # chirps: sweep length (None: the whole clip) ...
+    "onsets_s": None,  # ... and where each starts (None: centred); every onset in both directions
 }
 
 #: Upper band edges are clipped to this fraction of the 22050 Hz model rate's Nyquist frequency.
@@ -116,17 +145,38 @@ def probe_name(params: Mapping[str, Any]) -> str:
     kind = check_option("kind", params["kind"], ProbeKind, where="a probe row")
     d = f"{_fmt(params['duration_s'])}s"
     lv = f"{_fmt(params['level_db'])}db"
+    seed = int(_finite(params.get("seed")) or 0) if hasattr(params, "get") else 0
+    d += f"_seed{seed}" if seed > 0 else ""
     if kind == "tone":
         return f"tone_{float(params['freq_hz']):.2f}hz_{lv}_{d}"
     if kind == "noise_band":
         return f"noise_band_{_fmt(params['f_lo_hz'])}-{_fmt(params['f_hi_hz'])}hz_{lv}_{d}"
+    if kind == "am_noise" and _depth(params) == 0:
+        return f"am_noise_unmodulated_{lv}_{d}"
     if kind in ("am_noise", "click_train"):
         return f"{kind}_{_fmt(params['rate_hz'])}hz_{lv}_{d}"
     if kind == "chirp":
-        return f"chirp_{params['direction']}_{_fmt(params['f_lo_hz'])}-{_fmt(params['f_hi_hz'])}hz_{lv}_{d}"
+        sweep = _finite(params.get("sweep_s") if hasattr(params, "get") else None)
+        where = f"{_fmt(sweep)}s_at{_fmt(_finite(params.get('onset_s')) or 0.0)}s_" if sweep else ""
+        return f"chirp_{params['direction']}_{_fmt(params['f_lo_hz'])}-{_fmt(params['f_hi_hz'])}hz_{where}{lv}_{d}"
     if kind == "harmonic":
         return f"harmonic_f0_{_fmt(params['f0_hz'])}hz_n{int(params['n_harmonics'])}_{lv}_{d}"
     return f"silence_{d}"  # (the kind checked above: silence is the one left)
+
+
+def _finite(x: Any) -> float | None:
+    """``float(x)`` when finite, else None."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _depth(params: Mapping[str, Any]) -> float:
+    """AM depth of a probe row (1 where the row has none)."""
+    v = _finite(params.get("depth")) if hasattr(params, "get") else None
+    return 1.0 if v is None else v
 
 
 def _floats(name: str, value: Any, *, positive: bool = True) -> tuple[float, ...]:
@@ -167,7 +217,17 @@ def probe_table(**options: Any) -> pd.DataFrame:
     n_harmonics : int
         Harmonics per complex (default 10).
     duration_s : float (in seconds)
-        Length of every probe (default 3.0).
+        Length of every probe (default 8.0: conv7 gets 3 frames wholly inside).
+    n_seeds : int
+        Independent draws of every random probe (``am_noise``, ``noise_band``; default 1).
+    unmodulated : bool
+        With ``am_noise``: also unmodulated white noise (``depth`` 0, ``rate_hz`` NaN), one row
+        per seed (default False). ``rates_hz`` may then be empty.
+    sweep_s : float (in seconds), optional
+        Chirps: length of the sweep, silence around it (default: the whole clip).
+    onsets_s : sequence of float (in seconds), optional
+        Chirps with ``sweep_s``: start of the sweep; every onset gives a rising and a falling
+        chirp at the same place (default: one, centred).
 
     Returns
     -------
@@ -211,7 +271,32 @@ def probe_table(**options: Any) -> pd.DataFrame:
             f"(peak). Got {levels}, {level} instead."
         )
     bands = _floats("band_centers_hz", o["band_centers_hz"])
-    rates = _floats("rates_hz", o["rates_hz"])
+    n_seeds = o["n_seeds"]
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
+        raise ParameterError(f"The 'n_seeds' parameter of probe_table must be an int >= 1. Got {n_seeds!r} instead.")
+    unmodulated = bool(o["unmodulated"])
+    empty_rates = unmodulated and isinstance(o["rates_hz"], Iterable) and len(tuple(o["rates_hz"])) == 0
+    rates = () if empty_rates else _floats("rates_hz", o["rates_hz"])
+    sweep_s: float | None = None
+    onsets: tuple[float, ...] = (math.nan,)
+    if o["sweep_s"] is not None:
+        (sweep_s,) = _floats("sweep_s", o["sweep_s"])
+        if sweep_s > duration_s:
+            raise ParameterError(
+                f"The 'sweep_s' parameter of probe_table must be <= duration_s ({duration_s} s). Got {sweep_s} instead."
+            )
+        onsets = (
+            ((duration_s - sweep_s) / 2,)
+            if o["onsets_s"] is None
+            else _floats("onsets_s", o["onsets_s"], positive=False)
+        )
+        if any(not 0 <= t <= duration_s - sweep_s + 1e-9 for t in onsets):
+            raise ParameterError(
+                f"The 'onsets_s' parameter of probe_table must place every {sweep_s} s sweep inside the "
+                f"{duration_s} s clip (0 <= onset <= {duration_s - sweep_s:g}). Got {onsets} instead."
+            )
+    elif o["onsets_s"] is not None:
+        raise ParameterError("The 'onsets_s' parameter of probe_table needs 'sweep_s'.")
     f0s = _floats("f0s_hz", o["f0s_hz"])
 
     nan = float("nan")
@@ -225,7 +310,12 @@ def probe_table(**options: Any) -> pd.DataFrame:
         f_hi_hz=nan,
         direction="",
         duration_s=duration_s,
+        seed=0,
+        depth=nan,
+        onset_s=nan,
+        sweep_s=nan,
     )
+    seeds = range(int(n_seeds))
     rows: list[dict[str, Any]] = []
     for kind in KINDS:
         if kind not in kinds:
@@ -243,12 +333,30 @@ def probe_table(**options: Any) -> pd.DataFrame:
                         f"The 'band_centers_hz' parameter of probe_table must have bands "
                         f"below {_MAX_EDGE_HZ:g} Hz. Got {c} instead."
                     )
-                rows.append({**blank, "kind": kind, "freq_hz": c, "f_lo_hz": round(lo, 4), "f_hi_hz": round(hi, 4)})
-        elif kind in ("am_noise", "click_train"):
+                rows += [
+                    {**blank, "kind": kind, "freq_hz": c, "f_lo_hz": round(lo, 4), "f_hi_hz": round(hi, 4), "seed": k}
+                    for k in seeds
+                ]
+        elif kind == "am_noise":
+            rows += [{**blank, "kind": kind, "rate_hz": r, "depth": 1.0, "seed": k} for r in rates for k in seeds]
+            if unmodulated:
+                rows += [{**blank, "kind": kind, "depth": 0.0, "seed": k} for k in seeds]
+        elif kind == "click_train":
             rows += [{**blank, "kind": kind, "rate_hz": r} for r in rates]
         elif kind == "chirp":
+            sweep = {} if sweep_s is None else {"sweep_s": sweep_s}
             rows += [
-                {**blank, "kind": kind, "f_lo_hz": f_min, "f_hi_hz": f_max, "direction": dr} for dr in ("up", "down")
+                {
+                    **blank,
+                    "kind": kind,
+                    "f_lo_hz": f_min,
+                    "f_hi_hz": f_max,
+                    "direction": dr,
+                    **sweep,
+                    **({} if sweep_s is None else {"onset_s": round(t, 6)}),
+                }
+                for t in onsets
+                for dr in ("up", "down")
             ]
         elif kind == "harmonic":
             rows += [{**blank, "kind": kind, "f0_hz": f0, "n_harmonics": int(o["n_harmonics"])} for f0 in f0s]
@@ -257,6 +365,100 @@ def probe_table(**options: Any) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
     table.insert(0, "name", [probe_name(r) for r in table.to_dict("records")])
     return table
+
+
+def frequency_probes(
+    *,
+    n_freqs: int = 48,
+    levels_db: Iterable[float] = (-60.0, -50.0, -40.0, -30.0, -20.0, -10.0, 0.0),
+    n_seeds: int = 5,
+    duration_s: float = 8.0,
+    f_min_hz: float = 50.0,
+    f_max_hz: float = 10_000.0,
+) -> pd.DataFrame:
+    """The frequency-tuning set: tones at every level, and the baselines to test them against.
+
+    Parameters
+    ----------
+    n_freqs : int
+        Log-spaced tone frequencies from ``f_min_hz`` to ``f_max_hz`` (in Hz).
+    levels_db : sequence of float (peak dBFS)
+        Tone levels: every frequency at every level (full response-versus-level curves).
+    n_seeds : int
+        Draws of unmodulated white noise at each tone level (the noise baseline and its spread).
+    duration_s : float (in seconds)
+        Length of every probe.
+    f_min_hz, f_max_hz : float (in Hz)
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`probe_table` rows: the tones, ``n_seeds`` unmodulated ``am_noise`` rows per level
+        and one ``silence``.
+    """
+    levels = _floats("levels_db", levels_db, positive=False)
+    parts = [
+        probe_table(
+            kinds=["tone", "silence"],
+            n_freqs=n_freqs,
+            levels_db=levels,
+            duration_s=duration_s,
+            f_min_hz=f_min_hz,
+            f_max_hz=f_max_hz,
+        )
+    ]
+    for lv in levels:
+        parts.append(
+            probe_table(
+                kinds=["am_noise"], rates_hz=(), unmodulated=True, n_seeds=n_seeds, level_db=lv, duration_s=duration_s
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def temporal_probes(
+    *,
+    rates_hz: Iterable[float] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 200.0),
+    n_seeds: int = 5,
+    level_db: float = -20.0,
+    duration_s: float = 8.0,
+    sweep_s: float = 2.0,
+    onsets_s: Iterable[float] | None = None,
+) -> pd.DataFrame:
+    """The temporal-tuning set: AM noise (several seeds per rate, unmodulated controls), click
+    trains, chirps at matched positions, silence.
+
+    Parameters
+    ----------
+    rates_hz : sequence of float (in Hz)
+        AM and click rates.
+    n_seeds : int
+        Draws of the AM noise at each rate and of the unmodulated noise.
+    level_db : float (peak dBFS)
+    duration_s : float (in seconds)
+    sweep_s : float (in seconds)
+        Length of each chirp, silence around it.
+    onsets_s : sequence of float (in seconds), optional
+        Where the chirps start; every onset has a rising and a falling chirp (default: 5 onsets
+        spread evenly over the middle third of the free room, ``duration_s - sweep_s``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`probe_table` rows.
+    """
+    (dur,), (sw,) = _floats("duration_s", duration_s), _floats("sweep_s", sweep_s)
+    room = max(dur - sw, 0.0)
+    onsets = tuple(np.round(np.linspace(room / 3, 2 * room / 3, 5), 4)) if onsets_s is None else tuple(onsets_s)
+    common = dict(level_db=level_db, duration_s=duration_s)
+    return pd.concat(
+        [
+            probe_table(kinds=["am_noise"], rates_hz=rates_hz, n_seeds=n_seeds, unmodulated=True, **common),
+            probe_table(kinds=["click_train", "silence"], rates_hz=rates_hz, **common),
+            probe_table(kinds=["chirp"], sweep_s=sweep_s, onsets_s=onsets, **common),
+        ],
+        ignore_index=True,
+    )
 
 
 def _seed(name: str) -> int:
@@ -336,7 +538,11 @@ def synthesize(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarra
     elif kind == "noise_band":
         x = _ramp(_band_noise(rng, n, sr, float(row["f_lo_hz"]), min(float(row["f_hi_hz"]), nyq)), sr)
     elif kind == "am_noise":
-        env = 0.5 - 0.5 * np.cos(2 * np.pi * float(row["rate_hz"]) * t)
+        depth = _depth(row)
+        if not 0 <= depth <= 1:
+            raise ParameterError(f"The 'depth' of an am_noise probe must be in [0, 1]. Got {depth} instead.")
+        rate = float(row["rate_hz"]) if depth > 0 else 0.0
+        env = 1.0 - depth * (0.5 + 0.5 * np.cos(2 * np.pi * rate * t))
         x = rng.standard_normal(n) * env
     elif kind == "click_train":
         period = sr / float(row["rate_hz"])
@@ -345,11 +551,23 @@ def synthesize(row: Mapping[str, Any], *, sr: int = SAMPLE_RATE_HZ) -> np.ndarra
         x[idx[idx < n]] = 1.0
     elif kind == "chirp":
         lo, hi = float(row["f_lo_hz"]), min(float(row["f_hi_hz"]), nyq)
-        f_start, f_end = (lo, hi) if row["direction"] == "up" else (hi, lo)
-        k = math.log(f_end / f_start)
-        # instantaneous frequency f_start * exp(k t / T): phase is its integral
-        phase = 2 * np.pi * f_start * duration_s / k * np.expm1(k * t / duration_s) if k else 2 * np.pi * f_start * t
-        x = _ramp(np.sin(phase), sr)
+        sweep_s = _finite(row.get("sweep_s")) if hasattr(row, "get") else None
+        onset = (_finite(row.get("onset_s")) if hasattr(row, "get") else None) or 0.0
+        m = n if sweep_s is None else int(round(sweep_s * sr))
+        i0 = 0 if sweep_s is None else int(round(onset * sr))
+        if m <= 0 or i0 < 0 or i0 + m > n:
+            raise ParameterError(
+                f"A chirp's sweep must lie inside its clip. Got onset_s={onset}, sweep_s={sweep_s}, "
+                f"duration_s={duration_s} instead."
+            )
+        span = m / sr
+        k = math.log(hi / lo)
+        ts = np.arange(m) / sr
+        # rising: instantaneous frequency lo * exp(k t / T), phase its integral; falling: the rising one reversed
+        phase = 2 * np.pi * lo * span / k * np.expm1(k * ts / span) if k else 2 * np.pi * lo * ts
+        sweep = _ramp(np.sin(phase), sr)
+        x = np.zeros(n)
+        x[i0 : i0 + m] = sweep if row["direction"] == "up" else sweep[::-1]
     else:  # harmonic
         f0, nh = float(row["f0_hz"]), int(row["n_harmonics"])
         ks = np.arange(1, nh + 1)

@@ -10,7 +10,9 @@ top-10 overlap), and how accurate are probes trained on clean clips on the pertu
     python studies/robustness.py --run runs/minibank --out reports/robustness_minibank
 
 Tables: ``robustness`` (family, strength, label, layer, response_spearman, auroc_spearman,
-top_overlap, probe_accuracy, probe_ci_low, probe_ci_high, clean_probe_accuracy).
+top_overlap, probe_accuracy, probe_ci_low, probe_ci_high, clean_probe_accuracy,
+top_overlap_chance, top_overlap_resample): the top-N overlap beside its chance level (N / units)
+and a resampling baseline (two bootstrap resamples of the clean clips).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from interp.corpus.corpora import load_corpus
 from interp.recording import RecordConfig
 from interp.report import study_figures as sf
 from interp.report.reporting import Report, obtain_run, quick_subset, study_parser
+from interp.report.study_figures.robustness import overlap_baselines_figure
 from soundnet import load_soundnet
 from soundnet.model import CONV_LAYERS
 
@@ -57,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     splits, cv = lp.probe_folds(
         labels, clips["fold"].to_numpy(), groups=clips["group"].to_numpy() if "group" in clips.columns else None
     )
-    table = rb.compare_conditions(clean, perturbed, labels, splits, top_n=args.top_n)
+    table = rb.compare_conditions(
+        clean, perturbed, labels, splits, top_n=args.top_n, n_resamples=5 if args.quick else 20
+    )
 
     # 4. report
     rep = Report("robustness", args.out, title="Robustness of unit rankings and probes")
@@ -75,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{mid['clean_probe_accuracy'].iloc[0]:.1%} -> "
             + ", ".join(f"{a:.1%} ({lab})" for a, lab in zip(mid["probe_accuracy"], mid["label"])),
         )
+    refs = table.groupby("layer", sort=False)[["top_overlap_chance", "top_overlap_resample"]].first()
+    rep.number(
+        f"top-{args.top_n} overlap references per layer (chance / two bootstrap resamples of the clean clips)",
+        "; ".join(f"{lay} {r.top_overlap_chance:.2f} / {r.top_overlap_resample:.2f}" for lay, r in refs.iterrows()),
+        "a perturbed overlap is read against these: near chance = the ranking is lost, near the resampling "
+        "baseline = as stable as the data allow",
+    )
+    rep.note(
+        f"Top-{args.top_n} overlap chance = {args.top_n} / n_units (the hypergeometric expectation for two "
+        "unrelated top sets); resampling baseline = mean overlap between the top sets of two bootstrap "
+        f"resamples of the clean clips (within each category, {5 if args.quick else 20} pairs)."
+    )
     rep.note(
         f"{len(clips)} clips, {len(np.unique(labels))} categories; rankings use each unit's per-clip max, "
         f"probes the per-clip mean (logistic regression trained on clean clips, {cv}, tested on the "
@@ -91,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"Fraction of each category's clean top-{args.top_n} units (by AUROC) that stay in its top-{args.top_n} "
         "after the perturbation, per layer.",
+    )
+    rep.figure(
+        "top_overlap_baselines",
+        overlap_baselines_figure(table, top_n=args.top_n),
+        f"Per layer: the top-{args.top_n} overlap under each perturbation (points) against its chance level "
+        "(grey bar) and the resampling baseline of the clean ranking (dark bar).",
     )
     rep.figure(
         "ranking_spearman",

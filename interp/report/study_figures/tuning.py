@@ -32,19 +32,27 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # frequency tuning
 # --------------------------------------------------------------------------------------------
-def _unit_matrix(curves: pd.DataFrame, layer: str, level_db: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(freqs (n_f,), range-normalised responses (n_units, n_f))`` of one layer at one level."""
+def _unit_matrix(curves: pd.DataFrame, layer: str, level_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(freqs (n_f,), range-normalised responses (n_units, n_f), units (n_units,))`` of one layer at one level."""
     sub = curves[(curves["layer"] == layer) & np.isclose(curves["level_db"], level_db)]
     piv = sub.pivot_table(index="unit", columns="freq_hz", values="response", aggfunc="mean")
     r = piv.to_numpy(dtype=np.float64)
     lo, hi = np.nanmin(r, axis=1, keepdims=True), np.nanmax(r, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(hi - lo > 0, (r - lo) / np.where(hi - lo > 0, hi - lo, 1.0), 0.0)
-    return piv.columns.to_numpy(dtype=np.float64), z
+    return piv.columns.to_numpy(dtype=np.float64), z, piv.index.to_numpy()
 
 
-def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None = None) -> go.Figure:
-    """Per layer, every unit's frequency tuning curve as one row, rows sorted by best frequency.
+def tonotopy_figure(
+    curves: pd.DataFrame,
+    *,
+    level_db: float,
+    best: pd.DataFrame | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Per layer, every (responsive) unit's frequency tuning curve as one row, sorted by best frequency.
+
+    Every layer of ``curves`` gets a panel, also one without a responsive unit (it then says so).
 
     Parameters
     ----------
@@ -52,36 +60,64 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
         Tone curves (``layer, unit, freq_hz, level_db, response``).
     level_db : float (peak dBFS)
         The tone level shown.
+    best : pandas.DataFrame, optional
+        :func:`interp.analysis.tuning.best_frequencies`: only its ``responsive`` units are shown,
+        counted in the panel titles, and ``resolution_hz`` (if present) is drawn as a dashed line.
     """
     layers = layer_list(curves)
     rows, cols = grid(len(layers))
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[f"{l}" for l in layers], horizontal_spacing=0.06, vertical_spacing=0.16
-    )
+    keep: dict[str, np.ndarray] = {}
+    limit: dict[str, float] = {}
+    titles = []
+    for layer in layers:
+        n_all = int(curves.loc[curves["layer"] == layer, "unit"].nunique())
+        if best is None:
+            titles.append(layer)
+            continue
+        b = best[(best["layer"] == layer) & np.isclose(best["level_db"], level_db)]
+        keep[layer] = np.sort(b.loc[b["responsive"], "unit"].to_numpy())
+        if "resolution_hz" in b.columns and len(b):
+            limit[layer] = float(b["resolution_hz"].iloc[0])
+        titles.append(f"{layer}: {len(keep[layer])} of {n_all} units responsive")
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06, vertical_spacing=0.16)
     f_all = np.sort(curves["freq_hz"].unique())
     for k, layer in enumerate(layers):
-        freqs, z = _unit_matrix(curves, layer, level_db)
-        order = np.lexsort((np.arange(len(z)), np.argmax(z, axis=1)))
+        freqs, z, units = _unit_matrix(curves, layer, level_db)
+        if layer in keep:
+            sel = np.isin(units, keep[layer])
+            z, units = z[sel], units[sel]
         r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(
-            go.Heatmap(
-                z=z[order],
-                x=np.log2(freqs),
-                y=np.arange(len(order)),
-                coloraxis="coloraxis",
-                customdata=np.repeat(np.asarray(order)[:, None], len(freqs), axis=1),
-                hovertemplate=f"{layer} unit %{{customdata}}<br>%{{x:.2f}} log2 Hz: %{{z:.2f}}<extra></extra>",
-            ),
-            row=r,
-            col=c,
-        )
+        if len(z):
+            order = np.lexsort((np.arange(len(z)), np.argmax(z, axis=1)))
+            fig.add_trace(
+                go.Heatmap(
+                    z=z[order],
+                    x=np.log2(freqs),
+                    y=np.arange(len(order)),
+                    coloraxis="coloraxis",
+                    customdata=np.repeat(units[order][:, None], len(freqs), axis=1),
+                    hovertemplate=f"{layer} unit %{{customdata}}<br>%{{x:.2f}} log2 Hz: %{{z:.2f}}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
+        else:
+            fig.add_trace(
+                go.Scatter(
+                    x=[np.log2(f_all).mean()], y=[0], mode="text", text=["no responsive unit"], showlegend=False
+                ),
+                row=r,
+                col=c,
+            )
+        if layer in limit and f_all[0] < limit[layer] < f_all[-1]:
+            fig.add_vline(x=float(np.log2(limit[layer])), row=r, col=c, line=dict(color="white", dash="dash", width=1))
         log2_axis(fig, f_all[0], f_all[-1], row=r, col=c, title="tone frequency (Hz)" if r == rows else None)
         fig.update_yaxes(
             row=r,
             col=c,
             title=dict(text="units, by best frequency" if c == 1 else None),
             showgrid=False,
-            range=[-0.5, len(order) - 0.5],
+            range=[-0.5, max(len(z), 1) - 0.5],
         )
     fig.update_layout(
         coloraxis=dict(
@@ -91,9 +127,10 @@ def tonotopy_figure(curves: pd.DataFrame, *, level_db: float, title: str | None 
             colorbar=dict(title=dict(text="response<br>(unit's range)", side="right"), thickness=10),
         )
     )
+    fig.update_annotations(font_size=11)
     title = title or (
-        f"Tonotopy: frequency tuning of every unit at {level_db:g} dBFS tones "
-        "(each row one unit, sorted by best frequency)"
+        f"Tonotopy: frequency tuning of every {'responsive ' if best is not None else ''}unit at {level_db:g} dBFS "
+        "tones (each row one unit, sorted by best frequency)"
     )
     return styled(fig, title, height=330 * rows + 40, width=1200)
 
@@ -275,16 +312,32 @@ def kernel_response_figure(
     return styled(fig, title, height=460, width=900, top=56)
 
 
-def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Per layer, how the units' peak response grows with tone level (median and quartiles)."""
+def level_figure(best: pd.DataFrame, *, curves: pd.DataFrame | None = None, title: str | None = None) -> go.Figure:
+    """Per layer, response versus level over every level of the sweep (median and quartiles).
+
+    Parameters
+    ----------
+    best : pandas.DataFrame
+        :func:`interp.analysis.tuning.best_frequencies` (units responsive at some level are drawn).
+    curves : pandas.DataFrame, optional
+        :func:`interp.analysis.tuning.level_curves` (``response_rel`` at each unit's best tone);
+        without it, the peak response over frequencies relative to the highest level's.
+    """
     levels = sorted(best["level_db"].unique())
     top = levels[-1]
     fig = go.Figure()
+    live = best.groupby(["layer", "unit"])["responsive"].any()
     for i, layer in enumerate(layer_list(best)):
-        sub = best[(best["layer"] == layer) & best["responsive"]]
-        piv = sub.pivot_table(index="unit", columns="level_db", values="peak_response")
-        ref = piv[top].where(piv[top] > 0)
-        rel = piv.div(ref, axis=0)
+        units = live[layer][live[layer]].index if layer in live.index.get_level_values(0) else []
+        if curves is not None:
+            sub = curves[(curves["layer"] == layer) & curves["unit"].isin(units)]
+            rel = sub.pivot_table(index="unit", columns="level_db", values="response_rel")
+        else:
+            sub = best[(best["layer"] == layer) & best["unit"].isin(units)]
+            piv = sub.pivot_table(index="unit", columns="level_db", values="peak_response")
+            rel = piv.div(piv[top].where(piv[top] > 0), axis=0) if top in piv.columns else piv
+        if rel.empty:
+            continue
         med, q1, q3 = rel.median(), rel.quantile(0.25), rel.quantile(0.75)
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
@@ -292,7 +345,7 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
                 x=list(med.index),
                 y=med.to_numpy(),
                 mode="lines+markers",
-                name=layer,
+                name=f"{layer} ({len(rel)} units)",
                 line=dict(color=color, width=2),
                 error_y=dict(
                     type="data",
@@ -307,8 +360,11 @@ def level_figure(best: pd.DataFrame, *, title: str | None = None) -> go.Figure:
             )
         )
     fig.update_xaxes(title=dict(text="tone level (peak dBFS)"), tickvals=levels)
-    fig.update_yaxes(title=dict(text=f"peak response / peak response at {top:g} dBFS"), rangemode="tozero")
-    title = title or "Level dependence: peak tone response vs level (median over units, bars: quartiles)"
+    y_title = (
+        "response at the unit's best tone / its largest" if curves is not None else f"peak response / at {top:g} dBFS"
+    )
+    fig.update_yaxes(title=dict(text=y_title), rangemode="tozero")
+    title = title or "Response versus level at every level (median over responsive units, bars: quartiles)"
     return styled(fig, title, height=420, width=800, top=56)
 
 
@@ -421,6 +477,22 @@ def following_figure(following: pd.DataFrame, *, title: str | None = None) -> go
                 row=1,
                 col=j + 1,
             )
+            if "vs_null" in sub.columns and sub["vs_null"].notna().any():
+                g0 = sub[sub["layer"] == layer].groupby("rate_hz")["vs_null"].median().dropna()
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.log2(g0.index.to_numpy(dtype=np.float64)),
+                        y=g0.to_numpy(),
+                        mode="lines",
+                        name=f"{layer}, unmodulated noise",
+                        legendgroup=layer,
+                        showlegend=False,
+                        line=dict(color=color, width=1, dash="dot"),
+                        hovertemplate=f"{layer} null: %{{y:.2f}}<extra></extra>",
+                    ),
+                    row=1,
+                    col=j + 1,
+                )
         rates = np.sort(following["rate_hz"].unique())
         ticks = [r for r in (1, 2, 4, 8, 16, 32, 64, 128, 200) if rates[0] <= r <= rates[-1]]
         fig.update_xaxes(
@@ -445,7 +517,11 @@ def direction_figure(pref: pd.DataFrame, *, title: str | None = None) -> go.Figu
     layers = layer_list(pref)
     fig = go.Figure()
     colors = {"up": PALETTE[1], "down": PALETTE[0], "none": NONE}
-    names = {"up": "prefers rising (DSI > 0.1)", "down": "prefers falling (DSI < -0.1)", "none": "no preference"}
+    names = {
+        "up": "prefers rising (DSI >= 0.1, q < 0.05)",
+        "down": "prefers falling (DSI <= -0.1, q < 0.05)",
+        "none": "no preference",
+    }
     for p in ("up", "down", "none"):
         frac, count = [], []
         for layer in layers:
