@@ -27,7 +27,7 @@ from soundnet.errors import AudioError, ParameterError
 
 SR = 22050
 ID_RE = re.compile(r"^c[0-9a-f]{12}(-dup\d+)?$")
-CORE = ["clip_id", "path", "label", "fold", "start_s", "end_s", "order", "status"]
+CORE = ["clip_id", "path", "label", "fold", "start_s", "end_s", "order", "status", "labels"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,9 @@ def _write(src: Path, dst: Path, *, fmt: str | None = None, subtype: str | None 
 
 
 def _check_table(df: pd.DataFrame) -> None:
-    assert list(df.columns[: len(CORE)]) == CORE or list(df.columns[:9]) == CORE[:6] + ["segment"] + CORE[6:]
+    assert list(df.columns[: len(CORE)]) == CORE or list(df.columns[:10]) == CORE[:6] + ["segment"] + CORE[6:]
+    # single-label layouts: labels == [label] ([] for no label)
+    assert all(list(x) == ([lab] if lab else []) for lab, x in zip(df["label"], df["labels"]))
     assert df["clip_id"].is_unique
     assert all(ID_RE.match(c) for c in df["clip_id"])
     assert df["order"].tolist() == list(range(len(df)))

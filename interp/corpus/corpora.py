@@ -12,7 +12,11 @@ Columns
     gets ``-dup1``, ``-dup2``, ... appended.
 ``path`` (str)
     Absolute, resolved path of the audio file, or a virtual ``probes://<name>`` path.
-``label`` (str), ``fold`` (int, -1 when none)
+``label`` (str)
+    The clip's label; for a multi-label clip the first of ``labels`` in the source's order (a
+    manifest's own ``label`` column is kept as given), ``""`` for a clip without labels. Code
+    that knows one label per clip keeps working on multi-label corpora through it.
+``fold`` (int, -1 when none)
 ``start_s``, ``end_s`` (float, seconds)
     The excerpt of the file; ``end_s`` NaN means to the end of the file.
 ``segment`` (int, only with ``segment_s``)
@@ -20,18 +24,28 @@ Columns
 ``order`` (int)
     Position in the table, 0..n-1.
 ``status`` (str)
-    ``ok``, or what is wrong without decoding: ``missing: no such file`` or
-    ``duplicate: same file and range as <clip_id>``.
+    ``ok``, or what is wrong without decoding: ``missing: no such file`` (or ``missing: no audio
+    file for YTID ...``), ``duplicate: same file and range as <clip_id>``, or, for a malformed
+    metadata row, ``invalid: <file> line <n>: <what>`` (an unknown label id, a number that is
+    not one, ...). Such rows stay in the table (and in a run's ``clips.parquet``) and are never
+    decoded; the valid rows around them are kept.
+``labels`` (list of str)
+    Every label of the clip, in the source's order, without repeats: ``[label]`` for a
+    single-label corpus, ``[]`` for a clip without labels, several for AudioSet, FSD50K or a
+    manifest's ``labels`` column (see :mod:`interp.corpus.multilabel`). In ``clips.parquet`` a
+    Parquet list column (read back by pandas as one array per row).
 ``group`` (str)
     What makes clips not independent: clips of one group share a source, so resampling,
     permutations and folds move whole groups (:mod:`interp.analysis.resampling`). ESC-50's
-    ``src_file``, UrbanSound8K's ``fsID``, a manifest's ``group`` column (the demo names the
-    speaker of each spoken digit); otherwise the file, so that the segments of one file
-    (``segment_s``) form one group.
+    ``src_file``, UrbanSound8K's ``fsID``, AudioSet's YTID, FSD50K's uploader (else its
+    ``fname``), a manifest's ``group`` column (the demo names the speaker of each spoken digit);
+    otherwise the file, so that the segments of one file (``segment_s``) form one group.
 extra columns
     Whatever the source has: ESC-50's ``target, esc10, take, src_file``; UrbanSound8K's
-    ``classID, fsID, salience, source_start_s, source_end_s``; a manifest's own columns (the demo's
-    ``source, license, credit, seconds``); the probes' parameters.
+    ``classID, fsID, salience, source_start_s, source_end_s``; AudioSet's ``ytid, split,
+    source_start_s, source_end_s, mids``; FSD50K's ``fname, split, mids, uploader, license``; a
+    manifest's own columns (the demo's ``source, license, credit, seconds``); the probes'
+    parameters.
 
 Layouts
 -------
@@ -40,8 +54,18 @@ Layouts
 ESC-50               a folder with ``meta/esc50.csv`` and ``audio/``.
 UrbanSound8K         a folder with ``metadata/UrbanSound8K.csv`` and ``audio/fold1..10/``.
 GTZAN                a folder with ``genres/<genre>/*.wav|*.au`` (or ``genres_original/``).
-CSV manifest         a ``.csv`` file with ``path,label`` (optional ``fold,start_s,end_s``), or a
-                     folder holding ``manifest.csv``.
+AudioSet             a folder with ``class_labels_indices.csv`` and segments CSVs (``YTID,
+                     start_seconds, end_seconds, positive_labels``) and ``audio/``, or one
+                     segments CSV; audio ``<YTID>.<ext>``/``Y<YTID>.<ext>`` (the whole video) or
+                     ``<YTID>_<start>[_<end>].<ext>`` (the excerpt). See
+                     :mod:`interp.corpus.multilabel`.
+FSD50K               a folder with ``FSD50K.ground_truth/dev.csv|eval.csv`` (``fname,labels[,mids,
+                     split]``) and ``FSD50K.dev_audio/``/``FSD50K.eval_audio/`` (``<fname>.wav``), or
+                     one ground-truth CSV (audio in ``FSD50K.<stem>_audio/`` or ``audio/``).
+CSV manifest         a ``.csv`` file with ``path,label`` (optional ``fold,start_s,end_s``, and
+                     ``labels``: several labels per field, split by ``label_separator``; with
+                     ``labels`` the ``label`` column may be left out), or a folder holding
+                     ``manifest.csv``.
 folder-per-class     a folder whose subfolders hold audio files; label = subfolder name.
 """
 
@@ -58,6 +82,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from interp.corpus import multilabel
 from interp.corpus import stimuli as probes
 from soundnet.audio import audio_info, read_audio
 from soundnet.errors import AudioError, ParameterError
@@ -85,7 +110,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif", ".m
 BUILTIN_CORPORA = ("demo", "probes")
 
 #: The columns every corpus table starts with (``segment`` follows ``end_s`` when segmenting).
-CORE_COLUMNS = ("clip_id", "path", "label", "fold", "start_s", "end_s", "order", "status")
+CORE_COLUMNS = ("clip_id", "path", "label", "fold", "start_s", "end_s", "order", "status", "labels")
 
 #: What a path may be, for error messages.
 LAYOUTS = (
@@ -93,7 +118,9 @@ LAYOUTS = (
     "ESC-50 folder (meta/esc50.csv + audio/)",
     "UrbanSound8K folder (metadata/UrbanSound8K.csv + audio/fold1..10/)",
     "GTZAN folder (genres/<genre>/*.wav|*.au, or genres_original/)",
-    "CSV manifest (a .csv file with path,label[,fold,start_s,end_s], or a folder with manifest.csv)",
+    "AudioSet folder (class_labels_indices.csv + segments CSVs + audio/) or segments CSV",
+    "FSD50K folder (FSD50K.ground_truth/ + FSD50K.dev_audio/) or ground-truth CSV (fname,labels)",
+    "CSV manifest (a .csv file with path,label[,labels,fold,start_s,end_s], or a folder with manifest.csv)",
     "folder-per-class (subfolders of audio files, label = subfolder name)",
 )
 
@@ -227,10 +254,12 @@ def _gtzan_root(root: Path) -> Path | None:
     return None
 
 
-def _read_manifest(csv_path: Path) -> pd.DataFrame:
+def _read_manifest(csv_path: Path, label_separator: str | None = None) -> pd.DataFrame:
     df = _read_csv(csv_path)
-    _need_columns(df, ("path", "label"), csv_path)
-    clash = sorted(set(df.columns) & (_RESERVED - {"path", "label", "fold", "start_s", "end_s"}))
+    _need_columns(
+        df, ("path", "labels") if "label" not in df.columns and "labels" in df.columns else ("path", "label"), csv_path
+    )
+    clash = sorted(set(df.columns) & (_RESERVED - {"path", "label", "labels", "fold", "start_s", "end_s"}))
     if clash:
         raise ParameterError(
             f"The manifest {str(csv_path)!r} must not have the columns {clash}: load_corpus makes them. Rename them."
@@ -246,6 +275,12 @@ def _read_manifest(csv_path: Path) -> pd.DataFrame:
     df["path"] = [
         str(p) if Path(p).is_absolute() else str(base / p) for p in (os.path.expanduser(str(x)) for x in paths)
     ]
+    if "labels" in df.columns:  # several labels per field; the manifest's own label stays first
+        lists = multilabel.split_labels(df["labels"], label_separator)
+        if "label" not in df.columns:
+            df["label"] = [lab[0] if lab else "" for lab in lists]
+        given = df["label"].fillna("").astype(str).str.strip()
+        df["labels"] = [[g, *(x for x in lab if x != g)] if g else lab for g, lab in zip(given, lists)]
     df["label"] = df["label"].fillna("").astype(str)
     if "fold" in df.columns:
         df["fold"] = df["fold"].where(df["fold"].notna(), -1)
@@ -254,18 +289,26 @@ def _read_manifest(csv_path: Path) -> pd.DataFrame:
     return df
 
 
-def _detect(root: Path) -> tuple[str, pd.DataFrame]:
+def _detect(root: Path, label_separator: str | None = None) -> tuple[str, pd.DataFrame]:
     """Recognise the layout of a path and read its rows."""
     if root.is_file():
         if root.suffix.lower() == ".csv":
-            return "manifest", _read_manifest(root)
+            if multilabel.is_audioset_csv(root):
+                return "audioset", multilabel.read_audioset(root)
+            if multilabel.is_fsd50k_csv(root):
+                return "fsd50k", multilabel.read_fsd50k(root)
+            return "manifest", _read_manifest(root, label_separator)
         raise ParameterError(_unrecognised(root, "it is a file but not a .csv manifest"))
     if (root / "meta" / "esc50.csv").is_file():
         return "esc50", _read_esc50(root)
     if (root / "metadata" / "UrbanSound8K.csv").is_file():
         return "urbansound8k", _read_urbansound8k(root)
     if (root / "manifest.csv").is_file():
-        return "manifest", _read_manifest(root / "manifest.csv")
+        return "manifest", _read_manifest(root / "manifest.csv", label_separator)
+    if multilabel.audioset_segment_files(root):
+        return "audioset", multilabel.read_audioset(root)
+    if multilabel.fsd50k_ground_truth_files(root):
+        return "fsd50k", multilabel.read_fsd50k(root)
     gtzan = _gtzan_root(root)
     if gtzan is not None:
         return "gtzan", _read_folders(gtzan)
@@ -324,6 +367,7 @@ def _segment(df: pd.DataFrame, segment_s: float) -> pd.DataFrame:
         path = rec["path"]
         start = float(rec["start_s"])
         end = float(rec["end_s"])
+        rec["labels"] = list(rec["labels"])  # each segment its own list
         if rec["status"] != "ok":
             pieces.append({**rec, "segment": -1})
             continue
@@ -346,7 +390,8 @@ def _segment(df: pd.DataFrame, segment_s: float) -> pd.DataFrame:
             continue
         for k in range(n_full):
             s0 = round(start + k * segment_s, 6)
-            pieces.append({**rec, "start_s": s0, "end_s": round(s0 + segment_s, 6), "segment": k})
+            piece = {**rec, "start_s": s0, "end_s": round(s0 + segment_s, 6), "segment": k}
+            pieces.append({**piece, "labels": list(rec["labels"])})
     cols = list(df.columns)
     cols.insert(cols.index("end_s") + 1, "segment")
     return pd.DataFrame(pieces, columns=cols)
@@ -382,6 +427,20 @@ def _groups(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _label_lists(df: pd.DataFrame) -> list[list[str]]:
+    """Each row's ``labels``: the reader's lists (as lists of str), else ``[label]`` (``[]`` for
+    an empty label)."""
+    if "labels" not in df.columns:
+        return [[lab] if lab else [] for lab in df["label"]]
+    out = []
+    for lab, given in zip(df["label"], df["labels"]):
+        if isinstance(given, (list, tuple, np.ndarray)):
+            out.append([str(x) for x in given])
+        else:
+            out.append([lab] if lab else [])
+    return out
+
+
 def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd.DataFrame:
     """Normalise the columns, mark missing files, segment, id, mark duplicates, order."""
     df = rows.reset_index(drop=True).copy()
@@ -396,16 +455,23 @@ def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd
     starts = [_finite_or_nan(x) for x in df["start_s"]] if "start_s" in df.columns else [0.0] * len(df)
     df["start_s"] = [0.0 if math.isnan(v) else v for v in starts]
     df["end_s"] = [_finite_or_nan(x) for x in df["end_s"]] if "end_s" in df.columns else math.nan
-    bad_range = (df["start_s"] < 0) | (df["end_s"] <= df["start_s"])
+    # a reader's own verdict on a row (multi-label readers: "invalid: <file> line <n>: ..."); "" = none
+    given = df["status"].fillna("").astype(str).tolist() if "status" in df.columns else [""] * len(df)
+    judged = pd.Series([bool(g) for g in given], index=df.index)
+    bad_range = ((df["start_s"] < 0) | (df["end_s"] <= df["start_s"])) & ~judged
     if bad_range.any():
         ex = df.loc[bad_range, ["path", "start_s", "end_s"]].head(3).to_dict("records")
         raise ParameterError(
             f"The corpus rows must have 0 <= start_s < end_s (end_s NaN = to the end). Got {ex} instead."
         )
-    df["status"] = ["ok" if probes.is_virtual(p) or os.path.isfile(p) else "missing: no such file" for p in df["path"]]
+    df["status"] = [
+        g or ("ok" if probes.is_virtual(p) or os.path.isfile(p) else "missing: no such file")
+        for g, p in zip(given, df["path"])
+    ]
+    df["labels"] = _label_lists(df)
     df["group"] = _groups(df)
     extras = [c for c in df.columns if c not in _RESERVED]
-    df = df[["path", "label", "fold", "start_s", "end_s", "status"] + extras]
+    df = df[["path", "label", "fold", "start_s", "end_s", "status", "labels"] + extras]
     if segment_s is not None:
         df = _segment(df, segment_s)
     ids = [clip_id_for(p, s, e) for p, s, e in zip(df["path"], df["start_s"], df["end_s"])]
@@ -424,7 +490,7 @@ def _finish(rows: pd.DataFrame, *, segment_s: float | None, resolve: bool) -> pd
     df["order"] = np.arange(len(df), dtype=np.int64)
     front = ["clip_id", "path", "label", "fold", "start_s", "end_s"]
     front += ["segment"] if "segment" in df.columns else []
-    front += ["order", "status"]
+    front += ["order", "status", "labels"]
     df = df[front + [c for c in df.columns if c not in front]].reset_index(drop=True)
     if "segment" in df.columns:
         df["segment"] = df["segment"].astype("int64")
@@ -436,6 +502,7 @@ def load_corpus(
     *,
     esc10: bool = False,
     segment_s: float | None = None,
+    label_separator: str | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Read a labeled corpus into one table, one row per clip (or segment).
@@ -443,8 +510,9 @@ def load_corpus(
     Parameters
     ----------
     spec : str or path
-        ``"demo"``, ``"probes"``, or the path of an ESC-50, UrbanSound8K, GTZAN, folder-per-class
-        corpus or of a CSV manifest (see the module docstring for the layouts).
+        ``"demo"``, ``"probes"``, or the path of an ESC-50, UrbanSound8K, GTZAN, AudioSet,
+        FSD50K, folder-per-class corpus or of a CSV manifest, AudioSet segments CSV or FSD50K
+        ground-truth CSV (see the module docstring for the layouts).
     esc10 : bool
         ESC-50 only: keep only the ESC-10 subset (rows with ``esc10 == True``).
     segment_s : float (in seconds), optional
@@ -454,6 +522,10 @@ def load_corpus(
         (``segment`` 0, ``end_s`` its end). Durations come from the file headers
         (:func:`soundnet.audio.audio_info`, no decoding); a file that cannot be inspected, and a
         row whose status is not ``ok``, stays one row with ``segment`` -1.
+    label_separator : str, optional
+        Manifests only: what separates the labels in a ``labels`` column (``";"``, ``"|"``, or
+        ``","`` in quoted fields). None (the default): the first of ``;``, ``|``, ``,`` found in
+        the column (:func:`interp.corpus.multilabel.split_labels`).
     **options
         ``"probes"`` only: subset and shape the synthetic set, e.g.
         ``kinds=["tone"], n_freqs=8, levels_db=(-20,), duration_s=2.0`` (see
@@ -462,8 +534,8 @@ def load_corpus(
     Returns
     -------
     pandas.DataFrame
-        Columns ``clip_id, path, label, fold, start_s, end_s, [segment,] order, status`` and the
-        source's extra columns. ``df.attrs["layout"]`` names the layout that was recognised.
+        Columns ``clip_id, path, label, fold, start_s, end_s, [segment,] order, status, labels``
+        and the source's extra columns (``group`` among them). ``df.attrs["layout"]`` names the layout that was recognised.
 
     Raises
     ------
@@ -489,6 +561,11 @@ def load_corpus(
                 f"seconds or None. Got {segment_s!r} instead."
             )
         segment_s = float(segment_s)
+    if label_separator is not None and (not isinstance(label_separator, str) or label_separator.strip('"\n\r') == ""):
+        raise ParameterError(
+            f"The 'label_separator' parameter of load_corpus must be a non-empty string other than a quote or a "
+            f"line break (e.g. ';', '|', ',') or None. Got {label_separator!r} instead."
+        )
     if not isinstance(spec, (str, os.PathLike)):
         raise ParameterError(
             f"The 'spec' parameter of load_corpus must be a str or a path. Got {type(spec).__name__} instead."
@@ -510,8 +587,13 @@ def load_corpus(
                 f"The 'spec' parameter of load_corpus must be an existing path or one of "
                 f"{BUILTIN_CORPORA}. Got {spec_str!r} instead (no such file or folder)."
             )
-        layout, rows = _detect(root.resolve())
+        layout, rows = _detect(root.resolve(), label_separator)
         resolve = True
+    if label_separator is not None and layout != "manifest":
+        raise ParameterError(
+            f"The 'label_separator' parameter of load_corpus applies to CSV manifests with a 'labels' column. "
+            f"Got label_separator={label_separator!r} for a {layout!r} corpus instead."
+        )
 
     if esc10:
         if layout != "esc50" or "esc10" not in rows.columns:
@@ -589,9 +671,16 @@ def describe_corpus(df: pd.DataFrame) -> str:
     """
     n = len(df)
     labels = df["label"].nunique() if n else 0
+    lists = df["labels"].tolist() if n and "labels" in df.columns else []
+    multi = any(len(x) > 1 for x in lists)
+    if multi:
+        labels = len({x for lab in lists for x in lab})
     folds = sorted(int(f) for f in df["fold"].unique() if int(f) >= 0) if n else []
     fold_txt = "no folds" if not folds else f"{len(folds)} folds ({', '.join(map(str, folds))})"
-    text = f"{n} clip{'s' if n != 1 else ''}, {labels} label{'s' if labels != 1 else ''}, {fold_txt}"
+    text = f"{n} clip{'s' if n != 1 else ''}, {labels} label{'s' if labels != 1 else ''}"
+    if multi:
+        text += f" (multi-label, {sum(len(x) for x in lists) / n:.2g} per clip)"
+    text += f", {fold_txt}"
     if "segment" in df.columns:
         text += f", segments of {df.attrs['segment_s']:g} s" if "segment_s" in df.attrs else ", segmented"
     if df.attrs.get("layout"):
@@ -607,9 +696,16 @@ def corpus_sha256(df: pd.DataFrame) -> str:
     """SHA-256 of what identifies a corpus table: ids, paths, labels, folds, ranges and statuses.
 
     Two tables with the same clips in the same order have the same hash (for ``run.json`` cache
-    keys); extra columns do not enter it.
+    keys); extra columns do not enter it. A clip's ``labels`` enter it only where they are not
+    just ``[label]`` (or ``[]`` for no label), so the hash of a single-label corpus is what it was
+    before the ``labels`` column.
     """
     h = hashlib.sha256()
-    for rec in df[["clip_id", "path", "label", "fold", "start_s", "end_s", "status"]].itertuples(index=False):
-        h.update(("\x1f".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in rec) + "\n").encode("utf-8"))
+    cols = ["clip_id", "path", "label", "fold", "start_s", "end_s", "status"]
+    lists = df["labels"].tolist() if "labels" in df.columns else [None] * len(df)
+    for rec, lab in zip(df[cols].itertuples(index=False), lists):
+        line = "\x1f".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in rec)
+        if lab is not None and [str(x) for x in lab] != ([rec.label] if rec.label else []):
+            line += "\x1f" + "\x1e".join(str(x) for x in lab)
+        h.update((line + "\n").encode("utf-8"))
     return h.hexdigest()
