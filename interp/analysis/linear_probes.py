@@ -1,60 +1,83 @@
 """Linear probes: how much each layer of SoundNet knows about a corpus's categories.
 
-Default protocol (:func:`layer_probes`)
+Protocol (:func:`layer_probes`, :func:`probe_arrays`)
     Features: each clip's per-unit ``mean`` over time from the run directory (``max`` on
-    request), standardised; classifier: multinomial L2 logistic regression. Cross-validation
-    uses the corpus's own folds when it has them (ESC-50's 5 folds, UrbanSound8K's 10: leave one
-    fold out), stratified k-fold otherwise. Every clip is predicted once, by the model that did
-    not see it; accuracy is the fraction right, with a Wilson score interval over the clips.
+    request), standardised within each training fold; classifier: multinomial L2 logistic
+    regression. Outer cross-validation: the corpus's own folds when it has them (ESC-50's 5,
+    UrbanSound8K's 10: leave one fold out), else stratified *group* k-fold on the ``group``
+    column (all clips of one source recording in one fold; stratified k-fold when every clip is
+    its own group). The regularisation C is chosen *inside* each outer training fold by an inner
+    stratified group k-fold over the log grid :data:`C_GRID` (nested cross-validation: the test
+    fold never sees the choice); ``C=`` fixes it instead. Every clip is predicted once, by the
+    probe that did not see it.
 
-Paper protocol (:func:`paper_protocol`)
-    As in SoundNet's evaluation (Aytar et al. 2016): pool5 features (the conv5 block output),
-    each clip looped to 10 s, split into 1 s windows (a window's feature is the mean of the
-    pool5 frames whose receptive-field centre falls in it), a linear SVM with C = 0.01 trained
-    on the windows (no feature scaling), and at test time the SVM's decision values averaged over
-    a clip's windows; the clip's prediction is the class with the largest average. On ESC-50 the
-    paper reports 74.2 % for the 8-layer SoundNet (pool5).
+Chance (:func:`chance_level`, one definition everywhere)
+    The accuracy of the best constant guess under the same folds: each training fold's most
+    frequent category (ties: the mean over the tied ones, i.e. a random tie-break), scored on its
+    test fold, pooled over the test clips. It is what a probe that learned only how often each
+    category occurs would score. It equals 1/K on a balanced corpus (ESC-50) and is higher on an
+    unbalanced one (13.8 % on the demo with its grouped folds, whose largest categories are speech,
+    27 of 174 clips, and tabla, 26, against 1/K = 10 %); 1/K would flatter a probe on unbalanced data, and the majority rate of the test
+    folds would use the test labels. Readers of a probe table take it from its ``chance`` column
+    (:func:`probe_chance`).
+
+Intervals and tests (:mod:`interp.analysis.probe_stats`)
+    ``ci_low, ci_high``: percentile interval of a group bootstrap stratified by test fold (groups
+    are redrawn within their fold; a clip without a group is its own group). ``fold_sd``: the
+    standard deviation of the per-fold accuracies. Layers are compared on the same clips by a
+    paired test (exact McNemar without clustering, the paired group bootstrap with it); a best
+    layer is named only when it is significantly better than the runner-up
+    (:func:`interp.analysis.probe_stats.best_layer`).
+
+Baselines (:mod:`interp.analysis.baselines`)
+    ``layer_probes(..., baselines=...)`` adds rows for log-mel statistics, a randomly initialised
+    SoundNet and the pretrained net with shuffled weights, probed the same way on the same clips.
+
+The paper's ESC-50 protocol (windows of pool5, liblinear) is :mod:`interp.analysis.paper_protocol`.
 
 The probe table (``probes.parquet`` / ``probes.csv``) has the columns :data:`PROBE_COLUMNS`:
-``layer, accuracy, ci_low, ci_high`` (fractions in [0, 1]) then ``n_clips, n_correct, n_classes,
-chance, cv, features, classifier``.
+``layer, accuracy, ci_low, ci_high`` (fractions in [0, 1]) then ``probe`` (``pretrained`` or a
+baseline's name), ``n_clips, n_correct, n_classes, chance, fold_sd, C`` (the C chosen in each
+outer fold), ``cv, interval, features, classifier``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats as sps
 from threadpoolctl import threadpool_limits
 
-from interp.corpus.corpora import clip_waves
+from interp.analysis import baselines as bl
+from interp.analysis.probe_stats import group_bootstrap_accuracy
 from interp.run.store import Run
-from soundnet.audio import INPUT_SCALE, fit_length
 from soundnet.errors import ParameterError
-from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time
 from soundnet.model import CONV_LAYERS, SoundNet8
 from soundnet.options import ClipStat, check_option
 
 __all__ = [
     "PROBE_COLUMNS",
-    "PAPER_ESC50_POOL5",
+    "PREDICTION_COLUMNS",
+    "C_GRID",
     "single_blas_thread",
     "wilson_interval",
     "chance_level",
+    "probe_chance",
     "probe_folds",
+    "fold_of_clips",
     "logistic_probe",
     "fit_folds",
     "predict_folds",
     "cross_validate",
+    "nested_cross_validate",
     "probe_row",
+    "probe_arrays",
     "layer_probes",
-    "paper_window_features",
-    "paper_protocol",
 ]
 
 #: Columns of the probe table, in order (the first four are what other tools read back).
@@ -63,16 +86,24 @@ PROBE_COLUMNS = (
     "accuracy",
     "ci_low",
     "ci_high",
+    "probe",
     "n_clips",
     "n_correct",
     "n_classes",
     "chance",
+    "fold_sd",
+    "C",
     "cv",
+    "interval",
     "features",
     "classifier",
 )
-#: SoundNet paper, Table 2: 8-layer SoundNet, pool5 features, ESC-50 accuracy.
-PAPER_ESC50_POOL5 = 0.742
+#: Columns of the predictions table (one row per probe, layer and clip).
+PREDICTION_COLUMNS = ("probe", "layer", "clip_id", "label", "predicted", "correct", "fold", "group")
+#: The inner cross-validation's grid of C (inverse L2 strength): 10^-3 .. 10^2.
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+#: What the probe table's interval is.
+INTERVAL = "95% group bootstrap, stratified by test fold"
 
 
 def single_blas_thread():
@@ -116,10 +147,64 @@ def wilson_interval(n_correct: int, n: int, *, confidence: float = 0.95) -> tupl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def chance_level(labels: Sequence[str] | np.ndarray) -> float:
-    """Accuracy of always answering the most frequent label."""
-    y = pd.Series(np.asarray(labels).astype(str))
-    return float(y.value_counts(normalize=True).iloc[0]) if len(y) else math.nan
+def chance_level(
+    labels: Sequence[str] | np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
+) -> float:
+    """Chance accuracy: the best constant guess learned on each training fold, scored on its test fold.
+
+    The one definition of chance in the toolkit (see the module docstring for why).
+
+    Parameters
+    ----------
+    labels : array of str, shape (n_clips,)
+    splits : list of (train_index, test_index), optional
+        The probe's folds (:func:`probe_folds`). Without them: the most frequent label's rate.
+
+    Returns
+    -------
+    float
+        A fraction in [0, 1] (NaN without labels). With splits: for each split, the rate in the
+        test fold of the training fold's most frequent label (averaged over tied labels), pooled
+        over the test clips.
+    """
+    y = np.asarray(labels).astype(str)
+    if len(y) == 0:
+        return math.nan
+    if splits is None:
+        return float(pd.Series(y).value_counts(normalize=True).iloc[0])
+    hits, n = 0.0, 0
+    for train, test in splits:
+        counts = pd.Series(y[np.asarray(train)]).value_counts()
+        if len(counts) == 0 or len(test) == 0:
+            continue
+        top = counts.index[counts == counts.iloc[0]]
+        yt = y[np.asarray(test)]
+        hits += float(np.mean([(yt == t).sum() for t in top]))
+        n += len(yt)
+    return hits / n if n else math.nan
+
+
+def probe_chance(table: pd.DataFrame) -> float:
+    """The chance level of a probe table (its ``chance`` column): what a reader draws beside it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A probe table (:data:`PROBE_COLUMNS`, e.g. ``probes.parquet``).
+
+    Returns
+    -------
+    float
+        A fraction in [0, 1]: :func:`chance_level` of the probes' clips and folds (every row of a
+        table shares it). NaN when the table has no ``chance`` column.
+    """
+    if "chance" not in table.columns or table.empty:
+        return math.nan
+    return (
+        float(pd.to_numeric(table["chance"], errors="coerce").dropna().iloc[0])
+        if table["chance"].notna().any()
+        else math.nan
+    )
 
 
 def probe_folds(
@@ -187,6 +272,25 @@ def probe_folds(
             return splits, f"stratified group {kg}-fold"
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in skf.split(np.zeros(len(y)), y)], f"stratified {k}-fold"
+
+
+def fold_of_clips(splits: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """Each clip's test fold: the index of the split that tests it (-1: none).
+
+    Parameters
+    ----------
+    splits : list of (train_index, test_index)
+    n : int
+        Number of clips.
+
+    Returns
+    -------
+    np.ndarray of int, shape (n,)
+    """
+    fold = np.full(n, -1, dtype=np.int64)
+    for i, (_, test) in enumerate(splits):
+        fold[np.asarray(test, dtype=np.int64)] = i
+    return fold
 
 
 def logistic_probe(*, C: float = 1.0) -> Callable[[], Any]:
@@ -303,6 +407,94 @@ def cross_validate(
     return predict_folds(fit_folds(x, labels, splits, make_classifier=make_classifier), splits, xt)
 
 
+def _inner_splits(y: np.ndarray, g: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified group k-fold of a training fold (k reduced to the groups of its rarest class, >= 2)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    per_cat = pd.DataFrame({"y": y, "g": g}).drop_duplicates().groupby("y").size()
+    kk = max(2, min(int(k), int(per_cat.min()), len(np.unique(g))))
+    sgkf = StratifiedGroupKFold(n_splits=kk, shuffle=True, random_state=seed)
+    return [(tr, va) for tr, va in sgkf.split(np.zeros(len(y)), y, g)]
+
+
+def nested_cross_validate(
+    x: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    C_grid: Sequence[float] = C_GRID,
+    inner_folds: int = 3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-validated predictions with C chosen inside each training fold (nested CV).
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (n_clips, n_features)
+    labels : array of str, shape (n_clips,)
+    splits : list of (train_index, test_index)
+        The outer folds (:func:`probe_folds`).
+    groups : array-like, shape (n_clips,), optional
+        Each clip's group: the inner folds keep groups whole (None: every clip its own group).
+    C_grid : sequence of float
+        Candidate C values (inverse L2 strength of :func:`logistic_probe`), > 0.
+    inner_folds : int
+        Folds of the inner stratified group k-fold (fewer when the rarest category of a training
+        fold has fewer groups; at least 2).
+    seed : int
+        Shuffling seed of the inner folds.
+
+    Returns
+    -------
+    pred : np.ndarray of str, shape (n_clips,)
+        Every clip's prediction by the probe of its outer fold ("" for a clip in no test fold).
+    chosen_C : np.ndarray of float, shape (n_splits,)
+        The C each outer fold chose (highest mean inner accuracy; ties go to the smaller C, the
+        stronger regularisation).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _check_xy(x, labels, "nested_cross_validate")
+    grid = sorted(float(c) for c in C_grid)
+    if not grid or grid[0] <= 0:
+        raise ParameterError(
+            f"The 'C_grid' parameter of nested_cross_validate must hold values > 0. Got {C_grid} instead."
+        )
+    if inner_folds < 2:
+        raise ParameterError(
+            f"The 'inner_folds' parameter of nested_cross_validate must be >= 2. Got {inner_folds} instead."
+        )
+    g = (
+        np.arange(len(y)).astype(str)
+        if groups is None
+        else pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
+    )
+    pred = np.full(len(y), "", dtype=object)
+    chosen = np.full(len(splits), math.nan)
+    with single_blas_thread(), warnings.catch_warnings():
+        # a rare category with fewer groups than inner folds: scikit-learn warns, the folds stay valid
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        for i, (train, test) in enumerate(splits):
+            train = np.asarray(train)
+            inner = _inner_splits(y[train], g[train], inner_folds, seed)
+            search = GridSearchCV(
+                make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
+                {"logisticregression__C": grid},
+                cv=inner,
+                scoring="accuracy",
+                refit=True,
+                error_score="raise",
+            )
+            search.fit(x[train], y[train])
+            chosen[i] = float(search.best_params_["logisticregression__C"])
+            pred[np.asarray(test)] = search.predict(x[np.asarray(test)])
+    return pred.astype(str), chosen
+
+
 def probe_row(
     layer: str,
     labels: np.ndarray,
@@ -312,25 +504,195 @@ def probe_row(
     features: str,
     classifier: str,
     confidence: float = 0.95,
+    probe: str = "pretrained",
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    C: str = "",
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> dict:
-    """One row of the probe table from labels and cross-validated predictions."""
+    """One row of the probe table from labels and cross-validated predictions.
+
+    Parameters
+    ----------
+    layer : str
+    labels, pred : array of str, shape (n_clips,)
+        True labels and cross-validated predictions ("" for a clip in no test fold).
+    cv, features, classifier : str
+        Descriptions for the table.
+    confidence : float
+        Coverage of the interval.
+    probe : str
+        ``"pretrained"`` or a baseline's name.
+    splits : list of (train_index, test_index), optional
+        The folds: chance (:func:`chance_level`), the bootstrap's strata and ``fold_sd`` use them.
+    groups : array-like, shape (n_clips,), optional
+        Each clip's group, the bootstrap's unit (None: every clip its own).
+    C : str
+        The C of each fold, for the table.
+    n_boot, seed : int
+        Bootstrap samples and seed.
+
+    Returns
+    -------
+    dict with the keys :data:`PROBE_COLUMNS`.
+    """
+    labels = np.asarray(labels).astype(str)
+    pred = np.asarray(pred).astype(str)
     done = pred != ""
     n = int(done.sum())
-    k = int((pred[done] == labels[done]).sum())
-    lo, hi = wilson_interval(k, n, confidence=confidence)
+    if n == 0:
+        raise ParameterError(f"probe_row: no clip of layer {layer!r} was predicted.")
+    correct = pred[done] == labels[done]
+    k = int(correct.sum())
+    fold = fold_of_clips(splits, len(labels))[done] if splits is not None else None
+    g = None if groups is None else np.asarray(groups, dtype=object)[done]
+    lo, hi = group_bootstrap_accuracy(correct, groups=g, strata=fold, confidence=confidence, n_boot=n_boot, seed=seed)
+    fold_sd = math.nan
+    if fold is not None and len(np.unique(fold)) >= 2:
+        fold_sd = float(pd.Series(correct).groupby(fold).mean().std(ddof=1))
     return {
         "layer": layer,
         "accuracy": k / n,
         "ci_low": lo,
         "ci_high": hi,
+        "probe": probe,
         "n_clips": n,
         "n_correct": k,
-        "n_classes": int(len(np.unique(labels))),
-        "chance": chance_level(labels),
+        "n_classes": int(len(np.unique(labels[done]))),
+        "chance": chance_level(labels, splits) if splits is not None else chance_level(labels[done]),
+        "fold_sd": fold_sd,
+        "C": C,
         "cv": cv,
+        "interval": f"{confidence:.0%} group bootstrap, stratified by test fold",
         "features": features,
         "classifier": classifier,
     }
+
+
+def probe_arrays(
+    features: Mapping[tuple[str, str], np.ndarray],
+    labels: Sequence[str] | np.ndarray,
+    *,
+    folds: Sequence[int] | np.ndarray | None = None,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    clip_ids: Sequence[Any] | np.ndarray | None = None,
+    descriptions: Mapping[tuple[str, str], str] | None = None,
+    C: float | None = None,
+    C_grid: Sequence[float] = C_GRID,
+    inner_folds: int = 3,
+    n_splits: int = 5,
+    seed: int = 0,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe several feature sets of the same clips with the same folds.
+
+    Parameters
+    ----------
+    features : mapping ``{(probe, layer): np.ndarray (n_clips, n_features)}``
+        E.g. ``{("pretrained", "conv5"): ..., ("log-mel", "log-mel"): ...}``, rows in clip order.
+    labels : array of str, shape (n_clips,)
+    folds : array of int, shape (n_clips,), optional
+        The corpus's folds (see :func:`probe_folds`).
+    groups : array-like, shape (n_clips,), optional
+        Each clip's group (outer and inner folds keep groups whole; the bootstrap resamples them).
+    clip_ids : array-like, shape (n_clips,), optional
+        Ids for the predictions table (default ``0 .. n_clips-1``).
+    descriptions : mapping ``{(probe, layer): str}``, optional
+        The ``features`` column of each row.
+    C : float, optional
+        Fix C instead of choosing it by nested cross-validation over ``C_grid``.
+    C_grid, inner_folds
+        See :func:`nested_cross_validate`.
+    n_splits, seed
+        See :func:`probe_folds`.
+    confidence, n_boot
+        See :func:`interp.analysis.probe_stats.group_bootstrap_accuracy`.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`PROBE_COLUMNS`, one row per feature set, in the mapping's order.
+    predictions : pandas.DataFrame
+        Columns :data:`PREDICTION_COLUMNS`.
+
+    Notes
+    -----
+    Every feature set is scored on the same clips: a clip with a non-finite feature in any set is
+    left out of all of them, and so is a category with fewer than 2 remaining clips. That keeps
+    the paired comparisons (:mod:`interp.analysis.probe_stats`) paired.
+    """
+    y_all = np.asarray(labels).astype(str)
+    n = len(y_all)
+    if not features:
+        raise ParameterError("The 'features' parameter of probe_arrays must hold at least one feature set. Got none.")
+    xs = {}
+    for key, x in features.items():
+        xs[key] = np.asarray(x, dtype=np.float64)
+        if xs[key].ndim != 2 or len(xs[key]) != n:
+            raise ParameterError(
+                f"The 'features' parameter of probe_arrays must hold (n_clips, n_features) arrays with {n} rows. "
+                f"Got {xs[key].shape} for {key} instead."
+            )
+    if C is not None and C <= 0:
+        raise ParameterError(f"The 'C' parameter of probe_arrays must be > 0. Got {C} instead.")
+    keep = np.all([np.isfinite(x).all(axis=1) for x in xs.values()], axis=0) & (y_all != "")
+    counts = pd.Series(y_all[keep]).value_counts()
+    keep &= pd.Series(y_all).map(counts).fillna(0).to_numpy() >= 2
+    idx = np.flatnonzero(keep)
+    y = y_all[idx]
+    g = None if groups is None else np.asarray(groups, dtype=object)[idx]
+    f = None if folds is None else np.asarray(folds)[idx]
+    ids = (np.arange(n) if clip_ids is None else np.asarray(clip_ids))[idx]
+    splits, cv = probe_folds(y, f, n_splits=n_splits, seed=seed, groups=g)
+    fold = fold_of_clips(splits, len(y))
+    group_col = ids.astype(str) if g is None else pd.Series(g).astype(str).to_numpy()
+    rows, preds = [], []
+    for (probe, layer), x in xs.items():
+        x = x[idx]
+        if C is None:
+            pred, chosen = nested_cross_validate(
+                x, y, splits, groups=g, C_grid=C_grid, inner_folds=inner_folds, seed=seed
+            )
+            c_text = ",".join(f"{c:g}" for c in chosen)
+            clf = f"logistic regression (L2; C by nested {inner_folds}-fold group CV over {len(C_grid)} values)"
+        else:
+            pred = cross_validate(x, y, splits, make_classifier=logistic_probe(C=C))
+            c_text, clf = f"{C:g}", f"logistic regression (L2, C={C:g})"
+        desc = (descriptions or {}).get((probe, layer), "")
+        rows.append(
+            probe_row(
+                layer,
+                y,
+                pred,
+                cv=cv,
+                features=desc,
+                classifier=clf,
+                confidence=confidence,
+                probe=probe,
+                splits=splits,
+                groups=g,
+                C=c_text,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        )
+        preds.append(
+            pd.DataFrame(
+                {
+                    "probe": probe,
+                    "layer": layer,
+                    "clip_id": ids,
+                    "label": y,
+                    "predicted": pred,
+                    "correct": pred == y,
+                    "fold": fold,
+                    "group": group_col,
+                }
+            )
+        )
+    return pd.DataFrame(rows, columns=list(PROBE_COLUMNS)), pd.concat(preds, ignore_index=True)
 
 
 def _labelled(run: Run, label_column: str = "label") -> pd.DataFrame:
@@ -344,13 +706,18 @@ def layer_probes(
     *,
     layers: Sequence[str] | None = None,
     stat: ClipStat = "mean",
-    C: float = 1.0,
+    C: float | None = None,
+    C_grid: Sequence[float] = C_GRID,
+    inner_folds: int = 3,
     n_splits: int = 5,
     seed: int = 0,
     confidence: float = 0.95,
+    n_boot: int = 2000,
+    baselines: Sequence[str] = (),
+    model: SoundNet8 | None = None,
     return_predictions: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """A linear probe per layer on a labelled run (the default protocol, see the module docstring).
+    """A linear probe per layer on a labelled run, with baselines (see the module docstring).
 
     Parameters
     ----------
@@ -359,192 +726,63 @@ def layer_probes(
         Default: every recorded conv layer.
     stat : {"mean", "max"}
         Per-clip summary used as features.
-    C : float
-        Inverse L2 strength of the logistic regression.
+    C : float, optional
+        Fix the logistic regression's C; default: chosen by nested CV over ``C_grid``.
+    C_grid, inner_folds
+        See :func:`nested_cross_validate`.
     n_splits, seed : int
-        Stratified k-fold settings (when the corpus has no folds).
+        Stratified (group) k-fold settings when the corpus has no folds; ``seed`` also seeds
+        the bootstrap and the baseline nets.
     confidence : float
-        Coverage of the Wilson interval.
+        Coverage of the intervals.
+    n_boot : int
+        Bootstrap samples of the intervals.
+    baselines : sequence of {"random init", "shuffled", "log-mel"}
+        Baselines probed on the same clips (:mod:`interp.analysis.baselines`); they decode the
+        clips again and run the baseline nets.
+    model : SoundNet8, optional
+        The pretrained net, needed for ``"shuffled"`` (default: :func:`soundnet.model.load_soundnet`).
     return_predictions : bool
-        Also return every clip's cross-validated prediction per layer
-        (``layer, clip_id, label, predicted``).
+        Also return the predictions table (:data:`PREDICTION_COLUMNS`), for
+        :func:`interp.analysis.probe_stats.best_layer` and :func:`~interp.analysis.probe_stats.compare_pairs`.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`PROBE_COLUMNS`, one row per layer, in forward order.
+        Columns :data:`PROBE_COLUMNS`: the pretrained layers in forward order, then each
+        baseline's layers.
     """
     check_option("stat", stat, ClipStat, where="layer_probes")
     layers = [layer for layer in run.layers if layer in CONV_LAYERS] if layers is None else list(layers)
     clips = _labelled(run)
-    rows, preds = [], []
+    feats: dict[tuple[str, str], np.ndarray] = {}
+    desc: dict[tuple[str, str], str] = {}
     for layer in layers:
-        acts = run.activations(layer, stat).reindex(clips.index)
-        ok = np.isfinite(acts.to_numpy(dtype=np.float64)).all(axis=1)
-        sub = clips[ok]
-        counts = sub["label"].value_counts()
-        sub = sub[sub["label"].map(counts) >= 2]  # a category with one clip cannot be tested
-        y = sub["label"].astype(str).to_numpy()
-        x = acts.loc[sub.index].to_numpy(dtype=np.float64)
-        splits, cv = probe_folds(
-            y,
-            sub["fold"].to_numpy() if "fold" in sub.columns else None,
-            n_splits=n_splits,
-            seed=seed,
-            groups=sub["group"].to_numpy() if "group" in sub.columns else None,
-        )
-        pred = cross_validate(x, y, splits, make_classifier=logistic_probe(C=C))
-        rows.append(
-            probe_row(
-                layer,
-                y,
-                pred,
-                cv=cv,
-                features=f"{stat} over time, standardised",
-                classifier=f"logistic regression (L2, C={C:g})",
-                confidence=confidence,
-            )
-        )
-        preds.append(pd.DataFrame({"layer": layer, "clip_id": sub.index.to_numpy(), "label": y, "predicted": pred}))
-    table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
-    if return_predictions:
-        return table, pd.concat(preds, ignore_index=True)
-    return table
+        feats[("pretrained", layer)] = run.activations(layer, stat).reindex(clips.index).to_numpy(dtype=np.float64)
+        desc[("pretrained", layer)] = f"{stat} over time, standardised"
+    if baselines:
+        if model is None:
+            from soundnet.model import load_soundnet
 
-
-# --------------------------------------------------------------------------------------------
-# the paper's protocol
-# --------------------------------------------------------------------------------------------
-def paper_window_features(
-    model: SoundNet8,
-    waves: Sequence[np.ndarray],
-    *,
-    layer: str = "conv5",
-    loop_s: float = 10.0,
-    window_s: float = 1.0,
-    batch_size: int = 8,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window features of clips looped to ``loop_s`` (the paper's protocol).
-
-    Parameters
-    ----------
-    model : SoundNet8
-    waves : sequence of np.ndarray, each (n_samples,)
-        Mono float32 in [-1, 1] at 22050 Hz.
-    layer : str
-        ``"conv5"`` is the paper's pool5.
-    loop_s : float (in seconds)
-        Clips shorter than this are tiled (looped) up to it; longer clips are kept whole.
-    window_s : float (in seconds)
-        Window length; a window's feature is the mean of the layer's frames whose receptive-field
-        centre falls in ``[k * window_s, (k + 1) * window_s)`` (frames centred in the zero padding
-        go to the first or last window).
-
-    Returns
-    -------
-    features : np.ndarray, shape (n_windows, n_units), float32
-    clip_index : np.ndarray, shape (n_windows,), int
-        Which clip each window belongs to.
-    """
-    if layer not in CONV_LAYERS or loop_s <= 0 or window_s <= 0:
-        raise ParameterError(
-            f"paper_window_features needs a conv layer, loop_s > 0 and window_s > 0. "
-            f"Got {layer!r}, {loop_s}, {window_s} instead."
-        )
-    n_loop = int(round(loop_s * SAMPLE_RATE_HZ))
-    looped = [fit_length(np.asarray(w, dtype=np.float32), min_samples=n_loop, policy="tile") for w in waves]
-    feats, index = [], []
-    order = np.argsort([len(w) for w in looped], kind="stable")
-    i = 0
-    while i < len(order):
-        j = i + 1
-        while j < len(order) and j - i < batch_size and len(looped[order[j]]) == len(looped[order[i]]):
-            j += 1
-        idx = order[i:j]
-        i = j
-        x = torch.from_numpy(np.stack([looped[k] for k in idx])[:, None, :]) * INPUT_SCALE
-        with torch.inference_mode():
-            out = model.extract_features(x, layers=(layer,))[layer].float().cpu().numpy()  # (b, units, frames)
-        dur_s = len(looped[idx[0]]) / SAMPLE_RATE_HZ
-        n_win = max(1, int(math.floor(dur_s / window_s + 1e-9)))
-        t = np.asarray(frames_to_time(np.arange(out.shape[2]), layer), dtype=np.float64)
-        win = np.clip(np.floor(t / window_s).astype(int), 0, n_win - 1)
-        for r, k in enumerate(idx):
-            for w in range(n_win):
-                sel = win == w
-                if sel.any():
-                    feats.append(out[r][:, sel].mean(axis=1))
-                    index.append(int(k))
-    order_back = np.argsort(np.asarray(index), kind="stable")
-    return np.asarray(feats, dtype=np.float32)[order_back], np.asarray(index, dtype=np.int64)[order_back]
-
-
-def paper_protocol(
-    run: Run,
-    model: SoundNet8,
-    *,
-    C: float = 0.01,
-    n_splits: int = 5,
-    seed: int = 0,
-    confidence: float = 0.95,
-    loop_s: float = 10.0,
-    window_s: float = 1.0,
-) -> pd.DataFrame:
-    """SoundNet's own evaluation on a labelled run: pool5, 10 s loops, 1 s windows, linear SVM.
-
-    Parameters
-    ----------
-    run : Run
-        Any labelled run (its clips are decoded again; no layer needs to be recorded).
-    model : SoundNet8
-    C : float
-        The linear SVM's C (0.01 in the paper).
-    n_splits, seed, confidence
-        As in :func:`layer_probes` (the corpus's folds are used where it has them).
-    loop_s, window_s : float (in seconds)
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row (layer ``conv5``), columns :data:`PROBE_COLUMNS`.
-    """
-    from sklearn.svm import LinearSVC  # (lazily: see probe_folds)
-
-    clips = _labelled(run)
-    counts = clips["label"].value_counts()
-    clips = clips[clips["label"].map(counts) >= 2]
-    y = clips["label"].astype(str).to_numpy()
-    xw, ci = paper_window_features(model, clip_waves(clips), layer="conv5", loop_s=loop_s, window_s=window_s)
-    splits, cv = probe_folds(
-        y,
-        clips["fold"].to_numpy() if "fold" in clips.columns else None,
+            model = load_soundnet()
+        bf, bd = bl.baseline_features(run, clips, model, layers=layers, baselines=baselines, seed=seed)
+        feats.update(bf)
+        desc.update(bd)
+    table, preds = probe_arrays(
+        feats,
+        clips["label"].astype(str).to_numpy(),
+        folds=clips["fold"].to_numpy() if "fold" in clips.columns else None,
+        groups=clips["group"].to_numpy() if "group" in clips.columns else None,
+        clip_ids=clips.index.to_numpy(),
+        descriptions=desc,
+        C=C,
+        C_grid=C_grid,
+        inner_folds=inner_folds,
         n_splits=n_splits,
         seed=seed,
-        groups=clips["group"].to_numpy() if "group" in clips.columns else None,
+        confidence=confidence,
+        n_boot=n_boot,
     )
-    pred = np.full(len(y), "", dtype=object)
-    with single_blas_thread():
-        for train, test in splits:
-            tr = np.isin(ci, train)
-            svm = LinearSVC(C=C, max_iter=20000)
-            svm.fit(xw[tr], y[ci[tr]])
-            te = np.isin(ci, test)
-            dec = svm.decision_function(xw[te])
-            if dec.ndim == 1:  # two classes: one column for classes_[1]
-                dec = np.stack([-dec, dec], axis=1)
-            frame = pd.DataFrame(dec).groupby(ci[te]).mean()
-            pred[frame.index.to_numpy()] = svm.classes_[frame.to_numpy().argmax(axis=1)]
-    return pd.DataFrame(
-        [
-            probe_row(
-                "conv5",
-                y,
-                pred.astype(str),
-                cv=cv,
-                features=f"pool5, clips looped to {loop_s:g} s, {window_s:g} s windows",
-                classifier=f"linear SVM (C={C:g}), decision values averaged per clip",
-                confidence=confidence,
-            )
-        ],
-        columns=list(PROBE_COLUMNS),
-    )
+    if return_predictions:
+        return table, preds
+    return table
