@@ -1,8 +1,10 @@
-"""The Ray Data engine records the same run directory as the local engine.
+"""The Ray engine records the same run directory as the local engine; its workers write the shards.
 
 One local Ray instance (2 CPUs, small object store) serves the whole module. The corpus is a CSV
 manifest of 24 real minibank clips, one 35 s file stitched from two real recordings (streamed in
 chunks) and five bad rows (missing, corrupt, silent, empty, a duplicate), in shards of 6 clips.
+The shard store (:mod:`interp.recording.ray_writer`) is tested on the local filesystem, directly
+and through fsspec (the path an object store takes: upload, ``_SUCCESS`` last).
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import json
 import shutil
 
+import fsspec
 import numpy as np
 import pandas as pd
+import pyarrow.fs as pafs
 import pytest
 import ray
 import soundfile as sf
 
 from interp.recording import RecordConfig, record_corpus
-from interp.recording.ray_engine import record_corpus_ray
+from interp.recording.decode import Decoded
+from interp.recording.ray_engine import _calls, record_corpus_ray
+from interp.recording.ray_writer import ShardStore, as_filesystem
+from interp.recording.shards import SHARD_MATRIX, shard_dir, shard_done, write_shard
 from interp.run.store import STATS, RunError, open_run
 
 CONFIG = RecordConfig(shard_size=6, batch_size=4, workers=0, topk=5, chunk_s=30.0)
@@ -75,6 +82,63 @@ def ray_run(tmp_path_factory, corpus_csv, ray_local):
     return open_run(out), summary
 
 
+def _shard(tmp_path, i: int = 3):
+    """A run-directory-shaped folder holding shard ``i`` (two ok clips, one missing) written by
+    write_shard."""
+    scratch = tmp_path / "scratch"
+    rows = [{"clip_id": f"c{o}", "path": f"/x/{o}.wav", "order": o, "status": "ok"} for o in (0, 1, 2)]
+    decoded = [
+        Decoded(0, "c0", None, "ok", "", 1.0, 22050),
+        Decoded(1, "c1", None, "missing: no file", "", float("nan"), -1),
+        Decoded(2, "c2", None, "ok", "", 2.0, 44100),
+    ]
+    units = {"conv1": 16}
+    summaries = {o: {"conv1": {st: np.full(16, o + k, np.float32) for k, st in enumerate(STATS)}} for o in (0, 2)}
+    write_shard(scratch, i, rows, decoded, summaries, units, ("conv1",))
+    return scratch
+
+
+def test_shard_store_publishes_through_a_filesystem(tmp_path):
+    scratch = _shard(tmp_path)
+    expected = {p.name: p.read_bytes() for p in shard_dir(scratch, 3).iterdir()}
+    # through fsspec, as an object store: no rename, every file uploaded, _SUCCESS last
+    root = tmp_path / "run"
+    store = ShardStore.of((fsspec.filesystem("file"), str(root)))
+    assert store.local_root() is None and not store.done(3)
+    store.publish(scratch, 3)
+    assert {p.name: p.read_bytes() for p in shard_dir(root, 3).iterdir()} == expected
+    assert store.done(3) and shard_done(root, 3) and not shard_dir(scratch, 3).exists()
+    # published again over an older copy (a shard recorded twice): replaced
+    scratch = _shard(tmp_path)
+    (shard_dir(root, 3) / SHARD_MATRIX).write_bytes(b"stale")
+    store.publish(scratch, 3)
+    assert (shard_dir(root, 3) / SHARD_MATRIX).read_bytes() == expected[SHARD_MATRIX]
+    # a shard without its _SUCCESS is not done, and is refused
+    (shard_dir(root, 3) / "_SUCCESS").unlink()
+    assert not store.done(3)
+    with pytest.raises(FileNotFoundError, match="not complete"):
+        store.publish(tmp_path / "nothing", 3)
+    # a local path or a file:// URI: shards are written in place (nothing to publish)
+    for where in (root, f"file://{root}"):
+        local = ShardStore.of(where)
+        assert local.local_root() == root.resolve()
+        with local.scratch() as folder:
+            assert folder == root.resolve()
+    with pytest.raises(TypeError, match=r"pyarrow\.fs\.FileSystem"):
+        as_filesystem("s3://bucket")
+    assert isinstance(as_filesystem(pafs.LocalFileSystem()), pafs.LocalFileSystem)
+
+
+def test_calls_are_runs_of_consecutive_shards():
+    # two calls per actor at least, at most 2048 clips each, never across a gap
+    assert _calls([0, 1, 2], 128, 1) == [[0, 1], [2]]
+    assert _calls(list(range(10)), 1024, 1) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert _calls([0, 1, 3, 4, 5], 6, 1) == [[0, 1], [3, 4, 5]]
+    assert _calls(list(range(5)), 128, 4) == [[i] for i in range(5)]
+    calls = _calls(list(range(1000)), 128, 8)
+    assert [i for c in calls for i in c] == list(range(1000)) and max(map(len, calls)) == 16
+
+
 def _assert_same_tables(a, b) -> None:
     """Two run directories hold the same clips, activations (within 1e-5) and top-k."""
     pd.testing.assert_frame_equal(a.clips, b.clips)
@@ -109,6 +173,8 @@ def test_ray_tables_equal_local_engine(local_run, ray_run):
     run, summary = ray_run
     n_rows = N_GOOD + 6
     assert summary.n_clips == n_rows and summary.n_ok == N_GOOD + 1 and summary.n_failed == 5
+    # one actor with the Ray instance's 2 CPUs (two lanes) did the work, start-up apart
+    assert summary.actors == 1 and summary.cpus_per_actor == 2 and summary.cpu_s > 0 and summary.startup_s > 0
     assert summary.audio_s > 35.0
     assert len(run.clips) == n_rows and run.clips["clip_id"].is_unique
     assert run.clips["order"].tolist() == list(range(n_rows))
@@ -128,7 +194,11 @@ def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(
     tmp_path, corpus_csv, ray_local, local_run, model
 ):
     out = tmp_path / "run"
-    first = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False, max_shards=2)
+    # the actors reach the run directory through fsspec (as an object store: shards uploaded)
+    storage = (fsspec.filesystem("file"), str(out))
+    first = record_corpus_ray(
+        corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False, max_shards=2, storage=storage
+    )
     assert first.n_clips == 12 and first.resumed_shards == 0
     assert not json.loads((out / "run.json").read_text())["complete"]
     assert not (out / "clips.parquet").exists()
@@ -140,7 +210,7 @@ def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(
     (stale / "_SUCCESS").unlink()
     # the local engine takes one more shard of the same run, then Ray finishes it
     record_corpus(corpus_csv[0], out, config=CONFIG, model=model, progress=False, max_shards=1)
-    rest = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False)
+    rest = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=True)
     assert rest.resumed_shards == 3 and rest.n_clips == N_GOOD + 6
     assert not stale.exists()
     run = open_run(out)
