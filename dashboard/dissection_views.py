@@ -10,6 +10,7 @@ the unit's threshold drawn on them. Figure names (for the export route): ``disse
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import plotly.graph_objects as go
@@ -430,3 +431,6 @@ def concept_rows(data: RunData, concept: str | None, layers: list[str] | None) -
         f"{len(rows)} units labelled with the concept {concept} (alignment and specificity nulls both pass, "
         f"q < {d.q_max:g}; each unit under its best concept), highest IoU first."
     )
+
+
+V.register_figures("dissection", sys.modules[__name__])

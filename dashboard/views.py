@@ -321,14 +321,26 @@ def tuning_figures(data: RunData, layer: str, unit: int) -> dict[str, go.Figure]
     return out
 
 
+#: Figure providers of other view modules, by the prefix of their figures' names: each has
+#: ``unit_figure_names(data, layer, unit)``, ``unit_figure(data, layer, unit, name)`` and
+#: ``overview_figure(data, titled=...)``. :mod:`dashboard.dissection_views` registers itself
+#: when imported (the pages import it), so that this module never imports it back.
+_PROVIDERS: dict[str, Any] = {}
+
+
+def register_figures(prefix: str, provider: Any) -> None:
+    """Add a figure provider (see :data:`_PROVIDERS`)."""
+    _PROVIDERS[prefix] = provider
+
+
 def unit_figure_names(data: RunData, layer: str, unit: int) -> list[str]:
     """Names of the figures a unit page can export."""
     names = ["histogram", "distributions"] + [f"clip-{r}" for r in range(len(data.top_clips(layer, unit, k=TOP_K)))]
     names += [n for n, h in (("objects", "conv8"), ("places", "conv8_2")) if h in data.layers]
     names += ["tuning-frequency", "tuning-rate"] if data.probes_run is not None else []
-    from dashboard import dissection_views  # imports this module
-
-    return names + dissection_views.unit_figure_names(data, layer, unit)
+    for provider in _PROVIDERS.values():
+        names += provider.unit_figure_names(data, layer, unit)
+    return names
 
 
 def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | None:
@@ -343,10 +355,9 @@ def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | 
         return promoted_figure(data, layer, unit, "conv8" if name == "objects" else "conv8_2")
     if name.startswith("tuning-"):
         return tuning_figures(data, layer, unit).get(name)
-    if name.startswith("dissection-"):
-        from dashboard import dissection_views  # imports this module
-
-        return dissection_views.unit_figure(data, layer, unit, name)
+    for prefix, provider in _PROVIDERS.items():
+        if name.startswith(prefix + "-"):
+            return provider.unit_figure(data, layer, unit, name)
     return None
 
 
@@ -462,10 +473,8 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
             colorbar=dict(title=dict(text="units labelled")),
         )
         return fig
-    if name == "dissection" and data.dissection.available:
-        from dashboard import dissection_views  # imports this module
-
-        return dissection_views.overview_figure(data, titled=titled)
+    if name in _PROVIDERS and data.dissection.available:
+        return _PROVIDERS[name].overview_figure(data, titled=titled)
     if name == "probes" and data.probes_accuracy is not None:
         chance = 1.0 / len(data.categories) if data.categories else None
         return F.probe_accuracy_figure(
