@@ -410,10 +410,13 @@ class RunData:
 
     @property
     def probes_accuracy(self) -> pd.DataFrame | None:
-        """``probes.parquet`` (``layer, accuracy, ci_low, ci_high``) when a probe study stored it."""
+        """``probes.parquet`` (``layer, accuracy, ci_low, ci_high``) when a probe study stored it:
+        the pretrained net's rows (the baselines of the same table are the study's to show)."""
         t = self._table("probes")
         if t is None or not {"layer", "accuracy", "ci_low", "ci_high"} <= set(t.columns):
             return None
+        if "probe" in t.columns:
+            t = t[t["probe"] == "pretrained"]
         return t
 
     def promoted(self, layer: str, unit: int, head: str, *, top: int = 8) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.data import RunData, describe_stat
+from interp.analysis.linear_probes import probe_chance
 from interp.report import figures as F
 from interp.report.cards import clip_moment, format_unit_status, unit_status
 from soundnet.geometry import frames_to_window, layer_geometry, time_to_frames
@@ -476,10 +477,12 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
     if name in _PROVIDERS and data.dissection.available:
         return _PROVIDERS[name].overview_figure(data, titled=titled)
     if name == "probes" and data.probes_accuracy is not None:
-        chance = 1.0 / len(data.categories) if data.categories else None
+        # one definition of chance everywhere (interp.analysis.linear_probes.chance_level: each
+        # training fold's most common category, scored on its test fold), from the table itself
+        chance = probe_chance(data.probes_accuracy)
         return F.probe_accuracy_figure(
             data.probes_accuracy,
-            chance=chance,
+            chance=None if math.isnan(chance) else chance,
             title=f"{data.name}: linear probe accuracy per layer" if titled else None,
         )
     return None

@@ -8,6 +8,7 @@ rank       print the units most selective for a category
 unit       print one unit's card
 soundscapes  synthesize soundscapes with strong labels from a corpus of one-shots
 dissect    temporal dissection: every unit against time-stamped events
+strf       spectro-temporal receptive fields of every conv unit
 predict    object and place predictions for audio files
 weights    fetch and verify the pretrained weights
 dashboard  browse a run in the Dash app
@@ -39,7 +40,7 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from interp.recording import RecordConfig, record_corpus
+    from interp.recording import RecordConfig, RecordSummary, record_corpus
 
     settings = dict(
         batch_size=args.batch_size,
@@ -70,6 +71,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         corpus_options=corpus_options,
         max_shards=args.max_shards,
     )
+    summary: RecordSummary
     if args.engine == "ray":
         from interp.recording.ray_engine import record_corpus_ray
 
@@ -98,7 +100,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     run = open_run(args.run)
     control = tuple(c for c in (args.control or "").split(",") if c)
-    res = analyze(run, stat=args.stat, recompute=args.overwrite, control=control)
+    res = analyze(run, stat=args.stat, recompute=args.overwrite, control=control, memory_gb=args.memory_gb)
     layers = res["layers"]
     what = STAT_DESCRIPTIONS[args.stat]
     print(
@@ -195,6 +197,22 @@ def _cmd_dissect(args: argparse.Namespace) -> int:
     print(format_dissection(res))
     where = args.out or args.source
     print(f"-> {where}/dissection.parquet, dissection_units.parquet, dissection_profiles.parquet")
+    return 0
+
+
+def _cmd_strf(args: argparse.Namespace) -> int:
+    from interp.analysis.strf import run_strf
+
+    layers = args.layers.split(",") if args.layers else None
+    res = run_strf(args.run, layers=layers, max_clips=args.max_clips)
+    for layer, r in res.items():
+        t = r.table
+        print(
+            f"  {layer:6s} {len(t):5d} units  held-out r: median {t['r_heldout'].median():.2f}, "
+            f"{int((t['r_heldout'] > 0.5).sum())} above 0.5  (field {r.lag_s * len(r.filters[0]):.2f} s in "
+            f"{len(r.filters[0])} bins)"
+        )
+    print(f"-> {args.run}/strf.parquet, strf_filters.parquet")
     return 0
 
 
@@ -304,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-clip statistic: vmean (default; mean over valid frames, duration-invariant), max or mean over time",
     )
     a.add_argument(
+        "--memory-gb",
+        type=float,
+        default=4.0,
+        help="memory budget: the activation tables are read layer by layer and block by block within it (default 4)",
+    )
+    a.add_argument(
         "--control",
         help="nuisances to control the labels for, comma-separated: duration, level, centroid, rolloff, "
         "bandwidth, cliff, sample_rate (e.g. duration,bandwidth)",
@@ -348,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--layers", help="comma-separated conv layers (default conv1..conv7)")
     d.add_argument("--quantile", type=float, default=0.95, help="each unit's threshold quantile (default 0.95)")
     d.set_defaults(func=_cmd_dissect)
+
+    t = sub.add_parser("strf", help="spectro-temporal receptive fields of every conv unit (ridge reverse correlation)")
+    t.add_argument("run", type=Path)
+    t.add_argument("--layers", help="comma-separated conv layers (default conv2..conv7)")
+    t.add_argument("--max-clips", type=int, default=1000, help="clips used (a seeded sample; default 1000)")
+    t.set_defaults(func=_cmd_strf)
 
     p = sub.add_parser("predict", help="object and place predictions for audio files")
     p.add_argument("paths", nargs="+")
