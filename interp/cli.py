@@ -63,6 +63,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         corpus_options["esc10"] = True
     if args.segment_s:
         corpus_options["segment_s"] = args.segment_s
+    if args.label_separator:
+        corpus_options["label_separator"] = args.label_separator
     common = dict(
         config=RecordConfig(**settings),
         weights=args.weights,
@@ -295,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave conv7's padded last frame (and head frames reading it) out of the statistics (default drop)",
     )
     r.add_argument("--segment-s", type=float, help="split files into segments of this many seconds")
+    r.add_argument(
+        "--label-separator",
+        help="separator of a manifest's multi-label 'labels' column (default: the first of ; | , found)",
+    )
     r.add_argument("--chunk-s", type=float, default=120.0, help="stream files longer than this in chunks")
     r.add_argument("--esc10", action="store_true", help="ESC-50: keep the ESC-10 subset")
     r.add_argument("--weights", help="a sound8.npy or sound8.pth (default: cache / download)")

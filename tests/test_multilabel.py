@@ -337,3 +337,30 @@ def test_record_keeps_the_label_lists(tmp_path, audioset_root):
     bad = clips[clips["status"] != "ok"]
     assert len(bad) == 4 and all("balanced_train_segments.csv line" in s for s in bad["status"])
     assert clips["label"].tolist() == corpus["label"].tolist()
+
+
+# ------------------------------------------------------------------- record and analyse
+def test_an_audioset_corpus_records_and_analyses(audioset_root, tmp_path):
+    """Issue 19, check 3: the AudioSet-layout corpus records (bad rows as statuses) and
+    analyses one-vs-rest per label, a clip with two labels counting as positive for both."""
+    from interp.analysis.selectivity import analyze
+    from interp.cli import main as cli_main
+    from interp.run.store import open_run
+
+    root, _ = audioset_root
+    assert cli_main(["record", str(root), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = open_run(tmp_path / "run")
+    ok = run.ok_clips
+    assert len(ok) == 14 and (run.clips["status"] != "ok").sum() == 4
+    res = analyze(run, nuisance=False)
+    sel = res["selectivity"]
+    assert sel.attrs["run"]["label_column"] == "labels"
+    counts: dict[str, int] = {}
+    for labels in ok["labels"]:
+        for name in set(labels):
+            counts[name] = counts.get(name, 0) + 1
+    first = sel[(sel["layer"] == "conv3") & (sel["unit"] == 0)].set_index("category")
+    for name, n in counts.items():  # every label of a clip counts for it
+        assert first.loc[name, "n_pos"] + first.loc[name, "n_excluded"] == n, name
+    assert sum(counts.values()) > len(ok)  # some clip has two labels or more
+    assert set(res["unit_labels"]["status"]) <= {"selective", "polysemantic", "unlabelled"}

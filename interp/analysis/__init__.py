@@ -9,7 +9,13 @@
   :func:`~interp.analysis.selectivity.analyze`;
 - :mod:`~interp.analysis.topclips`: a unit's top clips and moments;
 - :mod:`~interp.analysis.tuning`: tuning to synthetic probes;
-- :mod:`~interp.analysis.linear_probes`: linear probes per layer and the paper's ESC-50 protocol;
+- :mod:`~interp.analysis.linear_probes`: linear probes per layer (nested CV, grouped folds,
+  baselines, paired tests: :mod:`~interp.analysis.probe_stats`, :mod:`~interp.analysis.baselines`)
+  and :mod:`~interp.analysis.paper_protocol`, the paper's ESC-50 protocol;
+- :mod:`~interp.analysis.unitlabels`, :mod:`~interp.analysis.ranktests`: unit-level labels and the
+  rank tests behind them; :mod:`~interp.analysis.outputs`: correlations with the heads;
+- :mod:`~interp.analysis.dissection`: temporal dissection against time-stamped events;
+  :mod:`~interp.analysis.strf`: spectro-temporal receptive fields;
 - :mod:`~interp.analysis.ablation`, :mod:`~interp.analysis.causal`: ablating units, effects on the
   heads and on a probe;
 - :mod:`~interp.analysis.robustness`: rankings and probes under perturbations.
