@@ -12,8 +12,10 @@ frames averaged within each), so that every layer's STRF spans exactly what its 
 from 36 ms (conv2) to 4.1 s (conv7). Only valid frames count (the whole field inside the clip).
 
 One decomposition per layer serves all its units: the design matrix (one row per valid frame,
-one column per lag x mel bin) is shared, so its singular value decomposition gives every unit's
-ridge solution at every regularisation at once. Per unit the ridge parameter is chosen by
+one column per lag x mel bin) is shared, so the eigendecomposition of its centred cross-product
+``x'x`` gives every unit's ridge solution at every regularisation at once. Only sufficient
+statistics (``x'x``, ``x'y``, sums) are kept per held-out fold, so memory does not grow with the
+number of clips. Per unit the ridge parameter is chosen by
 generalised cross-validation on the training clips only, and ``r_heldout`` is the correlation
 between predicted and actual activations on held-out clips (``n_folds`` folds of whole clips):
 how linear the unit is. A unit with ``r_heldout`` near 0 is not described by its STRF.
@@ -34,6 +36,7 @@ import librosa
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from interp.corpus.corpora import read_clip
 from interp.run.store import Run, open_run
@@ -61,8 +64,6 @@ class STRFConfig:
         Ridge parameters tried (relative to the mean squared singular value).
     n_folds : int
         Held-out folds of whole clips for ``r_heldout``.
-    max_frames : int
-        At most this many valid frames per layer enter the regression (a uniform sample).
     seed : int
     """
 
@@ -71,11 +72,10 @@ class STRFConfig:
     max_lags: int = 16
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     n_folds: int = 5
-    max_frames: int = 200_000
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_mels", "max_lags", "n_folds", "max_frames"):
+        for name in ("n_mels", "max_lags", "n_folds"):
             if int(getattr(self, name)) < (2 if name == "n_folds" else 1):
                 raise ParameterError(f"The '{name}' parameter of STRFConfig is too small. Got {getattr(self, name)!r}.")
         if not self.hop_s > 0 or not self.alphas:
@@ -114,16 +114,21 @@ def mel_centres_hz(cfg: STRFConfig) -> np.ndarray:
     return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=20.0, fmax=11025.0)[1:-1]
 
 
-def strf_features(y: np.ndarray, layer: str, frames: np.ndarray, cfg: STRFConfig) -> np.ndarray:
+def strf_features(
+    y: np.ndarray, layer: str, frames: np.ndarray, cfg: STRFConfig, *, spec: np.ndarray | None = None
+) -> np.ndarray:
     """The regression rows of ``frames`` of ``layer`` in clip ``y``: the log-mel spectrogram in
     each frame's receptive field, cut into ``cfg.max_lags`` equal time bins (the log-mel frames
     whose centre falls in a bin are averaged; an empty bin takes the nearest frame).
+
+    ``spec``: the clip's log-mel spectrogram when already computed (``_log_mel(y, cfg)``).
 
     Returns
     -------
     np.ndarray, shape (len(frames), max_lags * n_mels)
     """
-    spec = _log_mel(y, cfg)
+    if spec is None:
+        spec = _log_mel(y, cfg)
     t_mel = np.arange(len(spec)) * cfg.hop_s
     start, end = frames_to_window(np.asarray(frames), layer)
     lags = cfg.max_lags
@@ -146,6 +151,76 @@ def strf_features(y: np.ndarray, layer: str, frames: np.ndarray, cfg: STRFConfig
     return out.reshape(len(frames), lags * spec.shape[1])
 
 
+class _Moments:
+    """Sufficient statistics of a ridge regression, per fold: ``n, sum x, sum y, x'x, x'y, y'y``
+    (the rows themselves are not kept: memory ``n_folds x (d^2 + d x units)``)."""
+
+    def __init__(self, d: int, u: int, n_folds: int) -> None:
+        self.n = np.zeros(n_folds)
+        self.sx = np.zeros((n_folds, d))
+        self.sy = np.zeros((n_folds, u))
+        self.sxx = np.zeros((n_folds, d, d))
+        self.sxy = np.zeros((n_folds, d, u))
+        self.syy = np.zeros((n_folds, u))
+
+    def add(self, fold: int, x: np.ndarray, y: np.ndarray) -> None:
+        self.n[fold] += len(x)
+        self.sx[fold] += x.sum(axis=0)
+        self.sy[fold] += y.sum(axis=0)
+        self.sxx[fold] += x.T @ x
+        self.sxy[fold] += x.T @ y
+        self.syy[fold] += (y * y).sum(axis=0)
+
+    def total(
+        self, drop: int | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        keep = np.ones(len(self.n), dtype=bool)
+        if drop is not None:
+            keep[drop] = False
+        return (
+            float(self.n[keep].sum()),
+            self.sx[keep].sum(axis=0),
+            self.sy[keep].sum(axis=0),
+            self.sxx[keep].sum(axis=0),
+            self.sxy[keep].sum(axis=0),
+            self.syy[keep].sum(axis=0),
+        )
+
+
+def _ridge_from_moments(
+    n: float, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray, alphas: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge solutions of all units from one eigendecomposition of the centred x'x; per unit the
+    alpha (relative to the mean eigenvalue) with the smallest generalised cross-validation error.
+    The same solution as the SVD of the centred rows: ``x'x = V S^2 V'``, ``U'y = S^-1 V' x'y``."""
+    mx, my = sx / n, sy / n
+    cxx = sxx - n * np.outer(mx, mx)
+    cxy = sxy - n * np.outer(mx, my)
+    cyy = syy - n * my**2
+    with threadpool_limits(1):  # LAPACK's eigh on 2 busy cores: 0.04 s on one thread, 6 s on two
+        lam, v = np.linalg.eigh(cxx)
+    keep = lam > max(float(lam.max(initial=0.0)), 1e-300) * 1e-10  # the span of the centred rows
+    lam, v = lam[keep], v[:, keep]
+    z = v.T @ cxy  # (k, units) = S U'y
+    proj = z**2 / lam[:, None]  # (U'y)^2
+    scale = float(lam.mean()) if len(lam) else 1.0
+    resid0 = cyy - proj.sum(axis=0)
+    best_err = np.full(len(my), np.inf)
+    best = np.zeros_like(z)
+    best_alpha = np.zeros(len(my))
+    for a in alphas:
+        shrink = lam / (lam + a * scale)
+        resid = resid0 + (((1 - shrink) ** 2)[:, None] * proj).sum(axis=0)
+        err = n * resid / max(n - shrink.sum(), 1.0) ** 2
+        better = err < best_err
+        coef = z / (lam + a * scale)[:, None]
+        best[:, better] = coef[:, better]
+        best_err[better] = err[better]
+        best_alpha[better] = a
+    w = (v @ best).T  # (units, features)
+    return w, my - w @ mx, best_alpha
+
+
 def fit_strfs(
     x: np.ndarray, y: np.ndarray, clip_index: np.ndarray, cfg: STRFConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -164,57 +239,45 @@ def fit_strfs(
     Returns
     -------
     weights : (n_units, n_features); intercept : (n_units,); alpha : (n_units,) chosen by
-    generalised cross-validation; r_heldout : (n_units,) correlation of held-out predictions.
+    generalised cross-validation on the training folds; r_heldout : (n_units,) correlation of
+    the held-out predictions (pooled over folds) with the activations.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    m = _Moments(x.shape[1], y.shape[1], cfg.n_folds)
+    for fold, rows in _fold_rows(clip_index, cfg).items():
+        m.add(fold, x[rows], y[rows])
+    return _fit_moments(m, cfg)
+
+
+def _fold_rows(clip_index: np.ndarray, cfg: STRFConfig) -> dict[int, np.ndarray]:
+    """Rows of each held-out fold (whole clips, seeded)."""
     rng = np.random.default_rng(cfg.seed)
     clips = np.unique(clip_index)
-    fold_of_clip = dict(zip(clips, rng.permutation(len(clips)) % cfg.n_folds))
-    fold = np.asarray([fold_of_clip[c] for c in clip_index])
-    pred = np.zeros_like(y)
-    for k in range(cfg.n_folds):
-        test = fold == k
-        if not test.any() or test.all():
+    fold_of_clip = dict(zip(clips.tolist(), (rng.permutation(len(clips)) % cfg.n_folds).tolist()))
+    fold = np.asarray([fold_of_clip[c] for c in np.asarray(clip_index).tolist()])
+    return {k: np.flatnonzero(fold == k) for k in range(cfg.n_folds)}
+
+
+def _fit_moments(m: _Moments, cfg: STRFConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per fold a fit on the others and its predictions' sums on the fold; the final fit on all."""
+    u = m.sy.shape[1]
+    s_p, s_pp, s_yp = np.zeros(u), np.zeros(u), np.zeros(u)
+    for k in range(len(m.n)):
+        if m.n[k] == 0 or m.n[k] == m.n.sum():
             continue
-        w, b, _ = _ridge_gcv(x[~test], y[~test], cfg.alphas)
-        pred[test] = x[test] @ w.T + b
+        w, b, _ = _ridge_from_moments(*m.total(drop=k), cfg.alphas)
+        xw = m.sx[k] @ w.T  # (u,): sum over the fold of x . w
+        s_p += m.n[k] * b + xw
+        s_pp += m.n[k] * b**2 + 2 * b * xw + ((w @ m.sxx[k]) * w).sum(axis=1)
+        s_yp += b * m.sy[k] + (m.sxy[k].T * w).sum(axis=1)
+    n, _, sy, _, _, syy = m.total()
     with np.errstate(invalid="ignore", divide="ignore"):
-        yc, pc = y - y.mean(axis=0), pred - pred.mean(axis=0)
-        r = (yc * pc).sum(axis=0) / np.sqrt((yc * yc).sum(axis=0) * (pc * pc).sum(axis=0))
+        cov = s_yp - sy * s_p / n
+        r = cov / np.sqrt((syy - sy**2 / n) * (s_pp - s_p**2 / n))
     r = np.where(np.isfinite(r), r, 0.0)
-    w, b, alpha = _ridge_gcv(x, y, cfg.alphas)
+    w, b, alpha = _ridge_from_moments(*m.total(), cfg.alphas)
     return w, b, alpha, r
-
-
-def _ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ridge solutions of all units through one SVD of the centred ``x``; per unit the alpha
-    (relative to the mean squared singular value) with the smallest generalised cross-validation
-    error."""
-    mx, my = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - mx, y - my
-    u, s, vt = np.linalg.svd(xc, full_matrices=False)
-    uty = u.T @ yc  # (k, units)
-    scale = float(np.mean(s**2)) if len(s) else 1.0
-    n = len(x)
-    best_err = np.full(y.shape[1], np.inf)
-    best = np.zeros((len(s), y.shape[1]))
-    best_alpha = np.zeros(y.shape[1])
-    resid0 = (yc * yc).sum(axis=0) - (uty * uty).sum(axis=0)  # the part of y outside span(u)
-    for a in alphas:
-        lam = a * scale
-        shrink = s**2 / (s**2 + lam)  # hat-matrix eigenvalues
-        resid = resid0 + (((1 - shrink)[:, None] * uty) ** 2).sum(axis=0)
-        df = shrink.sum()
-        err = n * resid / max(n - df, 1.0) ** 2
-        better = err < best_err
-        coef = (s / (s**2 + lam))[:, None] * uty  # (k, units) in the singular basis
-        best[:, better] = coef[:, better]
-        best_err[better] = err[better]
-        best_alpha[better] = a
-    w = (vt.T @ best).T  # (units, features)
-    b = my - w @ mx
-    return w, b, best_alpha
 
 
 def estimate_strfs(
@@ -244,41 +307,42 @@ def estimate_strfs(
     bad = [layer for layer in layers if layer not in CONV_LAYERS]
     if bad:
         raise ParameterError(f"The 'layers' parameter of estimate_strfs must name conv layers. Got {bad} instead.")
-    rows: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    acts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    index: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    moments: dict[str, _Moments] = {}
+    n_rows: dict[str, int] = {layer: 0 for layer in layers}
+    rng = np.random.default_rng(cfg.seed)
+    folds = rng.permutation(len(waves)) % cfg.n_folds  # whole clips per held-out fold
     for i, y in enumerate(waves):
         y = np.asarray(y, dtype=np.float32)
         if len(y) == 0:
             continue
         with torch.inference_mode():
             feats = model.extract_features(torch.from_numpy(y * INPUT_SCALE).reshape(1, 1, -1), layers=list(layers))
+        spec = _log_mel(y, cfg)  # once per clip, for every layer
         for layer in layers:
             t = n_frames(len(y), layer)
             ok = np.flatnonzero(valid_frames(len(y), layer, min_inside=1.0)[:t])
             if len(ok) == 0:
                 continue
-            rows[layer].append(strf_features(y, layer, ok, cfg))
-            acts[layer].append(feats[layer][0][:, ok].T.double().numpy())
-            index[layer].append(np.full(len(ok), i))
+            x = strf_features(y, layer, ok, cfg, spec=spec)
+            a = feats[layer][0][:, ok].T.double().numpy()
+            if layer not in moments:
+                moments[layer] = _Moments(x.shape[1], a.shape[1], cfg.n_folds)
+            moments[layer].add(int(folds[i]), x, a)  # the rows are folded in and dropped
+            n_rows[layer] += len(ok)
     out = {}
-    rng = np.random.default_rng(cfg.seed)
     for layer in layers:
-        if not rows[layer]:
+        if layer not in moments:
             continue
-        x, y, ci = np.vstack(rows[layer]), np.vstack(acts[layer]), np.concatenate(index[layer])
-        if len(x) > cfg.max_frames:
-            keep = np.sort(rng.choice(len(x), size=cfg.max_frames, replace=False))
-            x, y, ci = x[keep], y[keep], ci[keep]
-        w, _, alpha, r = fit_strfs(x, y, ci, cfg)
+        w, _, alpha, r = _fit_moments(moments[layer], cfg)
+        n_units = len(r)
         g = layer_geometry(layer)
         table = pd.DataFrame(
             {
                 "layer": layer,
-                "unit": np.arange(y.shape[1], dtype=np.int64),
+                "unit": np.arange(n_units, dtype=np.int64),
                 "r_heldout": r,
                 "alpha": alpha,
-                "n_frames": len(x),
+                "n_frames": n_rows[layer],
                 "n_lags": cfg.max_lags,
                 "lag_s": g.receptive_field_s / cfg.max_lags,
                 "n_mels": cfg.n_mels,
@@ -287,7 +351,7 @@ def estimate_strfs(
         out[layer] = STRFResult(
             layer,
             table,
-            w.reshape(y.shape[1], cfg.max_lags, cfg.n_mels),
+            w.reshape(n_units, cfg.max_lags, cfg.n_mels),
             g.receptive_field_s / cfg.max_lags,
             mel_centres_hz(cfg),
         )
