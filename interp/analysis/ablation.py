@@ -45,6 +45,7 @@ from soundnet.options import Edge, Metric, MetricAlias, Readout, check_option, c
 
 __all__ = [
     "ablate",
+    "unit_means",
     "HeadRunner",
     "run_clip_waves",
     "unit_output_effects",
@@ -92,8 +93,10 @@ def _check_units(units: Mapping[str, Iterable[int]]) -> dict[str, list[int]]:
 
 
 @contextmanager
-def ablate(model: SoundNet8, units: Mapping[str, Iterable[int]]) -> Iterator[SoundNet8]:
-    """Zero units of a model while the ``with`` block runs.
+def ablate(
+    model: SoundNet8, units: Mapping[str, Iterable[int]], *, values: Mapping[str, np.ndarray] | None = None
+) -> Iterator[SoundNet8]:
+    """Zero units of a model (or set them to fixed values) while the ``with`` block runs.
 
     Parameters
     ----------
@@ -101,27 +104,73 @@ def ablate(model: SoundNet8, units: Mapping[str, Iterable[int]]) -> Iterator[Sou
     units : mapping of str to iterable of int
         ``{layer: [unit, ...]}``; units numbered from 0. The units' outputs (after ReLU and
         pooling, i.e. what the next layer sees) are set to 0 for every frame.
+    values : mapping of str to np.ndarray, optional
+        ``{layer: fill}`` with one value per unit of the layer (shape ``(n_units,)``, in the
+        layer's activation units): an ablated unit takes ``fill[unit]`` at every frame instead
+        of 0 (mean-ablation with :func:`unit_means`). Layers not in ``values`` are zeroed.
 
     Yields
     ------
     The model. The hooks are removed on exit, also when the block raises.
     """
     plan = _check_units(units)
+    fills = {}
+    for layer, v in (values or {}).items():
+        arr = np.asarray(v, dtype=np.float32)
+        n = SPEC_BY_NAME[layer].out_channels if layer in SPEC_BY_NAME else -1
+        if arr.shape != (n,) or not np.isfinite(arr).all():
+            raise ParameterError(
+                f"The 'values' parameter of ablate must give {layer} one finite value per unit ({n}). "
+                f"Got shape {arr.shape} instead."
+            )
+        fills[layer] = torch.from_numpy(arr)
     handles = []
     try:
         for layer, idx in plan.items():
             if not idx:
                 continue
             index = torch.as_tensor(idx, dtype=torch.long)
+            fill = fills.get(layer)
 
-            def hook(module, inputs, out, index=index):
-                return out.index_fill(1, index.to(out.device), 0.0)
+            def hook(module, inputs, out, index=index, fill=fill):
+                if fill is None:
+                    return out.index_fill(1, index.to(out.device), 0.0)
+                out = out.clone()
+                out[:, index] = fill[index].to(out)[None, :, None]
+                return out
 
             handles.append(_hook_target(model, layer).register_forward_hook(hook))
         yield model
     finally:
         for h in handles:
             h.remove()
+
+
+def unit_means(run: Run | str | os.PathLike, layer: str) -> np.ndarray:
+    """Each unit's mean over all valid frames of a run's ok clips (the fill of mean-ablation).
+
+    The per-clip ``vmean`` (mean over the clip's valid frames) weighted by the clip's number of
+    valid frames (``valid_frames_<layer>`` of ``clips.parquet``): the mean over the corpus's
+    valid frames, every frame counted once. Clips without a valid frame in ``layer`` add nothing.
+
+    Returns
+    -------
+    np.ndarray, shape (n_units,), float64, in the layer's activation units (after ReLU and pooling)
+    """
+    run = open_run(run)
+    col = f"valid_frames_{layer}"
+    ok = run.ok_clips
+    if col not in ok.columns:
+        raise ParameterError(
+            f"The run {str(run.path)!r} has no {col!r} column: record it again to get the valid-frame counts "
+            "that mean-ablation needs (or ablate with zeros)."
+        )
+    w = ok[col].fillna(0).to_numpy(np.float64)
+    acts = run.activations(layer, "vmean").reindex(ok.index).to_numpy(np.float64)
+    use = (w > 0) & np.isfinite(acts).all(axis=1)
+    if not use.any():
+        raise ParameterError(f"No clip of {str(run.path)!r} has a valid {layer} frame: no mean to ablate with.")
+    return (acts[use] * w[use, None]).sum(axis=0) / w[use].sum()
 
 
 # ------------------------------------------------------------------------------------------
