@@ -9,6 +9,8 @@ unit       print one unit's card
 soundscapes  synthesize soundscapes with strong labels from a corpus of one-shots
 dissect    temporal dissection: every unit against time-stamped events
 strf       spectro-temporal receptive fields of every conv unit
+visualize  what a unit wants to hear (audio optimised to drive it)
+attribute  which time-frequency regions of a clip drive a unit
 predict    object and place predictions for audio files
 weights    fetch and verify the pretrained weights
 dashboard  browse a run in the Dash app
@@ -156,14 +158,56 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_arg(text: str) -> tuple[str, int]:
+    """``LAYER:INDEX`` as ``(layer, index)``."""
+    layer, _, unit = text.partition(":")
+    if not unit.isdigit():
+        raise SystemExit(f"error: units are written LAYER:INDEX, e.g. conv7:123. Got {text!r}.")
+    return layer, int(unit)
+
+
 def _cmd_unit(args: argparse.Namespace) -> int:
     from interp.report.cards import unit_card
     from interp.run.store import open_run
 
-    layer, _, unit = args.unit.partition(":")
-    if not unit.isdigit():
-        raise SystemExit(f"error: units are written LAYER:INDEX, e.g. conv7:123. Got {args.unit!r}.")
-    print(unit_card(open_run(args.run), layer, int(unit)))
+    layer, unit = _unit_arg(args.unit)
+    print(unit_card(open_run(args.run), layer, unit))
+    return 0
+
+
+def _cmd_visualize(args: argparse.Namespace) -> int:
+    from interp.analysis.visualize import run_visualize, visualize_layer
+
+    if ":" not in args.unit:  # a whole layer
+        table = visualize_layer(args.run, args.unit, progress=True)
+        print(table.to_string(index=False, max_rows=40))
+        print(f"-> {args.run}/visualize_{args.unit}.parquet (and the cache in {args.run}/cache/visualize/)")
+        return 0
+    layer, unit = _unit_arg(args.unit)
+    vis = run_visualize(args.run, layer, unit, out=args.out, refresh=args.refresh)
+    print(vis.summary())
+    return 0
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    from interp.analysis.attribution import format_attribution, run_attribution, write_attribution
+    from interp.run.store import open_run
+
+    layer, unit = _unit_arg(args.unit)
+    attr = run_attribution(
+        open_run(args.run),
+        layer,
+        unit,
+        args.clip_id,
+        method=args.method,
+        target=args.target,
+        n_time=args.n_time,
+        n_freq=args.n_freq,
+    )
+    print(format_attribution(attr))
+    if args.out:
+        for name, path in write_attribution(attr, args.out).items():
+            print(f"  {name}: {path}")
     return 0
 
 
@@ -378,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--layers", help="comma-separated conv layers (default conv1..conv7)")
     d.add_argument("--quantile", type=float, default=0.95, help="each unit's threshold quantile (default 0.95)")
     d.set_defaults(func=_cmd_dissect)
+
+    v = sub.add_parser("visualize", help="what a unit wants to hear: audio optimised to drive it")
+    v.add_argument("run", type=Path)
+    v.add_argument("unit", help="LAYER:INDEX (one unit), or LAYER (every unit of the layer, cached in the run)")
+    v.add_argument("--out", type=Path, help="WAV of the best seed (one unit)")
+    v.add_argument("--refresh", action="store_true", help="recompute even when cached")
+    v.set_defaults(func=_cmd_visualize)
+
+    at = sub.add_parser("attribute", help="which time-frequency regions of a clip drive a unit (Captum)")
+    at.add_argument("run", type=Path)
+    at.add_argument("unit", help="LAYER:INDEX, e.g. conv3:8")
+    at.add_argument("clip_id")
+    at.add_argument("--method", choices=["occlusion", "integrated_gradients"], default="occlusion")
+    at.add_argument("--target", choices=["peak", "valid"], default="peak")
+    at.add_argument("--n-time", type=int, default=32)
+    at.add_argument("--n-freq", type=int, default=16)
+    at.add_argument(
+        "--out", type=Path, help="folder for attribution.csv, attribution.top.wav, attribution.complement.wav"
+    )
+    at.set_defaults(func=_cmd_attribute)
 
     t = sub.add_parser("strf", help="spectro-temporal receptive fields of every conv unit (ridge reverse correlation)")
     t.add_argument("run", type=Path)

@@ -151,7 +151,7 @@ def test_matched_random_units_match_strength_and_avoid_the_chosen():
 
     strength = np.arange(100, dtype=float)  # unit i has strength i
     chosen = [99, 98, 50, 3]
-    draws = fx.matched_random_units(strength, chosen, n_draws=500, n_bins=10, seed=0)
+    draws = fx.matched_random_units(strength, chosen, n_draws=500, n_bins=10, matching="bins", seed=0)
     assert draws.shape == (500, 4)
     assert not np.isin(draws, chosen).any() and all(len(set(r)) == 4 for r in draws)
     # each unit drawn from its own decile of the other 96 units
@@ -162,6 +162,12 @@ def test_matched_random_units_match_strength_and_avoid_the_chosen():
     assert lo == 0.0 and hi == 1.0  # two groups: each resample is all 0, all 1 or half
     with pytest.raises(ParameterError, match="chosen"):
         fx.matched_random_units(strength, [1, 1], n_draws=2)
+    # nearest-neighbour matching (the default): each draw among the units nearest in strength
+    # (here 96 // 20 = 4 of them), tighter than a decile
+    near = fx.matched_random_units(strength, chosen, n_draws=500, seed=0)
+    assert not np.isin(near, chosen).any() and all(len(set(r)) == 4 for r in near)
+    assert near[:, 0].min() >= 92 and 47 <= near[:, 2].min() and near[:, 2].max() <= 53 and near[:, 3].max() <= 7
+    assert abs(np.median(strength[near[:, 0]]) - 99) < abs(np.median(strength[draws[:, 0]]) - 99)
 
 
 @pytest.mark.slow

@@ -78,14 +78,21 @@ def matched_random_units(
     *,
     n_draws: int,
     n_bins: int = 10,
+    matching: str = "nearest",
+    pool: int | None = None,
     seed: int | np.random.Generator = 0,
 ) -> np.ndarray:
     """Random unit sets matched to ``chosen`` on activation strength.
 
-    The units not in ``chosen`` are split into ``n_bins`` quantile bins of ``strength`` (equal
-    counts); each chosen unit is replaced by a unit drawn from the bin its strength falls in.
-    Draws are without replacement within a set; when a bin runs short, the rest is drawn from the
-    nearest bins that have units left (closest in strength first).
+    ``matching="nearest"`` (default): each chosen unit is replaced by a unit drawn from the
+    ``pool`` other units nearest to it in strength (default: 5 % of the other units, at least 3
+    and at most 20) (nearest-neighbour matching: the top units of a
+    category are its strongest, and a bin as wide as the top decile would match them with much
+    weaker units). Draws are without replacement within a set; when a unit's pool is used up by
+    the set's other draws, the nearest unused unit is taken. ``matching="bins"``: the units not in
+    ``chosen`` are split into ``n_bins`` quantile bins of ``strength`` (equal counts) and each
+    chosen unit is replaced by a unit drawn from the bin its strength falls in (when a bin runs
+    short, from the nearest bins that have units left).
 
     Parameters
     ----------
@@ -97,7 +104,10 @@ def matched_random_units(
     n_draws : int
         Number of random sets.
     n_bins : int
-        Quantile bins of strength (at least 1).
+        Quantile bins of strength (at least 1), with ``matching="bins"``.
+    matching : {"nearest", "bins"}
+    pool : int, optional
+        Nearest units in strength that each chosen unit's replacement is drawn from.
     seed : int or numpy.random.Generator
 
     Returns
@@ -125,6 +135,13 @@ def matched_random_units(
         )
     rng = np.random.default_rng(seed)
     key = np.where(np.isfinite(strength), strength, -np.inf)
+    if matching not in ("nearest", "bins"):
+        raise ParameterError(
+            f"The 'matching' parameter of matched_random_units must be 'nearest' or 'bins'. Got {matching!r} instead."
+        )
+    if matching == "nearest":
+        size = int(pool) if pool is not None else max(3, min(20, len(others) // 20))
+        return _nearest_draws(key, chosen, others, int(n_draws), max(1, size), rng)
     order = others[np.argsort(key[others], kind="stable")]  # weakest first
     k = min(int(n_bins), len(order))
     bins = np.array_split(order, k)
@@ -151,6 +168,24 @@ def matched_random_units(
             for slot, src in zip(slots[b], plan[b]):
                 out[d, slot] = taken[src][used[src]]
                 used[src] += 1
+    return out
+
+
+def _nearest_draws(
+    key: np.ndarray, chosen: np.ndarray, others: np.ndarray, n_draws: int, pool: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Nearest-neighbour matched draws (see :func:`matched_random_units`)."""
+    finite_key = np.where(np.isfinite(key), key, np.nanmin(np.where(np.isfinite(key), key, np.nan)) - 1.0)
+    # each chosen unit's other units, nearest in strength first (ties by unit index)
+    near = [others[np.lexsort((others, np.abs(finite_key[others] - finite_key[c])))] for c in chosen]
+    out = np.empty((n_draws, len(chosen)), dtype=np.int64)
+    for d in range(n_draws):
+        used: set[int] = set()
+        for i in rng.permutation(len(chosen)):  # no unit is favoured in a crowded pool
+            cand = [u for u in near[i][:pool] if u not in used]
+            pick = int(rng.choice(cand)) if cand else int(next(u for u in near[i] if u not in used))
+            out[d, i] = pick
+            used.add(pick)
     return out
 
 
