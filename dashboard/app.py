@@ -13,7 +13,7 @@ server has two plain routes:
 ``/export/<kind>/.../<figure>.<format>``
     A figure of a page as a download (``html``, ``png``, ``svg``, ``pdf``), rendered by
     :func:`interp.report.figures.export_figure`; kinds ``unit/<layer>/<unit>``, ``clip/<clip_id>``,
-    ``overview``.
+    ``layer/<layer>`` (the STRF gallery), ``overview``.
 
 Nothing a browser sends is executed or used as a file path: every URL part is checked against
 the run's own layers, units, clip ids and fixed figure names.
@@ -254,6 +254,11 @@ def _export_route(rest: str) -> flask.Response:
             flask.abort(404)
         fig = views.clip_figure(data, args[0], name)
         stem = f"clip_{args[0]}_{name}"
+    elif kind == "layer" and len(args) == 1:
+        if args[0] not in data.layers or name not in views.layer_figure_names(data, args[0]):
+            flask.abort(404)
+        fig = views.layer_figure(data, args[0], name)
+        stem = f"{data.name}_{args[0]}_{name}"
     elif kind == "overview" and not args:
         fig = views.overview_figure(data, name)
         stem = f"{data.name}_{name}"

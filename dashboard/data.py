@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from dashboard.dissection import DissectionData
+from dashboard.portraits import StrfData
 from interp.analysis.resampling import unit_auroc_intervals
 from interp.analysis.selectivity import output_correlations, rank_table
 from interp.analysis.topclips import quantile_bins, top_clips
@@ -246,6 +247,12 @@ class RunData:
         """The run's temporal dissection tables (:class:`dashboard.dissection.DissectionData`;
         ``available`` False when ``soundnet-interp dissect`` has not been run)."""
         return self._cached("dissection", lambda: DissectionData(self))
+
+    @property
+    def strf(self) -> StrfData:
+        """The run's STRF tables (:class:`dashboard.portraits.StrfData`; ``available`` False when
+        ``soundnet-interp strf`` has not been run)."""
+        return self._cached("strf_data", lambda: StrfData(self))
 
     @property
     def nuisance(self) -> pd.DataFrame | None:

@@ -71,3 +71,10 @@ CLIP_OBJECTS_GRAPH = "clip-objects-graph"
 CLIP_PLACES_GRAPH = "clip-places-graph"
 CLIP_AUDIO = "clip-audio"
 NUISANCE_CARD = "nuisance-card"  # overview: categories a nuisance alone separates
+
+# -- unit portraits (STRFs, what a unit wants to hear, attribution) ----------------------------
+UNIT_STRF_CARD = "unit-strf-card"
+UNIT_STRF_GRAPH = "unit-strf-graph"
+UNIT_STRF_R = "unit-strf-r"  # the unit's held-out r
+STRF_GALLERY = "strf-gallery"  # the layer gallery's grid of thumbnails
+OVERVIEW_STRF_CARD = "overview-strf-card"

@@ -35,6 +35,8 @@ __all__ = [
     "clip_figure",
     "overview_figure",
     "unit_figure_names",
+    "layer_figure_names",
+    "layer_figure",
     "export_links",
     "label_chip",
     "status_chip",
@@ -362,6 +364,24 @@ def unit_figure(data: RunData, layer: str, unit: int, name: str) -> go.Figure | 
     return None
 
 
+def layer_figure_names(data: RunData, layer: str) -> list[str]:
+    """Names of a layer's figures (``/export/layer/<layer>/<name>.<fmt>``), from the providers
+    that have layer figures (``layer_figure_names`` / ``layer_figure``)."""
+    names: list[str] = []
+    for provider in _PROVIDERS.values():
+        if hasattr(provider, "layer_figure_names"):
+            names += provider.layer_figure_names(data, layer)
+    return names
+
+
+def layer_figure(data: RunData, layer: str, name: str) -> go.Figure | None:
+    """The layer's figure called ``name`` (see :func:`layer_figure_names`), or None."""
+    for prefix, provider in _PROVIDERS.items():
+        if name.startswith(prefix + "-") and hasattr(provider, "layer_figure"):
+            return provider.layer_figure(data, layer, name)
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # clip and overview figures
 # --------------------------------------------------------------------------------------------
@@ -474,7 +494,7 @@ def overview_figure(data: RunData, name: str, *, titled: bool = True) -> go.Figu
             colorbar=dict(title=dict(text="units labelled")),
         )
         return fig
-    if name in _PROVIDERS and data.dissection.available:
+    if name in _PROVIDERS:  # each provider's overview figure is None when its tables are absent
         return _PROVIDERS[name].overview_figure(data, titled=titled)
     if name == "probes" and data.probes_accuracy is not None:
         # one definition of chance everywhere (interp.analysis.linear_probes.chance_level: each

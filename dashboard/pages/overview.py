@@ -10,6 +10,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard import dissection_views as DV
 from dashboard import ids
+from dashboard import portrait_views as PV
 from dashboard import views as V
 from dashboard.data import RunData, get_data
 from soundnet.model import HEAD_LAYERS
@@ -26,6 +27,7 @@ def layout(**_: Any) -> html.Div:
             _nuisance(data),
             _selectivity(data),
             DV.overview_card(data),
+            PV.overview_card(data),
             _probes(data),
             _best_units(data),
         ],

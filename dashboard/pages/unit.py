@@ -11,6 +11,7 @@ from dash.dash_table.Format import Format, Scheme
 
 from dashboard import dissection_views as DV
 from dashboard import ids
+from dashboard import portrait_views as PV
 from dashboard import views as V
 from dashboard.data import RunData, describe_stat, get_data
 from soundnet.labels import head_labels
@@ -78,6 +79,7 @@ def layout(layer: str | None = None, unit: str | None = None, **_: Any) -> html.
             _metrics_card(data, layer, u),
             _topk_card(data, layer, u),
             DV.unit_card(data, layer, u),
+            PV.strf_card(data, layer, u),
             html.Div(className="grid two", children=[_quantiles_card(data, layer, u), _promoted_card(data, layer, u)]),
             _tuning_card(data, layer, u),
         ],
