@@ -518,3 +518,38 @@ def test_top_overlap_and_column_spearman():
     b[:, 1] = a[::-1, 1]
     assert top_overlap(a, b, top_n=5).tolist() == [1.0, 0.0, 1.0]
     np.testing.assert_allclose(column_spearman(a, b), [1.0, -1.0, 1.0])
+
+
+@pytest.mark.slow
+def test_unit_portraits_study_quick(tmp_path):
+    """2 categories x conv3, conv5 of 24 demo clips: 4 portraits, tables, audio (about 40 s on 2 cores)."""
+    import soundfile
+
+    out = tmp_path / "unit_portraits"
+    assert _study("unit_portraits").main(["--quick", "--out", str(out)]) == 0
+    units = pd.read_parquet(out / "portrait_units.parquet")
+    figs = sorted(set(units["figure"]))
+    t = _check_report(
+        out,
+        figs,
+        {
+            "portrait_units": ["category", "rank", "layer", "unit", "auroc", "q", "status", "unit_label"],
+            "strf_layers": ["layer", "n_units", "n_clips", "r_median", "r_q90"],
+            "attribution_maps": ["layer", "unit", "clip_id", "time_s", "start_s", "end_s", "freq_hz"],
+        },
+    )
+    u = t["portrait_units"]
+    assert u["category"].nunique() == 2 and set(u["layer"]) == {"conv3", "conv5"} and len(figs) >= 1
+    assert (u.groupby(["category", "layer"]).size() == 1).all() and (u["auroc"] > 0.5).all()
+    assert (u["n_seeds"] == 2).all() and (u["steps"] == 16).all() and (u["relative_vmean"] > 0).all()
+    assert u["r_heldout"].between(-1, 1).all() and u["attr_top_share"].between(0, 1).all()
+    assert set(t["strf_layers"]["layer"]) == {"conv3", "conv5"} and (t["strf_layers"]["n_clips"] <= 40).all()
+    for col in ("wav_visualization", "wav_top", "wav_complement"):
+        for rel in u[col]:
+            y, sr = soundfile.read(out / rel)
+            assert sr == 22050 and len(y) > 0 and np.isfinite(y).all()
+    top, _ = soundfile.read(out / u["wav_top"].iloc[0])
+    comp, _ = soundfile.read(out / u["wav_complement"].iloc[0])
+    assert len(top) == len(comp) and np.abs(top).max() > 0
+    summary = (out / "summary.md").read_text()
+    assert "one of many maximisers" in summary and "peak frame" in summary and "held-out r" in summary

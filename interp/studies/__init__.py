@@ -23,6 +23,7 @@ STUDIES: tuple[str, ...] = (
     "sound_categories",
     "temporal_dissection",
     "temporal_tuning",
+    "unit_portraits",
 )
 
 
