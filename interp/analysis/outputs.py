@@ -196,7 +196,8 @@ def run_output_correlations(
         names = list(head_labels(head))
         for layer in layers:
             width = run.n_units(layer) + run.n_units(head)
-            rows = int(max(256, min(200_000, memory_gb * 1e9 / (width * 8 * 4))))
+            # a batch as float64, its centred copy, the Arrow batch and its columns: about 10 copies
+            rows = int(max(256, min(200_000, memory_gb * 1e9 / (width * 8 * 10))))
             acc = _StreamedCorrelation()
             for x, y in zip(_row_batches(run, layer, stat, rows), _head_batches(run, head, output, rows)):
                 ok = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
