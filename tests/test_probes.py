@@ -237,3 +237,133 @@ def test_logmel_features_of_real_clips():
     sp = clips["label"].to_numpy() == "speech"
     # the demo's speech is 8 kHz audio: nothing in the top mel bands (above 4 kHz) compared with the rest
     assert x[sp, 50:64].mean() < x[~sp, 50:64].mean() - 10
+
+
+# --------------------------------------------------------------------------------------------
+# multi-label probes (issue 19): one-vs-rest, mAP
+# --------------------------------------------------------------------------------------------
+def test_weighted_average_precision_matches_sklearn_and_a_constant_scores_the_prevalence():
+    from sklearn.metrics import average_precision_score
+
+    from interp.analysis import multilabel_probes as mlp
+
+    rng = np.random.default_rng(0)
+    y = rng.random(60) < 0.3
+    s = np.round(rng.random(60), 1)  # ties: one threshold each, as in scikit-learn
+    w = rng.integers(0, 3, size=(5, 60)).astype(float)
+    want = [average_precision_score(y, s, sample_weight=wi) for wi in w]
+    assert mlp.weighted_average_precision(y, s, w) == pytest.approx(want)
+    assert mlp.weighted_average_precision(y, np.zeros(60))[0] == pytest.approx(y.mean())
+    assert np.isnan(mlp.weighted_average_precision(np.zeros(4, bool), np.arange(4.0))[0])
+
+
+def _multilabel_data(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) < 0.4, rng.random(n) < 0.4  # independent: about 16 % of clips have both
+    sets = [tuple(k for k, on in (("A", ai), ("B", bi), ("all", True)) if on) for ai, bi in zip(a, b)]
+    good = rng.normal(size=(n, 6))
+    good[:, 0] += 4 * a  # one dimension carries A, another B
+    good[:, 1] += 4 * b
+    return sets, a, b, good, rng.normal(size=(n, 6))
+
+
+def test_multilabel_probe_map_is_near_one_with_the_label_dimensions_and_near_chance_on_noise():
+    from interp.analysis import multilabel_probes as mlp
+
+    sets, a, b, good, noise = _multilabel_data()
+    assert (a & b).sum() >= 5
+    groups = np.repeat(np.arange(40), 2)
+    feats = {("pretrained", "conv1"): good, ("pretrained", "conv2"): noise}
+    table, preds = mlp.probe_arrays_multilabel(feats, sets, groups=groups, C_grid=(0.01, 1.0, 100.0), n_boot=300)
+    assert list(table.columns) == list(lp.PROBE_COLUMNS) and (table["metric"] == "mAP").all()
+    assert list(preds.columns) == list(mlp.MULTILABEL_PREDICTION_COLUMNS)
+    assert set(preds["category"]) == {"A", "B"}  # "all" has no negative: not probed
+    assert (table["n_classes"] == 2).all() and (table["n_clips"] == 80).all()
+    assert table["cv"].iloc[0] == "group 5-fold (not stratified: multi-label)"
+    t = table.set_index("layer")
+    chance = (a.mean() + b.mean()) / 2  # the mAP of a constant score: the mean prevalence
+    assert t["chance"].tolist() == pytest.approx([chance, chance]) and lp.probe_chance(table) == pytest.approx(chance)
+    assert t.loc["conv1", "accuracy"] > 0.9 and t.loc["conv1", "ci_low"] > 0.8
+    assert abs(t.loc["conv2", "accuracy"] - chance) < 0.15 and t.loc["conv2", "ci_low"] < chance + 0.05
+    assert ((t["ci_low"] <= t["accuracy"]) & (t["accuracy"] <= t["ci_high"])).all()
+    best = mlp.best_layer_map(preds, n_boot=300)
+    assert best["best"] == "conv1" and best["p"] < 0.05 and "conv1" in ps.describe_best(best)
+    ap = mlp.per_label_ap(preds).set_index(["layer", "category"])
+    assert (ap.loc["conv1", "ap"] > 0.85).all()
+    # a fixed C; groups kept whole
+    fixed, _ = mlp.probe_arrays_multilabel({("pretrained", "conv1"): good}, sets, groups=groups, C=1.0, n_boot=100)
+    assert fixed["C"].iloc[0] == "1,1,1,1,1" and fixed["accuracy"].iloc[0] > 0.9
+    splits, _ = mlp.multilabel_folds(80, groups=groups)
+    assert all(not set(groups[tr]) & set(groups[te]) for tr, te in splits)
+
+
+def test_single_label_tables_say_accuracy():
+    rng = np.random.default_rng(1)
+    y = np.repeat(["a", "b"], 10)
+    table, _ = lp.probe_arrays({("pretrained", "conv1"): rng.normal(size=(20, 3))}, y, C=1.0, n_boot=100)
+    assert table["metric"].tolist() == ["accuracy"]
+
+
+def test_layer_probes_on_an_audioset_layout_run(tmp_path):
+    """The AudioSet-layout corpus of tests/test_multilabel.py, recorded, probed by mAP."""
+    from interp.analysis import multilabel_probes as mlp
+    from interp.corpus.corpora import demo_dir
+    from interp.recording.pipeline import record_corpus
+    from interp.run.store import open_run
+    from tests.test_multilabel import _audioset
+
+    man = pd.read_csv(demo_dir() / "manifest.csv")
+    man = man[man["seconds"] >= 1.5]
+    picked = pd.concat([man[man["label"] == k].head(4) for k in ("ambient", "animal", "tabla")]).reset_index(drop=True)
+    root = tmp_path / "AudioSet"
+    root.mkdir()
+    _audioset(root, picked)
+    record_corpus(root, tmp_path / "run", progress=False)  # every layer: the study asks for them
+    run = open_run(tmp_path / "run")
+    assert mlp.run_label_sets(run) is not None
+    table, preds = lp.layer_probes(
+        run, layers=["conv2", "conv4"], C_grid=(0.1, 10.0), n_boot=200, return_predictions=True
+    )
+    print(table[["layer", "accuracy", "ci_low", "ci_high", "chance", "n_classes", "n_clips", "C", "cv"]].to_string())
+    assert table["layer"].tolist() == ["conv2", "conv4"] and (table["metric"] == "mAP").all()
+    assert (table["n_clips"] == 14).all() and (table["n_classes"] == 5).all()  # "Male speech" has one group
+    assert table["accuracy"].between(0, 1).all() and table["chance"].between(0, 1).all()
+    assert set(preds["category"]) == {"Ambient music", "Animal", "Music", "Speech", "Tabla"}
+    # the study: the same table (mAP), per-label AP, paired mAP tests; written into the run
+    from interp.studies import layer_probes as study
+
+    out = tmp_path / "report"
+    assert study.main(["--run", str(run.path), "--out", str(out), "--no-baselines", "--layer", "conv2", "conv4"]) == 0
+    stored = run.read_table("probes")
+    assert stored["metric"].tolist() == ["mAP", "mAP"] and stored["layer"].tolist() == ["conv2", "conv4"]
+    summary = (out / "summary.md").read_text()
+    assert "best layer (mAP)" in summary and "chance mAP" in summary
+
+
+def test_check2_for_map_equal_layers_name_no_best_layer_in_95_percent_of_runs():
+    """Check 2 for the mAP rule: 7 layers with independent random scores (80 clips in 40 groups)."""
+    from interp.analysis import multilabel_probes as mlp
+
+    rng = np.random.default_rng(1)
+    n, n_labels, runs, none = 80, 3, 100, 0
+    groups = np.repeat(np.arange(n // 2), 2)
+    cats = np.tile(["a", "b", "c"], n)
+    for r in range(runs):
+        y = (rng.random((n, n_labels)) < 0.3).ravel()
+        preds = pd.concat(
+            pd.DataFrame(
+                {
+                    "probe": "pretrained",
+                    "layer": f"conv{k}",
+                    "clip_id": np.repeat(np.arange(n), n_labels),
+                    "category": cats,
+                    "score": rng.random(n * n_labels),
+                    "positive": y,
+                    "fold": np.repeat(groups % 5, n_labels),
+                    "group": np.repeat(groups, n_labels),
+                }
+            )
+            for k in range(1, 8)
+        )
+        none += mlp.best_layer_map(preds, n_boot=500, seed=r)["best"] == ps.NO_BEST
+    assert none / runs >= 0.95

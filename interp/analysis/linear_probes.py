@@ -38,7 +38,11 @@ The paper's ESC-50 protocol (windows of pool5, liblinear) is :mod:`interp.analys
 The probe table (``probes.parquet`` / ``probes.csv``) has the columns :data:`PROBE_COLUMNS`:
 ``layer, accuracy, ci_low, ci_high`` (fractions in [0, 1]) then ``probe`` (``pretrained`` or a
 baseline's name), ``n_clips, n_correct, n_classes, chance, fold_sd, C`` (the C chosen in each
-outer fold), ``cv, interval, features, classifier``.
+outer fold), ``cv, interval, features, classifier, metric`` (``"accuracy"``).
+
+Multi-label corpora (a clip with several labels: AudioSet, FSD50K) are probed one-vs-rest by
+:mod:`interp.analysis.multilabel_probes` (:func:`layer_probes` hands them over): the same table
+with ``metric`` ``"mAP"`` and the mean average precision in ``accuracy``.
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from threadpoolctl import threadpool_limits
 
 from interp.analysis import baselines as bl
+from interp.analysis import multilabel_probes as mlp
+from interp.analysis.probe_common import C_GRID, INTERVAL, PROBE_COLUMNS, fold_of_clips, single_blas_thread
 from interp.analysis.probe_stats import group_bootstrap_accuracy
 from interp.run.store import Run
 from soundnet.errors import ParameterError
@@ -61,6 +66,7 @@ from soundnet.model import CONV_LAYERS, SoundNet8
 from soundnet.options import ClipStat, check_option
 
 __all__ = [
+    "INTERVAL",
     "PROBE_COLUMNS",
     "PREDICTION_COLUMNS",
     "C_GRID",
@@ -80,40 +86,8 @@ __all__ = [
     "layer_probes",
 ]
 
-#: Columns of the probe table, in order (the first four are what other tools read back).
-PROBE_COLUMNS = (
-    "layer",
-    "accuracy",
-    "ci_low",
-    "ci_high",
-    "probe",
-    "n_clips",
-    "n_correct",
-    "n_classes",
-    "chance",
-    "fold_sd",
-    "C",
-    "cv",
-    "interval",
-    "features",
-    "classifier",
-)
 #: Columns of the predictions table (one row per probe, layer and clip).
 PREDICTION_COLUMNS = ("probe", "layer", "clip_id", "label", "predicted", "correct", "fold", "group")
-#: The inner cross-validation's grid of C (inverse L2 strength): 10^-3 .. 10^2.
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
-#: What the probe table's interval is.
-INTERVAL = "95% group bootstrap, stratified by test fold"
-
-
-def single_blas_thread():
-    """Context manager: BLAS on one thread while probes are fitted.
-
-    The probes' matrices are small (clips x units); multi-threaded OpenBLAS gains nothing on them
-    and, on a machine whose cores are busy, its spinning threads made a 3 s fit take 5 minutes.
-    """
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def wilson_interval(n_correct: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -272,25 +246,6 @@ def probe_folds(
             return splits, f"stratified group {kg}-fold"
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in skf.split(np.zeros(len(y)), y)], f"stratified {k}-fold"
-
-
-def fold_of_clips(splits: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-    """Each clip's test fold: the index of the split that tests it (-1: none).
-
-    Parameters
-    ----------
-    splits : list of (train_index, test_index)
-    n : int
-        Number of clips.
-
-    Returns
-    -------
-    np.ndarray of int, shape (n,)
-    """
-    fold = np.full(n, -1, dtype=np.int64)
-    for i, (_, test) in enumerate(splits):
-        fold[np.asarray(test, dtype=np.int64)] = i
-    return fold
 
 
 def logistic_probe(*, C: float = 1.0) -> Callable[[], Any]:
@@ -567,6 +522,7 @@ def probe_row(
         "interval": f"{confidence:.0%} group bootstrap, stratified by test fold",
         "features": features,
         "classifier": classifier,
+        "metric": "accuracy",
     }
 
 
@@ -750,11 +706,14 @@ def layer_probes(
     -------
     pandas.DataFrame
         Columns :data:`PROBE_COLUMNS`: the pretrained layers in forward order, then each
-        baseline's layers.
+        baseline's layers. A multi-label run (some clip with several ``labels``) is probed
+        one-vs-rest and scored by mAP (:func:`interp.analysis.multilabel_probes.probe_arrays_multilabel`;
+        predictions: :data:`~interp.analysis.multilabel_probes.MULTILABEL_PREDICTION_COLUMNS`).
     """
     check_option("stat", stat, ClipStat, where="layer_probes")
     layers = [layer for layer in run.layers if layer in CONV_LAYERS] if layers is None else list(layers)
-    clips = _labelled(run)
+    label_sets = mlp.run_label_sets(run)  # None unless some clip has several labels
+    clips = _labelled(run) if label_sets is None else run.ok_clips.loc[label_sets.index]
     feats: dict[tuple[str, str], np.ndarray] = {}
     desc: dict[tuple[str, str], str] = {}
     for layer in layers:
@@ -768,6 +727,12 @@ def layer_probes(
         bf, bd = bl.baseline_features(run, clips, model, layers=layers, baselines=baselines, seed=seed)
         feats.update(bf)
         desc.update(bd)
+    if label_sets is not None:
+        return mlp.multilabel_layer_table(
+            feats, clips, label_sets, descriptions=desc, C=C, C_grid=C_grid, inner_folds=inner_folds,
+            n_splits=n_splits, seed=seed, confidence=confidence, n_boot=n_boot,
+            return_predictions=return_predictions,
+        )  # fmt: skip
     table, preds = probe_arrays(
         feats,
         clips["label"].astype(str).to_numpy(),

@@ -24,6 +24,12 @@ correct, fold, group), ``comparisons`` (paired tests: a, b, accuracy_a, accuracy
 ci_high, p, test, n_clips, n_groups); paper protocol: ``paper_table``
 (:data:`interp.analysis.paper_protocol.PAPER_COLUMNS`, also ``probes_paper.parquet`` in the run)
 and ``predictions``.
+
+Multi-label corpora (AudioSet, FSD50K: clips with several ``labels``) are probed one-vs-rest and
+scored by mean average precision (:mod:`interp.analysis.multilabel_probes`): the ``probes`` table
+keeps its columns (``metric`` = ``mAP``, the mAP in ``accuracy``, chance = mean prevalence),
+``predictions`` has one row per clip and label (probe, layer, clip_id, category, score, positive,
+fold, group), ``ap_per_category`` the AP per label, ``comparisons`` paired mAP tests.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import pandas as pd
 
 from interp.analysis import baselines as bl
 from interp.analysis import linear_probes as lp
+from interp.analysis import multilabel_probes as mlp
 from interp.analysis import paper_protocol as pp
 from interp.analysis import probe_stats as ps
 from interp.corpus.corpora import load_corpus
@@ -71,6 +78,8 @@ def _default(args: argparse.Namespace, run: Run, rep: Report) -> str:
         model=load_soundnet(),
         return_predictions=True,
     )
+    if (probes["metric"] == "mAP").all():
+        return _multilabel(probes, preds, run, rep, baselines)
     best = ps.best_layer(preds, probe="pretrained")
     comparisons = ps.compare_pairs(preds, _comparison_pairs(probes, best["leader"]))
     chance = lp.probe_chance(probes)
@@ -121,6 +130,57 @@ def _default(args: argparse.Namespace, run: Run, rep: Report) -> str:
     return (
         "How much each layer of SoundNet knows about the corpus's categories, read out by a linear classifier on "
         "its units, against baselines without SoundNet's training."
+    )
+
+
+def _multilabel(probes: pd.DataFrame, preds: pd.DataFrame, run: Run, rep: Report, baselines) -> str:
+    """The default protocol's report for a multi-label corpus: one-vs-rest probes scored by mAP."""
+    best = mlp.best_layer_map(preds, probe="pretrained")
+    comparisons = mlp.compare_map_pairs(preds, _comparison_pairs(probes, best["leader"]))
+    chance = lp.probe_chance(probes)
+    rep.number("best layer (mAP)", ps.describe_best(best))
+    rep.number("chance mAP (mean prevalence of the probed labels)", f"{chance:.1%}")
+    for r in probes.itertuples():
+        name = r.layer if r.probe == "pretrained" else (r.probe if r.layer == r.probe else f"{r.probe}: {r.layer}")
+        rep.number(
+            f"{name} mAP",
+            f"{r.accuracy:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}]",
+            f"{r.n_classes} labels, {r.n_clips} clips, C {r.C}",
+        )
+    pre = probes[probes["probe"] == "pretrained"].iloc[0]
+    rep.note(
+        f"Multi-label corpus: {pre['classifier']} on the {pre['features']} unit activations of each clip, one "
+        f"classifier per label (a clip is positive for each of its labels); cross-validation: {pre['cv']} "
+        "(scikit-learn has no stratified group k-fold for multi-label targets); metric: mean average precision "
+        "over the labels with a positive among the test clips; intervals: "
+        f"{pre['interval']}; chance: the mAP of a constant score, the labels' mean prevalence. A best layer is "
+        f"named only when the paired group bootstrap of the leader against the runner-up gives p < {best['alpha']:g}."
+    )
+    if baselines:
+        rep.note("Baselines (log-mel statistics, random init, shuffled weights) are probed the same way.")
+    rep.table(
+        "probes", probes, "Probe mAP per layer and baseline (column `accuracy`, metric mAP) with its 95% interval."
+    )
+    rep.table("predictions", preds, "Every clip's cross-validated score per probe, layer and label.")
+    rep.table("ap_per_category", mlp.per_label_ap(preds), "Average precision per probe, layer and label.")
+    rep.table("comparisons", comparisons, "Paired mAP tests: leader vs other layers, layers vs baselines, vs log-mel.")
+    run.write_table("probes", probes)
+    rep.figure(
+        "probe_accuracy",
+        figures.probe_accuracy_figure(
+            probes,
+            chance=chance,
+            title=f"Linear probe mAP per layer ({pre['n_classes']} labels, {pre['n_clips']} clips; "
+            "bars: 95% CI; dashed: chance)",
+        ),
+        "Cross-validated mean average precision of one-vs-rest linear probes on each layer, with 95% intervals "
+        "and chance level (mean prevalence).",
+        width=800,
+        height=420,
+    )
+    return (
+        "How much each layer of SoundNet knows about the corpus's labels (multi-label), read out by one-vs-rest "
+        "linear classifiers on its units and scored by mean average precision."
     )
 
 
