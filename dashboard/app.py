@@ -15,6 +15,11 @@ server has two plain routes:
     :func:`interp.report.figures.export_figure`; kinds ``unit/<layer>/<unit>``, ``clip/<clip_id>``,
     ``layer/<layer>`` (the STRF gallery), ``overview``.
 
+``/hear/<layer>/<unit>/...wav``
+    The unit page's on-demand sounds (what it wants to hear, a clip filtered to its
+    top-attributed region or the rest), from the run's cache only
+    (:func:`dashboard.hear_views.audio_route`).
+
 Nothing a browser sends is executed or used as a file path: every URL part is checked against
 the run's own layers, units, clip ids and fixed figure names.
 """
@@ -34,7 +39,7 @@ import flask
 import soundfile as sf
 from dash import Input, Output, State, dcc, html, no_update
 
-from dashboard import ids, views
+from dashboard import hear_views, ids, views
 from dashboard.data import CONFIG_KEY, RunData
 from interp.report.figures import ExportFormat, export_figure
 from soundnet.errors import SoundNetError
@@ -178,12 +183,13 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
 # --------------------------------------------------------------------------------------------
 # plain routes: audio and export
 # --------------------------------------------------------------------------------------------
-_OWN_PREFIXES = {"/audio/": "soundnet_audio", "/export/": "soundnet_export"}
+_OWN_PREFIXES = {"/audio/": "soundnet_audio", "/export/": "soundnet_export", "/hear/": "soundnet_hear"}
 
 
 def _register_routes(server: flask.Flask) -> None:
     server.add_url_rule("/audio/<path:name>", "soundnet_audio", _audio_route)
     server.add_url_rule("/export/<path:rest>", "soundnet_export", _export_route)
+    server.add_url_rule("/hear/<path:rest>", "soundnet_hear", hear_views.audio_route)
 
     @server.before_request
     def _own_prefixes_only() -> None:

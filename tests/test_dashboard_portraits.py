@@ -6,6 +6,7 @@ Chromium fixture and the request helpers are tests/test_dashboard.py's.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from tests.test_dashboard import _array, _callback, _free_port, _route, browser  # noqa: F401  (browser: a fixture)
+from tests.test_dashboard import _array, _callback, _fetch_in_browser, _free_port, _route, browser  # noqa: F401  (browser: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -244,9 +245,13 @@ def test_run_without_strf_tables_shows_no_card_and_no_error(strf_run, tmp_path):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.browser
 def test_browser_strf_card_and_gallery(browser, strf_run, best_unit):  # noqa: F811
+    from dashboard import hear
     from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+    from interp.analysis.visualize import VisualizeConfig
 
     app = create_app(strf_run)
+    hear.set_visualize_config(app.server.config[CONFIG_KEY], VisualizeConfig(n_seeds=2, steps=6))
     browser.start_server(app, port=_free_port())
     driver = browser.driver
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -268,6 +273,25 @@ def test_browser_strf_card_and_gallery(browser, strf_run, best_unit):  # noqa: F
     card.screenshot(str(SHOTS / "unit_strf_card.png"))
     assert (SHOTS / "unit_strf_card.png").stat().st_size > 10_000
 
+    # on demand: what it wants to hear, and the attribution of the top clip
+    for button, result, name in (
+        ("#unit-hear-button", "#unit-hear-seeds .js-plotly-plot", "unit_hear_card"),
+        ("#unit-attr-button", "#unit-attr-graph .js-plotly-plot", "unit_attr_card"),
+    ):
+        el = driver.find_element("css selector", button)
+        driver.execute_script("arguments[0].scrollIntoView(); window.scrollBy(0, -200);", el)
+        el.click()
+        browser.wait_for_element(result, timeout=120)
+        time.sleep(1.0)
+        card = driver.find_element("css selector", "#" + name.replace("_", "-"))
+        driver.execute_script("arguments[0].scrollIntoView(); window.scrollBy(0, -70);", card)
+        time.sleep(0.5)
+        card.screenshot(str(SHOTS / f"{name}.png"))
+    audio = [a.get_attribute("src") for a in driver.find_elements("css selector", "#unit-attr-card audio")]
+    assert any(src.endswith(".top.wav") for src in audio) and any(src.endswith(".complement.wav") for src in audio)
+    got = _fetch_in_browser(driver, audio[0])
+    assert got.get("status") == 200 and got["head"] == "RIFF"
+
     browser.server_url = browser.server.url + f"/strf/{layer}"
     browser.wait_for_element("#strf-gallery .js-plotly-plot", timeout=60)
     n = driver.execute_script("return document.querySelectorAll('#strf-gallery .js-plotly-plot').length")
@@ -283,3 +307,83 @@ def test_browser_strf_card_and_gallery(browser, strf_run, best_unit):  # noqa: F
     link.click()
     browser.wait_for_element("#unit-strf-graph .js-plotly-plot", timeout=60)
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+
+
+# --------------------------------------------------------------------------------------------
+# on demand: what it wants to hear, attribution
+# --------------------------------------------------------------------------------------------
+def test_what_it_wants_to_hear_and_attribution_on_demand(strf_run, tmp_path):
+    import shutil
+
+    from dashboard import hear, ids
+    from dashboard.app import create_app
+    from dashboard.data import CONFIG_KEY
+    from interp.analysis.visualize import VisualizeConfig, natural_best
+
+    run = tmp_path / "run"  # a copy: the cache written here is this test's
+    shutil.copytree(strf_run, run, ignore=shutil.ignore_patterns("cache"))
+    app = create_app(run)
+    client = app.server.test_client()
+    data = app.server.config[CONFIG_KEY]
+    hear.set_visualize_config(data, VisualizeConfig(n_seeds=2, steps=6))
+    layer, unit = "conv2", 3
+    store = [(ids.UNIT_STORE, "data", {"layer": layer, "unit": unit})]
+    page = _route(client, f"/unit/{layer}/{unit}").get_json()
+    assert _find(page, ids.UNIT_HEAR_BUTTON)["children"].startswith("Compute")
+    assert _find(page, ids.UNIT_ATTR_CARD) is not None
+    # nothing is computed by the page, the routes or the exports before a click
+    hear_out = [(ids.UNIT_HEAR_RESULT, "children"), (ids.UNIT_HEAR_BUTTON, "children")]
+    first = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 0)], store).get_json()
+    assert _find(first["response"][ids.UNIT_HEAR_RESULT], ids.UNIT_HEAR_ACTIVATION) is None
+    assert client.get(f"/hear/{layer}/{unit}/seed0.wav").status_code == 404
+    assert client.get(f"/export/unit/{layer}/{unit}/hear-seed-0.png").status_code == 404
+    assert not (run / "cache" / "visualize").exists()
+
+    got = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 1)], store).get_json()["response"]
+    body = got[ids.UNIT_HEAR_RESULT]["children"]
+    vis = hear.visualization(data, layer, unit, compute=False)
+    assert vis is not None and len(vis.waveforms) == 2
+    nat_v, _, nat_clip = natural_best(run, layer, unit)  # the reference, read from the run
+    b = int(np.argmax(vis.vmean))
+    assert _find(body, ids.UNIT_HEAR_ACTIVATION)["children"] == f"{vis.vmean[b]:.3g}"
+    assert _find(body, ids.UNIT_HEAR_RELATIVE)["children"] == f"{vis.vmean[b] / nat_v:.2f}×"
+    assert f"/clip/{nat_clip}" in json.dumps(body)
+    for i in range(2):
+        r = client.get(f"/hear/{layer}/{unit}/seed{i}.wav")
+        assert r.status_code == 200 and r.data[:4] == b"RIFF"
+    assert client.get(f"/hear/{layer}/{unit}/seed2.wav").status_code == 404
+    assert client.get(f"/export/unit/{layer}/{unit}/hear-seed-1.svg").data.lstrip()[:4] in (b"<svg", b"<?xm")
+    # shown at once (no recomputation) on the next visit
+    again = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 0)], store).get_json()["response"]
+    assert _find(again[ids.UNIT_HEAR_RESULT]["children"], ids.UNIT_HEAR_ACTIVATION) is not None
+
+    # attribution of the top clip: not before the click, then the map and both sounds
+    cid = str(data.top_clips(layer, unit, k=6)["clip_id"].iloc[0])
+    attr_out = [(ids.UNIT_ATTR_RESULT, "children")]
+    quiet = _callback(
+        client, attr_out, [(ids.UNIT_ATTR_BUTTON, "n_clicks", 0), (ids.UNIT_ATTR_CLIP, "value", 0)], store
+    )
+    assert "Not computed yet" in json.dumps(quiet.get_json())
+    assert client.get(f"/hear/{layer}/{unit}/{cid}.top.wav").status_code == 404
+    done = _callback(client, attr_out, [(ids.UNIT_ATTR_BUTTON, "n_clicks", 1), (ids.UNIT_ATTR_CLIP, "value", 0)], store)
+    res = done.get_json()["response"][ids.UNIT_ATTR_RESULT]["children"]
+    fig = _find(res, ids.UNIT_ATTR_GRAPH)["figure"]
+    assert [t.get("name") for t in fig["data"]][-1] == "attribution" and len(fig["layout"]["shapes"]) >= 1
+    a = hear.attribution_cached(data, layer, unit, cid)
+    assert a is not None and len(fig["layout"]["shapes"]) == int(a.top_mask.sum())
+    import soundfile as sf
+
+    sounds = {}
+    for kind in ("top", "complement"):
+        r = client.get(f"/hear/{layer}/{unit}/{cid}.{kind}.wav")
+        assert r.status_code == 200 and r.data[:4] == b"RIFF"
+        sounds[kind] = sf.read(io.BytesIO(r.data))[0]
+    for kind, want in (("top", a.top_audio), ("complement", a.complement_audio)):  # the cached sounds, as WAV
+        assert len(sounds[kind]) == len(want)
+        assert np.allclose(sounds[kind], np.clip(want, -1, 1), atol=1e-4)
+    clip = data.audio(cid)
+    mid = slice(len(clip) // 4, 3 * len(clip) // 4)  # and they add up to the clip (away from its edges)
+    assert np.allclose(a.top_audio[mid] + a.complement_audio[mid], clip[mid], atol=2e-3)
+    assert client.get(f"/export/unit/{layer}/{unit}/hear-attribution-0.html").status_code == 200
+    assert client.get(f"/hear/{layer}/{unit}/{cid}.other.wav").status_code == 404
+    assert client.get(f"/hear/{layer}/{unit}/..%2Fx.top.wav").status_code == 404

@@ -10,6 +10,7 @@ from dash import ALL, Input, Output, State, dash_table, dcc, html
 from dash.dash_table.Format import Format, Scheme
 
 from dashboard import dissection_views as DV
+from dashboard import hear_views as HV
 from dashboard import ids
 from dashboard import portrait_views as PV
 from dashboard import views as V
@@ -23,6 +24,7 @@ def _title(layer: str | None = None, unit: str | None = None, **_: Any) -> str:
 
 
 dash.register_page(__name__, path_template="/unit/<layer>/<unit>", title=_title, name="Unit")
+HV.register_callbacks()  # the on-demand portraits' callbacks, for the app that loads this page
 
 _NUM = Format(precision=3, scheme=Scheme.fixed)
 _P = Format(precision=2, scheme=Scheme.decimal_or_exponent)
@@ -80,6 +82,8 @@ def layout(layer: str | None = None, unit: str | None = None, **_: Any) -> html.
             _topk_card(data, layer, u),
             DV.unit_card(data, layer, u),
             PV.strf_card(data, layer, u),
+            HV.visualize_card(data, layer, u),
+            HV.attribution_card(data, layer, u),
             html.Div(className="grid two", children=[_quantiles_card(data, layer, u), _promoted_card(data, layer, u)]),
             _tuning_card(data, layer, u),
         ],

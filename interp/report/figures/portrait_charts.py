@@ -21,7 +21,15 @@ from plotly.subplots import make_subplots
 from interp.report.figures.style import apply_house_style, hz_label, styled_figure
 from soundnet.errors import ParameterError
 
-__all__ = ["STRF_SCALE", "STRF_NOTE", "strf_edges", "strf_figure", "strf_gallery_figure", "strf_r_figure"]
+__all__ = [
+    "STRF_SCALE",
+    "STRF_NOTE",
+    "strf_edges",
+    "strf_figure",
+    "strf_gallery_figure",
+    "strf_r_figure",
+    "attribution_overlay",
+]
 
 #: Diverging colour scale of STRFs (blue negative, white 0, red positive).
 STRF_SCALE = "RdBu_r"
@@ -262,3 +270,75 @@ def strf_r_figure(
         title=title,
         height=height,
     )
+
+
+def attribution_overlay(
+    fig: go.Figure,
+    freqs_hz: np.ndarray | Sequence[float],
+    values: np.ndarray,
+    time_edges_s: np.ndarray | Sequence[float],
+    freq_edges_hz: np.ndarray | Sequence[float],
+    *,
+    top_mask: np.ndarray | None = None,
+    evaluated: np.ndarray | None = None,
+) -> go.Figure:
+    """Draw an attribution map over a spectrogram figure (:func:`~interp.report.figures.spectrogram_figure`
+    or :func:`~interp.report.figures.clip_activation_figure`, whose y axis is the mel band index).
+
+    Parameters
+    ----------
+    fig : go.Figure
+        Modified in place and returned.
+    freqs_hz : array, shape (n_mels,)
+        The spectrogram's band centres (the y positions of its rows).
+    values : array, shape (n_time, n_freq)
+        Attribution per cell (:class:`interp.analysis.attribution.Attribution` ``map``); positive
+        cells are drawn (red, opaque with their share of the largest), the others left clear.
+    time_edges_s, freq_edges_hz : arrays, shapes (n_time + 1,), (n_freq + 1,)
+        The cells' edges in seconds and Hz.
+    top_mask : array of bool, shape (n_time, n_freq), optional
+        The top-attributed region, outlined.
+    evaluated : array of bool, optional
+        Cells that were evaluated (the others are left clear).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    te = np.asarray(time_edges_s, dtype=np.float64)
+    fe = np.asarray(freq_edges_hz, dtype=np.float64)
+    fr = np.asarray(freqs_hz, dtype=np.float64)
+    if v.ndim != 2 or te.shape != (v.shape[0] + 1,) or fe.shape != (v.shape[1] + 1,):
+        raise ParameterError(
+            f"The 'values' parameter of attribution_overlay must be (n_time, n_freq) with edges of one more "
+            f"each. Got {v.shape}, {te.shape}, {fe.shape} instead."
+        )
+    rows = np.interp(fe, fr, np.arange(len(fr), dtype=np.float64), left=-0.5, right=len(fr) - 0.5)
+    pos = np.where(v > 0, v, np.nan)
+    if evaluated is not None:
+        pos = np.where(np.asarray(evaluated, dtype=bool), pos, np.nan)
+    top = float(np.nanmax(pos)) if np.isfinite(pos).any() else 1.0
+    fig.add_trace(
+        go.Heatmap(
+            z=pos.T,
+            x=te,
+            y=rows,
+            zmin=0.0,
+            zmax=top,
+            colorscale=[[0.0, "rgba(255,255,255,0)"], [0.15, "rgba(253,174,97,0.35)"], [1.0, "rgba(215,25,28,0.9)"]],
+            showscale=False,
+            name="attribution",
+            hovertemplate="%{x:.2f} s · attribution %{z:.3g}<extra></extra>",
+        )
+    )
+    if top_mask is not None:
+        m = np.asarray(top_mask, dtype=bool)
+        for i, j in zip(*np.nonzero(m), strict=True):
+            fig.add_shape(
+                type="rect",
+                x0=te[i],
+                x1=te[i + 1],
+                y0=rows[j],
+                y1=rows[j + 1],
+                line=dict(color="#38e8c6", width=1.5),
+                fillcolor="rgba(0,0,0,0)",
+                layer="above",
+            )
+    return fig
