@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis.probe_common import C_GRID, PROBE_COLUMNS, fold_of_clips, single_blas_thread
-from interp.analysis.probe_stats import COMPARISON_COLUMNS, NO_BEST, bootstrap_units
+from interp.analysis.probe_stats import COMPARISON_COLUMNS, best_of, bootstrap_units
 from interp.analysis.resampling import group_codes
 from interp.analysis.unitlabels import _clean_labels, is_multilabel
 from interp.run.store import Run
@@ -586,15 +586,8 @@ def best_layer_map(
     if not mats:
         raise ParameterError(f"best_layer_map: no predictions for probe {probe!r}.")
     score = {k: mean_average_precision(y[:, y.any(axis=0)], s[:, y.any(axis=0)]) for k, (y, s) in mats.items()}
-    order = sorted(score, key=lambda k: -score[k])
-    leader = order[0]
-    out: dict[str, Any] = {"leader": leader, "accuracy_leader": score[leader], "alpha": alpha}
-    if len(order) == 1:
-        nan = math.nan
-        return {**out, "best": leader, "runner_up": None, "accuracy_runner_up": nan, "diff": nan,
-                "ci_low": nan, "ci_high": nan, "p": nan, "test": ""}  # fmt: skip
-    runner = order[1]
-    r = _paired(mats[leader], mats[runner], meta, confidence=confidence, n_boot=n_boot, seed=seed)
-    significant = bool(r["p"] < alpha and r["diff"] > 0)
-    return {**out, "best": leader if significant else NO_BEST, "runner_up": runner, "accuracy_runner_up": score[runner],
-            **{k: r[k] for k in ("diff", "ci_low", "ci_high", "p", "test")}}  # fmt: skip
+    return best_of(
+        score,
+        lambda a, b: _paired(mats[a], mats[b], meta, confidence=confidence, n_boot=n_boot, seed=seed),
+        alpha=alpha,
+    )

@@ -24,7 +24,7 @@ per-fold accuracy, ``fold_sd`` in the probe table, shows that part).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from soundnet.errors import ParameterError
 
 __all__ = [
     "NO_BEST",
+    "best_of",
     "COMPARISON_COLUMNS",
     "bootstrap_units",
     "group_bootstrap_accuracy",
@@ -368,21 +369,34 @@ def best_layer(
     if not correct:
         raise ParameterError(f"best_layer: no predictions for probe {probe!r}.")
     acc = {k: float(v.mean()) for k, v in correct.items()}
-    order = sorted(acc, key=lambda k: -acc[k])  # stable: ties keep forward order
+
+    def test(a: str, b: str) -> Mapping[str, Any]:
+        return _compare(correct, predictions, [(a, b)], confidence=confidence, n_boot=n_boot, seed=seed).iloc[0]
+
+    return best_of(acc, test, alpha=alpha)
+
+
+def best_of(
+    scores: Mapping[str, float], paired: Callable[[str, str], Mapping[str, Any]], *, alpha: float
+) -> dict[str, Any]:
+    """The decision of :func:`best_layer` for any score: the leader (highest score; ties keep the
+    given order) is named ``best`` only when ``paired(leader, runner_up)`` (a mapping with
+    ``diff, ci_low, ci_high, p, test``) finds it better at level ``alpha``; else :data:`NO_BEST`."""
+    order = sorted(scores, key=lambda k: -scores[k])  # stable: ties keep forward order
     leader = order[0]
-    out: dict[str, Any] = {"leader": leader, "accuracy_leader": acc[leader], "alpha": alpha}
+    out: dict[str, Any] = {"leader": leader, "accuracy_leader": scores[leader], "alpha": alpha}
     if len(order) == 1:
         nan = math.nan
         return {**out, "best": leader, "runner_up": None, "accuracy_runner_up": nan, "diff": nan,
                 "ci_low": nan, "ci_high": nan, "p": nan, "test": ""}  # fmt: skip
     runner = order[1]
-    r = _compare(correct, predictions, [(leader, runner)], confidence=confidence, n_boot=n_boot, seed=seed).iloc[0]
+    r = paired(leader, runner)
     significant = bool(r["p"] < alpha and r["diff"] > 0)
     return {
         **out,
         "best": leader if significant else NO_BEST,
         "runner_up": runner,
-        "accuracy_runner_up": acc[runner],
+        "accuracy_runner_up": scores[runner],
         "diff": float(r["diff"]),
         "ci_low": float(r["ci_low"]),
         "ci_high": float(r["ci_high"]),

@@ -329,16 +329,24 @@ def attribution_overlay(
         )
     )
     if top_mask is not None:
-        m = np.asarray(top_mask, dtype=bool)
-        for i, j in zip(*np.nonzero(m), strict=True):
-            fig.add_shape(
-                type="rect",
-                x0=te[i],
-                x1=te[i + 1],
-                y0=rows[j],
-                y1=rows[j + 1],
-                line=dict(color="#38e8c6", width=1.5),
-                fillcolor="rgba(0,0,0,0)",
-                layer="above",
-            )
+        outline_cells(fig, top_mask, te, rows, color="#38e8c6", width=1.5)
     return fig
+
+
+def outline_cells(
+    fig: go.Figure, mask: Any, x_edges: np.ndarray, y_edges: np.ndarray, *, color: str, width: float, **where: Any
+) -> None:
+    """Outline the cells of a ``(n_x, n_y)`` boolean grid (e.g. an attribution's top region) on
+    ``fig``; ``where`` places them in a subplot (``row=``, ``col=``)."""
+    for i, j in zip(*np.nonzero(np.asarray(mask, dtype=bool)), strict=True):
+        fig.add_shape(
+            type="rect",
+            x0=x_edges[i],
+            x1=x_edges[i + 1],
+            y0=y_edges[j],
+            y1=y_edges[j + 1],
+            line=dict(color=color, width=width),
+            fillcolor="rgba(0,0,0,0)",
+            layer="above",
+            **where,
+        )

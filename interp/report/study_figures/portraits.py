@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from interp.report.figures.portrait_charts import STRF_SCALE, strf_edges
+from interp.report.figures.portrait_charts import STRF_SCALE, outline_cells, strf_edges
 from interp.report.figures.style import SPEC_SCALE, apply_house_style, hz_label
 from soundnet.errors import ParameterError
 
@@ -156,19 +156,7 @@ def unit_portrait_figure(
         col=2,
     )
     if top_mask is not None:
-        for i, j in zip(*np.nonzero(np.asarray(top_mask, dtype=bool)), strict=True):
-            fig.add_shape(
-                type="rect",
-                x0=te[i],
-                x1=te[i + 1],
-                y0=rows[j],
-                y1=rows[j + 1],
-                line=dict(color="#1b9e77", width=1.2),
-                fillcolor="rgba(0,0,0,0)",
-                layer="above",
-                row=1,
-                col=2,
-            )
+        outline_cells(fig, top_mask, te, rows, color="#1b9e77", width=1.2, row=1, col=2)
     if target_s is not None and math.isfinite(float(target_s)):
         fig.add_vline(x=float(target_s), line=dict(color="#1f2933", width=1, dash="dot"), row=1, col=2)
     cols = np.nonzero(ev.any(axis=1))[0]
