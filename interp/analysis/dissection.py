@@ -6,13 +6,14 @@ above-threshold region with annotated concept masks. Here the masks are *time sp
 above-threshold frames against the spans of each concept's events, over a corpus with strong
 labels (``path, onset_s, offset_s, label``; :mod:`interp.corpus.events`).
 
-Per layer the computation streams the corpus twice (memory independent of its size):
+The computation streams the corpus twice, every layer at once, in memory independent of its
+size (the passes: :mod:`interp.analysis.dissection_stream`):
 
 1. **Threshold.** Each unit's ``quantile`` (default 0.95: its top 5 %) over the *valid* frames
-   (:func:`soundnet.geometry.valid_frames`) of a random subset of the clips (a quarter, at
-   least 64 or all), from a uniform sample of at most ``sample_values`` activations per layer.
-2. **Overlap.** (The decoding and forward passes run a few batches ahead on ``lanes`` threads.)
-   A frame stands for its hop-centred span (``[centre - hop / 2, centre + hop /
+   (:func:`soundnet.geometry.valid_frames`) of a random subset of the clips (a tenth, at least
+   64 or all), from a uniform sample of at most ``sample_values`` activations per layer.
+2. **Overlap.** (Decoding, the forward passes and the counting run in batches on ``lanes``
+   threads.) A frame stands for its hop-centred span (``[centre - hop / 2, centre + hop /
    2)``, :func:`soundnet.geometry.frames_to_time`); it belongs to a concept when its centre lies
    inside one of the concept's events. Per (unit, concept), over every valid frame of the
    corpus: the intersection ``I`` of the unit's above-threshold frames with the concept's, the
@@ -21,11 +22,13 @@ Per layer the computation streams the corpus twice (memory independent of its si
 Two nulls answer two questions:
 
 - **Alignment** (``p_time``): does the unit fire at these events at all? Each clip's event spans
-  are shifted circularly in time (over its valid frames) by a uniform random lag. The
-  intersection under every lag is a circular cross-correlation (computed exactly by FFT), so
-  the null's mean and variance per clip are exact; the clips' lags are independent, and the
-  one-sided p is the tail of the corpus total (a sum over clips) from its exact mean, variance
-  and skewness (a normal tail with the first Edgeworth correction).
+  are shifted circularly in time (over its valid frames) by a uniform random lag from a fixed
+  set: every lag when the clip has at most ``null_lags`` (128) valid frames, else 128 evenly
+  spaced ones (conv1..conv4 on 10 s clips: one every 78 ms). The intersection under each lag
+  is counted exactly (differences of prefix sums), so each clip's null mean, variance and
+  skewness over its lags are exact; the clips' lags are independent, and the one-sided p is
+  the tail of the corpus total (a sum over clips) from its mean, variance and skewness (a
+  normal tail with the first Edgeworth correction).
 - **Specificity** (``p_label``): does it fire at *this* concept's events more than at other
   events? The concept labels are permuted across the annotated events, within each clip that
   holds events of at least two labels (the others are pooled across clips). The statistic is
@@ -44,24 +47,18 @@ thresholded) in 50 ms bins from 1 s before to 2 s after each of the concept's on
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy import fft as sfft
 from scipy import stats as sps
 
 from interp.analysis import stats
-from interp.corpus.corpora import read_clip
-from soundnet.audio import INPUT_SCALE, fit_length
+from interp.analysis.dissection_stream import ClipEvents, Group, LayerAccumulator, clip_events, lane_map, thresholds
 from soundnet.errors import ParameterError
-from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_time, min_samples, valid_frames
 from soundnet.model import CONV_LAYERS
 
 __all__ = [
@@ -117,6 +114,11 @@ class DissectConfig:
         (a uniform sample of frames); bounds the memory of the first pass.
     n_label_permutations : int
         Label permutations of the specificity null.
+    null_lags : int
+        Circular lags of the alignment null per clip and layer: every lag when the clip has at
+        most this many valid frames (conv5..conv7 on 10 s clips), else this many evenly spaced
+        ones (conv1..conv4 on 10 s clips: a lag every 78 ms). A uniform lag from a fixed set is
+        as valid a randomization as a uniform lag from all.
     profile_window_s : tuple of float
         Onset-aligned profile window, seconds relative to the onset.
     profile_bin_s : float
@@ -141,12 +143,13 @@ class DissectConfig:
     quantile: float = 0.95
     threshold_fraction: float = 0.1
     threshold_min_clips: int = 64
-    sample_values: int = 20_000_000
+    sample_values: int = 1_000_000
     n_label_permutations: int = 200
+    null_lags: int = 128
     profile_window_s: tuple[float, float] = (-1.0, 2.0)
     profile_bin_s: float = 0.05
     min_inside: float = 1.0
-    batch_size: int = 8
+    batch_size: int = 16
     lanes: int = 2
     q_max: float = 0.05
     seed: int = 0
@@ -173,7 +176,7 @@ class DissectConfig:
                 "The 'profile_window_s' parameter of DissectConfig must hold a negative start and a positive end, "
                 f"and 'profile_bin_s' must be > 0. Got {self.profile_window_s!r} and {self.profile_bin_s!r} instead."
             )
-        for name in ("n_label_permutations", "batch_size", "threshold_min_clips", "sample_values"):
+        for name in ("n_label_permutations", "null_lags", "batch_size", "threshold_min_clips", "sample_values"):
             if int(getattr(self, name)) < 1:
                 raise ParameterError(
                     f"The '{name}' parameter of DissectConfig must be >= 1. Got {getattr(self, name)!r} instead."
@@ -204,215 +207,6 @@ class Dissection:
     config: DissectConfig
     n_clips: int
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------
-# the forward passes
-# ------------------------------------------------------------------------------------------
-def _clip_batches(
-    model: Any, clips: pd.DataFrame, layers: Sequence[str], batch_size: int, *, lanes: int = 1
-) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
-    """``(clip_id, clip_samples, {layer: (units, frames) float32})`` for every clip, in corpus
-    order. Clips are decoded and run in jobs of ``batch_size`` rows (batched by equal padded
-    length; clips shorter than one conv7 frame are padded with silence, as the recorder's
-    ``short="pad"``), on ``lanes`` threads that each run torch single-threaded (as the
-    recorder's lanes), at most ``2 * lanes`` jobs ahead of the consumer."""
-    rows = clips.to_dict("records")
-    jobs = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-    if lanes <= 1:
-        for job in jobs:
-            yield from _run_job(model, job, layers)
-        return
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    local = threading.local()
-
-    def run(job: list[dict]) -> list[tuple[str, int, dict[str, np.ndarray]]]:
-        if not getattr(local, "single", False):
-            torch.set_num_threads(1)
-            local.single = True
-        return list(_run_job(model, job, layers))
-
-    threads_before = torch.get_num_threads()
-    try:
-        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="dissect-lane") as pool:
-            pending = [pool.submit(run, job) for job in jobs[: 2 * lanes]]
-            nxt = len(pending)
-            while pending:
-                done = pending.pop(0).result()
-                if nxt < len(jobs):
-                    pending.append(pool.submit(run, jobs[nxt]))
-                    nxt += 1
-                yield from done
-    finally:
-        torch.set_num_threads(threads_before)  # (where the setting is process-wide)
-
-
-def _run_job(model: Any, job: list[dict], layers: Sequence[str]) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
-    """One job's clips: decoded, grouped by padded length, run, in the job's order."""
-    need = min_samples("conv7")
-    waves: dict[int, list[tuple[str, int, np.ndarray]]] = {}
-    order: list[str] = []
-    for row in job:
-        y = np.asarray(read_clip(row), dtype=np.float32)
-        if len(y) == 0:
-            continue
-        w = fit_length(y, min_samples=need, policy="pad")
-        waves.setdefault(len(w), []).append((str(row["clip_id"]), len(y), w))
-        order.append(str(row["clip_id"]))
-    out = {item[0]: item for group in waves.values() for item in _run_batch(model, group, layers)}
-    for cid in order:
-        yield out[cid]
-
-
-def _run_batch(
-    model: Any, group: list[tuple[str, int, np.ndarray]], layers: Sequence[str]
-) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
-    x = torch.from_numpy(np.stack([w for _, _, w in group]) * INPUT_SCALE).unsqueeze(1)
-    with torch.inference_mode():
-        feats = model.extract_features(x, layers=list(layers))
-    for i, (cid, n, _) in enumerate(group):
-        yield cid, n, {layer: feats[layer][i].float().numpy() for layer in layers}
-
-
-def _event_arrays(events: pd.DataFrame, concepts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per clip id: ``(onset_s, offset_s, concept index)`` arrays of its events."""
-    index = {c: i for i, c in enumerate(concepts)}
-    out = {}
-    for cid, g in events.groupby("clip_id", sort=False):
-        out[str(cid)] = (
-            g["onset_s"].to_numpy(np.float64),
-            g["offset_s"].to_numpy(np.float64),
-            g["label"].astype(str).map(index).to_numpy(np.int64),
-        )
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# per-layer accumulators
-# ------------------------------------------------------------------------------------------
-class _LayerAccumulator:
-    """Overlap counts, the time null's moments, per-event hits and onset profiles of one layer."""
-
-    def __init__(self, layer: str, threshold: np.ndarray, n_concepts: int, cfg: DissectConfig) -> None:
-        self.layer = layer
-        self.thr = threshold.astype(np.float32)
-        self.min_inside = cfg.min_inside
-        u, k = len(threshold), n_concepts
-        self.k = k
-        self.inter = np.zeros((u, k))
-        self.above = np.zeros(u)
-        self.concept_frames = np.zeros(k)
-        self.null_mean = np.zeros((u, k))
-        self.null_var = np.zeros((u, k))
-        self.null_mu3 = np.zeros((u, k))
-        self.hits: list[np.ndarray] = []  # per event (u,): above-threshold frames inside it
-        self.event_len: list[int] = []
-        self.event_label: list[int] = []
-        self.event_stratum: list[int] = []
-        lo, hi = cfg.profile_window_s
-        self.edges = np.arange(lo, hi + 1e-9, cfg.profile_bin_s)
-        n_bins = len(self.edges) - 1
-        self.prof_sum = np.zeros((k, u, n_bins))
-        self.prof_n = np.zeros((k, n_bins))
-        self.n_clips = 0
-
-    def add(self, acts: np.ndarray, clip_samples: int, events: tuple | None, stratum: int) -> None:
-        """Fold in one clip: ``acts`` (units, frames) of its (padded) input."""
-        ok = valid_frames(
-            max(int(clip_samples), min_samples("conv7")),
-            self.layer,
-            clip_samples=clip_samples,
-            min_inside=self.min_inside,
-        )[: acts.shape[1]]
-        idx = np.flatnonzero(ok)
-        if len(idx) == 0:
-            return
-        self.n_clips += 1
-        a = acts[:, idx]
-        above = (a > self.thr[:, None]).astype(np.float64)  # (u, t)
-        self.above += above.sum(axis=1)
-        t = len(idx)
-        centre = np.asarray(frames_to_time(idx, self.layer), dtype=np.float64)
-        emask = np.zeros((t, self.k))
-        if events is not None:
-            on, off, lab = events
-            inside = (centre[:, None] >= on[None, :]) & (centre[:, None] < off[None, :])  # (t, n_ev)
-            for c in range(self.k):
-                sel = lab == c
-                if sel.any():
-                    emask[:, c] = inside[:, sel].any(axis=1)
-            # per-event hits (specificity null) and onset profiles
-            for e in range(len(on)):
-                frames = inside[:, e]
-                if frames.any():
-                    self.hits.append(above[:, frames].sum(axis=1).astype(np.float32))
-                    self.event_len.append(int(frames.sum()))
-                    self.event_label.append(int(lab[e]))
-                    self.event_stratum.append(stratum)
-                # frames are in time order, so each bin's frames are consecutive: sums by reduceat
-                lo, hi = np.searchsorted(centre - on[e], [self.edges[0], self.edges[-1]], side="left")
-                if hi > lo:
-                    b = np.searchsorted(self.edges, centre[lo:hi] - on[e], side="right") - 1
-                    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-                    self.prof_sum[lab[e]][:, b[starts]] += np.add.reduceat(a[:, lo:hi], starts, axis=1)
-                    self.prof_n[lab[e]][b[starts]] += np.diff(np.r_[starts, hi - lo])
-        self.concept_frames += emask.sum(axis=0)
-        self.inter += above @ emask
-        # the time null: every circular lag of the events over the clip's valid frames
-        sa, se = above.sum(axis=1), emask.sum(axis=0)
-        if t > 1 and se.any():
-            fa = sfft.rfft(above.astype(np.float32), axis=1, workers=-1)
-            fe = sfft.rfft(emask.T.astype(np.float32), axis=1, workers=-1)
-            # the intersection at every lag (a circular cross-correlation), (u, k, t)
-            xc = sfft.irfft(fa[:, None, :] * np.conj(fe)[None, :, :], n=t, axis=2, workers=-1)
-            m = sa[:, None] * se[None, :] / t
-            self.null_mean += m
-            d = xc - m[:, :, None].astype(np.float32)
-            d2 = d * d
-            self.null_var += np.maximum(d2.mean(axis=2, dtype=np.float64), 0.0)
-            self.null_mu3 += (d2 * d).mean(axis=2, dtype=np.float64)
-        else:
-            self.null_mean += above @ emask  # a clip of one frame cannot shift
-
-
-def _thresholds(model: Any, clips: pd.DataFrame, cfg: DissectConfig) -> dict[str, np.ndarray]:
-    """Each unit's ``quantile`` over the valid frames of a random subset of the clips."""
-    rng = np.random.default_rng(cfg.seed)
-    n = len(clips)
-    take = min(n, max(cfg.threshold_min_clips, math.ceil(cfg.threshold_fraction * n)))
-    subset = clips.iloc[np.sort(rng.choice(n, size=take, replace=False))]
-    frames_total = {layer: 0 for layer in cfg.layers}
-    dur = subset["duration_s"].to_numpy(np.float64) if "duration_s" in subset else np.full(take, np.nan)
-    for d in dur:
-        if np.isfinite(d):
-            ns = int(round(d * SAMPLE_RATE_HZ))
-            for layer in cfg.layers:
-                frames_total[layer] += int(
-                    valid_frames(max(ns, min_samples("conv7")), layer, clip_samples=ns, min_inside=cfg.min_inside).sum()
-                )
-    samples: dict[str, list[np.ndarray]] = {layer: [] for layer in cfg.layers}
-    for _, ns, feats in _clip_batches(model, subset, cfg.layers, cfg.batch_size, lanes=cfg.lanes):
-        for layer, a in feats.items():
-            ok = valid_frames(max(ns, min_samples("conv7")), layer, clip_samples=ns, min_inside=cfg.min_inside)[
-                : a.shape[1]
-            ]
-            v = a[:, ok]
-            cap = cfg.sample_values // max(1, a.shape[0])
-            total = frames_total[layer] or cap
-            if total > cap:  # a uniform sample of the frames, about cap in all
-                v = v[:, rng.random(v.shape[1]) < cap / total]
-            samples[layer].append(v)
-    out = {}
-    for layer, parts in samples.items():
-        v = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
-        if v.size == 0:
-            raise ParameterError(
-                f"No clip has a valid {layer} frame: dissect a corpus of longer clips, or leave {layer} out."
-            )
-        out[layer] = np.quantile(v, cfg.quantile, axis=1)
-    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -455,15 +249,25 @@ def dissect(
     concepts = sorted(ev["label"].astype(str).unique())
     if not concepts:
         raise ParameterError("The 'events' parameter of dissect holds no event of the clips dissected.")
-    per_clip = _event_arrays(ev, concepts)
-    thresholds = _thresholds(model, clips, cfg)
-    acc = {layer: _LayerAccumulator(layer, thresholds[layer], len(concepts), cfg) for layer in cfg.layers}
+    per_clip = clip_events(ev, concepts)
+    thr = thresholds(model, clips, cfg)
+    acc = {layer: LayerAccumulator(layer, thr[layer], len(concepts), cfg) for layer in cfg.layers}
     strata = _label_strata(per_clip)
     n_clips = 0
-    for cid, ns, feats in _clip_batches(model, clips, cfg.layers, cfg.batch_size, lanes=cfg.lanes):
-        n_clips += 1
-        for layer, a in feats.items():
-            acc[layer].add(a, ns, per_clip.get(cid), strata.get(cid, -1))
+
+    def accumulate(_: int, groups: list[Group]) -> tuple[int, dict[str, LayerAccumulator]]:
+        part = {layer: acc[layer].empty() for layer in cfg.layers}
+        for g in groups:
+            evs = [per_clip.get(cid) for cid in g.clip_ids]
+            st = [strata.get(cid, -1) for cid in g.clip_ids]
+            for layer, a in g.feats.items():
+                part[layer].add(a, g.clip_samples, evs, st)
+        return sum(len(g.clip_ids) for g in groups), part
+
+    for n_job, part in lane_map(model, clips, cfg.layers, cfg.batch_size, accumulate, lanes=cfg.lanes):
+        n_clips += n_job
+        for layer in cfg.layers:
+            acc[layer].merge(part[layer])
     rng = np.random.default_rng(cfg.seed + 1)
     rows, profiles = [], []
     for layer in cfg.layers:
@@ -485,12 +289,12 @@ def dissect(
     )
 
 
-def _label_strata(per_clip: dict[str, tuple]) -> dict[str, int]:
+def _label_strata(per_clip: dict[str, ClipEvents]) -> dict[str, int]:
     """The stratum of each clip's events in the label permutations: its own (a clip with events
     of at least two labels) or the shared stratum -1 (the other clips' events, pooled)."""
     out, s = {}, 0
-    for cid, (_, _, lab) in per_clip.items():
-        if len(np.unique(lab)) >= 2:
+    for cid, e in per_clip.items():
+        if len(np.unique(e.concept)) >= 2:
             out[cid] = s
             s += 1
         else:
@@ -499,30 +303,31 @@ def _label_strata(per_clip: dict[str, tuple]) -> dict[str, int]:
 
 
 def _layer_table(
-    acc: _LayerAccumulator, concepts: list[str], cfg: DissectConfig, rng: np.random.Generator
+    acc: LayerAccumulator, concepts: list[str], cfg: DissectConfig, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    u, k = acc.inter.shape
-    inter, above, cf = acc.inter, acc.above[:, None], acc.concept_frames[None, :]
+    inter = acc.inter.T  # (u, k)
+    u, k = inter.shape
+    above, cf = acc.above[:, None], acc.concept_frames[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         union = above + cf - inter
         iou = np.where(union > 0, inter / union, np.nan)
         precision = np.where(above > 0, inter / above, np.nan)
         recall = np.where(cf > 0, inter / cf, np.nan)
-        m, sd = acc.null_mean, np.sqrt(acc.null_var)
+        m, sd = acc.null_mean.T, np.sqrt(acc.null_var.T)
         z_time = np.where(sd > 0, (inter - m) / sd, np.where(inter > m, np.inf, -np.inf))
         iou_null_time = m / (above + cf - m)
-        skew = np.where(sd > 0, acc.null_mu3 / sd**3, 0.0)
+        skew = np.where(sd > 0, acc.null_mu3.T / sd**3, 0.0)
     p_time = _edgeworth_sf(z_time, skew)
     p_time[:, cf[0] == 0] = np.nan
     # the specificity null: labels permuted across events within strata
     p_label = np.full((u, k), np.nan)
     iou_null_label = np.full((u, k), np.nan)
-    n_events = np.bincount(np.asarray(acc.event_label, dtype=np.int64), minlength=k) if acc.event_label else np.zeros(k)
-    if acc.hits and len(set(acc.event_label)) >= 2:
-        h = np.stack(acc.hits, axis=1).astype(np.float64)  # (u, n_ev)
-        length = np.asarray(acc.event_len, dtype=np.float64)
-        lab = np.asarray(acc.event_label, dtype=np.int64)
-        strat = np.asarray(acc.event_stratum, dtype=np.int64)
+    lab = np.concatenate(acc.event_label).astype(np.int64) if acc.event_label else np.zeros(0, np.int64)
+    n_events = np.bincount(lab, minlength=k)
+    if acc.hits and len(np.unique(lab)) >= 2:
+        h = np.concatenate(acc.hits, axis=0).T.astype(np.float64)  # (u, n_ev)
+        length = np.concatenate(acc.event_len).astype(np.float64)
+        strat = np.concatenate(acc.event_stratum).astype(np.int64)
         onehot = np.eye(k)[lab]  # (n_ev, k)
         obs = (h @ onehot) / np.maximum(length @ onehot, 1.0)
         b = cfg.n_label_permutations
@@ -531,10 +336,8 @@ def _layer_table(
             members = np.flatnonzero(strat == s)
             keys = rng.random((b, len(members)))
             perm_lab[:, members] = lab[members][np.argsort(keys, axis=1)]
-        oh = np.eye(k)[perm_lab]  # (b, n_ev, k)
-        num = np.einsum("ue,bek->buk", h, oh)
-        den = np.maximum(np.einsum("e,bek->bk", length, oh), 1.0)[:, None, :]
-        null = num / den  # (b, u, k)
+        num, den = _permuted_sums(h, length, perm_lab, k)  # (b, u, k), (b, 1, k)
+        null = num / den
         mu, sdl = null.mean(axis=0), null.std(axis=0, ddof=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(sdl > 0, (obs - mu) / sdl, np.where(obs > mu, np.inf, -np.inf))
@@ -563,7 +366,7 @@ def _layer_table(
     )
     centres = (acc.edges[:-1] + acc.edges[1:]) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        prof = acc.prof_sum / acc.prof_n[:, None, :]  # (k, u, bins)
+        prof = (acc.prof_sum / acc.prof_n[:, :, None]).transpose(0, 2, 1)  # (k, u, bins)
     profiles = pd.DataFrame(
         {
             "layer": acc.layer,
@@ -574,6 +377,32 @@ def _layer_table(
         }
     )
     return table, profiles
+
+
+def _permuted_sums(
+    h: np.ndarray, length: np.ndarray, perm_lab: np.ndarray, k: int, *, chunk_values: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per permutation ``b`` and concept ``c``: the hits (``h``: units x events) and the frames
+    (``length``) of the events whose permuted label is ``c``. One matrix product per chunk of
+    permutations with their one-hot labels (events x (permutations x concepts)), at most
+    ``chunk_values`` one-hot entries at a time.
+
+    Returns
+    -------
+    num : (b, units, k) and den : (b, 1, k), ``den`` at least 1
+    """
+    b, n_ev = perm_lab.shape
+    step = max(1, chunk_values // max(1, n_ev * k))
+    num = np.empty((b, h.shape[0], k))
+    den = np.empty((b, 1, k))
+    for lo in range(0, b, step):
+        p = perm_lab[lo : lo + step]  # (m, n_ev)
+        m = len(p)
+        oh = np.zeros((n_ev, m * k))
+        oh[np.arange(n_ev)[None, :], np.arange(m)[:, None] * k + p] = 1.0
+        num[lo : lo + m] = (h @ oh).reshape(h.shape[0], m, k).transpose(1, 0, 2)
+        den[lo : lo + m, 0] = np.maximum(length @ oh, 1.0).reshape(m, k)
+    return num, den
 
 
 def _edgeworth_sf(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
