@@ -122,7 +122,7 @@ def test_planted_unit_is_found_with_its_analytic_iou(result, noise_corpus):
 
 def test_real_units_owe_nothing_to_silent_events(result):
     """The events carry no sound: the real units' p-values are about uniform (measured: 4.3 %
-    and 2.4 % below 0.05, median 0.5 among the units that fire at all) and (almost) no unit
+    and 2.3 % below 0.05, median 0.5 among the units that fire at all) and (almost) no unit
     passes either null."""
     real = result.table[~((result.table["layer"] == LAYER) & (result.table["unit"] == 0))]
     assert (real["q_time"] < 0.05).mean() <= 0.02

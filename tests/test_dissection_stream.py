@@ -4,7 +4,7 @@
 sums at chosen frame positions (sparse for long layers, dense for short ones), for a batch of
 clips at once. Here random activations and events go through it and through a frame-by-frame
 loop written from the definitions (a frame belongs to an event when its centre lies inside it;
-the alignment null shifts each clip's concept masks circularly by every lag of the grid), and
+the alignment null shifts each clip's concept masks circularly by each of its lags), and
 everything must agree: intersections, above-threshold counts, the null's three moments, each
 event's hits and the onset profiles.
 """
@@ -16,20 +16,20 @@ import pandas as pd
 import pytest
 
 from interp.analysis.dissection import DissectConfig
-from interp.analysis.dissection_stream import LayerAccumulator, clip_events, frame_grid, lag_grid
+from interp.analysis.dissection_stream import LayerAccumulator, clip_events, clip_lags, frame_grid
 from soundnet.geometry import SAMPLE_RATE_HZ
 
 
-def _reference(acts, centre, first, events, thr, k, lags, edges):
+def _reference(acts, centre, first, events, thr, k, lags_per_clip, edges):
     """Frame-by-frame sums over clips: inter, above, null moments (k, u), hits, profiles."""
     u, t = acts.shape[1], len(centre)
     inter = np.zeros((k, u))
-    mean, var, mu3 = np.zeros((k, u)), np.zeros((k, u)), np.zeros((k, u))
+    mean, var, mu3, mean_all = np.zeros((k, u)), np.zeros((k, u)), np.zeros((k, u)), np.zeros((k, u))
     above_n = np.zeros(u)
     hits = []
     prof_sum = np.zeros((k, len(edges) - 1, u))
     prof_n = np.zeros((k, len(edges) - 1))
-    for a_full, (on, off, lab) in zip(acts, events):
+    for a_full, (on, off, lab), lags in zip(acts, events, lags_per_clip):
         a = a_full[:, first : first + t]
         above = a > thr[:, None]
         above_n += above.sum(axis=1)
@@ -50,9 +50,10 @@ def _reference(acts, centre, first, events, thr, k, lags, edges):
             inter[c] += xc[:, 0]
             m = xc.mean(axis=1)
             mean[c] += m
+            mean_all[c] += above.sum(axis=1) * mask.sum() / t  # a uniform lag over all t
             var[c] += ((xc - m[:, None]) ** 2).mean(axis=1)
             mu3[c] += ((xc - m[:, None]) ** 3).mean(axis=1)
-    return inter, above_n, mean, var, mu3, np.stack(hits), prof_sum, prof_n
+    return inter, above_n, mean, var, mu3, mean_all, np.stack(hits), prof_sum, prof_n
 
 
 @pytest.mark.parametrize(
@@ -86,16 +87,19 @@ def test_accumulator_matches_frame_by_frame_sums(layer, seconds, null_lags):
     per = clip_events(events, concepts)
     cfg = DissectConfig(null_lags=null_lags, profile_window_s=(-0.2 * span, 0.4 * span), profile_bin_s=0.1 * span)
     acc = LayerAccumulator(layer, thr, k, cfg)
-    acc.add(acts, n_samples, [per[f"c{i}"] for i in range(n_clips)], [0] * n_clips)
-    lags = lag_grid(t, null_lags)
-    assert (len(lags) == t) == (t <= null_lags)
+    positions = [10, 11, 12]
+    acc.add(acts, n_samples, [per[f"c{i}"] for i in range(n_clips)], [0] * n_clips, positions)
+    lags = [clip_lags(t, null_lags, cfg.seed, pos) for pos in positions]
+    assert all(lag[0] == 0 and len(set(lag)) == len(lag) == min(t, null_lags) for lag in lags)
+    assert (t > null_lags) == (not np.array_equal(lags[0], lags[1]))  # random lags are each clip's own
     ev = [(per[f"c{i}"].on_s, per[f"c{i}"].off_s, per[f"c{i}"].concept) for i in range(n_clips)]
-    inter, above_n, mean, var, mu3, hits, prof_sum, prof_n = _reference(
+    inter, above_n, mean, var, mu3, mean_all, hits, prof_sum, prof_n = _reference(
         acts, centre, first, ev, thr.astype(np.float32), k, lags, acc.edges
     )
     np.testing.assert_array_equal(acc.above, above_n)
     np.testing.assert_array_equal(acc.inter, inter)
     np.testing.assert_allclose(acc.null_mean, mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(acc.null_mean_all, mean_all, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(acc.null_var, var, rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(acc.null_mu3, mu3, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(np.concatenate(acc.hits), hits)
@@ -103,6 +107,6 @@ def test_accumulator_matches_frame_by_frame_sums(layer, seconds, null_lags):
     np.testing.assert_allclose(acc.prof_sum, prof_sum, rtol=1e-4, atol=1e-3)
     # a batch without events counts its above-threshold frames only
     bare = LayerAccumulator(layer, thr, k, cfg)
-    bare.add(acts, n_samples, [None] * n_clips, [-1] * n_clips)
+    bare.add(acts, n_samples, [None] * n_clips, [-1] * n_clips, positions)
     np.testing.assert_array_equal(bare.above, above_n)
     assert not bare.hits and not bare.inter.any()

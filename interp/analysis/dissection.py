@@ -22,19 +22,23 @@ size (the passes: :mod:`interp.analysis.dissection_stream`):
 Two nulls answer two questions:
 
 - **Alignment** (``p_time``): does the unit fire at these events at all? Each clip's event spans
-  are shifted circularly in time (over its valid frames) by a uniform random lag from a fixed
-  set: every lag when the clip has at most ``null_lags`` (128) valid frames, else 128 evenly
-  spaced ones (conv1..conv4 on 10 s clips: one every 78 ms). The intersection under each lag
-  is counted exactly (differences of prefix sums), so each clip's null mean, variance and
-  skewness over its lags are exact; the clips' lags are independent, and the one-sided p is
-  the tail of the corpus total (a sum over clips) from its mean, variance and skewness (a
-  normal tail with the first Edgeworth correction).
+  are shifted circularly in time (over its valid frames) by a lag drawn uniformly from the
+  clip's lag set: every lag when the clip has at most ``null_lags`` valid frames, else lag 0 and
+  ``null_lags - 1`` distinct random lags of its own (a random set that includes the observed
+  lag keeps the test exact; :func:`interp.analysis.dissection_stream.clip_lags`). The
+  intersection under each lag is counted exactly (differences of prefix sums), so each clip's
+  null mean, variance and skewness over its lag set are exact; the clips' lags are
+  independent, and the one-sided p is the tail of the corpus total (a sum over clips) from its
+  mean, variance and skewness (a normal tail with the first Edgeworth correction). It assumes
+  that, under no relation, the unit's firing is as likely at any time of a clip or the events
+  are placed uniformly in it. ``iou_null_time`` uses the mean over all lags (exact: above-
+  threshold frames x concept frames / valid frames, per clip).
 - **Specificity** (``p_label``): does it fire at *this* concept's events more than at other
   events? The concept labels are permuted across the annotated events, within each clip that
   holds events of at least two labels (the others are pooled across clips). The statistic is
-  the share of the concept's event frames on which the unit is above threshold; its null mean
-  and standard deviation come from ``n_label_permutations`` permutations, and the one-sided p
-  is their normal tail.
+  the share of the concept's event frames on which the unit is above threshold; its null mean,
+  standard deviation and skewness come from ``n_label_permutations`` permutations, and the
+  one-sided p is their normal tail with the first Edgeworth correction.
 
 Each null gets Benjamini-Hochberg q over units x concepts (per layer set, all layers together).
 A unit is labelled with a concept (``status = "concept"``) only when both q are below
@@ -116,9 +120,8 @@ class DissectConfig:
         Label permutations of the specificity null.
     null_lags : int
         Circular lags of the alignment null per clip and layer: every lag when the clip has at
-        most this many valid frames (conv5..conv7 on 10 s clips), else this many evenly spaced
-        ones (conv1..conv4 on 10 s clips: a lag every 78 ms). A uniform lag from a fixed set is
-        as valid a randomization as a uniform lag from all.
+        most this many valid frames (conv5..conv7 on 10 s clips), else lag 0 and this many
+        minus one distinct lags drawn at random for the clip (conv1..conv4 on 10 s clips).
     profile_window_s : tuple of float
         Onset-aligned profile window, seconds relative to the onset.
     profile_bin_s : float
@@ -261,7 +264,7 @@ def dissect(
             evs = [per_clip.get(cid) for cid in g.clip_ids]
             st = [strata.get(cid, -1) for cid in g.clip_ids]
             for layer, a in g.feats.items():
-                part[layer].add(a, g.clip_samples, evs, st)
+                part[layer].add(a, g.clip_samples, evs, st, g.positions)
         return sum(len(g.clip_ids) for g in groups), part
 
     for n_job, part in lane_map(model, clips, cfg.layers, cfg.batch_size, accumulate, lanes=cfg.lanes):
@@ -315,7 +318,8 @@ def _layer_table(
         recall = np.where(cf > 0, inter / cf, np.nan)
         m, sd = acc.null_mean.T, np.sqrt(acc.null_var.T)
         z_time = np.where(sd > 0, (inter - m) / sd, np.where(inter > m, np.inf, -np.inf))
-        iou_null_time = m / (above + cf - m)
+        m_all = acc.null_mean_all.T  # the intersection expected under a uniform lag over all lags
+        iou_null_time = m_all / (above + cf - m_all)
         skew = np.where(sd > 0, acc.null_mu3.T / sd**3, 0.0)
     p_time = _edgeworth_sf(z_time, skew)
     p_time[:, cf[0] == 0] = np.nan
@@ -341,8 +345,9 @@ def _layer_table(
         mu, sdl = null.mean(axis=0), null.std(axis=0, ddof=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(sdl > 0, (obs - mu) / sdl, np.where(obs > mu, np.inf, -np.inf))
+            skew = np.where(sdl > 0, ((null - mu) ** 3).mean(axis=0) / sdl**3, 0.0)
             i_null = (num.mean(axis=0)) / (above + np.maximum(den[:, 0, :].mean(axis=0), 1.0) - num.mean(axis=0))
-        p_label = sps.norm.sf(z)
+        p_label = _edgeworth_sf(z, skew)  # the permutations' skewness too: the plain normal tail was liberal
         p_label[:, n_events == 0] = np.nan
         iou_null_label = i_null
     table = pd.DataFrame(
@@ -406,11 +411,12 @@ def _permuted_sums(
 
 
 def _edgeworth_sf(z: np.ndarray, skew: np.ndarray) -> np.ndarray:
-    """Upper tail of a standardised sum with skewness ``skew``: the normal tail with its first
-    Edgeworth correction, ``1 - Phi(z) + phi(z) * skew / 6 * (z^2 - 1)``, clipped to [0, 1]
-    and never below the plain normal tail where the correction would make a right-skewed sum's
-    tail lighter (the intersection of sparse firing with sparse events is right-skewed; the
-    normal tail alone is liberal for it)."""
+    """Upper tail of a standardised statistic with skewness ``skew``: the normal tail with its
+    first Edgeworth correction, ``1 - Phi(z) + phi(z) * skew / 6 * (z^2 - 1)``, clipped to
+    [0, 1]. A right-skewed statistic (sparse firing against sparse events) has a heavier upper
+    tail than the normal one beyond z = 1, where the correction raises p (the normal tail alone
+    is liberal for it); where the skewness is zero or negative, p is never below the plain
+    normal tail."""
     zf = np.where(np.isfinite(z), z, 0.0)
     base = sps.norm.sf(z)
     corr = base + sps.norm.pdf(zf) * skew / 6.0 * (zf**2 - 1.0)

@@ -35,7 +35,7 @@ from soundnet.geometry import frames_to_time, min_samples, valid_frames
 if TYPE_CHECKING:
     from interp.analysis.dissection import DissectConfig
 
-__all__ = ["ClipEvents", "Group", "LayerAccumulator", "clip_events", "lane_map", "thresholds"]
+__all__ = ["ClipEvents", "Group", "LayerAccumulator", "clip_events", "clip_lags", "lane_map", "thresholds"]
 
 R = TypeVar("R")
 
@@ -206,11 +206,17 @@ def frame_grid(layer: str, clip_samples: int, min_inside: float) -> tuple[int, i
     return int(idx[0]), int(idx[-1]) + 1, centre
 
 
-def lag_grid(t: int, most: int) -> np.ndarray:
-    """The circular lags of the alignment null for ``t`` valid frames: all of them when
-    ``t <= most``, else ``most`` evenly spaced ones (``floor(m t / most)``); lag 0 first."""
-    m = min(t, most)
-    return (np.arange(m, dtype=np.int64) * t) // m
+def clip_lags(t: int, most: int, seed: int, position: int) -> np.ndarray:
+    """The circular lags of the alignment null for a clip of ``t`` valid frames: all of them
+    when ``t <= most``, else lag 0 (the observed one) and ``most - 1`` distinct lags drawn
+    uniformly from ``1 .. t - 1``, from a random stream of the clip's own (``seed``, its
+    ``position`` in the corpus, ``t``). A random set that includes the observed lag keeps the
+    randomization test exact (Hemerik & Goeman 2018); a fixed grid would not when ``most`` does
+    not divide ``t`` (firing and events rhythmic at ``most`` cycles per clip would pass it)."""
+    if t <= most:
+        return np.arange(t, dtype=np.int64)
+    rng = np.random.default_rng([seed, position, t])
+    return np.r_[0, 1 + rng.choice(t - 1, size=most - 1, replace=False)].astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,7 +298,17 @@ class LayerAccumulator:
     accumulator per job (filled in a lane, :meth:`empty`), folded in job order (:meth:`merge`).
     """
 
-    _SUMS = ("inter", "above", "concept_frames", "null_mean", "null_var", "null_mu3", "prof_sum", "prof_n")
+    _SUMS = (
+        "inter",
+        "above",
+        "concept_frames",
+        "null_mean",
+        "null_mean_all",
+        "null_var",
+        "null_mu3",
+        "prof_sum",
+        "prof_n",
+    )
     _LISTS = ("hits", "event_len", "event_label", "event_stratum")
 
     def __init__(self, layer: str, threshold: np.ndarray, n_concepts: int, cfg: DissectConfig) -> None:
@@ -300,12 +316,14 @@ class LayerAccumulator:
         self.thr = threshold.astype(np.float32)
         self.min_inside = cfg.min_inside
         self.null_lags = cfg.null_lags
+        self.seed = cfg.seed
         u, k = len(threshold), n_concepts
         self.k = k
         self.inter = np.zeros((k, u))
         self.above = np.zeros(u)
         self.concept_frames = np.zeros(k)
-        self.null_mean = np.zeros((k, u))
+        self.null_mean = np.zeros((k, u))  # over each clip's lags
+        self.null_mean_all = np.zeros((k, u))  # over all its lags (exact: above x concept frames / t)
         self.null_var = np.zeros((k, u))
         self.null_mu3 = np.zeros((k, u))
         self.hits: list[np.ndarray] = []  # per group (events, u): above-threshold frames inside each event
@@ -337,8 +355,16 @@ class LayerAccumulator:
             getattr(self, name).extend(getattr(other, name))
         self.n_clips += other.n_clips
 
-    def add(self, acts: np.ndarray, clip_samples: int, events: list[ClipEvents | None], strata: list[int]) -> None:
-        """Fold in a batch of clips of one length: ``acts`` (clips, units, frames)."""
+    def add(
+        self,
+        acts: np.ndarray,
+        clip_samples: int,
+        events: list[ClipEvents | None],
+        strata: list[int],
+        positions: list[int],
+    ) -> None:
+        """Fold in a batch of clips of one length: ``acts`` (clips, units, frames); ``positions``:
+        their rows in the corpus (each clip's random lags are its own)."""
         first, stop, centre = frame_grid(self.layer, int(clip_samples), self.min_inside)
         stop = min(stop, acts.shape[2])
         t = stop - first
@@ -356,10 +382,17 @@ class LayerAccumulator:
         if len(has) < len(events):
             a, above = a[has], above[has]
         evs = [e for e in events if e is not None]
-        self._add_events(a, above, centre[:t], evs, np.asarray([strata[i] for i in has]))
+        lags = np.stack([clip_lags(t, self.null_lags, self.seed, positions[i]) for i in has])
+        self._add_events(a, above, centre[:t], evs, np.asarray([strata[i] for i in has]), lags)
 
     def _add_events(
-        self, a: np.ndarray, above: np.ndarray, centre: np.ndarray, evs: list[ClipEvents], strata: np.ndarray
+        self,
+        a: np.ndarray,
+        above: np.ndarray,
+        centre: np.ndarray,
+        evs: list[ClipEvents],
+        strata: np.ndarray,
+        lags: np.ndarray,
     ) -> None:
         t, k = above.shape[2], self.k
         n_ev = np.asarray([len(e.on_s) for e in evs])
@@ -372,10 +405,9 @@ class LayerAccumulator:
         ss = np.searchsorted(centre, np.concatenate([e.span_on_s for e in evs]))
         sf = np.searchsorted(centre, np.concatenate([e.span_off_s for e in evs]))
         sc = np.concatenate([e.span_concept for e in evs])
-        lags = lag_grid(t, self.null_lags)
-        # (2 spans, lags): every span's end and start shifted by every lag, in [0, 2 t)
-        ends = np.concatenate([sf, ss])[:, None] + lags[None, :]
+        # (2 spans, lags): every span's end and start shifted by each of its clip's lags, in [0, 2 t)
         end_clip = np.r_[sp_clip, sp_clip]
+        ends = np.concatenate([sf, ss])[:, None] + lags[end_clip]
         wanted = [
             np.concatenate([es[ev_clip == i], ef[ev_clip == i], (ends[end_clip == i] % t).ravel()])
             for i in range(len(evs))
@@ -390,7 +422,7 @@ class LayerAccumulator:
             self.event_len.append((ef - es)[hit])
             self.event_label.append(lab[hit])
             self.event_stratum.append(strata[ev_clip[hit]])
-        # per (clip, concept): the intersection under every lag of the grid (lag 0: the observed
+        # per (clip, concept): the intersection under each of the clip's lags (lag 0: the observed
         # one), a signed sum of the shifted spans' prefix sums: (pairs, 2 spans) @ (2 spans, lags * u)
         if len(ss):
             pairs, row = np.unique(sp_clip * k + sc, return_inverse=True)
@@ -398,7 +430,7 @@ class LayerAccumulator:
             sign[row, np.arange(len(ss))] = 1.0
             sign[row, len(ss) + np.arange(len(ss))] = -1.0
             g = pre.circular(end_clip[:, None], ends)  # (2 spans, lags, u)
-            xc = (sign @ g.reshape(len(g), -1)).reshape(len(pairs), len(lags), -1).astype(np.float64)
+            xc = (sign @ g.reshape(len(g), -1)).reshape(len(pairs), lags.shape[1], -1).astype(np.float64)
             to_concept = np.zeros((k, len(pairs)))
             to_concept[pairs % k, np.arange(len(pairs))] = 1.0
             m = xc.mean(axis=1)
@@ -408,6 +440,8 @@ class LayerAccumulator:
             self.null_mean += to_concept @ m
             self.null_var += to_concept @ d2.mean(axis=1)
             self.null_mu3 += to_concept @ (d2 * d).mean(axis=1)
+            frames = np.bincount(row, weights=sf - ss, minlength=len(pairs))  # each pair's concept frames
+            self.null_mean_all += to_concept @ (pre.total[pairs // k] * frames[:, None] / t)
             self.concept_frames += np.bincount(sc, weights=sf - ss, minlength=k)
         self._add_profiles(a, centre, on, lab, ev_clip)
 
