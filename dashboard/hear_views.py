@@ -1,7 +1,8 @@
 """The unit page's on-demand portraits: "What it wants to hear" and attribution on its top clips.
 
-Both are computed when the user asks (a button; the result is cached in the run directory by
-:mod:`dashboard.hear`) and shown at once when already cached. Audio comes from the plain route
+Both are computed when the user asks (a button starts a background job, :func:`dashboard.hear.start`;
+the card polls until the result is cached in the run directory) and shown at once when already
+cached. Audio comes from the plain route
 ``/hear/<layer>/<unit>/seed<i>.wav`` (a seed's optimised sound) and
 ``/hear/<layer>/<unit>/<clip_id>.<top|complement>.wav`` (the clip filtered to its top-attributed
 region or to the rest), served only from the cache. Figure names (export route):
@@ -45,6 +46,7 @@ __all__ = [
 
 #: Top clips offered for attribution on the unit page.
 N_ATTRIBUTED = 6
+_POLL_MS = 700  # how often a card asks whether its background job is done
 _CLIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -163,7 +165,8 @@ def visualize_card(data: RunData, layer: str, unit: int) -> html.Div | None:
             [
                 intro,
                 html.Div(button, className="hear-actions"),
-                dcc.Loading(html.Div(id=ids.UNIT_HEAR_RESULT), type="dot"),
+                html.Div(id=ids.UNIT_HEAR_RESULT),
+                dcc.Interval(id=ids.UNIT_HEAR_POLL, interval=_POLL_MS, disabled=True),
             ]
         ),
         id=ids.UNIT_HEAR_CARD,
@@ -234,17 +237,33 @@ def _visualize_body(data: RunData, layer: str, unit: int) -> html.Div:
     return html.Div([summary, html.Div(tiles, className="clip-grid", id=ids.UNIT_HEAR_SEEDS)])
 
 
-def show_visualization(clicks: int | None, store: dict | None):
-    """Compute (on a click) or show (when cached) what the unit wants to hear."""
+def _waiting(what: str) -> html.P:
+    return html.P(f"Computing {what} in the background: this card fills in when it is done.", className="muted small")
+
+
+def _failed(message: str) -> html.P:
+    return html.P(f"It failed: {message}", className="hear-failed small")
+
+
+def show_visualization(clicks: int | None, _ticks: int | None, store: dict | None):
+    """Show what the unit wants to hear when cached; start it on a click (a background job) and
+    poll until it is done. Outputs: the result, the button's text, whether polling stops."""
     data = get_data()
     ok = data.check_unit((store or {}).get("layer"), str((store or {}).get("unit")))
     if ok is None or not _can(ok[0]):
-        return dash.no_update, dash.no_update
+        return dash.no_update, dash.no_update, True
     layer, unit = ok
-    if not clicks and not hear.visualization_cached(data, layer, unit):
-        return html.Div(), dash.no_update
-    hear.visualization(data, layer, unit, compute=True)
-    return _visualize_body(data, layer, unit), "Computed (cached in the run directory)"
+    if hear.visualization_cached(data, layer, unit):
+        return _visualize_body(data, layer, unit), "Computed (cached in the run directory)", True
+    key = f"visualize/{layer}/{unit}"
+    if dash.callback_context.triggered_id == ids.UNIT_HEAR_BUTTON and clicks:
+        hear.start(data, key, lambda: hear.visualization(data, layer, unit, compute=True))
+    state, message = hear.job_state(data, key)
+    if state == "running":
+        return _waiting("the sounds"), "Computing…", False
+    if state == "failed":
+        return _failed(message), "Compute again", True
+    return html.Div(), dash.no_update, True
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +298,14 @@ def attribution_card(data: RunData, layer: str, unit: int) -> html.Div | None:
     )
     return V.card(
         "What in its top clips drives it",
-        html.Div([intro, controls, dcc.Loading(html.Div(id=ids.UNIT_ATTR_RESULT), type="dot")]),
+        html.Div(
+            [
+                intro,
+                controls,
+                html.Div(id=ids.UNIT_ATTR_RESULT),
+                dcc.Interval(id=ids.UNIT_ATTR_POLL, interval=_POLL_MS, disabled=True),
+            ]
+        ),
         id=ids.UNIT_ATTR_CARD,
         right=html.Span("attribution (soundnet-interp attribute)", className="muted small"),
     )
@@ -328,21 +354,29 @@ def _attribution_body(data: RunData, layer: str, unit: int, rank: int) -> html.D
     )
 
 
-def show_attribution(clicks: int | None, rank: Any, store: dict | None):
-    """Attribute the chosen top clip (on a click), or show it when cached."""
+def show_attribution(clicks: int | None, rank: Any, _ticks: int | None, store: dict | None):
+    """Show the chosen top clip's attribution when cached; start it on a click (a background
+    job) and poll until it is done. Outputs: the result, whether polling stops."""
     data = get_data()
     ok = data.check_unit((store or {}).get("layer"), str((store or {}).get("unit")))
     if ok is None or not _can(ok[0]):
-        return dash.no_update
+        return dash.no_update, True
     layer, unit = ok
     top = _top(data, layer, unit)
     if not isinstance(rank, int) or not 0 <= rank < len(top):
-        return html.Div()
+        return html.Div(), True
     cid = str(top["clip_id"].iloc[rank])
-    clicked = dash.callback_context.triggered_id == ids.UNIT_ATTR_BUTTON and bool(clicks)
-    if hear.attribution(data, layer, unit, cid, compute=clicked) is None:
-        return html.P("Not computed yet: press Attribute (about a second).", className="muted small")
-    return _attribution_body(data, layer, unit, rank)
+    if hear.attribution_cached(data, layer, unit, cid) is not None:
+        return _attribution_body(data, layer, unit, rank), True
+    key = f"attribution/{layer}/{unit}/{cid}"
+    if dash.callback_context.triggered_id == ids.UNIT_ATTR_BUTTON and clicks:
+        hear.start(data, key, lambda: hear.attribution(data, layer, unit, cid, compute=True))
+    state, message = hear.job_state(data, key)
+    if state == "running":
+        return _waiting("the attribution"), False
+    if state == "failed":
+        return _failed(message), True
+    return html.P("Not computed yet: press Attribute (about a second).", className="muted small"), True
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,16 +389,18 @@ def register_callbacks() -> None:
     dash.callback(
         Output(ids.UNIT_HEAR_RESULT, "children"),
         Output(ids.UNIT_HEAR_BUTTON, "children"),
+        Output(ids.UNIT_HEAR_POLL, "disabled"),
         Input(ids.UNIT_HEAR_BUTTON, "n_clicks"),
+        Input(ids.UNIT_HEAR_POLL, "n_intervals"),
         State(ids.UNIT_STORE, "data"),
-        running=[(Output(ids.UNIT_HEAR_BUTTON, "disabled"), True, False)],
     )(show_visualization)
     dash.callback(
         Output(ids.UNIT_ATTR_RESULT, "children"),
+        Output(ids.UNIT_ATTR_POLL, "disabled"),
         Input(ids.UNIT_ATTR_BUTTON, "n_clicks"),
         Input(ids.UNIT_ATTR_CLIP, "value"),
+        Input(ids.UNIT_ATTR_POLL, "n_intervals"),
         State(ids.UNIT_STORE, "data"),
-        running=[(Output(ids.UNIT_ATTR_BUTTON, "disabled"), True, False)],
     )(show_attribution)
 
 

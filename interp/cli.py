@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("strf", help="spectro-temporal receptive fields of every conv unit (ridge reverse correlation)")
     t.add_argument("run", type=Path)
-    t.add_argument("--layers", help="comma-separated conv layers (default conv2..conv7)")
+    t.add_argument("--layers", help="comma-separated conv layers (default: every conv layer of the run)")
     t.add_argument("--max-clips", type=int, default=1000, help="clips used (a seeded sample; default 1000)")
     t.set_defaults(func=_cmd_strf)
 

@@ -93,6 +93,26 @@ def _find(tree, component_id: str):
     return None
 
 
+def _poll_until_done(client, outputs, inputs, state, poll_id: str, timeout_s: float = 180.0) -> dict:
+    """Fire the card's polling input (as its dcc.Interval does) until the callback stops polling;
+    the last response."""
+    deadline = time.monotonic() + timeout_s
+    for tick in range(1, 10_000):
+        body = {
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": [{"id": i, "property": p, "value": tick if i == poll_id else v} for i, p, v in inputs],
+            "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+            "changedPropIds": [f"{poll_id}.n_intervals"],
+        }
+        got = client.post("/_dash-update-component", json=body).get_json()["response"]
+        if got[poll_id]["disabled"] is True:
+            return got
+        assert time.monotonic() < deadline, "the background job did not finish"
+        time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def _text(tree) -> str:
     out: list[str] = []
 
@@ -332,14 +352,24 @@ def test_what_it_wants_to_hear_and_attribution_on_demand(strf_run, tmp_path):
     assert _find(page, ids.UNIT_HEAR_BUTTON)["children"].startswith("Compute")
     assert _find(page, ids.UNIT_ATTR_CARD) is not None
     # nothing is computed by the page, the routes or the exports before a click
-    hear_out = [(ids.UNIT_HEAR_RESULT, "children"), (ids.UNIT_HEAR_BUTTON, "children")]
-    first = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 0)], store).get_json()
+    hear_out = [
+        (ids.UNIT_HEAR_RESULT, "children"),
+        (ids.UNIT_HEAR_BUTTON, "children"),
+        (ids.UNIT_HEAR_POLL, "disabled"),
+    ]
+    hear_in = [(ids.UNIT_HEAR_BUTTON, "n_clicks", 0), (ids.UNIT_HEAR_POLL, "n_intervals", None)]
+    first = _callback(client, hear_out, hear_in, store).get_json()
     assert _find(first["response"][ids.UNIT_HEAR_RESULT], ids.UNIT_HEAR_ACTIVATION) is None
     assert client.get(f"/hear/{layer}/{unit}/seed0.wav").status_code == 404
     assert client.get(f"/export/unit/{layer}/{unit}/hear-seed-0.png").status_code == 404
     assert not (run / "cache" / "visualize").exists()
 
-    got = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 1)], store).get_json()["response"]
+    # a click starts a background job and the card polls until it is done
+    clicked = [(ids.UNIT_HEAR_BUTTON, "n_clicks", 1), (ids.UNIT_HEAR_POLL, "n_intervals", None)]
+    started = _callback(client, hear_out, clicked, store).get_json()["response"]
+    assert "in the background" in json.dumps(started[ids.UNIT_HEAR_RESULT])
+    assert started[ids.UNIT_HEAR_POLL]["disabled"] is False
+    got = _poll_until_done(client, hear_out, clicked, store, ids.UNIT_HEAR_POLL)
     body = got[ids.UNIT_HEAR_RESULT]["children"]
     vis = hear.visualization(data, layer, unit, compute=False)
     assert vis is not None and len(vis.waveforms) == 2
@@ -354,19 +384,24 @@ def test_what_it_wants_to_hear_and_attribution_on_demand(strf_run, tmp_path):
     assert client.get(f"/hear/{layer}/{unit}/seed2.wav").status_code == 404
     assert client.get(f"/export/unit/{layer}/{unit}/hear-seed-1.svg").data.lstrip()[:4] in (b"<svg", b"<?xm")
     # shown at once (no recomputation) on the next visit
-    again = _callback(client, hear_out, [(ids.UNIT_HEAR_BUTTON, "n_clicks", 0)], store).get_json()["response"]
+    again = _callback(client, hear_out, hear_in, store).get_json()["response"]
     assert _find(again[ids.UNIT_HEAR_RESULT]["children"], ids.UNIT_HEAR_ACTIVATION) is not None
+    assert again[ids.UNIT_HEAR_POLL]["disabled"] is True
 
     # attribution of the top clip: not before the click, then the map and both sounds
     cid = str(data.top_clips(layer, unit, k=6)["clip_id"].iloc[0])
-    attr_out = [(ids.UNIT_ATTR_RESULT, "children")]
+    attr_out = [(ids.UNIT_ATTR_RESULT, "children"), (ids.UNIT_ATTR_POLL, "disabled")]
+    poll = (ids.UNIT_ATTR_POLL, "n_intervals", None)
     quiet = _callback(
-        client, attr_out, [(ids.UNIT_ATTR_BUTTON, "n_clicks", 0), (ids.UNIT_ATTR_CLIP, "value", 0)], store
+        client, attr_out, [(ids.UNIT_ATTR_BUTTON, "n_clicks", 0), (ids.UNIT_ATTR_CLIP, "value", 0), poll], store
     )
     assert "Not computed yet" in json.dumps(quiet.get_json())
     assert client.get(f"/hear/{layer}/{unit}/{cid}.top.wav").status_code == 404
-    done = _callback(client, attr_out, [(ids.UNIT_ATTR_BUTTON, "n_clicks", 1), (ids.UNIT_ATTR_CLIP, "value", 0)], store)
-    res = done.get_json()["response"][ids.UNIT_ATTR_RESULT]["children"]
+    clicked = [(ids.UNIT_ATTR_BUTTON, "n_clicks", 1), (ids.UNIT_ATTR_CLIP, "value", 0), poll]
+    started = _callback(client, attr_out, clicked, store).get_json()["response"]
+    assert started[ids.UNIT_ATTR_POLL]["disabled"] is False
+    done = _poll_until_done(client, attr_out, clicked, store, ids.UNIT_ATTR_POLL)
+    res = done[ids.UNIT_ATTR_RESULT]["children"]
     fig = _find(res, ids.UNIT_ATTR_GRAPH)["figure"]
     assert [t.get("name") for t in fig["data"]][-1] == "attribution" and len(fig["layout"]["shapes"]) >= 1
     a = hear.attribution_cached(data, layer, unit, cid)

@@ -63,3 +63,21 @@ def test_a_planted_linear_unit_is_recovered(model):
     assert t["r_heldout"].drop(index=0).median() < t.loc[0, "r_heldout"]
     assert len(t) == 64 and (t["n_lags"] == CFG.max_lags).all()
     assert t.loc[0, "lag_s"] == pytest.approx(4638 / SAMPLE_RATE_HZ / CFG.max_lags)
+
+
+def test_conv1_has_a_spectral_strf_from_every_sixth_frame(model):
+    """conv1's 3.5 ms field is shorter than one 10 ms log-mel hop: one time bin (a spectral
+    tuning curve), and rows every 5 ms (the frames in between repeat the same column)."""
+    from interp.analysis.strf import frame_stride, layer_lags
+
+    cfg = STRFConfig(n_mels=16, n_folds=4)
+    assert layer_lags("conv1", cfg) == 1 and layer_lags("conv2", cfg) == cfg.max_lags
+    assert frame_stride("conv1", cfg) == 6 and frame_stride("conv2", cfg) == 1
+    rng = np.random.default_rng(1)
+    waves = [_ripples(rng, 1.0) for _ in range(12)]
+    res = estimate_strfs(model, waves, ["conv1"], config=cfg)["conv1"]
+    assert res.filters.shape == (16, 1, 16)
+    assert (res.table["n_lags"] == 1).all() and res.lag_s == pytest.approx(res.table["lag_s"].iloc[0])
+    per_clip = int(res.table["n_frames"].iloc[0]) / len(waves)
+    assert per_clip == pytest.approx(SAMPLE_RATE_HZ / 16 / 6, rel=0.05)  # one row per 6 frames of 16 samples
+    assert res.table["r_heldout"].median() > 0.2  # conv1 is close to linear in the band energies

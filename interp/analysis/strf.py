@@ -9,7 +9,10 @@ convolutional frame, surrounds) it,
 fitted by ridge regression. Here the window of a frame is its receptive field
 (:func:`soundnet.geometry.frames_to_window`), cut into ``max_lags`` equal time bins (log-mel
 frames averaged within each), so that every layer's STRF spans exactly what its units can hear:
-from 36 ms (conv2) to 4.1 s (conv7). Only valid frames count (the whole field inside the clip).
+from 36 ms (conv2) to 4.1 s (conv7). conv1's 3.5 ms field is shorter than one log-mel hop: its
+STRF has a single time bin (a spectral tuning curve), and its frames (one every 0.7 ms) are taken
+every ``hop_s / 2`` (5 ms: finer than the log-mel resolves; the rows in between repeat the same
+spectrogram column). Only valid frames count (the whole field inside the clip).
 
 One decomposition per layer serves all its units: the design matrix (one row per valid frame,
 one column per lag x mel bin) is shared, so the eigendecomposition of its centred cross-product
@@ -45,7 +48,16 @@ from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, frames_to_window, layer_geometry, n_frames, valid_frames
 from soundnet.model import CONV_LAYERS
 
-__all__ = ["STRFConfig", "STRFResult", "strf_features", "fit_strfs", "estimate_strfs", "run_strf"]
+__all__ = [
+    "STRFConfig",
+    "STRFResult",
+    "strf_features",
+    "layer_lags",
+    "frame_stride",
+    "fit_strfs",
+    "estimate_strfs",
+    "run_strf",
+]
 
 
 @dataclass(frozen=True)
@@ -114,24 +126,37 @@ def mel_centres_hz(cfg: STRFConfig) -> np.ndarray:
     return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=20.0, fmax=11025.0)[1:-1]
 
 
+def layer_lags(layer: str, cfg: STRFConfig) -> int:
+    """Time bins of ``layer``'s STRF: ``cfg.max_lags``, or 1 when its receptive field is shorter
+    than one log-mel hop (conv1), whose bins would all read the same spectrogram column."""
+    return 1 if layer_geometry(layer).receptive_field_s < cfg.hop_s else cfg.max_lags
+
+
+def frame_stride(layer: str, cfg: STRFConfig) -> int:
+    """Every how many valid frames of ``layer`` a regression row is taken: frames closer than
+    ``cfg.hop_s / 2`` apart (conv1's, 0.7 ms) see the same spectrogram, so every frame would
+    only repeat rows."""
+    return max(1, int(cfg.hop_s / 2 / (layer_geometry(layer).hop_samples / SAMPLE_RATE_HZ)))
+
+
 def strf_features(
     y: np.ndarray, layer: str, frames: np.ndarray, cfg: STRFConfig, *, spec: np.ndarray | None = None
 ) -> np.ndarray:
     """The regression rows of ``frames`` of ``layer`` in clip ``y``: the log-mel spectrogram in
-    each frame's receptive field, cut into ``cfg.max_lags`` equal time bins (the log-mel frames
+    each frame's receptive field, cut into :func:`layer_lags` equal time bins (the log-mel frames
     whose centre falls in a bin are averaged; an empty bin takes the nearest frame).
 
     ``spec``: the clip's log-mel spectrogram when already computed (``_log_mel(y, cfg)``).
 
     Returns
     -------
-    np.ndarray, shape (len(frames), max_lags * n_mels)
+    np.ndarray, shape (len(frames), layer_lags(layer, cfg) * n_mels)
     """
     if spec is None:
         spec = _log_mel(y, cfg)
     t_mel = np.arange(len(spec)) * cfg.hop_s
     start, end = frames_to_window(np.asarray(frames), layer)
-    lags = cfg.max_lags
+    lags = layer_lags(layer, cfg)
     edges = start[:, None] + (end - start)[:, None] * np.arange(lags + 1)[None, :] / lags  # (F, lags+1)
     centres = (edges[:, :-1] + edges[:, 1:]) / 2
     # each bin: mean of the log-mel frames within it; cumulative sums make that O(1) per bin
@@ -283,7 +308,7 @@ def _fit_moments(m: _Moments, cfg: STRFConfig) -> tuple[np.ndarray, np.ndarray, 
 def estimate_strfs(
     model: Any,
     waves: Sequence[np.ndarray],
-    layers: Sequence[str] = tuple(CONV_LAYERS[1:]),
+    layers: Sequence[str] = tuple(CONV_LAYERS),
     *,
     config: STRFConfig | None = None,
 ) -> dict[str, STRFResult]:
@@ -295,8 +320,7 @@ def estimate_strfs(
     waves : sequence of np.ndarray
         Mono clips at 22,050 Hz in [-1, 1].
     layers : sequence of str
-        Conv layers (conv1's 3.5 ms receptive field is shorter than a log-mel frame: left out by
-        default).
+        Conv layers (default all; conv1's STRF has one time bin, :func:`layer_lags`).
     config : STRFConfig, optional
 
     Returns
@@ -320,7 +344,7 @@ def estimate_strfs(
         spec = _log_mel(y, cfg)  # once per clip, for every layer
         for layer in layers:
             t = n_frames(len(y), layer)
-            ok = np.flatnonzero(valid_frames(len(y), layer, min_inside=1.0)[:t])
+            ok = np.flatnonzero(valid_frames(len(y), layer, min_inside=1.0)[:t])[:: frame_stride(layer, cfg)]
             if len(ok) == 0:
                 continue
             x = strf_features(y, layer, ok, cfg, spec=spec)
@@ -336,6 +360,7 @@ def estimate_strfs(
         w, _, alpha, r = _fit_moments(moments[layer], cfg)
         n_units = len(r)
         g = layer_geometry(layer)
+        lags = layer_lags(layer, cfg)
         table = pd.DataFrame(
             {
                 "layer": layer,
@@ -343,16 +368,16 @@ def estimate_strfs(
                 "r_heldout": r,
                 "alpha": alpha,
                 "n_frames": n_rows[layer],
-                "n_lags": cfg.max_lags,
-                "lag_s": g.receptive_field_s / cfg.max_lags,
+                "n_lags": lags,
+                "lag_s": g.receptive_field_s / lags,
                 "n_mels": cfg.n_mels,
             }
         )
         out[layer] = STRFResult(
             layer,
             table,
-            w.reshape(n_units, cfg.max_lags, cfg.n_mels),
-            g.receptive_field_s / cfg.max_lags,
+            w.reshape(n_units, lags, cfg.n_mels),
+            g.receptive_field_s / lags,
             mel_centres_hz(cfg),
         )
     return out
@@ -376,7 +401,7 @@ def run_strf(
 
         model = load_soundnet()
     if layers is None:
-        layers = [layer for layer in run.layers if layer in CONV_LAYERS and layer != "conv1"]
+        layers = [layer for layer in run.layers if layer in CONV_LAYERS]
     ok = run.ok_clips
     if len(ok) > max_clips:
         ok = ok.sample(n=max_clips, random_state=cfg.seed).sort_values("order")
