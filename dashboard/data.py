@@ -24,8 +24,9 @@ import torch
 
 from dashboard.dissection import DissectionData
 from dashboard.portraits import StrfData
+from interp.analysis.outputs import unit_output_correlations
 from interp.analysis.resampling import unit_auroc_intervals
-from interp.analysis.selectivity import output_correlations, rank_table
+from interp.analysis.selectivity import rank_table
 from interp.analysis.topclips import quantile_bins, top_clips
 from interp.analysis.tuning import stimulus_responses
 from interp.report.cards import short_unit_status, unit_status
@@ -33,7 +34,6 @@ from interp.report.figures import category_colors
 from interp.run import traces
 from interp.run.store import STAT_DESCRIPTIONS, Run, activation_file, open_run
 from interp.run.traces import clip_audio, clip_spectrogram
-from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS, load_soundnet
 from soundnet.options import ClipStat, HeadStat, Metric, MetricAlias, ProbeKind, check_option
 
@@ -437,11 +437,8 @@ class RunData:
             empty = pd.DataFrame(columns=["class_name", "r"])
             if head not in self.layers:
                 return empty
-            if layer in HEAD_LAYERS:
-                acts = self.run.activations(layer, "prob")[[int(unit)]]
-                t = output_correlations(
-                    acts, self.run.activations(head, "prob"), names=list(head_labels(head)), top=top + 1
-                )
+            if layer in HEAD_LAYERS:  # streamed: the unit's column against the head, in batches of clips
+                t = unit_output_correlations(self.run, layer, int(unit), head, top=top + 1)
                 if head == layer:
                     t = t[t["class_index"] != int(unit)]
                 return t[["class_name", "r"]].head(top).reset_index(drop=True)
@@ -569,10 +566,7 @@ class RunData:
         """
 
         def build() -> dict[str, np.ndarray]:
-            m = self.run.activation_matrix(layer, "max").astype(np.float64)
-            m = np.where(np.isfinite(m), m, np.nan)
-            with np.errstate(all="ignore"):
-                return {"mean": np.nanmean(m, axis=0), "std": np.nanstd(m, axis=0), "max": np.nanmax(m, axis=0)}
+            return self.run.unit_moments(layer, "max")  # streamed, and kept in the run's cache
 
         return self._cached(("max_moments", layer), build)
 
@@ -692,9 +686,8 @@ class RunData:
         return clip_audio(self.run, clip_id, window_s=window_s)
 
     def clip_values(self, clip_id: str, layer: str, *, stat: ClipStat = "max") -> np.ndarray:
-        """Every unit's ``stat`` on one clip, shape (n_units,)."""
-        a = self.run.activations(layer, stat)
-        return a.loc[clip_id].to_numpy(dtype=np.float64)
+        """Every unit's ``stat`` on one clip, shape (n_units,): the one row group that holds it."""
+        return self.run.clip_row(layer, stat, clip_id).astype(np.float64)
 
 
 class _LazyModel:

@@ -127,3 +127,41 @@ def test_clip_lookup_and_analysis_tables(small_run):
 
 def test_unit_columns_names():
     assert unit_columns(3) == ["0", "1", "2"]
+
+
+def test_clip_row_and_unit_moments_read_row_groups_only(small_run, tmp_path):
+    """One clip's row from its row group, and per-unit moments streamed over row groups (and kept
+    in the run's cache), equal to the whole table read into memory; a rewritten table is read
+    again."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.parquet as pq
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0], run_dir, ignore=shutil.ignore_patterns("cache"))
+    path = run_dir / "activations" / "conv5.max.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table, path, row_group_size=3)  # several row groups, as a large run has
+    assert pq.ParquetFile(path).num_row_groups > 2
+    whole = open_run(run_dir).activations("conv5", "max")
+    run = open_run(run_dir)  # a fresh one: nothing in memory
+    for cid in whole.index:
+        np.testing.assert_array_equal(run.clip_row("conv5", "max", cid), whole.loc[cid].to_numpy(np.float32))
+    with pytest.raises(KeyError, match="no row"):
+        run.clip_row("conv5", "max", "not-a-clip")
+    a = whole.to_numpy(np.float64)
+    m = run.unit_moments("conv5", "max")
+    np.testing.assert_allclose(m["mean"], np.nanmean(a, axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m["std"], np.nanstd(a, axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(m["max"], np.nanmax(a, axis=0))
+    np.testing.assert_array_equal(m["n"], np.isfinite(a).sum(axis=0))
+    cached = run_dir / "cache" / "moments" / "conv5.max.npz"
+    assert cached.is_file()
+    again = open_run(run_dir).unit_moments("conv5", "max")
+    np.testing.assert_array_equal(again["mean"], m["mean"])
+    doubled = table.set_column(1, table.column_names[1], pa.compute.multiply(table.column(1), 2.0))
+    pq.write_table(doubled, path, row_group_size=5)  # the table changes: the cache is stale
+    fresh = open_run(run_dir).unit_moments("conv5", "max")
+    assert fresh["max"][0] == pytest.approx(2 * m["max"][0])

@@ -21,7 +21,14 @@ from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 from soundnet.options import ClipStat, HeadOutput, check_option
 
-__all__ = ["output_correlations", "head_outputs", "run_output_correlations", "table_suffix", "DEFAULT_STAT"]
+__all__ = [
+    "output_correlations",
+    "head_outputs",
+    "run_output_correlations",
+    "unit_output_correlations",
+    "table_suffix",
+    "DEFAULT_STAT",
+]
 
 #: The per-clip statistic of the default analysis: the mean over valid frames, which does not
 #: grow with the clip's length (see :func:`soundnet.geometry.valid_frames`).
@@ -158,6 +165,38 @@ def _head_batches(run: Run, head: str, output: HeadOutput, rows: int) -> Iterato
     """:func:`head_outputs` in batches of ``rows`` clips."""
     for b in _row_batches(run, head, "prob" if output == "prob" else "mean", rows):
         yield b if output == "prob" else b - special.logsumexp(b, axis=1, keepdims=True)
+
+
+def unit_output_correlations(
+    run: Run | str | os.PathLike,
+    layer: str,
+    unit: int,
+    head: str,
+    *,
+    stat: str = "prob",
+    output: HeadOutput = "prob",
+    top: int = 5,
+    rows: int = 50_000,
+) -> pd.DataFrame:
+    """One unit's :func:`run_output_correlations` against one head, streamed: the unit's column
+    and the head's table in batches of ``rows`` clips (memory: one batch). For a head unit, its
+    own class is among the outputs (r = 1).
+
+    Returns
+    -------
+    DataFrame ``rank, class_index, class_name, r``.
+    """
+    run = open_run(run)
+    path = run.path / "activations" / activation_file(layer, stat)
+    pf = pq.ParquetFile(path)
+    acc = _StreamedCorrelation()
+    xs = pf.iter_batches(batch_size=rows, columns=[str(int(unit))])
+    for xb, y in zip(xs, _head_batches(run, head, output, rows)):
+        x = xb.column(0).to_numpy(zero_copy_only=False).astype(np.float64)[:, None]
+        ok = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        acc.add(x[ok], y[ok])
+    t = _top_outputs(acc.result(), np.asarray([int(unit)]), list(head_labels(head)), top)
+    return t.drop(columns="unit").reset_index(drop=True)
 
 
 def run_output_correlations(

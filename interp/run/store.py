@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -271,6 +272,106 @@ class Run:
         n = self.n_units(layer)
         for u0 in range(0, n, max(1, int(block_units))):
             yield self.unit_block(layer, stat, range(u0, min(n, u0 + int(block_units))))
+
+    def _table_path(self, layer: str, stat: HeadStat, where: str) -> Path:
+        self._check_layer(layer)
+        allowed = STATS + (HEAD_STATS if layer in ("conv8", "conv8_2") else ())
+        check_option("stat", stat, allowed, where=where)
+        path = self.path / "activations" / activation_file(layer, stat)
+        if not path.is_file():
+            raise RunError(
+                f"Run {str(self.path)!r} has no {stat!r} table for {layer} ({path.name}): it was "
+                "recorded by an older version; record it again (delete the folder) to get it."
+            )
+        return path
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        """Each ok clip's row in the activation tables (read once from one table's ``clip_id``
+        column; the recorder writes every table in the same order, checked on each read)."""
+        path = next(iter(sorted((self.path / "activations").glob("*.parquet"))), None)
+        if path is None:
+            return {}
+        ids = pq.read_table(path, columns=["clip_id"]).column(0).to_pylist()
+        return {str(c): i for i, c in enumerate(ids)}
+
+    def clip_row(self, layer: str, stat: HeadStat, clip_id: str) -> np.ndarray:
+        """Every unit's ``stat`` on one clip, shape ``(n_units,)`` float32, read from the one
+        row group that holds the clip (a few MB whatever the corpus size), nothing cached."""
+        path = self._table_path(layer, stat, "clip_row")
+        key = (layer, stat)
+        if key in self._act_cache:
+            return self._act_cache[key].loc[clip_id].to_numpy(dtype=np.float32)
+        row = self._row_of.get(str(clip_id))
+        if row is None:
+            raise KeyError(f"Clip {clip_id!r} has no row in run {str(self.path)!r}.")
+        f = pq.ParquetFile(path)
+        starts = np.cumsum([0] + [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)])
+        g = int(np.searchsorted(starts, row, side="right") - 1)
+        t = f.read_row_group(g)
+        i = row - int(starts[g])
+        if str(t.column("clip_id")[i]) != str(clip_id):  # a table in another order: find it
+            ids = t.column("clip_id").to_pylist()
+            if str(clip_id) not in ids:
+                return self.activations(layer, stat).loc[clip_id].to_numpy(dtype=np.float32)
+            i = ids.index(str(clip_id))
+        one = t.slice(i, 1)
+        return np.asarray([one.column(str(u))[0].as_py() for u in range(self.n_units(layer))], dtype=np.float32)
+
+    def unit_moments(self, layer: str, stat: HeadStat = "max") -> dict[str, np.ndarray]:
+        """Per unit of ``layer``, the ``mean``, ``std`` (population), ``max`` and ``n`` over the ok
+        clips of its per-clip ``stat`` (NaN left out), streamed row group by row group (memory:
+        one row group; groups combined by Chan's formulas). Kept in
+        ``<run>/cache/moments/<layer>.<stat>.npz`` under the table's size and time (when the
+        run directory is writable), so only the first call reads the table.
+
+        Returns
+        -------
+        dict of str to np.ndarray, each shape (n_units,)
+        """
+        path = self._table_path(layer, stat, "unit_moments")
+        st = path.stat()
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        cached = self.cache_dir / "moments" / f"{layer}.{stat}.npz"
+        try:
+            with np.load(cached, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    return {name: z[name] for name in ("mean", "std", "max", "n")}
+        except (OSError, KeyError, ValueError):
+            pass
+        n_units = self.n_units(layer)
+        cols = [str(u) for u in range(n_units)]
+        n, mean, m2 = np.zeros(n_units), np.zeros(n_units), np.zeros(n_units)
+        mx = np.full(n_units, -np.inf)
+        f = pq.ParquetFile(path)
+        for g in range(f.num_row_groups):
+            t = f.read_row_group(g, columns=cols)
+            m = np.column_stack([c.to_numpy() for c in t.columns]).astype(np.float64)
+            ok = np.isfinite(m)
+            n_g = ok.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_g = np.where(ok, m, 0.0).sum(axis=0) / np.maximum(n_g, 1)
+                m2_g = (np.where(ok, m - mean_g, 0.0) ** 2).sum(axis=0)
+                tot = n + n_g
+                delta = mean_g - mean
+                mean = np.where(tot > 0, mean + delta * n_g / np.maximum(tot, 1), 0.0)
+                m2 = m2 + m2_g + delta**2 * n * n_g / np.maximum(tot, 1)
+            n = tot
+            mx = np.maximum(mx, np.where(ok, m, -np.inf).max(axis=0, initial=-np.inf))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {
+                "mean": np.where(n > 0, mean, np.nan),
+                "std": np.where(n > 0, np.sqrt(m2 / n), np.nan),
+                "max": np.where(n > 0, mx, np.nan),
+                "n": n,
+            }
+        try:
+            buf = io.BytesIO()
+            np.savez(buf, key=np.array(key), mean=out["mean"], std=out["std"], max=out["max"], n=out["n"])
+            atomic_write_bytes(cached, buf.getvalue())
+        except OSError:  # a read-only run: computed again next time
+            pass
+        return out
 
     def activation_matrix(self, layer: str, stat: HeadStat = "max") -> np.ndarray:
         """:meth:`activations` as a float32 array ``(n_ok_clips, n_units)``."""
