@@ -184,3 +184,35 @@ def test_multilabel_clips_count_for_each_of_their_labels():
     assert S.rank_table(sel, "e", top=1)["unit"].iloc[0] == 3
     units = S.label_units(sel, acts={"conv3": acts}, labels=lab).set_index("unit")
     assert units.loc[3, "status"] == "selective" and units.loc[3, "label"] == "e"
+
+
+def test_large_runs_use_the_clustered_normal_win_fraction_which_tracks_the_bootstrap():
+    """Above ``bootstrap_max_clips`` the paired group bootstrap (cost and memory n_boot x clips)
+    gives way to Phi(difference / clustered DeLong se): on clips nested in groups with a shared
+    random effect, units whose best category leads the runner-up by more and more, the two
+    win fractions agree within 0.05 and give the same status to almost every unit."""
+    from interp.analysis.unitlabels import label_status
+
+    rng = np.random.default_rng(0)
+    n, cats = 2000, ["a", "b", "c", "d"]
+    groups = np.repeat(np.arange(n // 4), 4)
+    labels = np.asarray(cats)[rng.integers(0, 4, n // 4)[groups]]
+    shared = rng.normal(0, 0.5, n // 4)[groups]
+    cols = []
+    for lead in np.linspace(0, 0.35, 16):
+        cols.append(rng.normal(0, 1, n) + shared + 2.0 * (labels == "a") + (2.0 - lead) * (labels == "b"))
+    x = np.column_stack(cols)
+    au = np.column_stack([[_auroc(x[:, j], labels == c) for j in range(x.shape[1])] for c in cats])
+    q, qu = np.full(au.shape, 1e-6), np.full(x.shape[1], 1e-6)
+    kw = dict(groups=groups, auroc_min=0.6)
+    boot = label_status(x, labels, cats, au, q, qu, n_boot=1000, **kw)
+    normal = label_status(x, labels, cats, au, q, qu, bootstrap_max_clips=0, **kw)
+    assert np.all(np.abs(boot["win_fraction"] - normal["win_fraction"]) < 0.05)
+    assert (boot["status"] == normal["status"]).mean() >= 0.85
+    assert set(normal["status"]) == {"selective", "polysemantic"}  # the range spans both
+
+
+def _auroc(x: np.ndarray, pos: np.ndarray) -> float:
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(x[pos], x[~pos]).statistic / (pos.sum() * (~pos).sum()))

@@ -35,6 +35,8 @@ import pandas as pd
 from soundnet.errors import ParameterError
 
 __all__ = [
+    "auroc_influence",
+    "clustered_win_fraction",
     "group_codes",
     "group_bootstrap_weights",
     "weighted_auroc",
@@ -195,6 +197,74 @@ def weighted_auroc(x: np.ndarray, pos: np.ndarray, weights: np.ndarray) -> np.nd
         num = (wp * (below + 0.5 * ties)).sum(axis=1)
         out[ok, j] = num[ok] / denom[ok]
     return out
+
+
+def auroc_influence(x: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC of every unit and each clip's influence on it (DeLong et al. 1988's placements).
+
+    ``auroc - A ~ sum_i psi_i``: a positive clip's ``psi`` is (its placement among the negatives,
+    ``P(x_neg < x) + P(x_neg = x) / 2``, minus the AUROC) over the positives' count; a negative
+    clip's is (``P(x_pos > x) + P(x_pos = x) / 2`` minus the AUROC) over the negatives' count.
+    Summed within groups, their squares give the clustered (Obuchowski 1997) variance.
+
+    Parameters
+    ----------
+    x : array, shape (n_clips, n_units) or (n_clips,)
+        Finite values.
+    pos : array of bool, shape (n_clips,)
+
+    Returns
+    -------
+    auroc : shape (n_units,); psi : shape (n_clips, n_units). NaN when a side is empty.
+    """
+    x = _check_finite(x, "x", "auroc_influence")
+    if x.ndim == 1:
+        x = x[:, None]
+    pos = _as_pos(pos, "auroc_influence")
+    n_p, n_n = int(pos.sum()), int((~pos).sum())
+    psi = np.full(x.shape, np.nan)
+    auc = np.full(x.shape[1], np.nan)
+    if n_p == 0 or n_n == 0:
+        return auc, psi
+    for j in range(x.shape[1]):
+        xp, xn = np.sort(x[pos, j]), np.sort(x[~pos, j])
+        v10 = (np.searchsorted(xn, x[pos, j], "left") + np.searchsorted(xn, x[pos, j], "right")) / (2.0 * n_n)
+        v01 = 1.0 - (np.searchsorted(xp, x[~pos, j], "left") + np.searchsorted(xp, x[~pos, j], "right")) / (2.0 * n_p)
+        a = float(v10.mean())
+        auc[j] = a
+        psi[pos, j] = (v10 - a) / n_p
+        psi[~pos, j] = (v01 - a) / n_n
+    return auc, psi
+
+
+def clustered_win_fraction(psi_a: np.ndarray, psi_b: np.ndarray, diff: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``P(AUROC_a > AUROC_b)`` under the normal approximation with the clustered variance of
+    the difference: ``Phi(diff / se)``, ``se^2 = G / (G - 1) * sum_g (sum_{i in g} psi_a - psi_b)^2``.
+
+    Parameters
+    ----------
+    psi_a, psi_b : arrays, shape (n_clips, n_units)
+        :func:`auroc_influence` of the two AUROCs (same clips, e.g. two categories of one unit).
+    diff : array, shape (n_units,)
+        ``AUROC_a - AUROC_b``.
+    codes : array of int, shape (n_clips,)
+        :func:`group_codes`.
+
+    Returns
+    -------
+    np.ndarray, shape (n_units,): 1 (or 0) where the difference has no spread and is positive
+    (negative), 0.5 where it is zero.
+    """
+    from scipy import stats as sps
+
+    g = int(codes.max()) + 1 if len(codes) else 0
+    d = np.asarray(psi_a - psi_b).reshape(len(codes), -1)
+    sums = np.column_stack([np.bincount(codes, weights=d[:, j], minlength=g) for j in range(d.shape[1])])
+    var = (g / max(g - 1, 1)) * (sums**2).sum(axis=0)
+    se = np.sqrt(var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(se > 0, diff / se, np.sign(diff) * np.inf)
+    return np.where(np.isnan(diff), np.nan, sps.norm.cdf(z))
 
 
 def group_bootstrap_auroc(

@@ -35,7 +35,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from interp.analysis.resampling import group_codes, weighted_auroc
+from interp.analysis.resampling import auroc_influence, clustered_win_fraction, group_codes, weighted_auroc
 from soundnet.errors import ParameterError
 from soundnet.options import Metric, MetricAlias, check_option
 
@@ -166,6 +166,34 @@ def _bootstrap_weights(codes: np.ndarray, group_cat: np.ndarray, n_boot: int, rn
     return counts[:, codes]
 
 
+def _normal_win_fractions(
+    x: np.ndarray,
+    member: np.ndarray,
+    codes: np.ndarray,
+    cand: np.ndarray,
+    order: np.ndarray,
+    compare: int,
+    need: list[int],
+    *,
+    chunk_values: int = 50_000_000,
+) -> dict[tuple[int, int], float]:
+    """``win_fraction`` of each candidate unit's best category against its next ``compare``
+    ones, from the clustered normal approximation (units in chunks: memory bounded by
+    ``chunk_values`` influence values)."""
+    out: dict[tuple[int, int], float] = {}
+    step = max(1, chunk_values // max(1, len(x) * len(need)))
+    for lo in range(0, len(cand), step):
+        units = cand[lo : lo + step]
+        infl = {c: auroc_influence(x[:, units], member[:, c]) for c in need}
+        for j, u in enumerate(units):
+            a_best, psi_best = infl[int(order[u, 0])]
+            for c in order[u, 1 : compare + 1]:
+                a_c, psi_c = infl[int(c)]
+                frac = clustered_win_fraction(psi_best[:, [j]], psi_c[:, [j]], np.asarray([a_best[j] - a_c[j]]), codes)
+                out[(int(u), int(c))] = float(frac[0])
+    return out
+
+
 def label_status(
     x: np.ndarray | None,
     labels: np.ndarray | None,
@@ -181,6 +209,7 @@ def label_status(
     n_boot: int = 500,
     compare: int = 3,
     seed: int = 0,
+    bootstrap_max_clips: int = 20_000,
 ) -> pd.DataFrame:
     """Status, best and runner-up category of every unit of one layer (see the module docstring).
 
@@ -205,6 +234,11 @@ def label_status(
         the two to count as told apart.
     n_boot : int
         Paired group-bootstrap resamples (only for units that pass the unit-level test).
+    bootstrap_max_clips : int
+        Above this many clips the bootstrap (whose cost and memory grow as ``n_boot`` x clips)
+        gives way to its normal approximation: ``win_fraction = Phi(difference / se)`` with the
+        clustered (DeLong-Obuchowski) standard error of the paired AUROC difference
+        (:func:`interp.analysis.resampling.clustered_win_fraction`), linear in the clips.
     compare : int
         The best category is compared with this many next ones (by AUROC).
 
@@ -234,19 +268,28 @@ def label_status(
         if member.ndim != 2:  # one label per clip: its one-hot membership
             member = label_membership(member, [str(c) for c in cats])
         codes = group_codes(groups, len(member))
-        cat_idx = member.argmax(axis=1)  # a multi-label clip is stratified by its first category
-        w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
         need = sorted({int(c) for u in cand for c in order[u, : compare + 1]})
-        boot = {c: weighted_auroc(x[:, cand], member[:, c], w) for c in need}  # (n_boot, n_cand)
-        for j, u in enumerate(cand):
-            b = boot[int(best[u])][:, j]
+        if len(member) > bootstrap_max_clips:
+            fracs = _normal_win_fractions(x, member, codes, cand, order, compare, need)
+        else:
+            cat_idx = member.argmax(axis=1)  # a multi-label clip is stratified by its first category
+            w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
+            boot = {c: weighted_auroc(x[:, cand], member[:, c], w) for c in need}  # (n_boot, n_cand)
+            fracs = {}
+            for j, u in enumerate(cand):
+                b = boot[int(best[u])][:, j]
+                for c in order[u, 1 : compare + 1]:
+                    o = boot[int(c)][:, j]
+                    ok = np.isfinite(b) & np.isfinite(o)
+                    fracs[(int(u), int(c))] = (
+                        float(((b[ok] > o[ok]) + 0.5 * (b[ok] == o[ok])).mean()) if ok.any() else np.nan
+                    )
+        for u in cand:
             same = [cats[best[u]]]
             for c in order[u, 1 : compare + 1]:
                 if not np.isfinite(auroc[u, c]):
                     continue
-                o = boot[int(c)][:, j]
-                ok = np.isfinite(b) & np.isfinite(o)
-                frac = float(((b[ok] > o[ok]) + 0.5 * (b[ok] == o[ok])).mean()) if ok.any() else np.nan
+                frac = fracs[(int(u), int(c))]
                 if c == runner[u]:
                     win[u] = frac
                 if not frac >= win_min:
