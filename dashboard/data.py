@@ -182,6 +182,15 @@ class RunData:
 
         return self._cached("clips", build)
 
+    def clip_labels(self, clip_id: str) -> list[str]:
+        """The clip's labels: its ``labels`` list in a multi-label run (AudioSet, FSD50K, a
+        manifest with label lists), else its one ``label`` (none when unlabelled)."""
+        row = self.clips.loc[clip_id]
+        many = row.get("labels") if "labels" in self.clips.columns else None
+        if many is not None and not isinstance(many, str) and len(many):
+            return [str(x) for x in many]
+        return [str(row["label"])] if str(row["label"]) else []
+
     def has_clip(self, clip_id: Any) -> TypeGuard[str]:
         """Whether ``clip_id`` is an ok clip of the run (membership test only)."""
         return isinstance(clip_id, str) and clip_id in self.clip_id_set

@@ -39,6 +39,7 @@ __all__ = [
     "layer_figure",
     "export_links",
     "label_chip",
+    "label_chips",
     "status_chip",
     "short_clip_message",
     "has_trace",
@@ -539,6 +540,18 @@ def label_chip(label: str, color: str | None, *, href: str | None = None) -> htm
     return html.Span(text, className="chip", style=style)
 
 
+def label_chips(data: RunData, clip_id: str, *, links: bool = False, most: int = 4) -> list[Any]:
+    """A chip per label of the clip (several in a multi-label run; "unlabelled" when it has
+    none), at most ``most`` and a "+N" for the rest; ``links``: each to its category's search."""
+    labels = data.clip_labels(clip_id) or [""]
+    chips: list[Any] = [
+        label_chip(x, data.colors.get(x), href=f"/search?category={x}" if links and x else None) for x in labels[:most]
+    ]
+    if len(labels) > most:
+        chips.append(html.Span(f"+{len(labels) - most}", className="muted small", title=", ".join(labels[most:])))
+    return chips
+
+
 def status_chip(data: RunData, layer: str, unit: int) -> html.Span | None:
     """The unit's label status as a chip line (:func:`interp.report.cards.format_unit_status`):
     "selective for <speech> (AUROC ... vs ... for ..., wins ...)", "polysemantic: <speech> <kick_drum>"
@@ -650,7 +663,7 @@ def clip_card(
                 className="clip-card-head",
                 children=[
                     html.Span(f"#{rank + 1}", className="rank"),
-                    label_chip(str(row["label"]), data.colors.get(str(row["label"]))),
+                    *label_chips(data, cid, most=2),
                     dcc.Link(str(row["name"]), href=f"/clip/{cid}", className="clip-name", title=str(row["name"])),
                     html.Span(
                         [html.B(fmt_num(row["value"])), f" at {t:.2f} s" if stat == "max" else f" · peak {t:.2f} s"],

@@ -364,3 +364,29 @@ def test_an_audioset_corpus_records_and_analyses(audioset_root, tmp_path):
         assert first.loc[name, "n_pos"] + first.loc[name, "n_excluded"] == n, name
     assert sum(counts.values()) > len(ok)  # some clip has two labels or more
     assert set(res["unit_labels"]["status"]) <= {"selective", "polysemantic", "unlabelled"}
+    # the dashboard shows every label of a clip: a chip each, on its page and on the unit page's cards
+    from dashboard.app import create_app
+
+    app = create_app(run.path)
+    client = app.server.test_client()
+    two = next(cid for cid, labels in ok["labels"].items() if len(set(labels)) >= 2)
+    from tests.test_dashboard import _route
+
+    page = _route(client, f"/clip/{two}")
+    assert page.status_code == 200
+    chips: list[str] = []
+
+    def walk(t) -> None:
+        if isinstance(t, dict):
+            props = t.get("props", {})
+            if isinstance(props, dict) and props.get("className") == "chip":
+                chips.append(str(props.get("children")))
+            for v in t.values():
+                walk(v)
+        elif isinstance(t, list):
+            for v in t:
+                walk(v)
+
+    walk(page.get_json())
+    for name in set(ok.loc[two, "labels"]):
+        assert name in chips, (name, chips)

@@ -120,11 +120,7 @@ def layout(clip_id: str | None = None, **_: Any) -> html.Div:
 
 def _header(data: RunData, clip_id: str, row: Any) -> html.Div:
     facts = [
-        V.label_chip(
-            str(row["label"]),
-            data.colors.get(str(row["label"])),
-            href=f"/search?category={row['label']}" if row["label"] else None,
-        ),
+        *V.label_chips(data, clip_id, links=True, most=8),
         html.Span(f"{float(row['duration_s']):.2f} s", className="muted"),
     ]
     start = float(row.get("start_s", 0.0) or 0.0)
