@@ -202,3 +202,26 @@ def test_probe_folds_keep_groups_whole():
     assert sorted(np.concatenate([te for _, te in splits]).tolist()) == list(range(36))
     _, cv = probe_folds(y, np.full(36, -1), n_splits=5)  # without groups: clip-level folds
     assert cv == "stratified 5-fold"
+
+
+def test_large_runs_get_the_clustered_normal_interval_close_to_the_bootstrap():
+    """Above ``bootstrap_max_clips`` the AUROC interval is auroc +- z * clustered DeLong se:
+    on clips nested in groups with a shared effect it lies within a fifth of the bootstrap
+    interval's width of it, and it widens with the group effect as the bootstrap does."""
+    from interp.analysis.resampling import group_bootstrap_auroc
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    groups = np.repeat(np.arange(n // 6), 6)
+    pos = (rng.random(n // 6) < 0.3)[groups]
+    widths = {}
+    for shared_sd in (0.0, 1.0):
+        x = rng.normal(0, 1, n) + rng.normal(0, shared_sd, n // 6)[groups] + 0.8 * pos
+        boot = group_bootstrap_auroc(x, pos, groups, n_boot=2000).iloc[0]
+        normal = group_bootstrap_auroc(x, pos, groups, bootstrap_max_clips=0).iloc[0]
+        assert normal["auroc"] == boot["auroc"]
+        w = boot["auroc_hi"] - boot["auroc_lo"]
+        assert abs(normal["auroc_lo"] - boot["auroc_lo"]) < 0.2 * w
+        assert abs(normal["auroc_hi"] - boot["auroc_hi"]) < 0.2 * w
+        widths[shared_sd] = normal["auroc_hi"] - normal["auroc_lo"]
+    assert widths[1.0] > 1.5 * widths[0.0]  # clips of one group are not independent
