@@ -401,7 +401,7 @@ class RunData:
         return {
             "q_max": float(meta.get("q_max", 0.05)),
             "auroc_min": float(meta.get("auroc_min", 0.75)),
-            "win_min": float(meta.get("win_min", 0.95)),
+            "win_min": float(meta.get("win_min", 0.975)),
         }
 
     @property

@@ -202,10 +202,12 @@ def weighted_auroc(x: np.ndarray, pos: np.ndarray, weights: np.ndarray) -> np.nd
 def auroc_influence(x: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUROC of every unit and each clip's influence on it (DeLong et al. 1988's placements).
 
-    ``auroc - A ~ sum_i psi_i``: a positive clip's ``psi`` is (its placement among the negatives,
-    ``P(x_neg < x) + P(x_neg = x) / 2``, minus the AUROC) over the positives' count; a negative
-    clip's is (``P(x_pos > x) + P(x_pos = x) / 2`` minus the AUROC) over the negatives' count.
-    Summed within groups, their squares give the clustered (Obuchowski 1997) variance.
+    The estimate minus the true AUROC is about ``sum_i psi_i`` (the first-order, Hajek term): a
+    positive clip's ``psi`` is (its placement among the negatives, ``P(x_neg < x) + P(x_neg = x)
+    / 2``, minus the AUROC) over the positives' count; a negative clip's is (``P(x_pos > x) +
+    P(x_pos = x) / 2`` minus the AUROC) over the negatives' count (the sample's ``psi`` sum to
+    0). The squares of their within-group sums, times ``G / (G - 1)``, give the clustered
+    (Obuchowski 1997) variance.
 
     Parameters
     ----------
@@ -263,7 +265,7 @@ def clustered_win_fraction(psi_a: np.ndarray, psi_b: np.ndarray, diff: np.ndarra
     var = (g / max(g - 1, 1)) * (sums**2).sum(axis=0)
     se = np.sqrt(var)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(se > 0, diff / se, np.sign(diff) * np.inf)
+        z = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
     return np.where(np.isnan(diff), np.nan, sps.norm.cdf(z))
 
 
