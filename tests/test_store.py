@@ -151,6 +151,11 @@ def test_clip_row_and_unit_moments_read_row_groups_only(small_run, tmp_path):
         np.testing.assert_array_equal(run.clip_row("conv5", "max", cid), whole.loc[cid].to_numpy(np.float32))
     with pytest.raises(KeyError, match="no row"):
         run.clip_row("conv5", "max", "not-a-clip")
+    from interp.analysis.outputs import _row_batches  # streamed reads gather whole row groups
+
+    batches = list(_row_batches(run, "conv5", "max", rows=4))
+    assert [len(b) for b in batches[:-1]] == [6] * (len(batches) - 1)  # 2 row groups of 3 rows
+    np.testing.assert_array_equal(np.concatenate(batches), whole.to_numpy(np.float64))
     a = whole.to_numpy(np.float64)
     m = run.unit_moments("conv5", "max")
     np.testing.assert_allclose(m["mean"], np.nanmean(a, axis=0), rtol=1e-12, atol=1e-12)
