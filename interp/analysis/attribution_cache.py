@@ -10,7 +10,6 @@ as :func:`interp.analysis.visualize.run_visualize` caches visualizations.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from interp.analysis.attribution import Attribution, run_attribution
-from interp.run.store import Run, atomic_write_bytes, open_run
+from interp.run.store import Run, open_run, read_keyed_arrays, write_keyed_arrays
 
 __all__ = ["attribution_path", "cached_attribution", "cached_run_attribution"]
 
@@ -51,50 +50,38 @@ def _key(run: Run, layer: str, unit: int, clip_id: str, options: dict[str, Any])
 
 
 def _save(path: Path, key: str, a: Attribution) -> None:
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        map=a.map,
-        evaluated=a.evaluated,
-        time_edges_s=a.time_edges_s,
-        freq_edges_hz=a.freq_edges_hz,
-        top_mask=a.top_mask,
-        top_audio=a.top_audio,
-        complement_audio=a.complement_audio,
-        scalars=np.array([a.baseline_activation, *a.frames, *a.frame_times_s, a.sample_rate_hz], dtype=np.float64),
-        names=np.array([a.layer, a.method, a.target]),
-        unit=np.array(int(a.unit)),
-    )
-    atomic_write_bytes(path, buf.getvalue())
+    arrays = {
+        name: getattr(a, name)
+        for name in ("map", "evaluated", "time_edges_s", "freq_edges_hz", "top_mask", "top_audio", "complement_audio")
+    }
+    scalars = np.array([a.baseline_activation, *a.frames, *a.frame_times_s, a.sample_rate_hz], dtype=np.float64)
+    names = np.array([a.layer, a.method, a.target])
+    write_keyed_arrays(path, key, arrays | {"scalars": scalars, "names": names, "unit": np.array(int(a.unit))})
 
 
 def _load(path: Path, key: str) -> Attribution | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            base, f0, f1, t0, t1, sr = (float(v) for v in z["scalars"])
-            layer, method, target = (str(v) for v in z["names"])
-            return Attribution(
-                map=z["map"],
-                evaluated=z["evaluated"],
-                time_edges_s=z["time_edges_s"],
-                freq_edges_hz=z["freq_edges_hz"],
-                baseline_activation=base,
-                top_mask=z["top_mask"],
-                top_audio=z["top_audio"],
-                complement_audio=z["complement_audio"],
-                layer=layer,
-                unit=int(z["unit"]),
-                method=method,
-                target=target,
-                frames=(int(f0), int(f1)),
-                frame_times_s=(t0, t1),
-                sample_rate_hz=int(sr) if math.isfinite(sr) else 22050,
-            )
-    except (OSError, KeyError, ValueError):  # a partial or foreign file: recompute
+    z = read_keyed_arrays(path, key)
+    if z is None:
         return None
+    base, f0, f1, t0, t1, sr = (float(v) for v in z["scalars"])
+    layer, method, target = (str(v) for v in z["names"])
+    return Attribution(
+        map=z["map"],
+        evaluated=z["evaluated"],
+        time_edges_s=z["time_edges_s"],
+        freq_edges_hz=z["freq_edges_hz"],
+        baseline_activation=base,
+        top_mask=z["top_mask"],
+        top_audio=z["top_audio"],
+        complement_audio=z["complement_audio"],
+        layer=layer,
+        unit=int(z["unit"]),
+        method=method,
+        target=target,
+        frames=(int(f0), int(f1)),
+        frame_times_s=(t0, t1),
+        sample_rate_hz=int(sr) if math.isfinite(sr) else 22050,
+    )
 
 
 def cached_attribution(

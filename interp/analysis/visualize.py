@@ -52,7 +52,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from interp.run.store import Run, atomic_write_bytes, open_run
+from interp.run.store import Run, atomic_write_bytes, open_run, read_keyed_arrays, write_keyed_arrays
 from interp.run.traces import Spectrogram
 from soundnet.audio import INPUT_SCALE
 from soundnet.errors import ParameterError
@@ -609,33 +609,21 @@ def _cache_key(r: Run, layer: str, unit: int, cfg: VisualizeConfig) -> str:
 
 
 def _save(path: Path, key: str, vis: Visualization) -> None:
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        waveforms=vis.waveforms,
-        vmean=vis.vmean,
-        max=vis.max,
-        history=vis.history,
-        scalars=np.array([vis.n_valid_frames, vis.natural_vmean, vis.natural_max, vis.elapsed_s, vis.diversity]),
-        natural_clip_id=np.array(vis.natural_clip_id or ""),
-    )
-    atomic_write_bytes(path, buf.getvalue())
+    scalars = np.array([vis.n_valid_frames, vis.natural_vmean, vis.natural_max, vis.elapsed_s, vis.diversity])
+    arrays = {"waveforms": vis.waveforms, "vmean": vis.vmean, "max": vis.max, "history": vis.history}
+    write_keyed_arrays(path, key, arrays | {"scalars": scalars, "natural_clip_id": np.array(vis.natural_clip_id or "")})
 
 
 def _load(path: Path, key: str, layer: str, unit: int, cfg: VisualizeConfig) -> Visualization | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            n_valid, nat_v, nat_m, elapsed, div = (float(v) for v in z["scalars"])
-            clip = str(z["natural_clip_id"]) or None
-            return Visualization(
-                layer, unit, z["waveforms"], z["vmean"], z["max"], z["history"], int(n_valid), cfg,
-                nat_v, nat_m, clip, elapsed, div,
-            )  # fmt: skip
-    except (OSError, KeyError, ValueError):
-        return None  # unreadable or of another format: recompute
+    z = read_keyed_arrays(path, key)  # None: missing, unreadable or of another format: recompute
+    if z is None:
+        return None
+    n_valid, nat_v, nat_m, elapsed, div = (float(v) for v in z["scalars"])
+    clip = str(z["natural_clip_id"]) or None
+    return Visualization(
+        layer, unit, z["waveforms"], z["vmean"], z["max"], z["history"], int(n_valid), cfg,
+        nat_v, nat_m, clip, elapsed, div,
+    )  # fmt: skip
 
 
 def _check_run_layer(r: Run, layer: str, func: str) -> None:

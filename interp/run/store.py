@@ -32,6 +32,8 @@ from soundnet.errors import ParameterError, SoundNetError
 from soundnet.options import HeadStat, check_option
 
 __all__ = [
+    "read_keyed_arrays",
+    "write_keyed_arrays",
     "FORMAT_VERSION",
     "STATS",
     "HEAD_STATS",
@@ -82,6 +84,26 @@ def _tmp_path(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(name)
+
+
+def write_keyed_arrays(path: str | os.PathLike, key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Cache ``arrays`` in an ``.npz`` file stored under ``key`` (written atomically); read back
+    by :func:`read_keyed_arrays` only with the same key."""
+    buf = io.BytesIO()
+    np.savez(buf, __key__=np.array(key), **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_keyed_arrays(path: str | os.PathLike, key: str) -> dict[str, np.ndarray] | None:
+    """The arrays :func:`write_keyed_arrays` stored at ``path`` under ``key``; None when the file
+    is missing, unreadable or stored under another key (the caller recomputes)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__key__" not in z.files or str(z["__key__"]) != key:
+                return None
+            return {name: z[name] for name in z.files if name != "__key__"}
+    except (OSError, ValueError):
+        return None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -333,12 +355,9 @@ class Run:
         st = path.stat()
         key = f"{st.st_size}:{st.st_mtime_ns}"
         cached = self.cache_dir / "moments" / f"{layer}.{stat}.npz"
-        try:
-            with np.load(cached, allow_pickle=False) as z:
-                if str(z["key"]) == key:
-                    return {name: z[name] for name in ("mean", "std", "max", "n")}
-        except (OSError, KeyError, ValueError):
-            pass
+        got = read_keyed_arrays(cached, key)
+        if got is not None:
+            return got
         n_units = self.n_units(layer)
         cols = [str(u) for u in range(n_units)]
         n, mean, m2 = np.zeros(n_units), np.zeros(n_units), np.zeros(n_units)
@@ -366,9 +385,7 @@ class Run:
                 "n": n,
             }
         try:
-            buf = io.BytesIO()
-            np.savez(buf, key=np.array(key), mean=out["mean"], std=out["std"], max=out["max"], n=out["n"])
-            atomic_write_bytes(cached, buf.getvalue())
+            write_keyed_arrays(cached, key, out)
         except OSError:  # a read-only run: computed again next time
             pass
         return out
