@@ -11,9 +11,15 @@ the out-of-core path) and checks that the selectivity table and the unit labels 
 
     RESULT time_ratio=<t(N) / t(N/10)> peak_gb=<peak at N> equal=<true|false>
 
+With ``--dashboard`` the N-clip run is then served by the dashboard: its clips are pointed at the
+demo corpus's recordings (cyclically, with their real durations), a ``topk.parquet`` of each
+unit's 16 highest-``vmean`` clips is computed by a streaming pass over the tables, and
+``benchmarks/bench_dashboard.py --in-place --target-ms 1000`` times unit pages cold and warm on
+it (its peak memory printed too).
+
 Usage: ``python benchmarks/bench_analyze_scale.py [--clips 1000000] [--memory-gb 4]
-[--check-clips 50000] [--keep DIR]``. The default N writes about 14 GB of Parquet and takes long
-on 2 cores; ``--clips 100000`` gives the ratio in minutes.
+[--check-clips 50000] [--keep DIR] [--dashboard]``. The default N writes about 14 GB of Parquet
+and takes long on 2 cores; ``--clips 100000`` gives the ratio in minutes.
 """
 
 from __future__ import annotations
@@ -96,6 +102,68 @@ def write_synthetic_run(path: Path, n_clips: int, *, seed: int = 0) -> None:
     (path / "run.json").write_text(json.dumps(meta))
 
 
+def prepare_for_dashboard(path: Path, *, k: int = 16) -> None:
+    """Give a synthetic run what the dashboard's unit pages read besides the analysis tables.
+
+    Clip paths point at the demo corpus's recordings (cyclically; ``duration_s`` their real
+    durations) so that top-clip cards can be heard and traced. One streaming pass per layer over
+    the ``vmean`` table (a row group at a time) writes the ``max`` and ``peak_s`` tables the
+    recorder would (``max`` is 1.5 x ``vmean`` and ``peak_s`` the clip's middle, both on a grid
+    of 256 values so that Parquet's dictionary encoding keeps them at about a byte a value) and
+    keeps each unit's running top ``k`` for ``topk.parquet``.
+    """
+    import soundfile as sf
+
+    from interp.corpus.corpora import demo_dir
+
+    audio = sorted((demo_dir() / "audio").rglob("*.flac"))
+    seconds = np.asarray([sf.info(str(f)).duration for f in audio])
+    clips = pd.read_parquet(path / "clips.parquet")
+    pick = np.arange(len(clips)) % len(audio)
+    clips["path"] = [str(audio[i]) for i in pick]
+    clips["duration_s"] = seconds[pick]
+    write_parquet(path / "clips.parquet", clips)
+    duration = dict(zip(clips["clip_id"], clips["duration_s"], strict=True))
+    rows = []
+    for layer in LAYERS:
+        pf = pq.ParquetFile(path / "activations" / activation_file(layer, "vmean"))
+        n = SPEC_BY_NAME[layer].out_channels
+        cols = unit_columns(n)
+        schema = pa.schema([pa.field("clip_id", pa.string())] + [pa.field(c, pa.float32()) for c in cols])
+        best_v = np.full((k, n), -np.inf, dtype=np.float32)
+        best_id = np.full((k, n), "", dtype=object)
+        with (
+            pq.ParquetWriter(path / "activations" / activation_file(layer, "max"), schema) as w_max,
+            pq.ParquetWriter(path / "activations" / activation_file(layer, "peak_s"), schema) as w_peak,
+        ):
+            for g in range(pf.num_row_groups):
+                t = pf.read_row_group(g)
+                x = np.column_stack([t.column(c).to_numpy() for c in cols])
+                ids = np.asarray(t.column("clip_id").to_pylist(), dtype=object)
+                mx = (np.round(np.clip(1.5 * x, 0.0, 16.0) * 16.0) / 16.0).astype(np.float32)
+                mid = np.round(0.5 * np.asarray([duration[c] for c in ids]) * 32.0) / 32.0
+                peak = np.broadcast_to(mid[:, None].astype(np.float32), x.shape)
+                for w, v in ((w_max, mx), (w_peak, peak)):
+                    arrays = [t.column("clip_id")] + [pa.array(v[:, j]) for j in range(n)]
+                    w.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                v = np.concatenate([best_v, x], axis=0)
+                top = np.argpartition(-v, k - 1, axis=0)[:k]
+                idx = np.concatenate([best_id, np.broadcast_to(ids[:, None], x.shape)], axis=0)
+                best_v, best_id = np.take_along_axis(v, top, 0), np.take_along_axis(idx, top, 0)
+        order = np.argsort(-best_v, axis=0, kind="stable")
+        best_v, best_id = np.take_along_axis(best_v, order, 0), np.take_along_axis(best_id, order, 0)
+        for unit in range(n):
+            for rank in range(k):
+                cid = best_id[rank, unit]
+                peak_s = 0.5 * duration[cid]
+                rows.append(
+                    (layer, unit, rank, cid, best_v[rank, unit], peak_s, max(0.0, peak_s - 0.05), peak_s + 0.05)
+                )
+    topk = pd.DataFrame(rows, columns=["layer", "unit", "rank", "clip_id", "value", "peak_s", "start_s", "end_s"])
+    f32 = {c: "float32" for c in ("value", "peak_s", "start_s", "end_s")}
+    write_parquet(path / "topk.parquet", topk.astype({"unit": "int32", "rank": "int32", **f32}))
+
+
 def _analyze_child(run: Path, memory_gb: float) -> tuple[float, float]:
     """Wall seconds and peak resident GB of ``analyze`` on ``run`` in a fresh process."""
     code = (
@@ -144,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-gb", type=float, default=4.0)
     ap.add_argument("--check-clips", type=int, default=50_000, help="0: skip the equality check")
     ap.add_argument("--keep", type=Path, help="write the runs here and keep them")
+    ap.add_argument("--dashboard", action="store_true", help="then time dashboard unit pages on the N-clip run")
     args = ap.parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_analyze_"))
     try:
@@ -159,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"analyze {n:>9,} clips: {wall:8.1f} s, peak {peak:5.2f} GB (budget {args.memory_gb:g} GB)")
         (t_small, m_small), (t_big, m_big) = results[args.clips // 10], results[args.clips]
         print(f"time ratio N / (N/10) = {t_big / t_small:.2f} (target <= 11); memory ratio {m_big / m_small:.2f}")
+        if args.dashboard:
+            run = root / f"run_{args.clips}"
+            t0 = time.perf_counter()
+            prepare_for_dashboard(run)
+            print(f"prepared {args.clips:,} clips for the dashboard in {time.perf_counter() - t0:.0f} s")
+            code = (
+                "import resource, runpy, sys\n"
+                f"sys.argv = ['bench_dashboard.py', '--run', {str(run)!r}, '--in-place', '--target-ms', '1000']\n"
+                f"try:\n    runpy.run_path({str(REPO / 'benchmarks' / 'bench_dashboard.py')!r}, run_name='__main__')\n"
+                "finally:\n    print(f'dashboard process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB')\n"
+            )
+            subprocess.run([sys.executable, "-c", code], check=True)
         equal: bool | None = None
         if args.check_clips:
             run = root / f"check_{args.check_clips}"

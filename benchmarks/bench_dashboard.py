@@ -20,7 +20,10 @@ is machine-readable::
 (``warm_cpu_median_ms``, this process's CPU time for (b), is printed too: on a shared, loaded
 machine the wall times grow with the load and the CPU times do not.)
 
-Usage: ``python benchmarks/bench_dashboard.py [--run runs/demo] [--units 20] [--seed 0]``
+Usage: ``python benchmarks/bench_dashboard.py [--run runs/demo] [--units 20] [--seed 0]
+[--in-place] [--target-ms 300]``. ``--in-place`` serves ``--run`` itself after deleting its
+``cache/`` folder, instead of a copy (for runs too large to copy, such as the 1,000,000-clip run
+of ``bench_analyze_scale.py --dashboard``, whose target is 1,000 ms).
 """
 
 from __future__ import annotations
@@ -101,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, default=REPO / "runs" / "demo")
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--in-place", action="store_true", help="serve --run itself, its cache/ deleted first")
+    ap.add_argument("--target-ms", type=float, default=TARGET_MS)
     args = ap.parse_args(argv)
+    target_ms = args.target_ms
 
     _ensure_run(args.run)
     from dashboard.app import create_app
@@ -118,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         copy = Path(tmp) / "run"
-        shutil.copytree(args.run, copy, ignore=shutil.ignore_patterns("cache", "shards"))
+        if args.in_place:
+            copy = args.run
+            shutil.rmtree(copy / "cache", ignore_errors=True)
+        else:
+            shutil.copytree(args.run, copy, ignore=shutil.ignore_patterns("cache", "shards"))
+        t0 = time.perf_counter()
         app = create_app(copy)
+        startup = time.perf_counter() - t0
         client = app.server.test_client()
         cold = _time_pages(client, units)
         fresh = create_app(copy)
@@ -140,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         f"run: {args.run} ({len(run.ok_clips)} clips); {len(units)} units over {', '.join(layers)}; "
         f"machine load {load:.1f} per core (wall times grow with it; CPU times do not)"
     )
+    print(f"    app start-up (run-level tables read and indexed) {startup:.1f} s")
     print(f"(a) cold page build     median {ms(cold):8.1f} ms  (max {1000 * max(cold):.0f} ms)")
     print(
         f"(b) warm page build     median {ms(warm):8.1f} ms  (max {1000 * max(warm):.0f} ms; CPU {ms(warm_cpu):.1f} ms)"
@@ -147,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(c) revisit (memo warm) median {ms(revisit):8.1f} ms")
     print(f"    AUROC interval callback median {ms(intervals):.1f} ms (after the page is shown)")
     print(
-        f"    cold / warm = {ms(cold) / ms(warm):.1f}x; target warm < {TARGET_MS:.0f} ms: "
-        f"{'PASS' if ms(warm) < TARGET_MS else 'FAIL'}"
+        f"    cold / warm = {ms(cold) / ms(warm):.1f}x; target warm < {target_ms:.0f} ms: "
+        f"{'PASS' if ms(warm) < target_ms else 'FAIL'}"
     )
     print(
         f"RESULT warm_median_ms={ms(warm):.1f} warm_cpu_median_ms={ms(warm_cpu):.1f} cold_median_ms={ms(cold):.1f} cold_over_warm={ms(cold) / ms(warm):.2f} "
-        f"revisit_median_ms={ms(revisit):.1f} target_ms={TARGET_MS:.0f} pass={ms(warm) < TARGET_MS}"
+        f"revisit_median_ms={ms(revisit):.1f} target_ms={target_ms:.0f} pass={ms(warm) < target_ms}"
     )
     return 0
 

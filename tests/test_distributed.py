@@ -118,6 +118,17 @@ def test_shard_store_publishes_through_a_filesystem(tmp_path):
     assert not store.done(3)
     with pytest.raises(FileNotFoundError, match="not complete"):
         store.publish(tmp_path / "nothing", 3)
+    # fetched back into another run directory: the same bytes, renamed into place when complete
+    home = tmp_path / "home"
+    scratch = _shard(tmp_path)
+    store.publish(scratch, 3)
+    store.fetch(3, home)
+    assert {p.name: p.read_bytes() for p in shard_dir(home, 3).iterdir()} == expected
+    assert shard_done(home, 3) and [p.name for p in (home / "shards").iterdir()] == ["00003"]
+    with pytest.raises(FileNotFoundError, match="not complete in the store"):
+        store.fetch(4, home)
+    assert not store.is_at(home) and ShardStore.of(home).is_at(home)
+    ShardStore.of(home).fetch(3, home)  # the store is the run directory: nothing to do
     # a local path or a file:// URI: shards are written in place (nothing to publish)
     for where in (root, f"file://{root}"):
         local = ShardStore.of(where)
@@ -194,25 +205,31 @@ def test_ray_run_stopped_midway_resumes_without_lost_or_duplicated_rows(
     tmp_path, corpus_csv, ray_local, local_run, model
 ):
     out = tmp_path / "run"
-    # the actors reach the run directory through fsspec (as an object store: shards uploaded)
-    storage = (fsspec.filesystem("file"), str(out))
+    # the actors write to another storage through fsspec, as to an object store that the driver
+    # does not mount (shards uploaded there, _SUCCESS last; the driver fetches them to merge)
+    bucket = tmp_path / "bucket"
+    storage = (fsspec.filesystem("file"), str(bucket))
     first = record_corpus_ray(
         corpus_csv[0], out, config=CONFIG, num_actors=1, progress=False, max_shards=2, storage=storage
     )
     assert first.n_clips == 12 and first.resumed_shards == 0
     assert not json.loads((out / "run.json").read_text())["complete"]
     assert not (out / "clips.parquet").exists()
-    done = sorted(p.name for p in (out / "shards").iterdir())
-    assert done == ["00000", "00001"]
+    # the driver brought them home once the workers had finished
+    assert sorted(p.name for p in (bucket / "shards").iterdir()) == ["00000", "00001"]
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["00000", "00001"]
     # what a process killed while writing shard 2 leaves behind: a half-written temporary folder
     stale = out / "shards" / ".tmp-00002-424242"
-    shutil.copytree(out / "shards" / "00000", stale)
+    shutil.copytree(bucket / "shards" / "00000", stale)
     (stale / "_SUCCESS").unlink()
-    # the local engine takes one more shard of the same run, then Ray finishes it
+    # the local engine takes one more shard of the same run (in the run directory), then Ray
+    # finishes it: 3 and 4 into the store, fetched home before the merge
     record_corpus(corpus_csv[0], out, config=CONFIG, model=model, progress=False, max_shards=1)
-    rest = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=True)
+    rest = record_corpus_ray(corpus_csv[0], out, config=CONFIG, num_actors=1, progress=True, storage=storage)
     assert rest.resumed_shards == 3 and rest.n_clips == N_GOOD + 6
     assert not stale.exists()
+    assert sorted(p.name for p in (bucket / "shards").iterdir()) == ["00000", "00001", "00003", "00004"]
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"{i:05d}" for i in range(5)]
     run = open_run(out)
     assert run.clips["clip_id"].is_unique and len(run.clips) == N_GOOD + 6
     _assert_same_tables(local_run, run)

@@ -241,8 +241,10 @@ def record_corpus_ray(
     storage : str or (filesystem, path), optional
         The run directory as the workers reach it, when not at ``out_dir`` on a file system they
         all mount: a URI (``"s3://bucket/runs/x"``, resolved by ``pyarrow.fs.FileSystem.from_uri``
-        on each worker) or a ``(filesystem, path)`` pair (pyarrow or fsspec). It must be the
-        same storage the driver reads at ``out_dir`` (for instance through a mount). See
+        on each worker) or a ``(filesystem, path)`` pair (pyarrow or fsspec). The driver keeps
+        ``run.json`` and the merged tables at ``out_dir``: a shard the store holds counts as
+        done (resumption asks the store), and when the store is not ``out_dir`` itself the
+        driver downloads the finished shards into ``out_dir/shards`` before the merge. See
         :class:`interp.recording.ray_writer.ShardStore`.
     weights : str or path, optional
         Weights file (see :func:`soundnet.weights.resolve_weights`); read by the driver and
@@ -308,7 +310,8 @@ def record_corpus_ray(
     # 2. the pending shards (same boundaries as the local engine)
     size = config.shard_size
     n_shards = max(1, -(-len(df) // size))
-    todo = [i for i in range(n_shards) if not shard_done(run_dir, i)]
+    home = store.is_at(run_dir)  # else the workers' store is elsewhere: shards fetched before the merge
+    todo = [i for i in range(n_shards) if not (shard_done(run_dir, i) or (not home and store.done(i)))]
     resumed = n_shards - len(todo)
     if max_shards is not None:
         todo = todo[: int(max_shards)]
@@ -338,7 +341,13 @@ def record_corpus_ray(
         if started:
             ray.shutdown()
 
-    # 3. the merge: again the local engine's code, which finds every shard done
+    # 3. shards the workers put in another store are brought into the run directory (also when
+    # the run is not complete: resumption, the summary and the local engine read them there);
+    # then the merge: again the local engine's code, which finds every shard done
+    if not home:
+        for i in range(n_shards):
+            if not shard_done(run_dir, i) and store.done(i):
+                store.fetch(i, run_dir)
     if all(shard_done(run_dir, i) for i in range(n_shards)):
         record_corpus(df, run_dir, config=config, model=model, weights=weights_path, progress=False, max_shards=0)
         clips = pd.read_parquet(run_dir / "clips.parquet")

@@ -17,7 +17,10 @@ on it.
   (:func:`interp.recording.shards.shard_done`), so a half-uploaded shard is recorded again on
   resume and its files overwritten.
 
-Either way the layout is the one :func:`~interp.recording.shards.write_shard` writes.
+Either way the layout is the one :func:`~interp.recording.shards.write_shard` writes. When the
+store is not the driver's run directory (an object store that is not mounted there), the driver
+brings each finished shard home with :meth:`ShardStore.fetch` once the workers are done (downloaded to a
+temporary folder renamed when complete, so a fetch cut short is fetched again).
 """
 
 from __future__ import annotations
@@ -105,6 +108,11 @@ class ShardStore:
         then written in place, renamed when complete), else None."""
         return Path(self.root) if isinstance(self.fs, pafs.LocalFileSystem) else None
 
+    def is_at(self, run_dir: Path) -> bool:
+        """Whether the store is the run directory ``run_dir`` of the local filesystem itself."""
+        local = self.local_root()
+        return local is not None and local.resolve() == Path(run_dir).resolve()
+
     def shard_path(self, i: int) -> str:
         """The path of shard ``i``'s folder on the filesystem."""
         return f"{self.root}/shards/{i:05d}"
@@ -159,3 +167,36 @@ class ShardStore:
                 while chunk := fin.read(_CHUNK):
                     fout.write(chunk)
         remove_tree(src)
+
+    def fetch(self, i: int, run_dir: Path) -> None:
+        """Copy shard ``i``, complete in the store, into the local run directory ``run_dir``.
+
+        Nothing to do when the store is ``run_dir`` itself. Else the shard's files are
+        downloaded to a temporary folder beside the shard's, ``_SUCCESS`` last, which is then
+        renamed into place (replacing an older local copy): a fetch cut short leaves no shard
+        that counts as done.
+
+        Raises
+        ------
+        FileNotFoundError
+            Shard ``i`` is not complete in the store.
+        """
+        if self.is_at(run_dir):
+            return
+        if not self.done(i):
+            raise FileNotFoundError(f"Shard {i} is not complete in the store at {self.root!r} (no {_SUCCESS}).")
+        final = shard_dir(Path(run_dir), i)
+        tmp = final.with_name(f".fetch-{final.name}-{os.getpid()}")
+        remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        base = self.shard_path(i)
+        infos = self.fs.get_file_info(pafs.FileSelector(base))
+        names = sorted(
+            Path(f.path).name for f in infos if f.type == pafs.FileType.File and Path(f.path).name != _SUCCESS
+        )
+        for name in [*names, _SUCCESS]:
+            with self.fs.open_input_stream(f"{base}/{name}") as fin, open(tmp / name, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    fout.write(chunk)
+        remove_tree(final)
+        os.replace(tmp, final)
