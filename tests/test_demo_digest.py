@@ -4,7 +4,8 @@
 ``soundnet-interp analyze`` (see ``tests/run_digest.py``): first with the code as it was before
 the move into sub-packages (issue 14), regenerated when issue 15 added the ``vmean`` statistic,
 the valid-frame counts and the unit-level labels, and when the best-against-runner-up threshold
-``win_min`` became 0.975 (a two-sided 5 % comparison, issue 19). Re-recording through the command line must give the same tables: the
+``win_min`` became 0.975 (a two-sided 5 % comparison, issue 19), and when that comparison put
+both categories against the same negatives (the clips of neither, issue 19). Re-recording through the command line must give the same tables: the
 same rows and columns, the same strings and integers exactly (clip ids compared as corpus
 positions, since a clip id hashes the clone's absolute path), every float column's sum, sum of
 squares and random projection within a relative 1e-4.

@@ -13,9 +13,11 @@ such (see ``docs/statistics.md``); the tests themselves are computed by
    gives ``q_unit``.
 3. **Best against runner-up** (:func:`label_status`). For a unit that passes, a paired group
    bootstrap (groups resampled within their category) compares the best category's AUROC with
-   each of the next ones: ``win_fraction`` is the share of resamples in which the best is
-   higher than the runner-up (above ``bootstrap_max_clips`` clips, its normal approximation
-   with the clustered DeLong-Obuchowski standard error).
+   each of the next ones, both against the same negatives (the clips of neither: one-vs-rest,
+   of two categories that drive a unit equally the more common one has the higher AUROC):
+   ``win_fraction`` is the share of resamples in which the best is higher than the runner-up
+   (above ``bootstrap_max_clips`` clips, its normal approximation with the clustered
+   DeLong-Obuchowski standard error).
 4. **Status.** ``selective`` (label = the best category) when ``q_unit < q_max``, the best
    category's AUROC is at least ``auroc_min`` with pair-level ``q < q_max``, and it beats each
    next category in at least ``win_min`` (0.975) of the resamples; ``polysemantic`` when the unit
@@ -167,31 +169,73 @@ def _bootstrap_weights(codes: np.ndarray, group_cat: np.ndarray, n_boot: int, rn
     return counts[:, codes]
 
 
+def _pair_sets(member: np.ndarray, b: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clips of the two AUROCs that compare categories ``b`` and ``c``: each category's
+    clips against the clips of neither (shared negatives, so that the comparison does not depend
+    on how common each is); one-vs-rest for both when no clip is in neither (two categories)."""
+    mb, mc = member[:, b], member[:, c]
+    neg = ~mb & ~mc
+    if not neg.any():
+        everything = np.ones(len(mb), dtype=bool)
+        return everything, everything
+    return mb | neg, mc | neg
+
+
+def _pairs(cand: np.ndarray, order: np.ndarray, auroc: np.ndarray, compare: int) -> dict[tuple[int, int], np.ndarray]:
+    """``(best, other) -> candidate units`` for every comparison :func:`label_status` makes."""
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for u in cand:
+        for c in order[u, 1 : compare + 1]:
+            if np.isfinite(auroc[u, c]):
+                pairs.setdefault((int(order[u, 0]), int(c)), []).append(int(u))
+    return {k: np.asarray(v, dtype=np.int64) for k, v in pairs.items()}
+
+
+def _bootstrap_win_fractions(
+    x: np.ndarray, member: np.ndarray, w: np.ndarray, pairs: dict[tuple[int, int], np.ndarray]
+) -> dict[tuple[int, int], float]:
+    """``win_fraction`` of each comparison: the share of the paired resamples ``w`` in which the
+    best category's AUROC (against the shared negatives, :func:`_pair_sets`) is higher than the
+    other's (ties count one half)."""
+    out: dict[tuple[int, int], float] = {}
+    for (b, c), units in pairs.items():
+        sb, sc = _pair_sets(member, b, c)
+        ab = weighted_auroc(x[np.ix_(sb, units)], member[sb, b], w[:, sb])  # (n_boot, units)
+        ac = weighted_auroc(x[np.ix_(sc, units)], member[sc, c], w[:, sc])
+        for j, u in enumerate(units):
+            hi, lo = ab[:, j], ac[:, j]
+            ok = np.isfinite(hi) & np.isfinite(lo)
+            out[(int(u), c)] = float(((hi[ok] > lo[ok]) + 0.5 * (hi[ok] == lo[ok])).mean()) if ok.any() else np.nan
+    return out
+
+
 def _normal_win_fractions(
     x: np.ndarray,
     member: np.ndarray,
     codes: np.ndarray,
-    cand: np.ndarray,
-    order: np.ndarray,
-    compare: int,
-    need: list[int],
+    pairs: dict[tuple[int, int], np.ndarray],
     *,
     chunk_values: int = 50_000_000,
 ) -> dict[tuple[int, int], float]:
-    """``win_fraction`` of each candidate unit's best category against its next ``compare``
-    ones, from the clustered normal approximation (units in chunks: memory bounded by
-    ``chunk_values`` influence values)."""
+    """``win_fraction`` of each comparison from the clustered normal approximation of the paired
+    AUROC difference (shared negatives, :func:`_pair_sets`; a clip outside one AUROC's clips has
+    no influence on it). Units in chunks: memory bounded by ``chunk_values`` influence values."""
     out: dict[tuple[int, int], float] = {}
-    step = max(1, chunk_values // max(1, len(x) * len(need)))
-    for lo in range(0, len(cand), step):
-        units = cand[lo : lo + step]
-        infl = {c: auroc_influence(x[:, units], member[:, c]) for c in need}
-        for j, u in enumerate(units):
-            a_best, psi_best = infl[int(order[u, 0])]
-            for c in order[u, 1 : compare + 1]:
-                a_c, psi_c = infl[int(c)]
-                frac = clustered_win_fraction(psi_best[:, [j]], psi_c[:, [j]], np.asarray([a_best[j] - a_c[j]]), codes)
-                out[(int(u), int(c))] = float(frac[0])
+    step = max(1, chunk_values // max(1, 2 * len(x)))
+    for (b, c), units in pairs.items():
+        sb, sc = _pair_sets(member, b, c)
+        for lo in range(0, len(units), step):
+            chunk = units[lo : lo + step]
+            psi = []
+            diff = np.zeros(len(chunk))
+            for sign, keep, cat in ((1.0, sb, b), (-1.0, sc, c)):
+                a, p_sub = auroc_influence(x[np.ix_(keep, chunk)], member[keep, cat])
+                full = np.zeros((len(x), len(chunk)))
+                full[keep] = p_sub
+                psi.append(full)
+                diff += sign * a
+            frac = clustered_win_fraction(psi[0], psi[1], diff, codes)
+            out.update({(int(u), c): float(f) for u, f in zip(chunk, frac, strict=True)})
     return out
 
 
@@ -232,7 +276,8 @@ def label_status(
         Thresholds of a pass.
     win_min : float
         Share of paired bootstrap resamples in which the best category must beat another for
-        the two to count as told apart. 0.975: the best is chosen on the same clips, so a
+        the two to count as told apart (both AUROCs against the clips of neither category,
+        :func:`_pair_sets`). 0.975: the best is chosen on the same clips, so a
         one-sided 0.95 would be a two-sided 10 % test (a statistics review measured 10 % of
         units with two tied top categories called selective at 0.95, 4.8-5.8 % at 0.975).
     n_boot : int
@@ -271,22 +316,13 @@ def label_status(
         if member.ndim != 2:  # one label per clip: its one-hot membership
             member = label_membership(member, [str(c) for c in cats])
         codes = group_codes(groups, len(member))
-        need = sorted({int(c) for u in cand for c in order[u, : compare + 1]})
+        pairs = _pairs(cand, order, auroc, compare)
         if len(member) > bootstrap_max_clips:
-            fracs = _normal_win_fractions(x, member, codes, cand, order, compare, need)
+            fracs = _normal_win_fractions(x, member, codes, pairs)
         else:
             cat_idx = member.argmax(axis=1)  # a multi-label clip is stratified by its first category
             w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
-            boot = {c: weighted_auroc(x[:, cand], member[:, c], w) for c in need}  # (n_boot, n_cand)
-            fracs = {}
-            for j, u in enumerate(cand):
-                b = boot[int(best[u])][:, j]
-                for c in order[u, 1 : compare + 1]:
-                    o = boot[int(c)][:, j]
-                    ok = np.isfinite(b) & np.isfinite(o)
-                    fracs[(int(u), int(c))] = (
-                        float(((b[ok] > o[ok]) + 0.5 * (b[ok] == o[ok])).mean()) if ok.any() else np.nan
-                    )
+            fracs = _bootstrap_win_fractions(x, member, w, pairs)
         for u in cand:
             same = [cats[best[u]]]
             for c in order[u, 1 : compare + 1]:
