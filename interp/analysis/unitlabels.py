@@ -17,7 +17,9 @@ such (see ``docs/statistics.md``); the tests themselves are computed by
    of two categories that drive a unit equally the more common one has the higher AUROC):
    ``win_fraction`` is the share of resamples in which the best is higher than the runner-up
    (above ``bootstrap_max_clips`` clips, its normal approximation with the clustered
-   DeLong-Obuchowski standard error).
+   DeLong-Obuchowski standard error). A next category that beats the best (or ties with it and
+   contains it: a parent label) takes the lead, and its comparisons are made in turn; a
+   sub-category the best contains and cannot be told from is part of it, not a rival.
 4. **Status.** ``selective`` (label = the best category) when ``q_unit < q_max``, the best
    category's AUROC is at least ``auroc_min`` with pair-level ``q < q_max``, and it beats each
    next category in at least ``win_min`` (0.975) of the resamples; ``polysemantic`` when the unit
@@ -30,6 +32,7 @@ such (see ``docs/statistics.md``); the tests themselves are computed by
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from math import comb
@@ -181,23 +184,28 @@ def _pair_sets(member: np.ndarray, b: int, c: int) -> tuple[np.ndarray, np.ndarr
     return mb | neg, mc | neg
 
 
-def _pairs(cand: np.ndarray, order: np.ndarray, auroc: np.ndarray, compare: int) -> dict[tuple[int, int], np.ndarray]:
-    """``(best, other) -> candidate units`` for every comparison :func:`label_status` makes."""
+def _group_pairs(comparisons: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], np.ndarray]:
+    """``(unit, best, other)`` comparisons grouped as ``(best, other) -> units``."""
     pairs: dict[tuple[int, int], list[int]] = {}
-    for u in cand:
-        for c in order[u, 1 : compare + 1]:
-            if np.isfinite(auroc[u, c]):
-                pairs.setdefault((int(order[u, 0]), int(c)), []).append(int(u))
-    return {k: np.asarray(v, dtype=np.int64) for k, v in pairs.items()}
+    for u, b, c in comparisons:
+        pairs.setdefault((b, c), []).append(u)
+    return {key: np.asarray(v, dtype=np.int64) for key, v in pairs.items()}
+
+
+def _contains(member: np.ndarray, outer: int, inner: int, share: float = 0.95) -> bool:
+    """Whether category ``outer`` holds (at least ``share`` of) the clips of ``inner`` (a
+    sub-category, as in label hierarchies propagated to their ancestors)."""
+    n_inner = int(member[:, inner].sum())
+    return n_inner > 0 and int((member[:, inner] & member[:, outer]).sum()) >= share * n_inner
 
 
 def _bootstrap_win_fractions(
     x: np.ndarray, member: np.ndarray, w: np.ndarray, pairs: dict[tuple[int, int], np.ndarray]
-) -> dict[tuple[int, int], float]:
-    """``win_fraction`` of each comparison: the share of the paired resamples ``w`` in which the
+) -> dict[tuple[int, int, int], float]:
+    """``win_fraction`` of each comparison ``(unit, best, other)``: the share of the paired resamples ``w`` in which the
     best category's AUROC (against the shared negatives, :func:`_pair_sets`) is higher than the
     other's (ties count one half)."""
-    out: dict[tuple[int, int], float] = {}
+    out: dict[tuple[int, int, int], float] = {}
     for (b, c), units in pairs.items():
         sb, sc = _pair_sets(member, b, c)
         ab = weighted_auroc(x[np.ix_(sb, units)], member[sb, b], w[:, sb])  # (n_boot, units)
@@ -205,7 +213,7 @@ def _bootstrap_win_fractions(
         for j, u in enumerate(units):
             hi, lo = ab[:, j], ac[:, j]
             ok = np.isfinite(hi) & np.isfinite(lo)
-            out[(int(u), c)] = float(((hi[ok] > lo[ok]) + 0.5 * (hi[ok] == lo[ok])).mean()) if ok.any() else np.nan
+            out[(int(u), b, c)] = float(((hi[ok] > lo[ok]) + 0.5 * (hi[ok] == lo[ok])).mean()) if ok.any() else np.nan
     return out
 
 
@@ -216,11 +224,11 @@ def _normal_win_fractions(
     pairs: dict[tuple[int, int], np.ndarray],
     *,
     chunk_values: int = 50_000_000,
-) -> dict[tuple[int, int], float]:
+) -> dict[tuple[int, int, int], float]:
     """``win_fraction`` of each comparison from the clustered normal approximation of the paired
     AUROC difference (shared negatives, :func:`_pair_sets`; a clip outside one AUROC's clips has
     no influence on it). Units in chunks: memory bounded by ``chunk_values`` influence values."""
-    out: dict[tuple[int, int], float] = {}
+    out: dict[tuple[int, int, int], float] = {}
     step = max(1, chunk_values // max(1, 2 * len(x)))
     for (b, c), units in pairs.items():
         sb, sc = _pair_sets(member, b, c)
@@ -235,7 +243,7 @@ def _normal_win_fractions(
                 psi.append(full)
                 diff += sign * a
             frac = clustered_win_fraction(psi[0], psi[1], diff, codes)
-            out.update({(int(u), c): float(f) for u, f in zip(chunk, frac, strict=True)})
+            out.update({(int(u), b, c): float(f) for u, f in zip(chunk, frac, strict=True)})
     return out
 
 
@@ -300,7 +308,7 @@ def label_status(
     cats = np.asarray(list(categories), dtype=object)
     a = np.where(np.isfinite(auroc), auroc, -np.inf)
     order = np.argsort(-a, axis=1, kind="stable")
-    best, runner = order[:, 0], order[:, 1] if k > 1 else order[:, 0]
+    best, runner = order[:, 0].copy(), (order[:, 1] if k > 1 else order[:, 0]).copy()
     rows = np.arange(n_units)
     a_best, a_run = auroc[rows, best], auroc[rows, runner] if k > 1 else np.full(n_units, np.nan)
     passes = (q_unit < q_max) & (a_best >= auroc_min) & (q_pair[rows, best] < q_max)
@@ -316,25 +324,62 @@ def label_status(
         if member.ndim != 2:  # one label per clip: its one-hot membership
             member = label_membership(member, [str(c) for c in cats])
         codes = group_codes(groups, len(member))
-        pairs = _pairs(cand, order, auroc, compare)
         if len(member) > bootstrap_max_clips:
-            fracs = _normal_win_fractions(x, member, codes, pairs)
+            fractions = functools.partial(_normal_win_fractions, x, member, codes)
         else:
             cat_idx = member.argmax(axis=1)  # a multi-label clip is stratified by its first category
             w = _bootstrap_weights(codes, _group_labels(codes, cat_idx), n_boot, np.random.default_rng(seed))
-            fracs = _bootstrap_win_fractions(x, member, w, pairs)
-        for u in cand:
-            same = [cats[best[u]]]
-            for c in order[u, 1 : compare + 1]:
-                if not np.isfinite(auroc[u, c]):
-                    continue
-                frac = fracs[(int(u), int(c))]
-                if c == runner[u]:
-                    win[u] = frac
-                if not frac >= win_min:
-                    same.append(cats[c])
+            fractions = functools.partial(_bootstrap_win_fractions, x, member, w)
+        ok_best = (a >= auroc_min) & (q_pair < q_max)  # categories that could be a label
+        nested: dict[tuple[int, int], bool] = {}
+
+        def contains(outer: int, inner: int) -> bool:
+            if (outer, inner) not in nested:
+                nested[(outer, inner)] = _contains(member, outer, inner)
+            return nested[(outer, inner)]
+
+        top = {int(u): [int(c) for c in order[u, : compare + 1] if np.isfinite(auroc[u, c])] for u in cand}
+        chosen = {int(u): int(best[u]) for u in cand}
+        seen = {u: {b} for u, b in chosen.items()}
+        fr: dict[tuple[int, int, int], float] = {}
+        pending = list(chosen)
+        for round_ in range(compare + 1):  # the best of the top categories by their paired comparisons
+            if not pending:
+                break
+            todo = [(u, chosen[u], c) for u in pending for c in top[u] if c != chosen[u]]
+            fr.update(fractions(_group_pairs([t for t in todo if t not in fr])))
+            moved = []
+            for u in pending:
+                b = chosen[u]
+                # another category takes the lead when it beats the best (a rare category's
+                # one-vs-rest AUROC is pulled down by the common one's clips in its rest), or
+                # when the two cannot be told apart and it contains the best (a parent label)
+                ahead = [
+                    c
+                    for c in top[u]
+                    if c != b
+                    and c not in seen[u]
+                    and ok_best[u, c]
+                    and (fr[(u, b, c)] <= 1.0 - win_min or (fr[(u, b, c)] < win_min and contains(c, b)))
+                ]
+                if ahead and round_ < compare:  # (the last round computes the last move's comparisons)
+                    lead = {c: fr[(u, b, c)] for c in ahead}
+                    chosen[u] = min(lead, key=lead.__getitem__)
+                    seen[u].add(chosen[u])
+                    moved.append(u)
+            pending = moved
+        for u, b in chosen.items():
+            others = [c for c in top[u] if c != b and (u, b, c) in fr]
+            # a sub-category of the best that it cannot be told from is part of it, not a rival
+            rivals = [c for c in others if not contains(b, c)]
+            same = [b] + [c for c in rivals if not fr[(u, b, c)] >= win_min]
+            best[u] = b
+            if others:  # the runner-up: the next category by AUROC that is not part of the best
+                runner[u] = (rivals or others)[0]
+                win[u] = fr[(u, b, int(runner[u]))]
             status[u] = "selective" if len(same) == 1 else "polysemantic"
-            listed[u] = ";".join(same)
+            listed[u] = ";".join(str(cats[c]) for c in same)
+        a_best, a_run = auroc[rows, best], auroc[rows, runner] if k > 1 else np.full(n_units, np.nan)
     return pd.DataFrame(
         {
             "status": status,
