@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -164,17 +165,34 @@ def prepare_for_dashboard(path: Path, *, k: int = 16) -> None:
     write_parquet(path / "topk.parquet", topk.astype({"unit": "int32", "rank": "int32", **f32}))
 
 
-def _analyze_child(run: Path, memory_gb: float) -> tuple[float, float]:
-    """Wall seconds and peak resident GB of ``analyze`` on ``run`` in a fresh process."""
-    code = (
-        f"import resource, sys, time; sys.path.insert(0, {str(REPO)!r})\n"
-        "from interp.analysis.selectivity import analyze\n"
-        f"t = time.perf_counter(); analyze({str(run)!r}, recompute=True, nuisance=False, memory_gb={memory_gb})\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024)\n"
-    )
+_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+from interp.analysis import selectivity as S
+
+phases = {{}}
+for name in ("run_selectivity", "run_unit_labels", "run_output_correlations"):  # analyze's stages
+    def timed(*a, _f=getattr(S, name), _n=name, **k):
+        t = time.perf_counter()
+        try:
+            return _f(*a, **k)
+        finally:
+            phases[_n] = phases.get(_n, 0.0) + time.perf_counter() - t
+    setattr(S, name, timed)
+t = time.perf_counter()
+S.analyze({run!r}, recompute=True, nuisance=False, memory_gb={memory_gb})
+wall = time.perf_counter() - t
+print(json.dumps({{"wall": wall, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "phases": phases}}))
+"""
+
+
+def _analyze_child(run: Path, memory_gb: float) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds, peak resident GB and seconds per stage of ``analyze`` on ``run`` in a fresh
+    process (the stages timed by wrapping the module functions that ``analyze`` calls)."""
+    code = _CHILD.format(repo=str(REPO), run=str(run), memory_gb=memory_gb)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    wall, peak = out.stdout.strip().splitlines()[-1].split()
-    return float(wall), float(peak)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(res["wall"]), float(res["peak"]), {k: float(v) for k, v in res["phases"].items()}
 
 
 def _equal_to_in_memory(run: Path) -> bool:
@@ -223,11 +241,18 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 write_synthetic_run(run, n)
                 print(f"wrote {n:,} clips x 3,433 units in {time.perf_counter() - t0:.0f} s")
-            wall, peak = _analyze_child(run, args.memory_gb)
-            results[n] = (wall, peak)
-            print(f"analyze {n:>9,} clips: {wall:8.1f} s, peak {peak:5.2f} GB (budget {args.memory_gb:g} GB)")
-        (t_small, m_small), (t_big, m_big) = results[args.clips // 10], results[args.clips]
+            load = os.getloadavg()[0]
+            wall, peak, phases = _analyze_child(run, args.memory_gb)
+            load = max(load, os.getloadavg()[0])
+            results[n] = (wall, peak, phases)
+            split = ", ".join(f"{k.removeprefix('run_')} {v:.0f} s" for k, v in phases.items())
+            print(
+                f"analyze {n:>9,} clips: {wall:8.1f} s, peak {peak:5.2f} GB (budget {args.memory_gb:g} GB); "
+                f"{split}; load average {load:.1f} at start/end on {os.cpu_count()} CPUs"
+            )
+        (t_small, m_small, p_small), (t_big, m_big, p_big) = results[args.clips // 10], results[args.clips]
         print(f"time ratio N / (N/10) = {t_big / t_small:.2f} (target <= 11); memory ratio {m_big / m_small:.2f}")
+        print("  per stage: " + ", ".join(f"{k.removeprefix('run_')} {p_big[k] / p_small[k]:.2f}" for k in p_big))
         if args.dashboard:
             run = root / f"run_{args.clips}"
             t0 = time.perf_counter()

@@ -332,13 +332,28 @@ def label_status(
             fractions = functools.partial(_bootstrap_win_fractions, x, member, w)
         ok_best = (a >= auroc_min) & (q_pair < q_max)  # categories that could be a label
         nested: dict[tuple[int, int], bool] = {}
+        overlapping = bool((member.sum(axis=1) > 1).any())  # one label per clip: nothing is nested
 
         def contains(outer: int, inner: int) -> bool:
+            if not overlapping:
+                return False
             if (outer, inner) not in nested:
                 nested[(outer, inner)] = _contains(member, outer, inner)
             return nested[(outer, inner)]
 
-        top = {int(u): [int(c) for c in order[u, : compare + 1] if np.isfinite(auroc[u, c])] for u in cand}
+        def compared(u: int, b: int) -> list[int]:
+            """The categories ``b`` is compared with for unit ``u``: the next ``compare`` by
+            AUROC that ``b`` does not contain, and its sub-categories met on the way."""
+            out, n_out = [], 0
+            for c in order[u]:
+                c = int(c)
+                if n_out == compare or not np.isfinite(auroc[u, c]):
+                    break
+                if c != b:
+                    out.append(c)
+                    n_out += not contains(b, c)
+            return out
+
         chosen = {int(u): int(best[u]) for u in cand}
         seen = {u: {b} for u, b in chosen.items()}
         fr: dict[tuple[int, int, int], float] = {}
@@ -346,21 +361,23 @@ def label_status(
         for round_ in range(compare + 1):  # the best of the top categories by their paired comparisons
             if not pending:
                 break
-            todo = [(u, chosen[u], c) for u in pending for c in top[u] if c != chosen[u]]
+            todo = [(u, chosen[u], c) for u in pending for c in compared(u, chosen[u])]
             fr.update(fractions(_group_pairs([t for t in todo if t not in fr])))
             moved = []
             for u in pending:
                 b = chosen[u]
                 # another category takes the lead when it beats the best (a rare category's
                 # one-vs-rest AUROC is pulled down by the common one's clips in its rest), or
-                # when the two cannot be told apart and it contains the best (a parent label)
+                # when the two cannot be told apart and it strictly contains the best (a parent)
                 ahead = [
                     c
-                    for c in top[u]
-                    if c != b
-                    and c not in seen[u]
+                    for c in compared(u, b)
+                    if c not in seen[u]
                     and ok_best[u, c]
-                    and (fr[(u, b, c)] <= 1.0 - win_min or (fr[(u, b, c)] < win_min and contains(c, b)))
+                    and (
+                        fr[(u, b, c)] <= 1.0 - win_min
+                        or (fr[(u, b, c)] < win_min and contains(c, b) and not contains(b, c))
+                    )
                 ]
                 if ahead and round_ < compare:  # (the last round computes the last move's comparisons)
                     lead = {c: fr[(u, b, c)] for c in ahead}
@@ -369,14 +386,17 @@ def label_status(
                     moved.append(u)
             pending = moved
         for u, b in chosen.items():
-            others = [c for c in top[u] if c != b and (u, b, c) in fr]
-            # a sub-category of the best that it cannot be told from is part of it, not a rival
-            rivals = [c for c in others if not contains(b, c)]
+            others = compared(u, b)
+            assert all((u, b, c) in fr for c in others)  # the last move's comparisons were made
+            # a sub-category of the best that does not beat it is part of it, not a rival
+            rivals = [c for c in others if not (contains(b, c) and fr[(u, b, c)] > 1.0 - win_min)]
             same = [b] + [c for c in rivals if not fr[(u, b, c)] >= win_min]
             best[u] = b
-            if others:  # the runner-up: the next category by AUROC that is not part of the best
-                runner[u] = (rivals or others)[0]
-                win[u] = fr[(u, b, int(runner[u]))]
+            if rivals:  # the runner-up: the next category by AUROC that is not part of the best
+                runner[u] = rivals[0]
+                win[u] = fr[(u, b, rivals[0])]
+            elif others:  # only sub-categories to compare with
+                runner[u] = others[0]
             status[u] = "selective" if len(same) == 1 else "polysemantic"
             listed[u] = ";".join(str(cats[c]) for c in same)
         a_best, a_run = auroc[rows, best], auroc[rows, runner] if k > 1 else np.full(n_units, np.nan)
