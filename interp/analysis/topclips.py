@@ -75,12 +75,12 @@ def top_clips(
     check_option("stat", stat, ClipStat, where="top_clips")
     t = run.topk(layer, unit).sort_values("rank", kind="stable") if stat == "max" else pd.DataFrame()
     if len(t) < k:
-        vals = run.activations(layer, stat)[unit]
+        vals = run.unit_block(layer, stat, [unit])[unit]  # one column read, not the layer's table
         vals = vals[np.isfinite(vals.to_numpy())]
         if len(t) < min(k, len(vals)):
             order = np.argsort(-vals.to_numpy(dtype=np.float64), kind="stable")[:k]
             ids = vals.index[order]
-            peak = run.activations(layer, "peak_s")[unit].reindex(ids).to_numpy(dtype=np.float64)
+            peak = run.unit_block(layer, "peak_s", [unit])[unit].reindex(ids).to_numpy(dtype=np.float64)
             dur = run.ok_clips["duration_s"].reindex(ids).to_numpy(dtype=np.float64)
             frames = time_to_frames(np.nan_to_num(peak), layer)
             start, end = frames_to_window(frames, layer)
@@ -146,7 +146,7 @@ def unit_quantile_clips(
     """:func:`quantile_bins` of one unit of a run, with each clip's label and path."""
     run = open_run(run)
     unit = _check_unit(run, layer, unit, "unit_quantile_clips")
-    out = quantile_bins(run.activations(layer, stat)[unit], n_bins=n_bins, per_bin=per_bin)
+    out = quantile_bins(run.unit_block(layer, stat, [unit])[unit], n_bins=n_bins, per_bin=per_bin)
     return _with_clip_info(out, run)
 
 

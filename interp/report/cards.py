@@ -372,7 +372,7 @@ def unit_card(
         lines += ["", "outputs that rise with this unit (Pearson r with the log-probability, across clips):"]
         for head in [h for h in HEAD_LAYERS if h in run.layers]:
             t = selectivity.output_correlations(
-                run.activations(layer, stat)[[unit]],
+                run.unit_block(layer, stat, [unit]),
                 selectivity.head_outputs(run, head),
                 names=list(head_labels(head)),
                 top=top_outputs,
