@@ -3,15 +3,19 @@ and the unit-level p (see :mod:`interp.analysis.selectivity` and ``docs/statisti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
 from interp.analysis import stats
 from interp.analysis.resampling import group_codes
+from interp.analysis.unitlabels import label_counts, label_membership
+from soundnet.errors import ParameterError
 from soundnet.options import Alternative
 
-__all__ = ["group_design", "rank_tests", "stratified_tests", "unit_p"]
+__all__ = ["LayerDesign", "group_design", "rank_tests", "stratified_tests", "unit_p"]
 
 
 def group_design(
@@ -107,3 +111,81 @@ def rank_tests(
     for c in small:
         perm[:, c] = stats.permutation_pvalues(ranks, onehot[:, c], subsets=subsets[c], alternative=alternative)
     return {"u": u1, "z": z, "p_mwu": stats.mannwhitney_p(z, alternative=alternative), "p_perm": perm}
+
+
+@dataclass
+class LayerDesign:
+    """What the rows of one layer share whatever the block of units: the clips kept (a label and
+    finite values), their labels, groups and strata, and the group design. Built once per layer
+    (and again only when a block keeps other clips): at 1,000,000 clips building it takes
+    seconds, and a layer has dozens of blocks."""
+
+    index: pd.Index
+    finite: np.ndarray
+    keep: np.ndarray
+    excluded: pd.Series
+    onehot: np.ndarray
+    n_pos: np.ndarray
+    n_rest: np.ndarray
+    valid: np.ndarray
+    gmean: sparse.csr_matrix | None
+    g_onehot: np.ndarray
+    g_ctrl: np.ndarray | None
+    g_pos: np.ndarray
+    small: list[int]
+    subsets: dict[int, np.ndarray]
+
+    @classmethod
+    def build(
+        cls,
+        layer: str,
+        index: pd.Index,
+        finite: np.ndarray,
+        labels: pd.Series,
+        categories: list[str],
+        *,
+        groups: pd.Series | None,
+        control: pd.Series | None,
+        permutation_below: int,
+        n_permutations: int,
+        seed: int,
+    ) -> LayerDesign:
+        """The design of the clips of ``index`` whose row of a block is all ``finite``
+        (:func:`interp.analysis.selectivity.compute_selectivity`'s parameters)."""
+        lab = labels.reindex(index)
+        keep = lab.notna().to_numpy() & finite
+        if not keep.any():
+            raise ParameterError(
+                f"No clip of layer {layer!r} has both a label and finite activations: the "
+                "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'."
+            )
+        # labelled clips without a valid frame in this layer (vmean NaN): left out, and counted
+        excluded = label_counts(lab[lab.notna().to_numpy() & ~finite])
+        grp = None if groups is None else groups.reindex(index)[keep].to_numpy()
+        ctrl = None if control is None else control.reindex(index)[keep].to_numpy()
+        lab_kept = lab[keep].to_numpy()
+        onehot = label_membership(lab_kept, categories)  # several per row for multi-label clips
+        n_pos = onehot.sum(axis=0).astype(np.float64)
+        n_rest = onehot.shape[0] - n_pos
+        valid = (n_pos > 0) & (n_rest > 0)
+        gmean, g_onehot, g_first = group_design(lab_kept, grp, onehot)
+        g_ctrl = None
+        if ctrl is not None:  # a group's stratum: its first clip's
+            g_ctrl = ctrl if g_first is None else ctrl[g_first]
+        g_pos = g_onehot.sum(axis=0).astype(np.int64)  # the tested observations of each category
+        valid &= (g_pos > 0) & (g_pos < len(g_onehot))
+        small = [c for c in range(len(categories)) if valid[c] and g_pos[c] < permutation_below]
+        # one set of random subsets per category, shared by all units of the layer
+        subsets = {
+            c: stats.random_subsets(
+                len(g_onehot), int(g_pos[c]), n_permutations, seed=np.random.SeedSequence([seed, c])
+            )
+            for c in small
+        }
+        return cls(
+            index, finite, keep, excluded, onehot, n_pos, n_rest, valid, gmean, g_onehot, g_ctrl, g_pos, small, subsets
+        )
+
+    def fits(self, index: pd.Index, finite: np.ndarray) -> bool:
+        """Whether a block with these rows keeps the same clips."""
+        return (self.index is index or self.index.equals(index)) and np.array_equal(self.finite, finite)

@@ -72,15 +72,13 @@ from interp.analysis.outputs import (
     run_output_correlations,
     table_suffix,
 )
-from interp.analysis.ranktests import group_design, rank_tests, stratified_tests, unit_p
+from interp.analysis.ranktests import LayerDesign, rank_tests, stratified_tests, unit_p
 from interp.analysis.resampling import group_bootstrap_auroc
 from interp.analysis.unitlabels import (
     METRICS,
     _clean_labels,
     _metric,
     category_counts,
-    label_counts,
-    label_membership,
     label_units,
     layer_summary,
     min_permutation_p,
@@ -224,46 +222,47 @@ def _layer_rows(
     cfg: SelectivityConfig,
     groups: pd.Series | None = None,
     control: pd.Series | None = None,
+    design: dict[str, LayerDesign] | None = None,
 ) -> pd.DataFrame:
-    lab = labels.reindex(acts.index)
+    """The selectivity rows of one block of a layer's units; ``design`` (a dict kept across the
+    layer's blocks) holds the layer's :class:`~interp.analysis.ranktests.LayerDesign` for reuse."""
     x_all = acts.to_numpy(dtype=np.float64)
     finite = np.isfinite(x_all).all(axis=1)
-    keep = lab.notna().to_numpy() & finite
-    if not keep.any():
-        raise ParameterError(
-            f"No clip of layer {layer!r} has both a label and finite activations: the "
-            "'labels' parameter of compute_selectivity must be indexed by the clip ids of 'acts'."
+    d = (design or {}).get(layer)
+    if d is None or not d.fits(acts.index, finite):
+        d = LayerDesign.build(
+            layer,
+            acts.index,
+            finite,
+            labels,
+            categories,
+            groups=groups,
+            control=control,
+            permutation_below=cfg.permutation_below,
+            n_permutations=cfg.n_permutations,
+            seed=cfg.seed,
         )
-    # labelled clips without a valid frame in this layer (vmean NaN): left out, and counted
-    excluded = label_counts(lab[lab.notna().to_numpy() & ~finite])
-    x_all = x_all[keep]
-    grp = None if groups is None else groups.reindex(acts.index)[keep].to_numpy()
-    ctrl = None if control is None else control.reindex(acts.index)[keep].to_numpy()
-    lab = lab[keep].to_numpy()
+        if design is not None:  # one layer's at a time
+            design.clear()
+            design[layer] = d
+    excluded, onehot, n_pos, n_rest = d.excluded, d.onehot, d.n_pos, d.n_rest
+    valid, gmean, g_onehot, g_ctrl, g_pos, small, subsets = (
+        d.valid.copy(),
+        d.gmean,
+        d.g_onehot,
+        d.g_ctrl,
+        d.g_pos,
+        d.small,
+        d.subsets,
+    )
+    x_all = x_all[d.keep]
     units = np.asarray([int(u) for u in acts.columns])
     n_units, n_cat = len(units), len(categories)
-    onehot = label_membership(lab, categories)  # several per row for multi-label clips
-    n_pos = onehot.sum(axis=0).astype(np.float64)
-    n_rest = onehot.shape[0] - n_pos
-    valid = (n_pos > 0) & (n_rest > 0)
     shape = (n_units, n_cat)
     cols = {k: np.full(shape, np.nan) for k in _FLOAT_COLUMNS}
-    gmean, g_onehot, g_first = group_design(lab, grp, onehot)
-    g_ctrl = None
-    if ctrl is not None:  # a group's stratum: its first clip's
-        g_ctrl = ctrl if g_first is None else ctrl[g_first]
+    if g_ctrl is not None:
         for k in ("auroc_ctrl", "p_ctrl"):
             cols[k] = np.full(shape, np.nan)
-    g_pos = g_onehot.sum(axis=0).astype(np.int64)  # the tested observations of each category
-    valid &= (g_pos > 0) & (g_pos < len(g_onehot))
-    small = [c for c in range(n_cat) if valid[c] and g_pos[c] < cfg.permutation_below]
-    # one set of random subsets per category, shared by all units of the layer
-    subsets = {
-        c: stats.random_subsets(
-            len(g_onehot), int(g_pos[c]), cfg.n_permutations, seed=np.random.SeedSequence([cfg.seed, c])
-        )
-        for c in small
-    }
     if x_all.shape[0] >= 2 and valid.any():
         for j0 in range(0, n_units, cfg.chunk_units):
             sl = slice(j0, min(n_units, j0 + cfg.chunk_units))
@@ -391,6 +390,7 @@ def compute_selectivity(
             f"The 'labels' parameter of compute_selectivity must hold at least 2 categories. Got {cats} instead."
         )
     parts = []
+    design: dict[str, LayerDesign] = {}  # per layer, shared by its blocks
     for name, df in tables.items():
         if isinstance(df, pd.DataFrame):
             blocks: Iterable[pd.DataFrame] = [df]
@@ -402,7 +402,7 @@ def compute_selectivity(
                 f"unit columns). Got {type(df).__name__} for {name!r} instead."
             )
         for block in blocks:  # a layer's units in blocks: the same rows as all at once
-            parts.append(_layer_rows(str(name), block, lab, cats, cfg, groups, control))
+            parts.append(_layer_rows(str(name), block, lab, cats, cfg, groups, control, design))
     out = pd.concat(parts, ignore_index=True)
     # categories with too few groups for any p to pass are left out of the family
     out["q"] = stats.bh_qvalues(np.where(out["testable"], out["p"].to_numpy(), np.nan))
