@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard, cast
@@ -97,6 +98,7 @@ class RunData:
             probes_dir = Path(run_dir) / "probes"
         self.probes_run: Run | None = open_run(probes_dir) if probes_dir is not None else None
         self._memo: dict[Hashable, Any] = {}
+        self._lru: OrderedDict[Hashable, Any] = OrderedDict()  # per-clip arrays of units
         self._memo_lock = threading.Lock()
         self._model_lock = threading.Lock()
         self._model = None
@@ -111,12 +113,28 @@ class RunData:
 
     # -- memo ----------------------------------------------------------------------------------
     def _cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, memoised under ``key``. Per-clip arrays of one unit (``column``,
+        ``values``: a value per clip, 100 MB and more at a million clips) are kept for the
+        :meth:`_unit_memo_size` units last used only, so a long session does not grow with the
+        units visited."""
+        bounded = isinstance(key, tuple) and key[:1] in (("column",), ("values",))
+        memo = self._lru if bounded else self._memo
         with self._memo_lock:
-            if key in self._memo:
-                return self._memo[key]
+            if key in memo:
+                if bounded:
+                    self._lru.move_to_end(key)
+                return memo[key]
         value = compute()
         with self._memo_lock:
-            return self._memo.setdefault(key, value)
+            value = memo.setdefault(key, value)
+            if bounded:
+                while len(self._lru) > self._unit_memo_size():
+                    self._lru.popitem(last=False)
+            return value
+
+    def _unit_memo_size(self) -> int:
+        """Per-clip arrays kept: about 1.5 GB worth (at 100 bytes a clip), 16 to 4,096."""
+        return int(min(4096, max(16, 1.5e9 // (100 * max(1, len(self.run.ok_clips))))))
 
     # -- run basics ----------------------------------------------------------------------------
     @property
