@@ -1249,3 +1249,25 @@ def test_browser_dissection_unit_page_and_overview(browser, dissected_run, conce
         str(SHOTS / "overview_dissection_card.png")
     )
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+
+
+def test_category_distributions_draw_a_sample_of_points_but_the_box_of_every_clip():
+    """A category of many clips: the box (quartiles, whiskers) is computed from all of them, the
+    points drawn are a seeded sample of ``max_points`` (the figure stays small on a large run)."""
+    import numpy as np
+
+    from interp.report.figures.unit_charts import category_distributions
+
+    rng = np.random.default_rng(1)
+    v = np.concatenate([rng.normal(size=20_000), rng.normal(3.0, 1.0, size=100)])
+    lab = np.asarray(["big"] * 20_000 + ["small"] * 100)
+    fig = category_distributions(v, lab, stat="vmean", max_points=500)
+    big = [t for t in fig.data if t.name == "big"]
+    stats_box, points = big
+    assert stats_box.x is None and points.x is not None and len(points.x) == 500
+    assert stats_box.median[0] == pytest.approx(np.median(v[:20_000]))
+    assert stats_box.q1[0] == pytest.approx(np.percentile(v[:20_000], 25))
+    assert set(points.x) <= set(v[:20_000]) and "a random 500 of 20,000" in points.hovertemplate
+    small = [t for t in fig.data if t.name == "small"]
+    assert len(small) == 1 and len(small[0].x) == 100  # few clips: every point, one trace
+    assert len(fig.to_json()) < 100_000

@@ -126,8 +126,13 @@ def category_distributions(
     title: str | None = None,
     height: int | None = None,
     colors: Mapping[str, str] | None = None,
+    max_points: int = 2000,
 ) -> go.Figure:
     """Per-category distribution of one unit's activation: box plus every clip, sorted by median.
+
+    A category of more than ``max_points`` clips gets its box (quartiles and 1.5 IQR whiskers)
+    from all of them and its points from a random ``max_points`` (seeded; the hover says so), so
+    that a figure on a million clips stays a few hundred kilobytes.
 
     Parameters
     ----------
@@ -137,6 +142,8 @@ def category_distributions(
         The per-clip statistic the values are (for the axis title, in the words of
         :data:`interp.run.store.STAT_DESCRIPTIONS`).
     colors : mapping, optional
+    max_points : int
+        Points drawn per category at most.
     """
     check_option("stat", stat, HeadStat, where="category_distributions")
     v = check_1d("values", "category_distributions", values).astype(float)
@@ -153,24 +160,46 @@ def category_distributions(
         return float(np.median(x)) if len(x) else -np.inf
 
     cats = sorted(set(lab), key=lambda c: (median(c), c))
+    rng = np.random.default_rng(0)
     traces = []
     for cat in cats:
         x = v[lab == cat]
+        color = colors.get(cat, MUTED)
+        box = dict(name=cat, orientation="h", line=dict(width=1.2, color=color), fillcolor="rgba(0,0,0,0)")
+        box["showlegend"] = False
+        finite = x[np.isfinite(x)]
+        if len(finite) > max_points:  # the box from every clip, the points from a sample
+            q1, med, q3 = np.percentile(finite, [25, 50, 75])
+            reach = finite[(finite >= q1 - 1.5 * (q3 - q1)) & (finite <= q3 + 1.5 * (q3 - q1))]
+            traces.append(
+                go.Box(
+                    y=[cat],
+                    q1=[q1],
+                    median=[med],
+                    q3=[q3],
+                    lowerfence=[reach.min()],
+                    upperfence=[reach.max()],
+                    boxpoints=False,
+                    hoverinfo="skip",
+                    **box,
+                )
+            )
+            x = rng.choice(finite, size=max_points, replace=False)
+            box = box | dict(line=dict(width=0, color=color))
+            note = f" (a random {max_points:,} of {len(finite):,} clips)"
+        else:
+            note = ""
         traces.append(
             go.Box(
                 x=x,
                 y=[cat] * len(x),
-                name=cat,
-                orientation="h",
                 boxpoints="all",
                 jitter=0.5,
                 pointpos=0,
-                marker=dict(size=4, opacity=0.65, color=colors.get(cat, MUTED)),
-                line=dict(width=1.2, color=colors.get(cat, MUTED)),
-                fillcolor="rgba(0,0,0,0)",
+                marker=dict(size=4, opacity=0.65, color=color),
                 hoveron="points",
-                hovertemplate=cat + ": %{x:.3g}<extra></extra>",
-                showlegend=False,
+                hovertemplate=cat + ": %{x:.3g}" + note + "<extra></extra>",
+                **box,
             )
         )
     h = height if height is not None else max(220, 60 + 24 * len(cats))
