@@ -164,8 +164,7 @@ class ShardStore:
         files = sorted(p.name for p in src.iterdir() if p.is_file() and p.name != _SUCCESS)
         for name in [*files, _SUCCESS]:
             with open(src / name, "rb") as fin, self.fs.open_output_stream(f"{dest}/{name}") as fout:
-                while chunk := fin.read(_CHUNK):
-                    fout.write(chunk)
+                _copy(fin, fout)
         remove_tree(src)
 
     def fetch(self, i: int, run_dir: Path) -> None:
@@ -196,7 +195,12 @@ class ShardStore:
         )
         for name in [*names, _SUCCESS]:
             with self.fs.open_input_stream(f"{base}/{name}") as fin, open(tmp / name, "wb") as fout:
-                while chunk := fin.read(_CHUNK):
-                    fout.write(chunk)
+                _copy(fin, fout)
         remove_tree(final)
         os.replace(tmp, final)
+
+
+def _copy(fin: Any, fout: Any) -> None:
+    """Copy an open binary stream into another, :data:`_CHUNK` bytes at a time."""
+    while chunk := fin.read(_CHUNK):
+        fout.write(chunk)
