@@ -586,15 +586,30 @@ class RunData:
         return index
 
     def unit_values(self, layer: str, unit: int, *, stat: ClipStat | None = None) -> pd.DataFrame:
-        """The unit's per-clip statistic with each clip's label: columns ``value, label``."""
+        """The unit's per-clip statistic with each clip's label: columns ``value`` (float64) and
+        ``label`` (categorical)."""
         st = stat or self.stat
 
         def build() -> pd.DataFrame:
             v = self.unit_column(layer, unit, st)
-            lab = self.clips["label"].reindex(v.index)
-            return pd.DataFrame({"value": v.to_numpy(dtype=np.float64), "label": lab.to_numpy()}, index=v.index)
+            return pd.DataFrame(
+                {"value": v.to_numpy(dtype=np.float64), "label": self._labels_of(v.index)}, index=v.index
+            )
 
         return self._cached(("values", layer, int(unit), st), build)
+
+    def _labels_of(self, index: pd.Index) -> pd.Categorical:
+        """The labels of the clips of ``index`` (a unit column's clip ids) as a Categorical: the
+        figures group a million clips by its integer codes. Computed once per shared index
+        (:meth:`_ids_index`), not once per unit."""
+        with self._memo_lock:
+            known = self._memo.get(("labels_of",))
+        if known is not None and known[0] is index:
+            return known[1]
+        lab = pd.Categorical(self.clips["label"].reindex(index).fillna("").to_numpy())
+        with self._memo_lock:
+            self._memo[("labels_of",)] = (index, lab)
+        return lab
 
     def unit_max_moments(self, layer: str) -> dict[str, np.ndarray]:
         """Per unit of ``layer``, the ``mean``, ``std`` and ``max`` over the corpus of its per-clip max.

@@ -210,7 +210,7 @@ def histogram_figure(data: RunData, layer: str, unit: int, *, title: str | None 
     """Histogram of the unit's per-clip activation, stacked by category."""
     v = data.unit_values(layer, unit)
     return F.activation_histogram(
-        v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat, colors=data.colors, title=title, height=300
+        v["value"].to_numpy(), v["label"].array, stat=data.stat, colors=data.colors, title=title, height=300
     )
 
 
@@ -218,7 +218,7 @@ def distributions_figure(data: RunData, layer: str, unit: int, *, title: str | N
     """Per-category distributions of the unit's activation, sorted by median."""
     v = data.unit_values(layer, unit)
     return F.category_distributions(
-        v["value"].to_numpy(), v["label"].to_numpy(), stat=data.stat, colors=data.colors, title=title
+        v["value"].to_numpy(), v["label"].array, stat=data.stat, colors=data.colors, title=title
     )
 
 

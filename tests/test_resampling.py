@@ -225,3 +225,27 @@ def test_large_runs_get_the_clustered_normal_interval_close_to_the_bootstrap():
         assert abs(normal["auroc_hi"] - boot["auroc_hi"]) < 0.2 * w
         widths[shared_sd] = normal["auroc_hi"] - normal["auroc_lo"]
     assert widths[1.0] > 1.5 * widths[0.0]  # clips of one group are not independent
+
+
+def test_ranked_values_give_the_auroc_and_influence_of_any_subset_of_one_sort():
+    """``RankedValues`` (one sort per unit, then counts from cumulative sums) equals
+    ``auroc_influence`` on the subset's clips to rounding, ties and all; clips outside the
+    subset have no influence."""
+    from interp.analysis.resampling import RankedValues, auroc_influence
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=3000), 1)  # many ties
+    ranked = RankedValues(x)
+    for _ in range(5):
+        pos = rng.random(3000) < rng.uniform(0.02, 0.5)
+        keep = pos | (rng.random(3000) < 0.6)
+        a, psi = ranked.auroc_influence(pos, keep)
+        want_a, want_psi = auroc_influence(x[keep], pos[keep])
+        assert a == pytest.approx(want_a[0], abs=1e-14)  # (the mean summed in another order)
+        np.testing.assert_allclose(psi[keep], want_psi[:, 0], rtol=0, atol=1e-15)
+        assert not psi[~keep].any()
+        assert a == pytest.approx(roc_auc_score(pos[keep], x[keep]), abs=1e-12)
+    a, psi = ranked.auroc_influence(np.zeros(3000, dtype=bool))
+    assert np.isnan(a) and np.isnan(psi).all()
+    with pytest.raises(ParameterError, match="'x' parameter of RankedValues must be finite"):
+        RankedValues(np.array([1.0, np.nan]))

@@ -332,3 +332,31 @@ def test_sub_categories_do_not_hide_a_rival_or_a_child_that_beats_the_parent():
     au = np.column_stack([aurocs(x), aurocs(x)[:, 4]])
     res = label_status(x, twin, cats + ["rival_copy"], au, np.full(au.shape, 1e-6), qu, groups=groups)
     assert (res["status"] == "selective").mean() >= 0.9 and set(res["best_category"]) == {"rival"}
+
+
+def test_normal_win_fractions_equal_the_placements_of_each_comparison():
+    """The linear-time path (one sort per unit for all its comparisons) gives the win fraction
+    of the clustered normal approximation computed from ``auroc_influence`` on each comparison's
+    clips, several comparisons per unit and per pair."""
+    from interp.analysis.resampling import auroc_influence, clustered_win_fraction, group_codes
+    from interp.analysis.unitlabels import _group_pairs, _normal_win_fractions, _pair_sets
+
+    rng = np.random.default_rng(5)
+    n, k = 4000, 5
+    member = rng.random((n, k)) < [0.05, 0.1, 0.2, 0.3, 0.02]
+    x = np.round(rng.normal(size=(n, 6)) + member[:, [0, 1, 2, 0, 3, 4]], 2)
+    codes = group_codes(rng.integers(0, 400, size=n), n)
+    todo = [(u, b, c) for u in range(6) for b, c in ((0, 1), (0, 2), (1, 3), (4, 2)) if (u + b) % 2 == 0 or c == 2]
+    got = _normal_win_fractions(x, member, codes, _group_pairs(todo))
+    assert set(got) == set(todo)
+    for u, b, c in todo:
+        sb, sc = _pair_sets(member[:, b], member[:, c])
+        psi, diff = [], 0.0
+        for sign, keep, cat in ((1.0, sb, b), (-1.0, sc, c)):
+            a, p = auroc_influence(x[keep, u], member[keep, cat])
+            full = np.zeros((n, 1))
+            full[keep] = p
+            psi.append(full)
+            diff += sign * a[0]
+        want = clustered_win_fraction(psi[0], psi[1], np.array([diff]), codes)[0]
+        assert got[(u, b, c)] == pytest.approx(want, abs=1e-12)

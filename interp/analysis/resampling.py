@@ -36,6 +36,7 @@ from soundnet.errors import ParameterError
 
 __all__ = [
     "auroc_influence",
+    "RankedValues",
     "clustered_win_fraction",
     "group_codes",
     "group_bootstrap_weights",
@@ -237,6 +238,81 @@ def auroc_influence(x: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndar
         psi[pos, j] = (v10 - a) / n_p
         psi[~pos, j] = (v01 - a) / n_n
     return auc, psi
+
+
+class RankedValues:
+    """One unit's values sorted once, for the AUROC and placements (:func:`auroc_influence`) of
+    many subsets of its clips in O(n) each, not a sort each.
+
+    The paired comparisons of unit labels compute, for one unit, the AUROC of several categories
+    each against its own clips (the clips of neither of two categories as negatives): on a
+    million clips one sort per subset is most of their cost. Counts below and at each value come
+    from cumulative sums of a subset's mask in the one sorted order, and ties from the blocks of
+    equal values; the results equal :func:`auroc_influence` on the subset (to the rounding of
+    the AUROC's mean, summed in another order).
+
+    Parameters
+    ----------
+    x : array, shape (n_clips,)
+        Finite values (NaN raises :class:`~soundnet.errors.ParameterError`).
+    """
+
+    def __init__(self, x: np.ndarray) -> None:
+        x = _check_finite(x, "x", "RankedValues")
+        if x.ndim != 1:
+            raise ParameterError(f"The 'x' parameter of RankedValues must be 1-D. Got shape {x.shape} instead.")
+        self.n = len(x)
+        self.order = np.argsort(x)  # (any order of ties: they are handled as blocks)
+        xs = x[self.order]
+        new = np.ones(self.n, dtype=bool)
+        new[1:] = xs[1:] != xs[:-1]
+        starts = np.flatnonzero(new)
+        block = np.cumsum(new) - 1
+        # the block of equal values at each sorted position, as [lo, hi) positions
+        self.lo = starts[block]
+        self.hi = np.append(starts[1:], self.n)[block]
+
+    def auroc_influence(self, pos: np.ndarray, keep: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """AUROC of ``pos`` against the other clips of ``keep`` and each clip's influence.
+
+        Parameters
+        ----------
+        pos : array of bool, shape (n_clips,)
+            The positives (only those in ``keep`` count).
+        keep : array of bool, shape (n_clips,), optional
+            The clips of the AUROC (default all).
+
+        Returns
+        -------
+        auroc : float (NaN when a side is empty); psi : shape (n_clips,), as :func:`auroc_influence`
+        on the clips of ``keep``, 0 for the others.
+        """
+        pos = _as_pos(pos, "RankedValues.auroc_influence")
+        keep = np.ones(self.n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+        if pos.shape != (self.n,) or keep.shape != (self.n,):
+            raise ParameterError(
+                f"The 'pos' and 'keep' parameters of RankedValues.auroc_influence must have shape ({self.n},). "
+                f"Got {pos.shape} and {keep.shape} instead."
+            )
+        pos = pos & keep
+        neg = keep & ~pos
+        n_p, n_n = int(pos.sum()), int(neg.sum())
+        psi = np.zeros(self.n)
+        if n_p == 0 or n_n == 0:
+            psi[keep] = np.nan
+            return float("nan"), psi
+        # in the sorted order (sequential reads), then back to the clips' order
+        pos_s, neg_s = pos[self.order], neg[self.order]
+        cum_n = np.concatenate([[0], np.cumsum(neg_s)])  # negatives among the first k sorted
+        cum_p = np.concatenate([[0], np.cumsum(pos_s)])
+        v10 = (cum_n[self.lo[pos_s]] + cum_n[self.hi[pos_s]]) / (2.0 * n_n)  # negatives below, ties halved
+        v01 = 1.0 - (cum_p[self.lo[neg_s]] + cum_p[self.hi[neg_s]]) / (2.0 * n_p)  # positives above
+        a = float(v10.mean())
+        psi_s = np.zeros(self.n)
+        psi_s[pos_s] = (v10 - a) / n_p
+        psi_s[neg_s] = (v01 - a) / n_n
+        psi[self.order] = psi_s
+        return a, psi
 
 
 def clustered_win_fraction(psi_a: np.ndarray, psi_b: np.ndarray, diff: np.ndarray, codes: np.ndarray) -> np.ndarray:

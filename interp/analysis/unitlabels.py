@@ -41,7 +41,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from interp.analysis.resampling import auroc_influence, clustered_win_fraction, group_codes, weighted_auroc
+from interp.analysis.resampling import RankedValues, clustered_win_fraction, group_codes, weighted_auroc
 from soundnet.errors import ParameterError
 from soundnet.options import Metric, MetricAlias, check_option
 
@@ -172,11 +172,11 @@ def _bootstrap_weights(codes: np.ndarray, group_cat: np.ndarray, n_boot: int, rn
     return counts[:, codes]
 
 
-def _pair_sets(member: np.ndarray, b: int, c: int) -> tuple[np.ndarray, np.ndarray]:
-    """The clips of the two AUROCs that compare categories ``b`` and ``c``: each category's
-    clips against the clips of neither (shared negatives, so that the comparison does not depend
-    on how common each is); one-vs-rest for both when no clip is in neither (two categories)."""
-    mb, mc = member[:, b], member[:, c]
+def _pair_sets(mb: np.ndarray, mc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clips of the two AUROCs that compare two categories (``mb``, ``mc``: their clips,
+    bool): each category's clips against the clips of neither (shared negatives, so that the
+    comparison does not depend on how common each is); one-vs-rest for both when no clip is in
+    neither (two categories)."""
     neg = ~mb & ~mc
     if not neg.any():
         everything = np.ones(len(mb), dtype=bool)
@@ -207,7 +207,7 @@ def _bootstrap_win_fractions(
     other's (ties count one half)."""
     out: dict[tuple[int, int, int], float] = {}
     for (b, c), units in pairs.items():
-        sb, sc = _pair_sets(member, b, c)
+        sb, sc = _pair_sets(member[:, b], member[:, c])
         ab = weighted_auroc(x[np.ix_(sb, units)], member[sb, b], w[:, sb])  # (n_boot, units)
         ac = weighted_auroc(x[np.ix_(sc, units)], member[sc, c], w[:, sc])
         for j, u in enumerate(units):
@@ -223,27 +223,31 @@ def _normal_win_fractions(
     codes: np.ndarray,
     pairs: dict[tuple[int, int], np.ndarray],
     *,
-    chunk_values: int = 50_000_000,
+    cache_bytes: int = 256_000_000,
 ) -> dict[tuple[int, int, int], float]:
     """``win_fraction`` of each comparison from the clustered normal approximation of the paired
     AUROC difference (shared negatives, :func:`_pair_sets`; a clip outside one AUROC's clips has
-    no influence on it). Units in chunks: memory bounded by ``chunk_values`` influence values."""
-    out: dict[tuple[int, int, int], float] = {}
-    step = max(1, chunk_values // max(1, 2 * len(x)))
+    no influence on it).
+
+    Unit by unit: each unit's values are sorted once (:class:`RankedValues`) for all its
+    comparisons, each then linear in the clips. The categories' clips and the clip sets of the
+    last pairs are kept up to about ``cache_bytes`` each."""
+    by_unit: dict[int, list[tuple[int, int]]] = {}
     for (b, c), units in pairs.items():
-        sb, sc = _pair_sets(member, b, c)
-        for lo in range(0, len(units), step):
-            chunk = units[lo : lo + step]
-            psi = []
-            diff = np.zeros(len(chunk))
-            for sign, keep, cat in ((1.0, sb, b), (-1.0, sc, c)):
-                a, p_sub = auroc_influence(x[np.ix_(keep, chunk)], member[keep, cat])
-                full = np.zeros((len(x), len(chunk)))
-                full[keep] = p_sub
-                psi.append(full)
-                diff += sign * a
-            frac = clustered_win_fraction(psi[0], psi[1], diff, codes)
-            out.update({(int(u), b, c): float(f) for u, f in zip(chunk, frac, strict=True)})
+        for u in units:
+            by_unit.setdefault(int(u), []).append((b, c))
+    size = max(8, cache_bytes // max(1, 3 * len(x)))
+    column = functools.lru_cache(maxsize=size)(lambda b: np.ascontiguousarray(member[:, b]))
+    sets = functools.lru_cache(maxsize=size)(lambda b, c: _pair_sets(column(b), column(c)))
+    out: dict[tuple[int, int, int], float] = {}
+    for u, bcs in by_unit.items():
+        ranked = RankedValues(x[:, u])
+        for b, c in bcs:
+            sb, sc = sets(b, c)
+            a_b, psi_b = ranked.auroc_influence(column(b), sb)
+            a_c, psi_c = ranked.auroc_influence(column(c), sc)
+            frac = clustered_win_fraction(psi_b[:, None], psi_c[:, None], np.array([a_b - a_c]), codes)
+            out[(u, b, c)] = float(frac[0])
     return out
 
 

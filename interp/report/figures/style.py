@@ -219,6 +219,41 @@ def check_1d(name: str, func: str, x: Any) -> np.ndarray:
     return arr
 
 
+def category_codes(name: str, func: str, labels: Any, n: int) -> tuple[list[str], np.ndarray]:
+    """Each entry's category as an integer code: ``(names, codes)`` with ``names[codes[i]]`` the
+    ``i``-th label as a string, ``names`` sorted and only those present.
+
+    A :class:`pandas.Categorical` (or a Series of that dtype) is used as it is, without comparing
+    a million strings per category; anything else is taken 1-D and as strings (missing values
+    become ``"nan"``, as ``astype(str)`` writes them).
+
+    Raises
+    ------
+    ParameterError
+        If ``labels`` is not 1-D or does not have ``n`` entries.
+    """
+    if isinstance(labels, pd.Series) and isinstance(labels.dtype, pd.CategoricalDtype):
+        labels = labels.array
+    if isinstance(labels, pd.Categorical):
+        cat = labels
+    else:
+        cat = pd.Categorical(check_1d(name, func, labels).astype(str))
+    if len(cat) != n:
+        raise ParameterError(
+            f"The {name!r} parameter of {func} must have one entry per value ({n}). Got {len(cat)} instead."
+        )
+    names = [str(c) for c in cat.categories]
+    codes = np.asarray(cat.codes, dtype=np.int64)
+    if (codes < 0).any():  # a missing label in a Categorical
+        names.append("nan")
+        codes = np.where(codes < 0, len(names) - 1, codes)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    kept = sorted(present, key=lambda i: names[i])
+    remap = np.full(len(names), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    return [names[i] for i in kept], remap[codes]
+
+
 def check_columns(name: str, func: str, df: pd.DataFrame, columns: Sequence[str]) -> None:
     if not isinstance(df, pd.DataFrame):
         raise ParameterError(f"The {name!r} parameter of {func} must be a DataFrame. Got {type(df).__name__} instead.")
