@@ -20,7 +20,6 @@ from typing import Any, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -563,27 +562,9 @@ class RunData:
         """
 
         def build() -> pd.Series:
-            self.run.n_units(layer)  # validates the layer
-            path = self.run.path / "activations" / activation_file(layer, stat)
-            t = pq.read_table(path, columns=["clip_id", str(int(unit))])
-            return pd.Series(
-                t.column(1).to_numpy().astype(np.float64), index=self._ids_index(t.column(0)), name=int(unit)
-            )
+            return self.run.unit_block(layer, stat, [int(unit)])[int(unit)].astype(np.float64).rename(int(unit))
 
         return self._cached(("column", layer, int(unit), stat), build)
-
-    def _ids_index(self, ids: pa.ChunkedArray) -> pd.Index:
-        """``ids`` (an activation table's ``clip_id`` column) as a pandas Index, shared by every
-        column that has the same ids (the tables of a run list its clips in one order): building
-        one from a million strings takes longer than reading the column."""
-        with self._memo_lock:
-            known = self._memo.get(("ids",))
-        if known is not None and known[0].equals(ids):
-            return known[1]
-        index = pd.Index(ids.to_pylist(), name="clip_id")
-        with self._memo_lock:
-            self._memo[("ids",)] = (ids, index)
-        return index
 
     def unit_values(self, layer: str, unit: int, *, stat: ClipStat | None = None) -> pd.DataFrame:
         """The unit's per-clip statistic with each clip's label: columns ``value`` (float64) and
@@ -600,8 +581,8 @@ class RunData:
 
     def _labels_of(self, index: pd.Index) -> pd.Categorical:
         """The labels of the clips of ``index`` (a unit column's clip ids) as a Categorical: the
-        figures group a million clips by its integer codes. Computed once per shared index
-        (:meth:`_ids_index`), not once per unit."""
+        figures group a million clips by its integer codes. Computed once per clip-id index (one
+        shared by every column, :meth:`interp.run.store.Run.unit_block`), not once per unit."""
         with self._memo_lock:
             known = self._memo.get(("labels_of",))
         if known is not None and known[0] is index:

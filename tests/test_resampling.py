@@ -249,3 +249,29 @@ def test_ranked_values_give_the_auroc_and_influence_of_any_subset_of_one_sort():
     assert np.isnan(a) and np.isnan(psi).all()
     with pytest.raises(ParameterError, match="'x' parameter of RankedValues must be finite"):
         RankedValues(np.array([1.0, np.nan]))
+
+
+def test_unit_auroc_intervals_of_a_large_run_sort_once_and_equal_the_normal_interval():
+    """Above ``bootstrap_max_clips`` every category's interval is the clustered normal one of
+    ``group_bootstrap_auroc``, from one sort of the unit's values; categories with fewer than 2
+    groups on a side, or absent, stay NaN."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    cats = np.array(["a", "b", "c", "rare"])
+    lab = cats[rng.choice(4, size=n, p=[0.5, 0.3, 0.2 - 1 / n, 1 / n])]
+    grp = rng.integers(0, 600, size=n).astype(str)
+    x = np.round(rng.normal(size=n) + (lab == "b"), 1)
+    ids = [f"c{i}" for i in range(n)]
+    got = unit_auroc_intervals(
+        pd.Series(x, index=ids),
+        pd.Series(lab, index=ids),
+        ["a", "b", "c", "rare", "none"],
+        groups=pd.Series(grp, index=ids),
+        bootstrap_max_clips=100,
+    ).set_index("category")
+    for cat in ("a", "b", "c"):
+        want = group_bootstrap_auroc(x, lab == cat, grp, bootstrap_max_clips=100).iloc[0]
+        assert got.loc[cat, "auroc_lo"] == pytest.approx(want["auroc_lo"], abs=1e-12)
+        assert got.loc[cat, "auroc_hi"] == pytest.approx(want["auroc_hi"], abs=1e-12)
+        assert got.loc[cat, "auroc_lo"] < got.loc[cat, "auroc_hi"]
+    assert got.loc[["rare", "none"]].isna().all().all()

@@ -170,3 +170,18 @@ def test_clip_row_and_unit_moments_read_row_groups_only(small_run, tmp_path):
     pq.write_table(doubled, path, row_group_size=5)  # the table changes: the cache is stale
     fresh = open_run(run_dir).unit_moments("conv5", "max")
     assert fresh["max"][0] == pytest.approx(2 * m["max"][0])
+
+
+def test_unit_block_reads_columns_equal_to_the_table_and_shares_one_clip_index(small_run):
+    """Column reads equal the whole table's columns (float32, integer unit names, clip-id index)
+    and every read of the run's tables gives one shared index object (a million strings are not
+    indexed again per read)."""
+    run = open_run(small_run[0])
+    a = run.unit_block("conv5", "max", [3, 0])
+    b = run.unit_block("conv8", "prob", [7])
+    assert a.index is b.index and a.index.name == "clip_id"
+    assert list(a.columns) == [3, 0] and a.columns.dtype == np.int64 and (a.dtypes == np.float32).all()
+    whole = open_run(small_run[0]).activations("conv5", "max")
+    pd.testing.assert_frame_equal(a, whole[[3, 0]])
+    pd.testing.assert_frame_equal(b, open_run(small_run[0]).activations("conv8", "prob")[[7]])
+    assert run.unit_block("conv5", "max", []).shape == (len(whole), 0)

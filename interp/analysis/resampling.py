@@ -428,6 +428,21 @@ def group_bootstrap_auroc(
     )
 
 
+def _normal_interval(
+    auroc: np.ndarray, psi: np.ndarray, codes: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``auroc +- z * se`` clipped to [0, 1], ``se`` the clustered DeLong-Obuchowski standard
+    error: ``se^2 = G / (G - 1) * sum_g (sum_{i in g} psi_i)^2`` (``psi``: shape (n_clips,
+    n_units), :func:`auroc_influence`)."""
+    from scipy import stats as sps
+
+    g = int(codes.max()) + 1
+    sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=g) for j in range(psi.shape[1])])
+    se = np.sqrt(g / max(g - 1, 1) * (sums**2).sum(axis=0))
+    z = float(sps.norm.ppf(0.5 + confidence / 2.0))
+    return np.clip(auroc - z * se, 0.0, 1.0), np.clip(auroc + z * se, 0.0, 1.0)
+
+
 def _bootstrap_or_normal_interval(
     x2: np.ndarray,
     pos: np.ndarray,
@@ -439,14 +454,8 @@ def _bootstrap_or_normal_interval(
     bootstrap_max_clips: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     if len(pos) > bootstrap_max_clips:
-        from scipy import stats as sps
-
         _, psi = auroc_influence(x2, pos)
-        g = int(codes.max()) + 1
-        sums = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=g) for j in range(psi.shape[1])])
-        se = np.sqrt(g / max(g - 1, 1) * (sums**2).sum(axis=0))
-        z = float(sps.norm.ppf(0.5 + confidence / 2.0))
-        return np.clip(full - z * se, 0.0, 1.0), np.clip(full + z * se, 0.0, 1.0)
+        return _normal_interval(full, psi, codes, confidence)
     boot = weighted_auroc(x2, pos, group_bootstrap_weights(pos, codes, n_boot=n_boot, seed=seed))
     alpha = (1.0 - confidence) / 2.0
     # both strata are non-empty, so no resample is NaN (and a NaN would propagate, not vanish)
@@ -514,6 +523,7 @@ def unit_auroc_intervals(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    bootstrap_max_clips: int = 20_000,
 ) -> pd.DataFrame:
     """Stratified bootstrap interval of one unit's AUROC for every category.
 
@@ -532,8 +542,10 @@ def unit_auroc_intervals(
     groups : pandas.Series, optional
         Each clip's group, indexed by clip id: the bootstrap resamples whole groups (a missing
         group makes the clip its own group).
-    n_boot, confidence, seed
-        As for :func:`interp.analysis.resampling.group_bootstrap_auroc`.
+    n_boot, confidence, seed, bootstrap_max_clips
+        As for :func:`interp.analysis.resampling.group_bootstrap_auroc` (above
+        ``bootstrap_max_clips`` clips, the clustered normal interval: the unit's values are
+        sorted once for all categories, :class:`RankedValues`).
 
     Returns
     -------
@@ -545,15 +557,24 @@ def unit_auroc_intervals(
     lab_all = labels.reindex(acts.index)
     ok = np.isfinite(x) & ~_unlabelled(lab_all)
     x = x[ok][:, None]
-    lab = lab_all.astype(str).to_numpy()[ok]
+    lab_codes, names = pd.factorize(lab_all.astype(str).to_numpy()[ok])
+    where = {str(c): i for i, c in enumerate(names)}
     grp = None if groups is None else groups.reindex(acts.index).to_numpy(dtype=object)[ok]
+    large = len(x) > bootstrap_max_clips
+    if large:  # the normal interval, of one sort and one set of group codes for every category
+        codes = group_codes(grp, len(x))
+        ranked = RankedValues(x[:, 0])
     rows = []
     for cat in categories:
-        pos = lab == cat
-        if 0 < pos.sum() < len(pos):
+        pos = lab_codes == where.get(str(cat), -1)
+        lo, hi = np.nan, np.nan
+        if not 0 < pos.sum() < len(pos):
+            pass
+        elif not large:
             r = group_bootstrap_auroc(x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
             lo, hi = r["auroc_lo"], r["auroc_hi"]
-        else:
-            lo, hi = np.nan, np.nan
+        elif min(int((side := _group_side(codes, pos)).sum()), int((~side).sum())) >= 2:
+            a, psi = ranked.auroc_influence(pos)
+            (lo,), (hi,) = _normal_interval(np.array([a]), psi[:, None], codes, confidence)
         rows.append((cat, float(lo), float(hi)))
     return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])

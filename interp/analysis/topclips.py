@@ -44,6 +44,16 @@ def _with_clip_info(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     return df
 
 
+def _top_k(v: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest values, highest first, ties in their order in ``v``: the
+    first ``k`` of a stable sort by decreasing value, without sorting all of ``v``."""
+    if k >= len(v):
+        return np.argsort(-v, kind="stable")
+    kth = np.partition(v, len(v) - k)[len(v) - k]  # the k-th highest value
+    cand = np.flatnonzero(v >= kth)  # every clip that ties with it too, in order
+    return cand[np.argsort(-v[cand], kind="stable")][:k]
+
+
 def top_clips(
     run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max"
 ) -> pd.DataFrame:
@@ -78,7 +88,7 @@ def top_clips(
         vals = run.unit_block(layer, stat, [unit])[unit]  # one column read, not the layer's table
         vals = vals[np.isfinite(vals.to_numpy())]
         if len(t) < min(k, len(vals)):
-            order = np.argsort(-vals.to_numpy(dtype=np.float64), kind="stable")[:k]
+            order = _top_k(vals.to_numpy(dtype=np.float64), int(k))
             ids = vals.index[order]
             peak = run.unit_block(layer, "peak_s", [unit])[unit].reindex(ids).to_numpy(dtype=np.float64)
             dur = run.ok_clips["duration_s"].reindex(ids).to_numpy(dtype=np.float64)

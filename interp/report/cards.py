@@ -21,11 +21,10 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis import ablation, selectivity, topclips
-from interp.analysis.outputs import table_suffix
+from interp.analysis.outputs import table_suffix, unit_output_correlations
 from interp.run.store import STAT_DESCRIPTIONS, Run, open_run
 from soundnet.errors import ParameterError
 from soundnet.geometry import SAMPLE_RATE_HZ, layer_geometry
-from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
 __all__ = [
@@ -371,12 +370,8 @@ def unit_card(
     if layer not in HEAD_LAYERS and any(h in run.layers for h in HEAD_LAYERS):
         lines += ["", "outputs that rise with this unit (Pearson r with the log-probability, across clips):"]
         for head in [h for h in HEAD_LAYERS if h in run.layers]:
-            t = selectivity.output_correlations(
-                run.unit_block(layer, stat, [unit]),
-                selectivity.head_outputs(run, head),
-                names=list(head_labels(head)),
-                top=top_outputs,
-            )
+            # streamed in batches of clips: a head's table is a million clips x 1,000 classes
+            t = unit_output_correlations(run, layer, unit, head, stat=stat, output="logprob", top=top_outputs)
             kind = "objects" if head == "conv8" else "places"
             lines.append(f"  {kind:7s}: " + ", ".join(f"{r.class_name} ({r.r:+.2f})" for r in t.itertuples()))
         if causal:

@@ -193,6 +193,7 @@ class Run:
                 "`soundnet-interp record` command to resume it."
             )
         self._act_cache: dict[tuple[str, str], pd.DataFrame] = {}
+        self._ids: tuple[pa.ChunkedArray, pd.Index] | None = None
 
     def __repr__(self) -> str:
         n = len(self.clips)
@@ -269,8 +270,8 @@ class Run:
 
     def unit_block(self, layer: str, stat: HeadStat, units: Iterable[int]) -> pd.DataFrame:
         """The per-clip summaries of some units of ``layer`` only, read column by column from
-        the Parquet table (no other unit is read, nothing is cached): as :meth:`activations`
-        restricted to ``units``, in bounded memory."""
+        the Parquet table (no other unit is read, no value is cached; the clip-id index is shared
+        by every read): as :meth:`activations` restricted to ``units``, in bounded memory."""
         self._check_layer(layer)
         allowed = STATS + (HEAD_STATS if layer in ("conv8", "conv8_2") else ())
         check_option("stat", stat, allowed, where="unit_block")
@@ -285,9 +286,21 @@ class Run:
                 "recorded by an older version; record it again (delete the folder) to get it."
             )
         table = pq.read_table(path, columns=["clip_id", *[str(u) for u in cols]])
-        df = table.to_pandas().set_index("clip_id")
-        df.columns = df.columns.astype(int)
+        df = table.drop_columns(["clip_id"]).to_pandas()  # one float32 block, as read_parquet gives
+        df.index = self._clip_index(table.column(0))
+        df.columns = pd.Index(cols, dtype=np.int64)
         return df
+
+    def _clip_index(self, ids: pa.ChunkedArray) -> pd.Index:
+        """``ids`` (a table's ``clip_id`` column) as a pandas Index, one object shared by every
+        read of a table in the same clip order (the recorder writes every table in one order):
+        building it from a million strings takes longer than reading a column."""
+        known = self._ids
+        if known is not None and known[0].equals(ids):
+            return known[1]
+        index = pd.Index(ids.to_pandas(), name="clip_id")
+        self._ids = (ids, index)
+        return index
 
     def unit_blocks(self, layer: str, stat: HeadStat, block_units: int) -> Iterator[pd.DataFrame]:
         """:meth:`unit_block` over all units of ``layer``, ``block_units`` at a time."""
