@@ -618,7 +618,8 @@ class RunData:
         st: ClipStat = stat or self.stat
 
         def build() -> pd.DataFrame:
-            t = top_clips(self.run, layer, int(unit), k=k, stat=st)
+            values = None if st == "max" else self.unit_column(layer, unit, st)  # ("max": the stored top-k)
+            t = top_clips(self.run, layer, int(unit), k=k, stat=st, values=values)
             t = t[np.isfinite(t["value"].to_numpy(dtype=np.float64))].reset_index(drop=True)
             t["rank"] = np.arange(len(t))
             t["name"] = [clip_display_name(p) for p in t["path"]]

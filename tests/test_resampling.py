@@ -275,3 +275,5 @@ def test_unit_auroc_intervals_of_a_large_run_sort_once_and_equal_the_normal_inte
         assert got.loc[cat, "auroc_hi"] == pytest.approx(want["auroc_hi"], abs=1e-12)
         assert got.loc[cat, "auroc_lo"] < got.loc[cat, "auroc_hi"]
     assert got.loc[["rare", "none"]].isna().all().all()
+    with pytest.raises(ParameterError, match="'confidence' parameter of unit_auroc_intervals"):
+        unit_auroc_intervals(pd.Series(x, index=ids), pd.Series(lab, index=ids), ["a"], confidence=1.5)

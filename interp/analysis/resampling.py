@@ -552,6 +552,10 @@ def unit_auroc_intervals(
     DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every
     clip, or fewer than 2 groups on a side).
     """
+    if not 0 < confidence < 1:
+        raise ParameterError(
+            f"The 'confidence' parameter of unit_auroc_intervals must be in (0, 1). Got {confidence!r} instead."
+        )
     acts = acts[acts.index.isin(labels.index)]
     x = acts.to_numpy(dtype=np.float64)
     lab_all = labels.reindex(acts.index)
@@ -571,7 +575,9 @@ def unit_auroc_intervals(
         if not 0 < pos.sum() < len(pos):
             pass
         elif not large:
-            r = group_bootstrap_auroc(x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed).iloc[0]
+            r = group_bootstrap_auroc(
+                x, pos, grp, n_boot=n_boot, confidence=confidence, seed=seed, bootstrap_max_clips=bootstrap_max_clips
+            ).iloc[0]
             lo, hi = r["auroc_lo"], r["auroc_hi"]
         elif min(int((side := _group_side(codes, pos)).sum()), int((~side).sum())) >= 2:
             a, psi = ranked.auroc_influence(pos)

@@ -55,7 +55,13 @@ def _top_k(v: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_clips(
-    run: Run | str | os.PathLike, layer: str, unit: int, *, k: int = 10, stat: ClipStat = "max"
+    run: Run | str | os.PathLike,
+    layer: str,
+    unit: int,
+    *,
+    k: int = 10,
+    stat: ClipStat = "max",
+    values: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The ``k`` clips with the highest activation of a unit, and where in them it peaks.
 
@@ -70,6 +76,9 @@ def top_clips(
         ``max`` table when ``k`` exceeds it), by their mean over valid frames (``vmean``, the
         analyses' default; clips without a valid frame are not ranked) or by their mean over
         time. ``peak_s`` is always the time of the max.
+    values : pandas.Series, optional
+        The unit's ``stat`` per clip, indexed by clip id, when the caller has already read it
+        (the dashboard keeps unit columns): not read again.
 
     Returns
     -------
@@ -85,7 +94,7 @@ def top_clips(
     check_option("stat", stat, ClipStat, where="top_clips")
     t = run.topk(layer, unit).sort_values("rank", kind="stable") if stat == "max" else pd.DataFrame()
     if len(t) < k:
-        vals = run.unit_block(layer, stat, [unit])[unit]  # one column read, not the layer's table
+        vals = run.unit_block(layer, stat, [unit])[unit] if values is None else values  # one column, not the table
         vals = vals[np.isfinite(vals.to_numpy())]
         if len(t) < min(k, len(vals)):
             order = _top_k(vals.to_numpy(dtype=np.float64), int(k))

@@ -299,6 +299,7 @@ class Run:
         if known is not None and known[0].equals(ids):
             return known[1]
         index = pd.Index(ids.to_pandas(), name="clip_id")
+        _ = index.is_unique  # its lookup table built now, not lazily by concurrent readers
         self._ids = (ids, index)
         return index
 
