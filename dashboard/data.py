@@ -585,7 +585,7 @@ class RunData:
         shared by every column, :meth:`interp.run.store.Run.unit_block`), not once per unit."""
         with self._memo_lock:
             known = self._memo.get(("labels_of",))
-        if known is not None and known[0] is index:
+        if known is not None and known[0].is_(index):  # (pandas hands out views of one index: ``is_``)
             return known[1]
         lab = pd.Categorical(self.clips["label"].reindex(index).fillna("").to_numpy())
         with self._memo_lock:
@@ -616,10 +616,11 @@ class RunData:
         valid frame in the layer, for ``vmean``) are never top clips.
         """
         st: ClipStat = stat or self.stat
+        n = max(int(k), 16)  # one list per unit for every k up to 16: the top k is its head
 
         def build() -> pd.DataFrame:
             values = None if st == "max" else self.unit_column(layer, unit, st)  # ("max": the stored top-k)
-            t = top_clips(self.run, layer, int(unit), k=k, stat=st, values=values)
+            t = top_clips(self.run, layer, int(unit), k=n, stat=st, values=values)
             t = t[np.isfinite(t["value"].to_numpy(dtype=np.float64))].reset_index(drop=True)
             t["rank"] = np.arange(len(t))
             t["name"] = [clip_display_name(p) for p in t["path"]]
@@ -630,7 +631,8 @@ class RunData:
                 t["max"] = self.unit_column(layer, unit, "max").reindex(t["clip_id"]).to_numpy(dtype=np.float64)
             return t
 
-        return self._cached(("top", layer, int(unit), k, st), build)
+        top = self._cached(("top", layer, int(unit), n, st), build)
+        return top if int(k) >= n else top.head(int(k))
 
     def quantile_clips(self, layer: str, unit: int, *, n_bins: int = 10, per_bin: int = 3) -> pd.DataFrame:
         """Clips from each decile of the unit's :attr:`stat` (:func:`interp.analysis.topclips.quantile_bins`;

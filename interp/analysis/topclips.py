@@ -38,9 +38,9 @@ def _check_unit(run: Run, layer: str, unit: int, fn: str) -> int:
 
 def _with_clip_info(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     ok = run.ok_clips
-    for c in _CLIP_COLUMNS:
-        if c in ok.columns:
-            df[c] = ok[c].reindex(df["clip_id"]).to_numpy()
+    info = ok[[c for c in _CLIP_COLUMNS if c in ok.columns]].reindex(df["clip_id"])  # one lookup
+    for c in info.columns:
+        df[c] = info[c].to_numpy()
     return df
 
 
