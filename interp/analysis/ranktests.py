@@ -188,4 +188,4 @@ class LayerDesign:
 
     def fits(self, index: pd.Index, finite: np.ndarray) -> bool:
         """Whether a block with these rows keeps the same clips."""
-        return (self.index is index or self.index.equals(index)) and np.array_equal(self.finite, finite)
+        return (self.index.is_(index) or self.index.equals(index)) and np.array_equal(self.finite, finite)

@@ -556,9 +556,8 @@ def unit_auroc_intervals(
         raise ParameterError(
             f"The 'confidence' parameter of unit_auroc_intervals must be in (0, 1). Got {confidence!r} instead."
         )
-    acts = acts[acts.index.isin(labels.index)]
     x = acts.to_numpy(dtype=np.float64)
-    lab_all = labels.reindex(acts.index)
+    lab_all = labels.reindex(acts.index)  # a clip without a label entry is unlabelled: left out below
     ok = np.isfinite(x) & ~_unlabelled(lab_all)
     x = x[ok][:, None]
     lab_codes, names = pd.factorize(lab_all.astype(str).to_numpy()[ok])
