@@ -163,6 +163,15 @@ def test_figure_functions_are_valid_plotly_and_share_category_colours(data, spee
     assert abs(float(trace.x[j]) - float(top["peak_s"].iloc[0])) < 1e-3
     assert abs(float(trace.y[j]) - float(top["value"].iloc[0])) < 1e-3 * max(1.0, abs(float(top["value"].iloc[0])))
     assert F.category_colors(["b", "a", "b"]) == F.category_colors(["a", "b"])
+    # the page passes the labels as a Categorical (grouped by its codes, labels factorised once
+    # per clip index and shared by every unit): the same figures as from the label strings
+    assert isinstance(v["label"].dtype, pd.CategoricalDtype)
+    other = data.unit_values(layer, (unit + 1) % data.n_units(layer))
+    assert data._labels_of(other.index) is data._labels_of(v.index)  # one factorisation
+    for fn in (F.activation_histogram, F.category_distributions):
+        assert fn(v["value"].to_numpy(), v["label"].array).to_json() == fn(
+            v["value"].to_numpy(), v["label"].astype(str).to_numpy()
+        ).to_json()
     with pytest.raises(ParameterError, match="'labels' parameter of activation_histogram"):
         F.activation_histogram([1.0, 2.0], ["a"])
     with pytest.raises(ParameterError, match="'formats' parameter of export_figure"):
