@@ -169,9 +169,10 @@ def test_figure_functions_are_valid_plotly_and_share_category_colours(data, spee
     other = data.unit_values(layer, (unit + 1) % data.n_units(layer))
     assert data._labels_of(other.index) is data._labels_of(v.index)  # one factorisation
     for fn in (F.activation_histogram, F.category_distributions):
-        assert fn(v["value"].to_numpy(), v["label"].array).to_json() == fn(
-            v["value"].to_numpy(), v["label"].astype(str).to_numpy()
-        ).to_json()
+        assert (
+            fn(v["value"].to_numpy(), v["label"].array).to_json()
+            == fn(v["value"].to_numpy(), v["label"].astype(str).to_numpy()).to_json()
+        )
     with pytest.raises(ParameterError, match="'labels' parameter of activation_histogram"):
         F.activation_histogram([1.0, 2.0], ["a"])
     with pytest.raises(ParameterError, match="'formats' parameter of export_figure"):
