@@ -162,7 +162,9 @@ def category_distributions(
     for cat in cats:
         finite = by_cat[cat]
         color = colors.get(cat, MUTED)
-        box = dict(name=cat, orientation="h", line=dict(width=1.2, color=color), fillcolor="rgba(0,0,0,0)")
+        box: dict[str, Any] = dict(
+            name=cat, orientation="h", line=dict(width=1.2, color=color), fillcolor="rgba(0,0,0,0)"
+        )
         box["showlegend"] = False
         x = finite
         if len(finite) > max_points:  # the box from every clip, the points from a sample
