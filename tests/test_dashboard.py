@@ -1001,6 +1001,11 @@ def test_browser_unit_page_audio_and_search(browser, dash_run, speech_unit, arti
         assert resp.headers.get_content_type().startswith("audio/") and resp.read(4) == b"RIFF"
     # the AUROC intervals are filled in by a callback once the page is shown
     browser.wait_for_contains_text("#unit-metrics-table td[data-dash-column='ci']", "[", timeout=60)
+    # and the note says how: the demo run is small, so a bootstrap
+    browser.wait_for_contains_text(
+        "#unit-metrics-note", "stratified bootstrap of whole groups of clips, 2000", timeout=30
+    )
+    assert "computing" not in browser.find_element("#unit-metrics-note").text
     time.sleep(1.0)  # let the thumbnails finish drawing
     shot = artifacts_dir / "dashboard_unit_page.png"
     driver.set_window_size(1440, min(6000, driver.execute_script("return document.body.scrollHeight") + 40))

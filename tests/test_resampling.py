@@ -268,12 +268,16 @@ def test_unit_auroc_intervals_of_a_large_run_sort_once_and_equal_the_normal_inte
         ["a", "b", "c", "rare", "none"],
         groups=pd.Series(grp, index=ids),
         bootstrap_max_clips=100,
-    ).set_index("category")
+    )
+    assert got.attrs["method"] == "normal"  # what the dashboard's note then says
+    got = got.set_index("category")
     for cat in ("a", "b", "c"):
         want = group_bootstrap_auroc(x, lab == cat, grp, bootstrap_max_clips=100).iloc[0]
         assert got.loc[cat, "auroc_lo"] == pytest.approx(want["auroc_lo"], abs=1e-12)
         assert got.loc[cat, "auroc_hi"] == pytest.approx(want["auroc_hi"], abs=1e-12)
         assert got.loc[cat, "auroc_lo"] < got.loc[cat, "auroc_hi"]
     assert got.loc[["rare", "none"]].isna().all().all()
+    small = unit_auroc_intervals(pd.Series(x, index=ids), pd.Series(lab, index=ids), ["b"], n_boot=50)
+    assert small.attrs["method"] == "bootstrap"
     with pytest.raises(ParameterError, match="'confidence' parameter of unit_auroc_intervals"):
         unit_auroc_intervals(pd.Series(x, index=ids), pd.Series(lab, index=ids), ["a"], confidence=1.5)

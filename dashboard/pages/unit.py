@@ -14,7 +14,8 @@ from dashboard import hear_views as HV
 from dashboard import ids
 from dashboard import portrait_views as PV
 from dashboard import views as V
-from dashboard.data import RunData, describe_stat, get_data
+from dashboard.data import N_BOOT, RunData, describe_stat, get_data
+from interp.analysis.resampling import BOOTSTRAP_MAX_CLIPS
 from soundnet.labels import head_labels
 from soundnet.model import HEAD_LAYERS
 
@@ -200,6 +201,17 @@ def _metric_rows(data: RunData, layer: str, unit: int, intervals: Any = None) ->
     return rows
 
 
+_CI_PENDING = "computing…"
+# what the interval is, by the method unit_auroc_intervals chose (filled in when it is known)
+_CI_METHOD = {
+    "bootstrap": f"stratified bootstrap of whole groups of clips, {N_BOOT} resamples",
+    "normal": (
+        "clustered DeLong normal approximation, groups of clips as clusters (used above "
+        f"{BOOTSTRAP_MAX_CLIPS:,} clips, where a bootstrap would cost resamples x clips)"
+    ),
+}
+
+
 def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
     rows = _metric_rows(data, layer, unit)
     if not rows:
@@ -254,8 +266,7 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
                         f"Statistic per clip: {data.stat_description}. n: the category's clips used (those with a "
                         f"valid {layer} frame, a receptive field at least half inside the clip); left out: its "
                         "clips without one (an AUROC on a few clips says little). "
-                        f"AUROC one category vs the rest, 95% CI stratified "
-                        f"bootstrap of whole groups of clips (2000 resamples, computing…; on the clips that rank "
+                        f"AUROC one category vs the rest, 95% CI {_CI_PENDING} (on the clips that rank "
                         f"the unit, so too narrow for a unit chosen as the best of many: `soundnet-interp rank` "
                         f"prints selection-free ones); p one-sided Mann-Whitney{on_groups} (permutation for small "
                         f"categories); q Benjamini-Hochberg over all units x categories. Highlighted: q < {qmax} and "
@@ -274,13 +285,14 @@ def _metrics_card(data: RunData, layer: str, unit: int) -> html.Div:
     State(ids.UNIT_METRICS_NOTE, "children"),
 )
 def fill_intervals(store: dict | None, note: str | None):
-    """Fill the AUROC bootstrap intervals once the page is shown (about half a second of work)."""
+    """Fill the AUROC intervals once the page is shown, and say in the note how they were computed."""
     data = get_data()
     ok = data.check_unit((store or {}).get("layer"), str((store or {}).get("unit")))
     if ok is None:
         return dash.no_update, dash.no_update
-    rows = _metric_rows(data, ok[0], ok[1], data.unit_intervals(ok[0], ok[1]))
-    return rows, (note or "").replace(", computing…", "")
+    intervals = data.unit_intervals(ok[0], ok[1])
+    rows = _metric_rows(data, ok[0], ok[1], intervals)
+    return rows, (note or "").replace(_CI_PENDING, _CI_METHOD[intervals.attrs.get("method", "bootstrap")])
 
 
 def _topk_card(data: RunData, layer: str, unit: int) -> html.Div:

@@ -44,7 +44,13 @@ __all__ = [
     "group_bootstrap_auroc",
     "group_label_permutations",
     "unit_auroc_intervals",
+    "BOOTSTRAP_MAX_CLIPS",
 ]
+
+
+#: Clips above which the group bootstrap gives way to its clustered normal approximation (the
+#: bootstrap needs ``n_boot`` x clips of weights).
+BOOTSTRAP_MAX_CLIPS = 20_000
 
 
 def group_codes(groups: Sequence[Any] | np.ndarray | pd.Series | None, n: int) -> np.ndarray:
@@ -353,7 +359,7 @@ def group_bootstrap_auroc(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int | np.random.Generator = 0,
-    bootstrap_max_clips: int = 20_000,
+    bootstrap_max_clips: int = BOOTSTRAP_MAX_CLIPS,
 ) -> pd.DataFrame:
     """AUROC of every unit with a stratified group-bootstrap percentile interval.
 
@@ -523,7 +529,7 @@ def unit_auroc_intervals(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-    bootstrap_max_clips: int = 20_000,
+    bootstrap_max_clips: int = BOOTSTRAP_MAX_CLIPS,
 ) -> pd.DataFrame:
     """Stratified bootstrap interval of one unit's AUROC for every category.
 
@@ -550,7 +556,8 @@ def unit_auroc_intervals(
     Returns
     -------
     DataFrame ``category, auroc_lo, auroc_hi`` (NaN where a category has no clip, or every
-    clip, or fewer than 2 groups on a side).
+    clip, or fewer than 2 groups on a side); ``attrs["method"]`` is ``"bootstrap"`` or
+    ``"normal"`` (the clustered normal approximation, above ``bootstrap_max_clips`` clips).
     """
     if not 0 < confidence < 1:
         raise ParameterError(
@@ -582,4 +589,6 @@ def unit_auroc_intervals(
             a, psi = ranked.auroc_influence(pos)
             (lo,), (hi,) = _normal_interval(np.array([a]), psi[:, None], codes, confidence)
         rows.append((cat, float(lo), float(hi)))
-    return pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])
+    out = pd.DataFrame(rows, columns=["category", "auroc_lo", "auroc_hi"])
+    out.attrs["method"] = "normal" if large else "bootstrap"
+    return out

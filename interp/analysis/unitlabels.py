@@ -41,7 +41,13 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from interp.analysis.resampling import RankedValues, clustered_win_fraction, group_codes, weighted_auroc
+from interp.analysis.resampling import (
+    BOOTSTRAP_MAX_CLIPS,
+    RankedValues,
+    clustered_win_fraction,
+    group_codes,
+    weighted_auroc,
+)
 from soundnet.errors import ParameterError
 from soundnet.options import Metric, MetricAlias, check_option
 
@@ -266,7 +272,7 @@ def label_status(
     n_boot: int = 500,
     compare: int = 3,
     seed: int = 0,
-    bootstrap_max_clips: int = 20_000,
+    bootstrap_max_clips: int = BOOTSTRAP_MAX_CLIPS,
 ) -> pd.DataFrame:
     """Status, best and runner-up category of every unit of one layer (see the module docstring).
 
