@@ -5,11 +5,12 @@ Writes synthetic run directories in the run-directory format (``run.json``, ``cl
 ``activations/<layer>.vmean.parquet`` for all 3,433 units, and the heads' ``mean`` logits), N/10
 and N clips, 10 categories, clips nested in groups of 4, a few planted selective units, then
 runs ``analyze`` on each in a fresh process (the nuisance report is skipped: there is no audio)
-and prints wall time and peak resident memory, and their ratios. With ``--check-clips`` (default
+and prints wall time, CPU time (what other jobs on a shared machine do not move) and peak
+resident memory, and their ratios. With ``--check-clips`` (default
 50,000) it also analyses a run of that size in memory (every layer's table read whole, as before
 the out-of-core path) and checks that the selectivity table and the unit labels are identical.
 
-    RESULT time_ratio=<t(N) / t(N/10)> peak_gb=<peak at N> equal=<true|false>
+    RESULT time_ratio=<t(N) / t(N/10), wall> cpu_ratio=<the same, CPU time> peak_gb=<peak at N> equal=<true|false>
 
 With ``--dashboard`` the N-clip run is then served by the dashboard: its clips are pointed at the
 demo corpus's recordings (cyclically, with their real durations), a ``topk.parquet`` of each
@@ -173,26 +174,30 @@ from interp.analysis import selectivity as S
 phases = {{}}
 for name in ("run_selectivity", "run_unit_labels", "run_output_correlations"):  # analyze's stages
     def timed(*a, _f=getattr(S, name), _n=name, **k):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             return _f(*a, **k)
         finally:
             phases[_n] = phases.get(_n, 0.0) + time.perf_counter() - t
+            cpu[_n] = cpu.get(_n, 0.0) + time.process_time() - c
     setattr(S, name, timed)
-t = time.perf_counter()
+cpu = {{}}
+t, c = time.perf_counter(), time.process_time()
 S.analyze({run!r}, recompute=True, nuisance=False, memory_gb={memory_gb})
-wall = time.perf_counter() - t
-print(json.dumps({{"wall": wall, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "phases": phases}}))
+wall, cpu_s = time.perf_counter() - t, time.process_time() - c
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps({{"wall": wall, "cpu": cpu_s, "peak": peak, "phases": phases, "cpu_phases": cpu}}))
 """
 
 
-def _analyze_child(run: Path, memory_gb: float) -> tuple[float, float, dict[str, float]]:
-    """Wall seconds, peak resident GB and seconds per stage of ``analyze`` on ``run`` in a fresh
-    process (the stages timed by wrapping the module functions that ``analyze`` calls)."""
+def _analyze_child(run: Path, memory_gb: float) -> dict:
+    """``analyze`` on ``run`` in a fresh process: ``wall`` and ``cpu`` seconds (the process's CPU
+    time, all its threads: what other jobs on a shared machine do not move), ``peak`` resident
+    GB, and seconds per stage, wall (``phases``) and CPU (``cpu_phases``), timed by wrapping the
+    module functions that ``analyze`` calls."""
     code = _CHILD.format(repo=str(REPO), run=str(run), memory_gb=memory_gb)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(res["wall"]), float(res["peak"]), {k: float(v) for k, v in res["phases"].items()}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _equal_to_in_memory(run: Path) -> bool:
@@ -242,17 +247,31 @@ def main(argv: list[str] | None = None) -> int:
                 write_synthetic_run(run, n)
                 print(f"wrote {n:,} clips x 3,433 units in {time.perf_counter() - t0:.0f} s")
             load = os.getloadavg()[0]
-            wall, peak, phases = _analyze_child(run, args.memory_gb)
+            res = results[n] = _analyze_child(run, args.memory_gb)
             load = max(load, os.getloadavg()[0])
-            results[n] = (wall, peak, phases)
-            split = ", ".join(f"{k.removeprefix('run_')} {v:.0f} s" for k, v in phases.items())
-            print(
-                f"analyze {n:>9,} clips: {wall:8.1f} s, peak {peak:5.2f} GB (budget {args.memory_gb:g} GB); "
-                f"{split}; load average {load:.1f} at start/end on {os.cpu_count()} CPUs"
+            split = ", ".join(
+                f"{k.removeprefix('run_')} {v:.0f} s (CPU {res['cpu_phases'][k]:.0f} s)"
+                for k, v in res["phases"].items()
             )
-        (t_small, m_small, p_small), (t_big, m_big, p_big) = results[args.clips // 10], results[args.clips]
-        print(f"time ratio N / (N/10) = {t_big / t_small:.2f} (target <= 11); memory ratio {m_big / m_small:.2f}")
-        print("  per stage: " + ", ".join(f"{k.removeprefix('run_')} {p_big[k] / p_small[k]:.2f}" for k in p_big))
+            print(
+                f"analyze {n:>9,} clips: {res['wall']:8.1f} s (CPU {res['cpu']:.1f} s), peak {res['peak']:5.2f} GB "
+                f"(budget {args.memory_gb:g} GB); {split}; load average {load:.1f} at start/end on "
+                f"{os.cpu_count()} CPUs"
+            )
+        small, big = results[args.clips // 10], results[args.clips]
+        t_ratio, cpu_ratio, m_big = big["wall"] / small["wall"], big["cpu"] / small["cpu"], big["peak"]
+        print(
+            f"time ratio N / (N/10) = {t_ratio:.2f} wall, {cpu_ratio:.2f} CPU (target <= 11); "
+            f"memory ratio {m_big / small['peak']:.2f}"
+        )
+        print(
+            "  per stage, wall (CPU): "
+            + ", ".join(
+                f"{k.removeprefix('run_')} {big['phases'][k] / small['phases'][k]:.2f} "
+                f"({big['cpu_phases'][k] / small['cpu_phases'][k]:.2f})"
+                for k in big["phases"]
+            )
+        )
         if args.dashboard:
             run = root / f"run_{args.clips}"
             t0 = time.perf_counter()
@@ -274,7 +293,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.check_clips:,} clips: out-of-core tables equal to the in-memory path: {equal}")
         print(
             "RESULT "
-            + json.dumps({"time_ratio": round(t_big / t_small, 3), "peak_gb": round(m_big, 3), "equal": equal})
+            + json.dumps(
+                {
+                    "time_ratio": round(t_ratio, 3),
+                    "cpu_ratio": round(cpu_ratio, 3),
+                    "peak_gb": round(m_big, 3),
+                    "equal": equal,
+                }
+            )
         )
     finally:
         if args.keep is None:

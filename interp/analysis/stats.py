@@ -108,24 +108,30 @@ def rank_columns(x, *, return_sorted: bool = False):
     """
     a = _as_2d(x, "x", "rank_columns")
     n, m = a.shape
-    order = np.argsort(a, axis=0, kind="stable")
-    s = np.take_along_axis(a, order, axis=0)
-    st = np.ascontiguousarray(s.T)  # (m, n): one sorted column per row
+    # one column per row: row sorts and gathers stay within a column's memory, and the default
+    # introsort (SIMD where the CPU has it) is several times faster than a stable sort on a
+    # million values; the order of tied values does not matter, their ranks are averaged
+    st = np.ascontiguousarray(a.T)  # (m, n)
+    order = st.argsort(axis=1)
+    s = np.take_along_axis(st, order, axis=1)  # (m, n): each column sorted
     new = np.ones((m, n), dtype=bool)
     if n > 1:
-        new[:, 1:] = st[:, 1:] != st[:, :-1]
+        np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])
     flat = new.ravel()
     starts = np.flatnonzero(flat)  # flat index of each tie group's start
-    counts = np.diff(np.append(starts, flat.size))  # group sizes (groups never span columns)
+    counts = np.empty_like(starts)  # group sizes (groups never span columns)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = flat.size - starts[-1]
     group = np.cumsum(flat) - 1  # group id of every flat position
     avg = (starts % n) + (counts + 1) / 2.0  # average 1-based rank of each group
-    ranks_sorted = avg[group].reshape(m, n)
-    ranks = np.empty((n, m), dtype=np.float64)
-    np.put_along_axis(ranks, order, ranks_sorted.T, axis=0)
-    c = counts.astype(np.float64)
-    tie_term = np.bincount(starts // n, weights=c**3 - c, minlength=m)
+    ranks_t = np.empty((m, n), dtype=np.float64)
+    np.put_along_axis(ranks_t, order, avg[group].reshape(m, n), axis=1)
+    ranks = np.ascontiguousarray(ranks_t.T)
+    tied = counts > 1  # only groups of ties add to the term
+    c = counts[tied].astype(np.float64)
+    tie_term = np.bincount(starts[tied] // n, weights=c * (c * c - 1.0), minlength=m)
     if return_sorted:
-        return ranks, tie_term, s
+        return ranks, tie_term, s.T
     return ranks, tie_term
 
 
