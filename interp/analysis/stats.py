@@ -108,6 +108,9 @@ def rank_columns(x, *, return_sorted: bool = False):
     """
     a = _as_2d(x, "x", "rank_columns")
     n, m = a.shape
+    if n == 0 or m == 0:
+        empty = np.zeros((n, m))
+        return (empty, np.zeros(m), empty) if return_sorted else (empty, np.zeros(m))
     # one column per row: row sorts and gathers stay within a column's memory, and the default
     # introsort (SIMD where the CPU has it) is several times faster than a stable sort on a
     # million values; the order of tied values does not matter, their ranks are averaged
@@ -129,7 +132,7 @@ def rank_columns(x, *, return_sorted: bool = False):
     ranks = np.ascontiguousarray(ranks_t.T)
     tied = counts > 1  # only groups of ties add to the term
     c = counts[tied].astype(np.float64)
-    tie_term = np.bincount(starts[tied] // n, weights=c * (c * c - 1.0), minlength=m)
+    tie_term = np.bincount(starts[tied] // n, weights=c * (c * c - 1.0), minlength=m).astype(np.float64)
     if return_sorted:
         return ranks, tie_term, s.T
     return ranks, tie_term
